@@ -1,0 +1,34 @@
+"""Errors raised by tlcore.
+
+Every message says what was wrong, what is allowed and what was received, so
+the CLI can print it as one line and the UI can show it with `st.error`.
+Subclasses also inherit the fitting built-in so callers may catch either.
+"""
+
+
+class TLCoreError(Exception):
+    """Base class of every error tlcore raises on purpose."""
+
+
+class ConfigError(TLCoreError, ValueError):
+    """A run config (or an override) is invalid."""
+
+
+class DatasetError(TLCoreError, ValueError):
+    """A dataset import was refused, or a dataset cannot be used."""
+
+
+class NotFoundError(TLCoreError, KeyError):
+    """A named dataset, run or file does not exist."""
+
+    def __str__(self) -> str:
+        # KeyError.__str__ would wrap the message in quotes.
+        return str(self.args[0]) if self.args else ""
+
+
+class WeightsError(TLCoreError, RuntimeError):
+    """Pretrained weights are missing, unreachable or of the wrong shape."""
+
+
+class RunStateError(TLCoreError, RuntimeError):
+    """An action does not fit the run's current status (e.g. resume a running run)."""
