@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,9 +18,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from tlcore import cache
 from tlcore.workspace import Workspace
 
-IMAGES_SUBDIR = "images"
+IMAGES_SUBDIR = "images"  # one of cache.KINDS
 SPLITS = ("train", "val", "test")
 
 
@@ -61,8 +61,8 @@ def split_arrays(ws: Workspace, manifest: dict[str, Any], split: str, size: int,
     x_path, y_path = folder / f"{split}.npy", folder / f"{split}-labels.npy"
     if not (x_path.exists() and y_path.exists()):
         _build(ws, manifest, split, size, x_path, y_path, progress)
-    now = time.time()
-    os.utime(folder, (now, now))  # recency for LRU eviction
+        cache.evict(ws, keep=(folder,))
+    cache.touch(folder)
     x = np.load(x_path, mmap_mode="r")
     y = np.load(y_path)
     return x, y
@@ -87,7 +87,7 @@ def _build(ws: Workspace, manifest: dict[str, Any], split: str, size: int, x_pat
         np.save(tmp_y, np.asarray([im["label"] for im in items], dtype=np.int32))
         os.replace(tmp_y, y_path)
         os.replace(tmp_x, x_path)  # last: its presence marks the entry complete
-        (x_path.parent / "meta.json").write_text(json.dumps(
+        (x_path.parent / cache.META_FILE).write_text(json.dumps(
             {"dataset": manifest["name"], "fingerprint": manifest["fingerprint"], "size": size}))
     finally:
         for tmp in (tmp_x, tmp_y):

@@ -1,0 +1,1 @@
+"""Benchmarks against the plain-Keras recipe (`python -m bench.recipe`)."""

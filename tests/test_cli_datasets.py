@@ -1,0 +1,118 @@
+"""`python -m tlcore datasets ...` and `python -m tlcore demo`, run as real subprocesses."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tlcore.cli.datasets import ProgressPrinter, format_table
+from tlcore.demo import write_class_folders
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def tlcore(*args: str) -> subprocess.CompletedProcess:
+    """Run the CLI with the test's TLCORE_HOME (exported by the `ws` fixture)."""
+    return subprocess.run([sys.executable, "-m", "tlcore", *map(str, args)], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_import_list_show_delete_round_trip(ws, tmp_path):
+    folder = write_class_folders(tmp_path / "src", ("cat", "dog house"), per_class=6, size=16)
+    (folder / "cat" / "notes.txt").write_text("skip me")
+
+    done = tlcore("datasets", "import", folder, "--name", "pets", "--val", "0.25", "--seed", "3")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "pets\n"
+    assert (ws.dataset_dir("pets") / "manifest.json").is_file()
+
+    listed = tlcore("datasets", "list", "--json")
+    rows = json.loads(listed.stdout)
+    assert [r["name"] for r in rows] == ["pets"] and rows[0]["n_images"] == 12
+
+    table = tlcore("datasets", "list").stdout.splitlines()
+    assert table[0].split()[:2] == ["NAME", "IMAGES"]
+    assert table[1].split()[:2] == ["pets", "12"]
+
+    shown = json.loads(tlcore("datasets", "show", "pets", "--json").stdout)
+    assert {"name", "classes", "counts", "skipped", "health"} <= set(shown)
+    assert shown["classes"] == ["cat", "dog house"]
+    assert shown["split"] == {"val": 0.25, "test": 0.1, "seed": 3}
+    assert shown["counts"]["dog house"] == {"train": 3, "val": 2, "test": 1, "total": 6}
+    assert shown["skipped"] == [{"file": "cat/notes.txt",
+                                 "reason": "not an image (or an unsupported format)"}]
+
+    human = tlcore("datasets", "show", "pets").stdout
+    assert "dog house" in human and "cat/notes.txt" in human and "Health" in human
+
+    gone = tlcore("datasets", "delete", "pets")
+    assert gone.returncode == 0 and not ws.dataset_dir("pets").exists()
+    again = tlcore("datasets", "delete", "pets")
+    assert again.returncode == 2 and "No dataset named 'pets'" in again.stderr
+
+
+def test_refused_import_exits_2_with_one_line(ws, tmp_path):
+    folder = write_class_folders(tmp_path / "src", ("only",), per_class=6, size=16)
+    res = tlcore("datasets", "import", folder, "--name", "lonely")
+    assert res.returncode == 2
+    assert res.stdout == ""
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("error: Refused: only 1 class folder found (only)")
+    assert not ws.dataset_dir("lonely").exists()
+    assert json.loads(tlcore("datasets", "list", "--json").stdout) == []
+
+
+def test_demo_command(ws):
+    res = tlcore("demo", "--name", "first-demo")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == "first-demo\n"
+    shown = json.loads(tlcore("datasets", "show", "first-demo", "--json").stdout)
+    assert len(shown["classes"]) >= 3 and shown["n_images"] >= 300
+    twice = tlcore("demo", "--name", "first-demo")
+    assert twice.returncode == 2 and "already exists" in twice.stderr
+
+
+class _Stream(io.StringIO):
+    def __init__(self, tty: bool) -> None:
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+def test_progress_printer_quiet_for_small_non_tty_imports():
+    stream = _Stream(tty=False)
+    bar = ProgressPrinter(stream, large=100)
+    for i in range(11):
+        bar(i, 10, "x.png")
+    assert stream.getvalue() == ""
+
+
+def test_progress_printer_lines_for_large_non_tty_imports():
+    stream = _Stream(tty=False)
+    bar = ProgressPrinter(stream, large=100)
+    for i in range(0, 1001, 7):
+        bar(i, 1000, "x.png")
+    bar(1000, 1000, "done")
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 10
+    assert lines[-1] == "imported 1000/1000 files (100%)"
+
+
+def test_progress_printer_bar_on_a_terminal():
+    stream = _Stream(tty=True)
+    bar = ProgressPrinter(stream)
+    bar(5, 10, "cat/1.png")
+    assert stream.getvalue().startswith("\r[" + "#" * 15 + "." * 15 + "] 5/10 cat/1.png")
+    bar.close()
+    assert stream.getvalue().endswith("\n")
+
+
+def test_format_table_aligns_columns():
+    text = format_table(["NAME", "N"], [["a", "5"], ["longer", "123"]], right={1})
+    assert text.splitlines() == ["NAME      N", "a         5", "longer  123"]
