@@ -37,6 +37,8 @@ STATUSES = (QUEUED, RUNNING, COMPLETED, FAILED, CANCELLED, LOST)
 ACTIVE_STATUSES = (QUEUED, RUNNING)
 FINAL_STATUSES = (COMPLETED, FAILED, CANCELLED, LOST)
 
+STAGE_TRAIN, STAGE_FEATURES = "train", "features"
+
 METRIC_COLUMNS = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "epoch_time")
 
 _SCHEMA = f"""
@@ -80,7 +82,8 @@ CREATE TABLE IF NOT EXISTS {METRICS_TABLE} (
 CREATE TABLE IF NOT EXISTS {PROGRESS_TABLE} (
     run_id TEXT PRIMARY KEY,
     phase INTEGER, epoch INTEGER, epochs INTEGER,
-    batch INTEGER, batches INTEGER, eta_s REAL, updated REAL
+    batch INTEGER, batches INTEGER, eta_s REAL, updated REAL,
+    stage TEXT NOT NULL DEFAULT 'train'
 );
 """
 
@@ -258,6 +261,72 @@ class RunStore:
             )
             return cur.rowcount == 1
 
+    def claim_next(self, max_running: int, **fields: Any) -> str | None:
+        """Move the oldest queued run to running if fewer than `max_running` runs are running.
+
+        Counting and claiming happen in one transaction, so two processes starting
+        queued runs at once never exceed the limit or start the same run twice.
+
+        Args:
+            max_running: The most runs that may be running at once.
+            **fields: Columns to set on the claimed run (e.g. `started`, `heartbeat`).
+
+        Returns:
+            The claimed run's id, or None when no slot is free or nothing is queued.
+        """
+        bad = set(fields) - _UPDATABLE_RUN_FIELDS
+        if bad:
+            raise ConfigError(f"Unknown run field(s) {sorted(bad)}.")
+        values = [json.dumps(v) if k in _JSON_RUN_FIELDS and v is not None else v
+                  for k, v in fields.items()]
+        with self._tx() as con:
+            running = con.execute(f"SELECT COUNT(*) FROM {RUNS_TABLE} WHERE status = ?",
+                                  (RUNNING,)).fetchone()[0]
+            if running >= max_running:
+                return None
+            row = con.execute(f"SELECT id FROM {RUNS_TABLE} WHERE status = ? ORDER BY seq "
+                              "LIMIT 1", (QUEUED,)).fetchone()
+            if row is None:
+                return None
+            sets = ", ".join(["status = ?", *(f"{k} = ?" for k in fields)])
+            con.execute(f"UPDATE {RUNS_TABLE} SET {sets} WHERE id = ?",
+                        (RUNNING, *values, row[0]))
+            return row[0]
+
+    def requeue(self, run_id: str, from_statuses: tuple[str, ...], **fields: Any) -> bool:
+        """Put a run back at the end of the queue if its status is in `from_statuses`.
+
+        Returns:
+            True when the run was requeued (atomic compare-and-set, like `transition`).
+        """
+        bad = set(fields) - _UPDATABLE_RUN_FIELDS
+        if bad:
+            raise ConfigError(f"Unknown run field(s) {sorted(bad)}.")
+        values = [json.dumps(v) if k in _JSON_RUN_FIELDS and v is not None else v
+                  for k, v in fields.items()]
+        sets = ", ".join(["status = ?", f"seq = (SELECT MAX(seq) + 1 FROM {RUNS_TABLE})",
+                          *(f"{k} = ?" for k in fields)])
+        with self._tx() as con:
+            cur = con.execute(
+                f"UPDATE {RUNS_TABLE} SET {sets} WHERE id = ? AND status IN "
+                f"({','.join('?' * len(from_statuses))})",
+                (QUEUED, *values, run_id, *from_statuses),
+            )
+            return cur.rowcount == 1
+
+    def merge_extra(self, run_id: str, **values: Any) -> dict[str, Any]:
+        """Merge `values` into a run's `extra` JSON object in one transaction; return it."""
+        with self._tx() as con:
+            row = con.execute(f"SELECT extra FROM {RUNS_TABLE} WHERE id = ?",
+                              (run_id,)).fetchone()
+            if row is None:
+                raise NotFoundError(f"No run with id {run_id!r}.")
+            extra = json.loads(row[0]) if row[0] else {}
+            extra.update(values)
+            con.execute(f"UPDATE {RUNS_TABLE} SET extra = ? WHERE id = ?",
+                        (json.dumps(extra), run_id))
+        return extra
+
     def rename_run(self, run_id: str, name: str) -> None:
         name = (name or "").strip()
         if not name or len(name) > 120:
@@ -327,14 +396,18 @@ class RunStore:
                         (run_id, after_epoch))
 
     def set_progress(self, run_id: str, *, phase: int, epoch: int, epochs: int, batch: int,
-                     batches: int, eta_s: float | None) -> None:
-        """Record the position inside the current epoch; also counts as a heartbeat."""
+                     batches: int, eta_s: float | None, stage: str = STAGE_TRAIN) -> None:
+        """Record the position inside the current epoch; also counts as a heartbeat.
+
+        With `stage=STAGE_FEATURES`, `batch`/`batches` count images whose frozen-base
+        features are being computed (once per dataset, size and weights) instead.
+        """
         now = time.time()
         with self._tx() as con:
             con.execute(
                 f"INSERT OR REPLACE INTO {PROGRESS_TABLE} (run_id, phase, epoch, epochs, batch, "
-                "batches, eta_s, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (run_id, phase, epoch, epochs, batch, batches, eta_s, now),
+                "batches, eta_s, updated, stage) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (run_id, phase, epoch, epochs, batch, batches, eta_s, now, stage),
             )
             con.execute(f"UPDATE {RUNS_TABLE} SET heartbeat = ? WHERE id = ?", (now, run_id))
 

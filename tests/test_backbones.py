@@ -1,0 +1,222 @@
+"""VGG16 facts without TensorFlow: parameter table, weights files, weights resolution."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+
+from tlcore import backbones
+from tlcore.config import RunConfig
+from tlcore.errors import WeightsError
+
+VGG16_NOTOP_PARAMS = 14_714_688  # keras.applications.VGG16(include_top=False).count_params()
+BIAS1 = np.arange(64, dtype=np.float32) / 100
+
+
+def _cfg(**data) -> RunConfig:
+    return RunConfig.from_dict({"dataset": "d", "base": {"weights": "none"}, **data})
+
+
+def write_keras3(path, *, names: bool = True, shapes: dict | None = None) -> None:
+    """A Keras 3 `.weights.h5` layout with VGG16 notop shapes (data unallocated except one bias)."""
+    shapes = {**backbones.conv_shapes(), **(shapes or {})}
+    with h5py.File(path, "w") as f:
+        layers = f.create_group("layers")
+        layers.create_group("input_layer").create_group("vars")
+        for i, conv in enumerate(backbones.CONV_LAYERS):
+            variables = layers.create_group("conv2d" + (f"_{i}" if i else "")).create_group("vars")
+            if names:
+                variables.attrs["name"] = conv
+            kernel, bias = shapes[conv]
+            variables.create_dataset("0", shape=kernel, dtype="f4")
+            if conv == "block1_conv1" and bias == (64,):
+                variables.create_dataset("1", data=BIAS1)
+            else:
+                variables.create_dataset("1", shape=bias, dtype="f4")
+        for i in range(5):
+            layers.create_group("max_pooling2d" + (f"_{i}" if i else "")).create_group("vars")
+        f.create_group("vars")
+
+
+def write_legacy(path, *, nested: bool = False) -> None:
+    """A legacy Keras 2 `.h5` layout (the file Keras downloads), optionally under model_weights."""
+    with h5py.File(path, "w") as f:
+        root = f.create_group("model_weights") if nested else f
+        pools = [b.pool for b in backbones.BLOCKS]
+        root.attrs["layer_names"] = [n.encode() for n in ("input_1", *backbones.CONV_LAYERS,
+                                                          *pools)]
+        root.create_group("input_1").attrs["weight_names"] = []
+        for pool in pools:
+            root.create_group(pool).attrs["weight_names"] = []
+        for conv, (kernel, bias) in backbones.conv_shapes().items():
+            group = root.create_group(conv)
+            names = [f"{conv}_W_1:0", f"{conv}_b_1:0"]
+            group.attrs["weight_names"] = [n.encode() for n in names]
+            group.create_dataset(names[0], shape=kernel, dtype="f4")
+            if conv == "block1_conv1":
+                group.create_dataset(names[1], data=BIAS1)
+            else:
+                group.create_dataset(names[1], shape=bias, dtype="f4")
+
+
+@pytest.fixture
+def no_weights_env(monkeypatch, tmp_path):
+    """No env var or Keras cache may provide weights."""
+    monkeypatch.delenv(backbones.ENV_WEIGHTS, raising=False)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
+
+
+# ---- the table -------------------------------------------------------------------
+def test_vgg16_blocks_and_shapes():
+    assert [b.name for b in backbones.BLOCKS] == [f"block{i}" for i in range(1, 6)]
+    assert len(backbones.CONV_LAYERS) == 13
+    shapes = backbones.conv_shapes()
+    assert shapes["block1_conv1"] == ((3, 3, 3, 64), (64,))
+    assert shapes["block5_conv3"] == ((3, 3, 512, 512), (512,))
+    total = sum(int(np.prod(k)) + int(np.prod(b)) for k, b in shapes.values())
+    assert total == VGG16_NOTOP_PARAMS
+    assert backbones.block_of("block4_pool") == 4 and backbones.block_of("head_dense1") is None
+
+
+def test_param_table_default_recipe():
+    config = _cfg(image_size=150)
+    rows = backbones.param_table(config, 2)
+    by_name = {r["layer"]: r for r in rows}
+    assert rows[0]["layer"] == backbones.PREPROCESS_LAYER and rows[0]["params"] == 12
+    assert by_name["block5_pool"]["output_shape"] == (4, 4, 512)
+    assert by_name["head_flatten"]["output_shape"] == (8192,)
+    assert by_name["head_dense1"]["params"] == 8192 * 256 + 256
+    assert by_name["predictions"]["params"] == 257 * 2
+    assert {r["block"] for r in rows} == {"preprocess", "head", *(b.name for b in backbones.BLOCKS)}
+    summary = backbones.param_summary(config, 2)
+    head = 8192 * 256 + 256 + 257 * 2
+    assert summary == {"total": VGG16_NOTOP_PARAMS + 12 + head, "trainable_phase1": head,
+                       "trainable_phase2": 0, "frozen": VGG16_NOTOP_PARAMS + 12}
+
+
+def test_param_table_fine_tune_batchnorm_and_augment():
+    config = _cfg(image_size=64, head={"pooling": "avg", "dense": [32, 16], "batchnorm": True,
+                                       "dropout": 0.0},
+                  fine_tune={"blocks": 1, "epochs": 2}, augment={"flip": "horizontal",
+                                                                 "zoom": 0.1})
+    rows = backbones.param_table(config, 3)
+    names = [r["layer"] for r in rows]
+    assert names[:3] == ["augment_flip", "augment_zoom", backbones.PREPROCESS_LAYER]
+    assert "head_dropout1" not in names and "head_act2" in names
+    bn = next(r for r in rows if r["layer"] == "head_bn1")
+    assert bn["params"] == 4 * 32 and bn["trainable_params"] == 2 * 32
+    assert next(r for r in rows if r["layer"] == "head_dense1")["params"] == 512 * 32  # no bias
+    trainable2 = {r["block"] for r in rows if r["trainable_phase2"]}
+    assert trainable2 == {"block5", "head"}
+    block5 = 3 * (9 * 512 * 512 + 512)
+    head = 512 * 32 + 2 * 32 + 32 * 16 + 2 * 16 + 17 * 3
+    summary = backbones.param_summary(config, 3)
+    assert summary["trainable_phase1"] == head
+    assert summary["trainable_phase2"] == head + block5
+
+
+def test_param_table_rejects_one_class():
+    with pytest.raises(ValueError, match="num_classes"):
+        backbones.param_table(_cfg(), 1)
+
+
+# ---- weights files ------------------------------------------------------------------
+@pytest.mark.parametrize("layout", ["keras3", "keras3-unnamed", "keras2", "keras2-nested"])
+def test_weights_file_layouts(tmp_path, layout):
+    path = tmp_path / "w.h5"
+    if layout.startswith("keras3"):
+        write_keras3(path, names=layout == "keras3")
+    else:
+        write_legacy(path, nested=layout.endswith("nested"))
+    assert backbones.check_weights_file(path) == layout.split("-")[0]
+    weights = backbones.read_conv_weights(path)
+    assert list(weights) == list(backbones.CONV_LAYERS)
+    np.testing.assert_array_equal(weights["block1_conv1"][1], BIAS1)
+    assert weights["block5_conv3"][0].shape == (3, 3, 512, 512)
+
+
+def test_wrong_shapes_are_refused(tmp_path):
+    path = tmp_path / "w.weights.h5"
+    write_keras3(path, shapes={"block3_conv2": ((3, 3, 256, 128), (128,))})
+    with pytest.raises(WeightsError, match=r"block3_conv2 .*\(3, 3, 256, 256\).*Received"):
+        backbones.check_weights_file(path)
+
+
+def test_unusable_files_are_refused(tmp_path):
+    with pytest.raises(WeightsError, match="does not exist"):
+        backbones.check_weights_file(tmp_path / "missing.h5")
+    text = tmp_path / "notes.h5"
+    text.write_text("not hdf5")
+    with pytest.raises(WeightsError, match="cannot be read"):
+        backbones.check_weights_file(text)
+    other = tmp_path / "other.h5"
+    with h5py.File(other, "w") as f:
+        f.create_dataset("x", data=np.zeros(3))
+    with pytest.raises(WeightsError, match="not a Keras weights file"):
+        backbones.check_weights_file(other)
+    few = tmp_path / "few.h5"
+    with h5py.File(few, "w") as f:
+        f.attrs["layer_names"] = [b"dense"]
+        f.create_group("dense").attrs["weight_names"] = [b"k"]
+        f["dense"].create_dataset("k", shape=(2, 2))
+    with pytest.raises(WeightsError, match="13 weighted layers"):
+        backbones.check_weights_file(few)
+
+
+# ---- where weights come from -------------------------------------------------------
+def test_resolution_order(ws, tmp_path, monkeypatch, no_weights_env):
+    assert backbones.resolve_imagenet_weights(ws) is None
+    status = backbones.weights_status(ws)
+    assert not status["available"]
+    assert backbones.ENV_WEIGHTS in status["message"] and str(ws.weights_dir) in status["message"]
+
+    cached = backbones.keras_cache_file()
+    assert str(cached).startswith(str(tmp_path / "keras_home"))
+    cached.parent.mkdir(parents=True)
+    write_legacy(cached)
+    assert backbones.resolve_imagenet_weights(ws) == cached
+
+    (ws.weights_dir / "a_broken.h5").write_bytes(b"junk")  # skipped, not fatal
+    local = ws.weights_dir / "b_vgg16.weights.h5"
+    write_keras3(local)
+    assert backbones.resolve_imagenet_weights(ws) == local
+    assert backbones.weights_status(ws)["source"] == "workspace weights folder"
+
+    env_file = tmp_path / "env.weights.h5"
+    write_keras3(env_file)
+    monkeypatch.setenv(backbones.ENV_WEIGHTS, str(env_file))
+    assert backbones.resolve_imagenet_weights(ws) == env_file.resolve()
+
+    monkeypatch.setenv(backbones.ENV_WEIGHTS, str(tmp_path / "nope.h5"))
+    with pytest.raises(WeightsError, match=f"{backbones.ENV_WEIGHTS} is set but unusable"):
+        backbones.resolve_imagenet_weights(ws)
+    assert backbones.weights_status(ws)["available"] is False
+
+
+def test_save_weights_upload(ws, tmp_path):
+    src = tmp_path / "src.h5"
+    write_keras3(src)
+    stored = backbones.save_weights_upload(src.read_bytes(), "My VGG (1).h5", ws)
+    assert stored.parent == ws.weights_dir and stored.name == "My_VGG_1.weights.h5"
+    assert backbones.check_weights_file(stored) == "keras3"
+    legacy = tmp_path / "legacy.h5"
+    write_legacy(legacy)
+    assert backbones.save_weights_upload(legacy.read_bytes(), "k.h5", ws).name == "k.h5"
+
+    before = sorted(p.name for p in ws.weights_dir.iterdir())
+    with pytest.raises(WeightsError, match="Uploaded file 'bad.h5'"):
+        backbones.save_weights_upload(b"\x89HDF-not-really", "bad.h5", ws)
+    assert sorted(p.name for p in ws.weights_dir.iterdir()) == before
+    assert list(ws.tmp_dir.iterdir()) == []
+
+
+def test_ui_modules_do_not_import_tensorflow():
+    code = ("import sys, tlcore.backbones, tlcore.jobs, tlcore.cli.runs; "
+            "bad = [m for m in ('tensorflow', 'keras') if m in sys.modules]; "
+            "sys.exit(f'imported {bad}' if bad else 0)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr

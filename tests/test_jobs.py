@@ -1,0 +1,285 @@
+"""Workers, queue, cancel, liveness, resume and delete, with real worker processes where it matters."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from tlcore import datasets, jobs, worker
+from tlcore.config import RunConfig
+from tlcore.demo import write_class_folders
+from tlcore.errors import ConfigError, NotFoundError, RunStateError, WeightsError
+from tlcore.store import CANCELLED, COMPLETED, FAILED, LOST, QUEUED, RUNNING, RunStore
+
+RUN_TIMEOUT_S = 180
+
+
+@pytest.fixture
+def dataset(ws, tmp_path):
+    folder = write_class_folders(tmp_path / "src", ("a", "b", "c"), per_class=10, size=40)
+    datasets.import_dataset(folder, "shapes", ws=ws)
+    return "shapes"
+
+
+def _config(dataset: str, epochs: int = 1, **data) -> RunConfig:
+    return RunConfig.from_dict({
+        "dataset": dataset, "image_size": 32, "base": {"weights": "none"},
+        "head": {"dense": [8], "dropout": 0.0},
+        "train": {"epochs": epochs, "batch_size": 8, "early_stopping_patience": 0}, **data})
+
+
+def wait_for(predicate, what: str, timeout: float = RUN_TIMEOUT_S, interval: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def _status(store: RunStore, run_id: str) -> str:
+    return store.get_run(run_id)["status"]
+
+
+def _fake_worker(run_id: str) -> subprocess.Popen:
+    """A process that looks like run_id's worker (same command-line words) but never trains."""
+    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)",
+                             "tlcore.worker", run_id], start_new_session=True)
+
+
+def _claim_for(store: RunStore, proc: subprocess.Popen | None, heartbeat: float) -> None:
+    run_id = store.claim_next(1, started=heartbeat, heartbeat=heartbeat, pid=None)
+    assert run_id is not None
+    if proc is not None:
+        store.update_run(run_id, pid=proc.pid)
+
+
+# ---- real workers -----------------------------------------------------------------------
+@pytest.mark.slow
+def test_queue_order_live_metrics_and_cancel_of_a_queued_run(ws, dataset):
+    store = RunStore(ws)
+    first = jobs.launch(_config(dataset, epochs=5), name="first", ws=ws)
+    second = jobs.launch(_config(dataset, epochs=1), name="second", ws=ws)
+    third = jobs.launch(_config(dataset, epochs=1), name="third", ws=ws)
+    assert [_status(store, r) for r in (first, second, third)] == [RUNNING, QUEUED, QUEUED]
+    assert json.loads((ws.run_dir(first) / jobs.CONFIG_FILE).read_text())["train"]["epochs"] == 5
+
+    assert jobs.cancel(third, ws) == CANCELLED
+
+    # Metrics are readable here, in another process, while the worker is still training.
+    wait_for(lambda: store.metrics(first) and _status(store, first) == RUNNING,
+             "an epoch row of the running run")
+    progress = store.progress(first)
+    assert progress["batches"] == 3 and progress["epochs"] == 5
+    assert _status(store, second) == QUEUED
+
+    # Nobody calls refresh: the first worker starts the second when it ends.
+    wait_for(lambda: _status(store, second) in (COMPLETED, FAILED), "the queued run to finish")
+    runs = {r: store.get_run(r) for r in (first, second, third)}
+    assert runs[first]["status"] == runs[second]["status"] == COMPLETED
+    assert runs[first]["ended"] <= runs[second]["started"]
+    assert [m["epoch"] for m in store.metrics(first)] == [1, 2, 3, 4, 5]
+    assert runs[third]["status"] == CANCELLED and runs[third]["started"] is None
+    assert not (ws.run_dir(third) / jobs.LOG_FILE).exists()
+    assert "completed" in jobs.log_tail(first, ws=ws)
+
+
+@pytest.mark.slow
+def test_cancel_of_a_running_run_stops_it_promptly(ws, dataset):
+    store = RunStore(ws)
+    run_id = jobs.launch(_config(dataset, epochs=200), ws=ws)
+    wait_for(lambda: store.progress(run_id), "the first batch")
+    pid = store.get_run(run_id)["pid"]
+    start = time.monotonic()
+    assert jobs.cancel(run_id, ws, wait=jobs.CANCEL_GRACE_S) == CANCELLED
+    assert time.monotonic() - start < 10
+    run = store.get_run(run_id)
+    assert run["error"] is None  # it stopped by itself, no kill needed
+    wait_for(lambda: not jobs.pid_alive(pid, run_id), "the worker to exit", timeout=10)
+    assert len(store.metrics(run_id)) < 200
+    assert f"Run {run_id} was cancelled" in jobs.log_tail(run_id, ws=ws)
+
+
+@pytest.mark.slow
+def test_kill_9_is_detected_and_resume_continues_from_the_checkpoint(ws, dataset):
+    store = RunStore(ws)
+    run_id = jobs.launch(_config(dataset, epochs=8), ws=ws)
+    checkpoint = ws.run_dir(run_id) / "checkpoint" / "state.json"
+    wait_for(checkpoint.exists, "the first epoch checkpoint")
+    pid = store.get_run(run_id)["pid"]
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not jobs.pid_alive(pid, run_id), "the worker to die", timeout=10)
+
+    assert jobs.refresh(ws) == [run_id]
+    run = store.get_run(run_id)
+    assert run["status"] == LOST
+    assert f"pid {pid}" in run["error"] and "resume" in run["error"]
+    done = json.loads(checkpoint.read_text())["epoch"]
+    assert 1 <= done < 8
+    kept = store.metrics(run_id)[:done]
+
+    jobs.resume(run_id, ws)
+    assert store.get_run(run_id)["extra"]["resume"] is True
+    wait_for(lambda: _status(store, run_id) in (COMPLETED, FAILED), "the resumed run")
+    run = store.get_run(run_id)
+    assert run["status"] == COMPLETED, run["error"]
+    assert [m["epoch"] for m in store.metrics(run_id)] == list(range(1, 9))
+    assert store.metrics(run_id)[:done] == kept
+    assert f"resuming after epoch {done}" in jobs.log_tail(run_id, lines=200, ws=ws)
+
+
+@pytest.mark.slow
+def test_a_failing_worker_stores_its_error(ws):
+    store = RunStore(ws)
+    run_id = store.create_run(_config("vanished"))  # as if deleted after launch
+    assert jobs.start_queued(ws) == [run_id]
+    wait_for(lambda: _status(store, run_id) == FAILED, "the run to fail", timeout=120)
+    run = store.get_run(run_id)
+    assert run["error"].startswith("No dataset named 'vanished'")
+    assert "Traceback (last lines):" in run["error"] and run["ended"] is not None
+    assert "NotFoundError" in jobs.log_tail(run_id, ws=ws)
+
+
+@pytest.mark.slow
+def test_device_info_runs_in_a_subprocess_and_is_cached(ws):
+    cached = ws.cache_dir / jobs.DEVICE_CACHE_FILE
+    cached.write_text(json.dumps({"device": "from cache", "gpus": [], "mixed_precision": False}))
+    assert jobs.device_info(ws)["device"] == "from cache"
+    info = jobs.device_info(ws, refresh=True)
+    assert info == {"device": "CPU", "gpus": [], "mixed_precision": False}
+    assert json.loads(cached.read_text()) == info
+
+
+# ---- no TensorFlow: store-level and fake workers --------------------------------------------
+def test_launch_refuses_what_cannot_run(ws, dataset, tmp_path, monkeypatch):
+    store = RunStore(ws)
+    with pytest.raises(NotFoundError, match="No dataset named 'nope'"):
+        jobs.launch(_config("nope"), ws=ws)
+    with pytest.raises(WeightsError, match="does not exist"):
+        jobs.launch(_config(dataset, base={"weights": str(tmp_path / "missing.h5")}), ws=ws)
+    queued = store.create_run(_config(dataset))
+    with pytest.raises(RunStateError, match=f"run:{queued}.*queued"):
+        jobs.launch(_config(dataset, base={"weights": f"run:{queued}"}), ws=ws)
+    monkeypatch.setenv(jobs.ENV_MAX_WORKERS, "zero")
+    with pytest.raises(ConfigError, match="TLCORE_MAX_WORKERS"):
+        jobs.launch(_config(dataset), ws=ws)
+    assert [r["id"] for r in store.list_runs()] == [queued]
+
+
+def test_claims_never_exceed_the_limit(ws):
+    store = RunStore(ws)
+    for _ in range(4):
+        store.create_run(_config("d"))
+    claimed: list[str | None] = []
+    threads = [threading.Thread(target=lambda: claimed.append(store.claim_next(2)))
+               for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    got = [c for c in claimed if c]
+    assert len(got) == 2 and len(set(got)) == 2
+    first_two = [r["id"] for r in store.list_runs()][:2]
+    assert sorted(got) == sorted(first_two)  # oldest first
+
+
+def test_refresh_marks_dead_and_recycled_workers_lost(ws):
+    store = RunStore(ws)
+    never = store.create_run(_config("d"))
+    recycled = store.create_run(_config("d"))
+    _claim_for(store, None, heartbeat=time.time() - 60)  # launcher died before spawning
+    store.update_run(recycled, status=RUNNING, pid=os.getpid(), heartbeat=time.time())
+    assert sorted(jobs.refresh(ws)) == sorted([never, recycled])
+    assert "did not start" in store.get_run(never)["error"]
+    assert store.get_run(recycled)["status"] == LOST  # this pid is alive but is no worker
+
+
+def test_a_worker_that_ignores_cancel_is_killed_after_the_grace_period(ws, monkeypatch):
+    store = RunStore(ws)
+    run_id = store.create_run(_config("d"))
+    proc = _fake_worker(run_id)
+    try:
+        _claim_for(store, proc, heartbeat=time.time())
+        assert jobs.pid_alive(proc.pid, run_id)
+        monkeypatch.setattr(jobs, "CANCEL_GRACE_S", 0.5)
+        assert jobs.cancel(run_id, ws, wait=10) == CANCELLED
+        assert proc.wait(timeout=10) == -signal.SIGKILL
+        assert "killed" in store.get_run(run_id)["error"]
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_delete_stops_and_removes_runs(ws):
+    store = RunStore(ws)
+    running = store.create_run(_config("d"))
+    queued = store.create_run(_config("d"))
+    for run_id in (running, queued):
+        ws.run_dir(run_id).mkdir(parents=True)
+        (ws.run_dir(run_id) / jobs.LOG_FILE).write_text("x\n")
+    proc = _fake_worker(running)
+    try:
+        _claim_for(store, proc, heartbeat=time.time())
+        jobs.delete(running, ws)
+        assert proc.wait(timeout=10) == -signal.SIGKILL
+        jobs.delete(queued, ws)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert store.list_runs() == []
+    assert not ws.run_dir(running).exists() and not ws.run_dir(queued).exists()
+    with pytest.raises(NotFoundError):
+        jobs.delete(running, ws)
+
+
+def test_resume_and_cancel_check_the_status(ws):
+    store = RunStore(ws)
+    done = store.create_run(_config("d"), status=COMPLETED)
+    with pytest.raises(RunStateError, match="can be resumed. Received: .* completed"):
+        jobs.resume(done, ws)
+    with pytest.raises(RunStateError, match="can be cancelled. Received: .* completed"):
+        jobs.cancel(done, ws)
+    older = store.create_run(_config("d"))
+    failed = store.create_run(_config("d"), status=FAILED)
+    store.update_run(failed, error="boom", cancel_requested=1)
+    proc = _fake_worker(older)  # keeps the only slot busy so both stay queued
+    try:
+        _claim_for(store, proc, heartbeat=time.time())
+        newer = store.create_run(_config("d"))
+        jobs.resume(failed, ws)
+        queue = [r["id"] for r in store.list_runs(statuses=(QUEUED,))]
+        assert queue == [newer, failed]  # a resumed run goes to the back of the queue
+        run = store.get_run(failed)
+        assert run["error"] is None and run["cancel_requested"] is False
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_log_tail(ws):
+    store = RunStore(ws)
+    run_id = store.create_run(_config("d"))
+    assert jobs.log_tail(run_id, ws=ws) == ""
+    ws.run_dir(run_id).mkdir(parents=True)
+    (ws.run_dir(run_id) / jobs.LOG_FILE).write_text("".join(f"line {i}\n" for i in range(100)))
+    assert jobs.log_tail(run_id, lines=3, ws=ws) == "line 97\nline 98\nline 99"
+
+
+def test_failure_message_hints_at_out_of_memory():
+    try:
+        raise RuntimeError("OOM when allocating tensor with shape[64,512,28,28]")
+    except RuntimeError as exc:
+        message = worker.failure_message(exc, {"train": {"batch_size": 64}, "image_size": 224})
+    assert message.startswith("Out of memory. Use a smaller train.batch_size (now 64) or a "
+                              "smaller image_size (now 224)")
+    assert "Traceback (last lines):" in message and "test_jobs.py" in message
+    plain = worker.failure_message(ValueError("bad value"))
+    assert plain.startswith("ValueError: bad value") and "Out of memory" not in plain

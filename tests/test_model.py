@@ -1,0 +1,180 @@
+"""The Keras model: shapes and trainable counts per freeze setting, baked-in preprocessing,
+safe-mode reload, mixed precision, and where the base weights come from (offline)."""
+
+from __future__ import annotations
+
+import time
+
+import keras
+import numpy as np
+import pytest
+
+from tlcore import backbones
+from tlcore.config import RunConfig
+from tlcore.errors import RunStateError, WeightsError
+from tlcore.model import (
+    BASE_NAME,
+    HEAD_NAME,
+    build_base,
+    build_model,
+    compile_for_phase,
+    set_phase,
+)
+from tlcore.store import COMPLETED, RunStore
+
+
+def _cfg(**data) -> RunConfig:
+    data.setdefault("image_size", 32)
+    return RunConfig.from_dict({"dataset": "d", "base": {"weights": "none"}, **data})
+
+
+def _leaf_layers(model: keras.Model):
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            yield from _leaf_layers(layer)
+        elif not isinstance(layer, keras.layers.InputLayer):
+            yield layer
+
+
+def _count(weights) -> int:
+    return sum(int(np.prod(w.shape)) for w in weights)
+
+
+def _images(n: int, size: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (n, size, size, 3)).astype("float32")
+
+
+CONFIGS = [
+    dict(),
+    dict(head={"pooling": "avg", "dense": [24, 12], "batchnorm": True, "dropout": 0.0},
+         fine_tune={"blocks": 1, "epochs": 1}),
+    dict(image_size=48, head={"pooling": "max", "dense": [], "l2": 0.01},
+         fine_tune={"blocks": 3, "epochs": 1}, augment={"flip": "both", "rotation": 0.1}),
+    dict(image_size=40, head={"dense": [8]}, fine_tune={"blocks": 5, "epochs": 2},
+         augment={"zoom": 0.1, "translate": 0.1, "contrast": 0.2}),
+]
+
+
+@pytest.mark.parametrize("data", CONFIGS, ids=["default", "bn-ft1", "max-ft3-aug", "ft5-aug"])
+def test_param_table_matches_keras(data):
+    config = _cfg(**data)
+    model = build_model(config, 3)
+    rows = backbones.param_table(config, 3)
+    layers = list(_leaf_layers(model))
+    assert [layer.name for layer in layers] == [r["layer"] for r in rows]
+    for layer, row in zip(layers, rows, strict=True):
+        assert type(layer).__name__ == row["type"], layer.name
+        assert layer.count_params() == row["params"], layer.name
+        assert tuple(layer.output.shape[1:]) == row["output_shape"], layer.name
+    summary = backbones.param_summary(config, 3)
+    assert model.count_params() == summary["total"]
+    assert _count(model.trainable_weights) == summary["trainable_phase1"]
+    assert model.get_layer(BASE_NAME).trainable is False
+    if config.fine_tune.enabled:
+        set_phase(model, config, 2)
+        assert _count(model.trainable_weights) == summary["trainable_phase2"]
+        trainable = {layer.name for layer in _leaf_layers(model)
+                     if layer.trainable and layer.weights and layer.name.startswith("block")}
+        expected = {r["layer"] for r in rows if r["trainable_phase2"] and r["params"]
+                    and r["block"] != "head"}
+        assert trainable == expected
+        set_phase(model, config, 1)
+        assert _count(model.trainable_weights) == summary["trainable_phase1"]
+
+
+def test_output_shape_and_probabilities():
+    model = build_model(_cfg(), 3)
+    probs = model.predict(_images(5, 32), verbose=0)
+    assert probs.shape == (5, 3)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_preprocessing_is_exact_vgg16_preprocess_input():
+    model = build_model(_cfg(), 2)
+    layer = model.get_layer(backbones.PREPROCESS_LAYER)
+    assert not layer.trainable and layer.dtype == "float32"
+    x = _images(3, 32, seed=1)
+    expected = keras.applications.vgg16.preprocess_input(x.copy())
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(x)), expected)
+
+
+def test_saved_model_reloads_in_safe_mode_and_predicts_the_same(tmp_path):
+    config = _cfg(head={"dense": [8], "batchnorm": True},
+                  augment={"flip": "horizontal", "rotation": 0.1, "contrast": 0.2})
+    model = build_model(config, 2)
+    x = _images(4, 32, seed=2)
+    before = model.predict(x, verbose=0)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path, safe_mode=True)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), before, atol=1e-6)
+    assert not any(isinstance(layer, keras.layers.Lambda) for layer in _leaf_layers(loaded))
+
+
+def test_augmentation_only_in_training():
+    model = build_model(_cfg(augment={"flip": "both", "translate": 0.3}), 2)
+    x = _images(2, 32, seed=3)
+    inference = [keras.ops.convert_to_numpy(model(x, training=False)) for _ in range(2)]
+    np.testing.assert_array_equal(inference[0], inference[1])
+    flip = model.get_layer("augment_flip")
+    outs = [keras.ops.convert_to_numpy(flip(x, training=True)) for _ in range(6)]
+    assert any(not np.array_equal(o, x) for o in outs)
+
+
+def test_mixed_precision_keeps_output_float32():
+    model = build_model(_cfg(train={"mixed_precision": "on"}), 2, mixed_precision=True)
+    base = model.get_layer(BASE_NAME)
+    assert base.get_layer("block1_conv1").compute_dtype == "float16"
+    assert model.get_layer(HEAD_NAME).get_layer("predictions").compute_dtype == "float32"
+    assert model.get_layer(backbones.PREPROCESS_LAYER).compute_dtype == "float32"
+    assert model.output.dtype == "float32"
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
+    compile_for_phase(model, _cfg(), 1)
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+
+
+def test_weights_file_is_loaded_by_layer_name(tmp_path):
+    source = keras.applications.VGG16(include_top=False, weights=None, input_shape=(32, 32, 3))
+    path = tmp_path / "vgg.weights.h5"
+    source.save_weights(path)
+    assert backbones.check_weights_file(path) == "keras3"
+    base = build_base(_cfg(image_size=64, base={"weights": str(path)}))
+    for name in ("block1_conv1", "block5_conv3"):
+        for got, want in zip(base.get_layer(name).get_weights(),
+                             source.get_layer(name).get_weights(), strict=True):
+            np.testing.assert_array_equal(got, want)
+    with pytest.raises(WeightsError, match="does not exist"):
+        build_base(_cfg(base={"weights": str(tmp_path / "missing.h5")}))
+
+
+def test_base_from_a_completed_run(ws):
+    store = RunStore(ws)
+    source_cfg = _cfg(image_size=48)
+    run_id = store.create_run(source_cfg)
+    source = build_model(source_cfg, 2)
+    ws.run_dir(run_id).mkdir(parents=True)
+    source.save(ws.run_dir(run_id) / "model.keras")
+    target = _cfg(base={"weights": f"run:{run_id}"})  # another size: conv weights still fit
+    with pytest.raises(RunStateError, match="needs a completed run.*queued"):
+        build_base(target, ws)
+    store.update_run(run_id, status=COMPLETED)
+    base = build_base(target, ws)
+    want = source.get_layer(BASE_NAME).get_layer("block3_conv2").get_weights()
+    for got, expected in zip(base.get_layer("block3_conv2").get_weights(), want, strict=True):
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_imagenet_offline_fails_fast_with_what_to_do(ws, tmp_path, monkeypatch):
+    monkeypatch.delenv(backbones.ENV_WEIGHTS, raising=False)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty_keras_home"))
+    # Port 9 on localhost refuses at once: the same path as a machine without network.
+    monkeypatch.setattr(backbones, "VGG16_NOTOP_URL", "http://127.0.0.1:9/vgg16_notop.h5")
+    start = time.monotonic()
+    with pytest.raises(WeightsError) as info:
+        build_model(_cfg(base={"weights": "imagenet"}), 2, ws)
+    assert time.monotonic() - start < 10
+    message = str(info.value)
+    assert backbones.ENV_WEIGHTS in message
+    assert str(ws.weights_dir) in message
+    assert "'none'" in message
+    assert not backbones.keras_cache_file().exists()

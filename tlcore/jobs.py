@@ -1,0 +1,462 @@
+"""Launch, queue, cancel, resume and delete training runs; worker liveness. No TensorFlow.
+
+Each run trains in its own detached OS process, `python -m tlcore.worker RUN_ID`,
+with its output in `runs/<id>/log.txt`. At most `$TLCORE_MAX_WORKERS` (default 1)
+runs are running; the others wait as `queued` and start in order: a worker
+starts the next one when it ends, and so does any reader calling `refresh`.
+
+Claiming a queued run is one store transaction (`RunStore.claim_next`), so two
+processes starting runs at once never exceed the limit or start a run twice. The
+claiming process marks the run running before it spawns the worker and tells the
+worker so through `$TLCORE_CLAIMED_RUN`; a worker started by hand claims a queued
+run itself.
+
+Liveness: a running run whose process is gone (crash, out of memory, kill -9)
+becomes `lost` with the reason on the next `refresh`. A cancelled run that does
+not stop within `CANCEL_GRACE_S` is killed and marked `cancelled`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tlcore import backbones
+from tlcore.config import RUN_WEIGHTS_PREFIX, RunConfig
+from tlcore.errors import ConfigError, RunStateError
+from tlcore.store import (
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    LOST,
+    QUEUED,
+    RUNNING,
+    RunStore,
+)
+from tlcore.workspace import Workspace
+
+# Files and folders of `runs/<id>/`.
+CONFIG_FILE = "config.json"
+LOG_FILE = "log.txt"
+MODEL_FILE = "model.keras"
+HISTORY_FILE = "history.csv"
+CHECKPOINT_DIR = "checkpoint"
+TEST_METRICS_FILE = "test_metrics.json"
+CLASS_NAMES_FILE = "class_names.json"  # output index -> class name
+DEVICE_CACHE_FILE = "device.json"  # in the workspace cache folder
+
+ENV_MAX_WORKERS = "TLCORE_MAX_WORKERS"
+ENV_CLAIMED = "TLCORE_CLAIMED_RUN"
+HEARTBEAT_INTERVAL_S = 5.0
+# A claimed run whose worker never reported within this time is lost.
+LOST_AFTER_S = 30.0
+CANCEL_GRACE_S = 20.0
+RESUMABLE = (FAILED, CANCELLED, LOST)
+_PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+# Workers this process started: polling them reaps them, so a finished worker
+# does not linger as a zombie that still looks alive to `os.kill(pid, 0)`.
+_children: dict[int, subprocess.Popen] = {}
+
+
+class RunCancelled(RunStateError):
+    """The run's cancel flag was seen; training stopped at the next batch."""
+
+
+def max_workers() -> int:
+    """How many runs may train at once: `$TLCORE_MAX_WORKERS`, default 1.
+
+    Raises:
+        ConfigError: if the variable is set but not a positive integer.
+    """
+    raw = os.environ.get(ENV_MAX_WORKERS, "").strip()
+    if not raw:
+        return 1
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ConfigError(f"{ENV_MAX_WORKERS} must be a positive integer (1 for one GPU). "
+                          f"Received: {ENV_MAX_WORKERS}={raw!r}")
+    return value
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write `text` to `path` through a temp file and `os.replace`."""
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+# ---- launching --------------------------------------------------------------
+def _check_base_weights(config: RunConfig, store: RunStore) -> None:
+    """Refuse unusable weights at launch; the worker checks again before training."""
+    weights = config.base.weights
+    if weights in ("imagenet", "none"):
+        return
+    if weights.startswith(RUN_WEIGHTS_PREFIX):
+        source = weights[len(RUN_WEIGHTS_PREFIX):]
+        status = store.get_run(source)["status"]
+        if status != COMPLETED:
+            raise RunStateError(
+                f"base.weights 'run:{source}' needs a completed run to take its VGG16 base "
+                f"from. Received: run {source} is {status}. Wait for it or pick another run."
+            )
+        return
+    backbones.check_weights_file(weights)
+
+
+def launch(config: RunConfig, name: str | None = None, ws: Workspace | None = None) -> str:
+    """Queue a run and start workers for free slots.
+
+    Args:
+        config: The run config (written once to `runs/<id>/config.json`).
+        name: A display name; default `run-<n>`.
+        ws: The workspace.
+
+    Returns:
+        The new run's id.
+
+    Raises:
+        NotFoundError: if the dataset does not exist.
+        WeightsError, RunStateError: if `base.weights` names an unusable file or run.
+    """
+    from tlcore.datasets import load_manifest
+
+    ws = ws or Workspace.from_env()
+    if not isinstance(config, RunConfig):
+        raise ConfigError(f"launch needs a RunConfig. Received: {type(config).__name__}")
+    store = RunStore(ws)
+    load_manifest(config.dataset, ws)
+    _check_base_weights(config, store)
+    max_workers()  # a bad setting fails here, not in a background start later
+    if name is not None:
+        name = name.strip()
+        if not name or len(name) > 120:
+            raise ConfigError(f"A run name must be 1-120 characters. Received: name={name!r}")
+    run_id = store.create_run(config, name=name)
+    run_dir = ws.run_dir(run_id)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / CONFIG_FILE, config.to_json())
+    start_queued(ws)
+    return run_id
+
+
+def _worker_env(ws: Workspace, run_id: str | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env["TLCORE_HOME"] = str(ws.root)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env["PYTHONUNBUFFERED"] = "1"
+    # tlcore must import in the child even when the caller runs from another folder.
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(_PROJECT_ROOT), env.get("PYTHONPATH", "")) if p)
+    if run_id is not None:
+        env[ENV_CLAIMED] = run_id
+    return env
+
+
+def _spawn(run_id: str, ws: Workspace) -> int:
+    run_dir = ws.run_dir(run_id)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / LOG_FILE, "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tlcore.worker", run_id],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True, env=_worker_env(ws, run_id), close_fds=True,
+        )
+    _children[proc.pid] = proc
+    return proc.pid
+
+
+def _reap() -> None:
+    """Collect workers this process started that have ended (no zombies left behind)."""
+    for pid, child in list(_children.items()):
+        if child.poll() is not None:
+            del _children[pid]
+
+
+def start_queued(ws: Workspace | None = None) -> list[str]:
+    """Start queued runs in order while fewer than `max_workers()` are running.
+
+    Returns:
+        The ids of the runs started.
+    """
+    _reap()
+    ws = ws or Workspace.from_env()
+    store = RunStore(ws)
+    limit = max_workers()
+    started = []
+    while True:
+        now = time.time()
+        run_id = store.claim_next(limit, started=now, heartbeat=now, pid=None, ended=None,
+                                  error=None)
+        if run_id is None:
+            return started
+        try:
+            pid = _spawn(run_id, ws)
+        except OSError as exc:
+            store.transition(run_id, (RUNNING,), status=FAILED, ended=time.time(),
+                             error=f"The worker process could not be started: {exc}")
+            continue
+        # The worker records the same pid itself; whichever write lands last agrees.
+        store.transition(run_id, (RUNNING,), pid=pid)
+        started.append(run_id)
+
+
+# ---- liveness ---------------------------------------------------------------
+def pid_alive(pid: int | None, run_id: str | None = None) -> bool:
+    """Whether `pid` is a live process (not a zombie), and the worker of `run_id` if given.
+
+    A worker has its run id on its command line; checking that guards against a
+    recycled pid where /proc is available.
+    """
+    if not pid:
+        return False
+    child = _children.get(pid)
+    if child is not None and child.poll() is not None:
+        del _children[pid]
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    proc = Path(f"/proc/{pid}")
+    try:
+        stat = (proc / "stat").read_text()
+        if stat[stat.rindex(")") + 2:].startswith("Z"):
+            return False
+        args = (proc / "cmdline").read_bytes().split(b"\0")
+    except (OSError, ValueError):
+        return True  # no /proc (macOS): trust the signal check
+    return run_id is None or run_id.encode() in args
+
+
+def _kill(pid: int) -> None:
+    """SIGKILL the worker's process group (it leads its own session)."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    child = _children.pop(pid, None)
+    if child is not None:
+        child.wait(timeout=10)
+
+
+def _wait_dead(pid: int, run_id: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while pid_alive(pid, run_id):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def refresh(ws: Workspace | None = None) -> list[str]:
+    """Settle runs whose worker is gone or ignores a cancel, then start queued runs.
+
+    * running, process gone: `lost` (or `cancelled` if a cancel was pending);
+    * running, claimed but no worker reported for `LOST_AFTER_S`: `lost`;
+    * running, cancel requested `CANCEL_GRACE_S` ago and still alive: killed, `cancelled`.
+
+    Returns:
+        The ids of runs whose status changed.
+    """
+    ws = ws or Workspace.from_env()
+    store = RunStore(ws)
+    changed = []
+    now = time.time()
+    for run in store.list_runs(statuses=(RUNNING,)):
+        run_id, pid = run["id"], run["pid"]
+        heartbeat = run["heartbeat"] or run["started"] or run["created"]
+        extra = run["extra"] or {}
+        if pid is None:
+            if now - heartbeat > LOST_AFTER_S and store.transition(
+                    run_id, (RUNNING,), status=LOST, ended=now,
+                    error=f"The worker did not start within {LOST_AFTER_S:.0f} s; "
+                          "resume the run to try again."):
+                changed.append(run_id)
+            continue
+        if not pid_alive(pid, run_id):
+            if run["cancel_requested"]:
+                fields = {"status": CANCELLED}
+            else:
+                fields = {"status": LOST, "error": (
+                    f"The worker process (pid {pid}) ended without reporting a result: it was "
+                    "killed, crashed or ran out of memory. Its log may say more; resume the run "
+                    "to continue from the last finished epoch.")}
+            if store.transition(run_id, (RUNNING,), ended=now, **fields):
+                changed.append(run_id)
+            continue
+        asked = extra.get("cancel_requested_at")
+        if run["cancel_requested"] and asked and now - asked > CANCEL_GRACE_S:
+            _kill(pid)
+            if store.transition(run_id, (RUNNING,), status=CANCELLED, ended=time.time(),
+                                error=f"The worker did not stop within {CANCEL_GRACE_S:.0f} s "
+                                      "of the cancel and was killed."):
+                changed.append(run_id)
+    start_queued(ws)
+    return changed
+
+
+# ---- actions on runs ----------------------------------------------------------
+def cancel(run_id: str, ws: Workspace | None = None, wait: float = 0.0) -> str:
+    """Cancel a run: a queued one never starts; a running one stops at its next batch.
+
+    A running worker that ignores the request is killed by `refresh` after
+    `CANCEL_GRACE_S`.
+
+    Args:
+        run_id: The run.
+        ws: The workspace.
+        wait: Seconds to wait (refreshing) for a running run to end.
+
+    Returns:
+        The run's status afterwards.
+
+    Raises:
+        NotFoundError: if the run does not exist.
+        RunStateError: if the run already ended.
+    """
+    ws = ws or Workspace.from_env()
+    store = RunStore(ws)
+    if store.transition(run_id, (QUEUED,), status=CANCELLED, ended=time.time()):
+        return CANCELLED
+    run = store.get_run(run_id)
+    if run["status"] != RUNNING:
+        raise RunStateError(
+            f"Only queued or running runs can be cancelled. Received: run {run_id} is "
+            f"{run['status']}.")
+    if not run["cancel_requested"]:  # asking again must not postpone the hard kill
+        store.merge_extra(run_id, cancel_requested_at=time.time())
+        store.request_cancel(run_id)
+    deadline = time.monotonic() + wait
+    while True:
+        refresh(ws)
+        status = store.get_run(run_id)["status"]
+        if status != RUNNING or time.monotonic() >= deadline:
+            return status
+        time.sleep(0.25)
+
+
+def resume(run_id: str, ws: Workspace | None = None) -> None:
+    """Queue a failed, cancelled or lost run again; it continues from its last epoch checkpoint.
+
+    Raises:
+        NotFoundError: if the run does not exist.
+        RunStateError: if the run is queued, running or completed.
+    """
+    ws = ws or Workspace.from_env()
+    store = RunStore(ws)
+    status = store.get_run(run_id)["status"]
+    if status not in RESUMABLE:
+        raise RunStateError(
+            f"Only {', '.join(RESUMABLE)} runs can be resumed. Received: run {run_id} is "
+            f"{status}.")
+    store.merge_extra(run_id, resume=True, cancel_requested_at=None)
+    if not store.requeue(run_id, RESUMABLE, cancel_requested=0, error=None, ended=None,
+                         pid=None):
+        raise RunStateError(f"Run {run_id} changed status while resuming; try again.")
+    start_queued(ws)
+
+
+def delete(run_id: str, ws: Workspace | None = None) -> None:
+    """Delete a run: stop it if active (at once: its results are not wanted), drop rows and folder.
+
+    Raises:
+        NotFoundError: if the run does not exist.
+    """
+    ws = ws or Workspace.from_env()
+    store = RunStore(ws)
+    run = store.get_run(run_id)
+    if store.transition(run_id, (QUEUED,), status=CANCELLED, ended=time.time()):
+        run = store.get_run(run_id)
+    if run["status"] == RUNNING:
+        store.request_cancel(run_id)
+        pid = run["pid"]
+        if pid and pid_alive(pid, run_id):
+            _kill(pid)
+            _wait_dead(pid, run_id, timeout=10)
+        store.transition(run_id, (RUNNING,), status=CANCELLED, ended=time.time())
+    store.delete_run(run_id)
+    shutil.rmtree(ws.run_dir(run_id), ignore_errors=True)
+    start_queued(ws)
+
+
+# ---- information --------------------------------------------------------------
+def device_info(ws: Workspace | None = None, refresh: bool = False) -> dict[str, Any]:
+    """What training runs on, found in a subprocess so the caller never imports TensorFlow.
+
+    The answer is cached in the workspace cache folder; `refresh=True` asks again.
+
+    Returns:
+        `{"device": "CPU" or GPU names, "gpus": [names], "mixed_precision": bool}`, plus
+        `"error"` (and device "unknown") when the probe failed.
+    """
+    ws = ws or Workspace.from_env()
+    path = ws.cache_dir / DEVICE_CACHE_FILE
+    if not refresh and path.is_file():
+        try:
+            return json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            pass  # rebuilt below
+    env = _worker_env(ws)
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    try:
+        proc = subprocess.run([sys.executable, "-m", "tlcore", "device", "--json"],
+                              capture_output=True, text=True, timeout=300, env=env)
+        info = json.loads(proc.stdout) if proc.returncode == 0 else None
+        reason = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+    except (OSError, subprocess.TimeoutExpired, json.JSONDecodeError) as exc:
+        info, reason = None, str(exc)
+    if not isinstance(info, dict):
+        return {"device": "unknown", "gpus": [], "mixed_precision": False,
+                "error": f"Could not query the training device: {reason}"}
+    atomic_write_text(path, json.dumps(info))
+    return info
+
+
+def log_tail(run_id: str, lines: int = 40, ws: Workspace | None = None) -> str:
+    """The last `lines` lines of a run's `log.txt` ("" when there is none yet).
+
+    Raises:
+        ConfigError: if `run_id` is not a valid run id.
+    """
+    ws = ws or Workspace.from_env()
+    path = ws.run_dir(run_id) / LOG_FILE
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - 64 * 1024 * max(1, lines // 40)))
+            text = fh.read().decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:]) if lines > 0 else ""
+
+
+def get_run_details(run_id: str, ws: Workspace | None = None) -> dict[str, Any]:
+    """A run's row plus its per-epoch metrics and progress (after `refresh`).
+
+    Raises:
+        NotFoundError: if the run does not exist.
+    """
+    ws = ws or Workspace.from_env()
+    refresh(ws)
+    store = RunStore(ws)
+    run = store.get_run(run_id)
+    run["metrics"] = store.metrics(run_id)
+    run["progress"] = store.progress(run_id)
+    return run

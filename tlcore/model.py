@@ -1,0 +1,388 @@
+"""Build the VGG16 + dense head model from a run config, and its freeze policy.
+
+The model takes raw RGB images (float, 0-255) and returns class probabilities:
+
+    image -> [augmentation] -> vgg16_preprocess -> vgg16 (nested) -> head (nested)
+
+* Augmentation uses Keras preprocessing layers; they are random in training only.
+* `vgg16_preprocess` is VGG16's own `preprocess_input` ("caffe": RGB -> BGR and
+  subtract the ImageNet mean) written as a frozen 1x1 float32 Conv2D whose kernel
+  is the channel permutation and whose bias is minus the mean. That is exact and
+  uses only built-in layers, so a saved `model.keras` loads with
+  `keras.models.load_model(path, safe_mode=True)` without tlcore installed.
+* `vgg16` is `keras.applications.VGG16(include_top=False)`; its conv weights are
+  set by layer name from whatever source the config names.
+* `head` is its own small model (pooling -> dense blocks -> softmax), so code
+  that already has the base's output (a feature cache) can train it directly.
+
+Small composable builders: `build_base`, `build_head`, `build_model`, `set_phase`.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tlcore import backbones
+from tlcore.config import RUN_WEIGHTS_PREFIX, RunConfig
+from tlcore.errors import ConfigError, NotFoundError, RunStateError, WeightsError
+from tlcore.jobs import MODEL_FILE
+from tlcore.workspace import Workspace
+
+BASE_NAME = backbones.BACKBONE_NAME
+HEAD_NAME = "head"
+INPUT_NAME = "image"
+# Seconds to wait for the download host before declaring the machine offline.
+PROBE_TIMEOUT_S = 5.0
+# Socket timeout while downloading, so a stalled transfer fails instead of hanging.
+DOWNLOAD_TIMEOUT_S = 60.0
+
+
+# ---- devices --------------------------------------------------------------
+def configure_devices() -> dict[str, Any]:
+    """Turn on GPU memory growth and describe the device training will use.
+
+    Memory growth must be set before any GPU op runs, so call this first in a process.
+
+    Returns:
+        `{"device": "CPU" or GPU names joined, "gpus": [names], "mixed_precision": bool}`
+        where `mixed_precision` is what `train.mixed_precision: auto` resolves to.
+    """
+    gpus = tf.config.list_physical_devices("GPU")
+    names = []
+    for gpu in gpus:
+        try:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        except RuntimeError:
+            pass  # already initialised in this process; growth cannot change any more
+        details = tf.config.experimental.get_device_details(gpu)
+        names.append(details.get("device_name") or gpu.name)
+    return {"device": ", ".join(names) if names else "CPU", "gpus": names,
+            "mixed_precision": bool(names)}
+
+
+def use_mixed_precision(config: RunConfig) -> bool:
+    """Whether the run computes in float16 (`auto`: when a GPU is present)."""
+    setting = config.train.mixed_precision
+    if setting == "auto":
+        return bool(tf.config.list_physical_devices("GPU"))
+    return setting == "on"
+
+
+# ---- base weights -----------------------------------------------------------
+def _reachable(host: str, port: int, timeout: float) -> bool:
+    """Whether a TCP connection opens within `timeout`, DNS included (it has no timeout)."""
+    ok = threading.Event()
+
+    def probe() -> None:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            ok.set()
+        except OSError:
+            pass
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout + 0.5)
+    return ok.is_set()
+
+
+def _download_imagenet(ws: Workspace) -> Path:
+    """Download the VGG16 notop weights into Keras's cache, failing fast when offline."""
+    url = backbones.VGG16_NOTOP_URL
+    parsed = urlparse(url)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    if not _reachable(parsed.hostname or "", port, PROBE_TIMEOUT_S):
+        raise WeightsError(
+            f"ImageNet weights for VGG16 are not available locally and {parsed.hostname} "
+            f"cannot be reached to download them (no network?). {backbones.offline_hint(ws)}"
+        )
+    target = backbones.keras_cache_file()
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
+    try:
+        path = keras.utils.get_file(
+            backbones.KERAS_WEIGHTS_FILE, url, cache_subdir=target.parent.name,
+            cache_dir=str(target.parent.parent), file_hash=backbones.KERAS_WEIGHTS_MD5)
+    except Exception as exc:  # any download failure gets the same way out
+        raise WeightsError(
+            f"Downloading the VGG16 ImageNet weights from {url} failed ({exc}). "
+            f"{backbones.offline_hint(ws)}"
+        ) from None
+    finally:
+        socket.setdefaulttimeout(previous)
+    return Path(path)
+
+
+def _run_model_path(run_id: str, ws: Workspace) -> Path:
+    """The model file of a completed run, for `base.weights: run:<id>`."""
+    from tlcore.store import COMPLETED, RunStore
+
+    try:
+        run = RunStore(ws).get_run(run_id)
+    except (NotFoundError, ConfigError):
+        raise NotFoundError(
+            f"base.weights names run {run_id!r}, which does not exist; use 'run:<id>' with the "
+            "id of a completed run (`python -m tlcore runs list`)."
+        ) from None
+    if run["status"] != COMPLETED:
+        raise RunStateError(
+            f"base.weights 'run:{run_id}' needs a completed run to take its VGG16 base from. "
+            f"Received: run {run_id} is {run['status']}. Wait for it to finish or pick another."
+        )
+    path = ws.run_dir(run_id) / MODEL_FILE
+    if not path.is_file():
+        raise NotFoundError(f"Run {run_id} is completed but its {MODEL_FILE} is missing at "
+                            f"{path}; pick another run for base.weights.")
+    return path
+
+
+def _conv_weights_from_model(path: Path) -> dict[str, list[np.ndarray]]:
+    source = keras.models.load_model(path, compile=False, safe_mode=True)
+    base = source.get_layer(BASE_NAME)
+    return {name: [np.asarray(w) for w in base.get_layer(name).get_weights()]
+            for name in backbones.CONV_LAYERS}
+
+
+def base_weights_source(config: RunConfig, ws: Workspace | None = None) -> str:
+    """Where `build_base` takes the conv weights from, in words (recorded with the run).
+
+    Raises:
+        WeightsError: if `$TLCORE_VGG16_WEIGHTS` is set but unusable.
+    """
+    ws = ws or Workspace.from_env()
+    weights = config.base.weights
+    if weights == "none":
+        return f"random init (seed {config.train.seed})"
+    if weights == "imagenet":
+        path = backbones.resolve_imagenet_weights(ws)
+        return f"imagenet: {path}" if path else "imagenet: Keras download"
+    if weights.startswith(RUN_WEIGHTS_PREFIX):
+        return f"run {weights[len(RUN_WEIGHTS_PREFIX):]}"
+    return f"file: {Path(weights).expanduser()}"
+
+
+def load_base_weights(config: RunConfig, ws: Workspace | None = None
+                      ) -> dict[str, list[np.ndarray]] | None:
+    """The VGG16 conv weights a config asks for, by layer name (None for `none`).
+
+    Raises:
+        WeightsError: if ImageNet weights are neither local nor downloadable, or a
+            weights file is missing or of the wrong shape.
+        NotFoundError, RunStateError: for `run:<id>` naming a missing or unfinished run.
+    """
+    ws = ws or Workspace.from_env()
+    weights = config.base.weights
+    if weights == "none":
+        return None
+    if weights == "imagenet":
+        path = backbones.resolve_imagenet_weights(ws) or _download_imagenet(ws)
+        return backbones.read_conv_weights(path)
+    if weights.startswith(RUN_WEIGHTS_PREFIX):
+        return _conv_weights_from_model(_run_model_path(weights[len(RUN_WEIGHTS_PREFIX):], ws))
+    return backbones.read_conv_weights(weights)
+
+
+# ---- builders ---------------------------------------------------------------
+def build_base(config: RunConfig, ws: Workspace | None = None,
+               weights: dict[str, list[np.ndarray]] | None = None) -> keras.Model:
+    """VGG16 without its top at `config.image_size`, with the weights the config names.
+
+    Args:
+        config: The run config.
+        ws: The workspace (for local weights files and `run:<id>`).
+        weights: Conv weights already loaded with `load_base_weights` (skips loading).
+
+    Returns:
+        The `vgg16` model: input `(S, S, 3)` preprocessed BGR, output block5_pool.
+    """
+    size = config.image_size
+    base = keras.applications.VGG16(include_top=False, weights=None,
+                                    input_shape=(size, size, 3), name=BASE_NAME)
+    if weights is None and config.base.weights != "none":
+        weights = load_base_weights(config, ws)
+    if weights is not None:
+        for name in backbones.CONV_LAYERS:
+            base.get_layer(name).set_weights(weights[name])
+    return base
+
+
+def build_preprocess(image_size: int) -> keras.layers.Layer:
+    """VGG16's caffe preprocessing as a frozen, exact, float32 1x1 Conv2D (built)."""
+    layer = keras.layers.Conv2D(3, 1, dtype="float32", trainable=False,
+                                name=backbones.PREPROCESS_LAYER)
+    layer.build((None, image_size, image_size, 3))
+    kernel = np.zeros((1, 1, 3, 3), dtype=np.float32)
+    for bgr in range(3):
+        kernel[0, 0, 2 - bgr, bgr] = 1.0  # output channel bgr reads input channel 2 - bgr
+    layer.set_weights([kernel, -np.asarray(backbones.IMAGENET_MEAN_BGR, dtype=np.float32)])
+    return layer
+
+
+def build_augmentation(config: RunConfig) -> list[keras.layers.Layer]:
+    """The configured random augmentation layers (empty when augmentation is off).
+
+    They run in float32 on raw 0-255 pixels and are identity outside training.
+    """
+    aug, seed = config.augment, config.train.seed
+    names = {field: name for field, name, _ in backbones.AUGMENT_LAYERS}
+    out: list[keras.layers.Layer] = []
+    if aug.flip != "none":
+        mode = "horizontal_and_vertical" if aug.flip == "both" else aug.flip
+        out.append(keras.layers.RandomFlip(mode, seed=seed, dtype="float32", name=names["flip"]))
+    if aug.rotation > 0:
+        out.append(keras.layers.RandomRotation(aug.rotation, seed=seed + 1, dtype="float32",
+                                               name=names["rotation"]))
+    if aug.zoom > 0:
+        out.append(keras.layers.RandomZoom(aug.zoom, seed=seed + 2, dtype="float32",
+                                           name=names["zoom"]))
+    if aug.translate > 0:
+        out.append(keras.layers.RandomTranslation(aug.translate, aug.translate, seed=seed + 3,
+                                                  dtype="float32", name=names["translate"]))
+    if aug.contrast > 0:
+        out.append(keras.layers.RandomContrast(aug.contrast, seed=seed + 4, dtype="float32",
+                                               name=names["contrast"]))
+    return out
+
+
+def build_head(config: RunConfig, input_shape: tuple[int, ...], num_classes: int
+               ) -> keras.Model:
+    """The dense head: pooling -> [Dense -> (BatchNorm -> Activation) -> Dropout]* -> softmax.
+
+    With batchnorm the dense layer has no bias (BatchNorm's beta replaces it) and the
+    activation follows the normalisation. The output layer stays float32 under
+    mixed precision so the softmax and the loss are computed accurately.
+
+    Args:
+        config: The run config (its `head` section).
+        input_shape: Shape of the base output without the batch dimension.
+        num_classes: Number of classes.
+
+    Returns:
+        The `head` model.
+    """
+    head = config.head
+    reg = keras.regularizers.L2(head.l2) if head.l2 > 0 else None
+    inputs = keras.Input(shape=tuple(input_shape), name="features")
+    if head.pooling == "flatten":
+        x = keras.layers.Flatten(name="head_flatten")(inputs)
+    elif head.pooling == "avg":
+        x = keras.layers.GlobalAveragePooling2D(name="head_avg_pool")(inputs)
+    else:
+        x = keras.layers.GlobalMaxPooling2D(name="head_max_pool")(inputs)
+    for i, units in enumerate(head.dense, start=1):
+        if head.batchnorm:
+            x = keras.layers.Dense(units, use_bias=False, kernel_regularizer=reg,
+                                   name=f"head_dense{i}")(x)
+            x = keras.layers.BatchNormalization(name=f"head_bn{i}")(x)
+            x = keras.layers.Activation(head.activation, name=f"head_act{i}")(x)
+        else:
+            x = keras.layers.Dense(units, activation=head.activation, kernel_regularizer=reg,
+                                   name=f"head_dense{i}")(x)
+        if head.dropout > 0:
+            x = keras.layers.Dropout(head.dropout, seed=config.train.seed,
+                                     name=f"head_dropout{i}")(x)
+    outputs = keras.layers.Dense(num_classes, activation="softmax", kernel_regularizer=reg,
+                                 dtype="float32", name=backbones.OUTPUT_LAYER)(x)
+    return keras.Model(inputs, outputs, name=HEAD_NAME)
+
+
+def build_model(config: RunConfig, num_classes: int, ws: Workspace | None = None, *,
+                base_weights: dict[str, list[np.ndarray]] | None = None,
+                mixed_precision: bool | None = None) -> keras.Model:
+    """The full model: raw RGB 0-255 in, class probabilities out. Phase 1 freeze applied.
+
+    Args:
+        config: The run config.
+        num_classes: Number of classes (at least 2).
+        ws: The workspace (weights resolution).
+        base_weights: Conv weights already loaded with `load_base_weights`.
+        mixed_precision: Compute in float16; default `use_mixed_precision(config)`.
+
+    Returns:
+        An uncompiled `keras.Model`.
+
+    Raises:
+        WeightsError, NotFoundError, RunStateError: as `load_base_weights`.
+    """
+    if num_classes < 2:
+        raise ConfigError(f"A classifier needs at least 2 classes. Received: {num_classes}")
+    if mixed_precision is None:
+        mixed_precision = use_mixed_precision(config)
+    size = config.image_size
+    if base_weights is None and config.base.weights != "none":
+        base_weights = load_base_weights(config, ws)
+    previous = keras.config.dtype_policy()
+    # Layers take the global policy when they are created; restore it for the caller.
+    keras.config.set_dtype_policy("mixed_float16" if mixed_precision else "float32")
+    try:
+        inputs = keras.Input(shape=(size, size, 3), dtype="float32", name=INPUT_NAME)
+        x = inputs
+        for layer in build_augmentation(config):
+            x = layer(x)
+        x = build_preprocess(size)(x)
+        base = build_base(config, ws, weights=base_weights)
+        # VGG16 has no BatchNorm or Dropout, so its output never depends on the
+        # training flag; training=False states the intent of a frozen feature extractor.
+        x = base(x, training=False)
+        outputs = build_head(config, base.output.shape[1:], num_classes)(x)
+        model = keras.Model(inputs, outputs, name=f"{BASE_NAME}_transfer")
+    finally:
+        keras.config.set_dtype_policy(previous)
+    set_phase(model, config, 1)
+    return model
+
+
+def set_phase(model: keras.Model, config: RunConfig, phase: int) -> None:
+    """Apply the freeze policy of `phase` (recompile afterwards).
+
+    Phase 1: the whole base is frozen, the head trains. Phase 2: the last
+    `fine_tune.blocks` VGG16 blocks train as well. Preprocessing never trains.
+
+    Raises:
+        ConfigError: if `phase` is not 1 or 2.
+    """
+    if phase not in (1, 2):
+        raise ConfigError(f"phase must be 1 or 2. Received: phase={phase!r}")
+    base = model.get_layer(BASE_NAME)
+    blocks = backbones.trainable_blocks(config, phase)
+    base.trainable = bool(blocks)
+    for layer in base.layers:
+        layer.trainable = backbones.block_of(layer.name) in blocks
+    model.get_layer(HEAD_NAME).trainable = True
+    model.get_layer(backbones.PREPROCESS_LAYER).trainable = False
+
+
+def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
+    """A fresh optimizer: "adam", "sgd" (momentum 0.9, the usual fine-tuning choice) or "rmsprop".
+
+    Raises:
+        ConfigError: for an unknown name.
+    """
+    if name == "adam":
+        return keras.optimizers.Adam(learning_rate)
+    if name == "sgd":
+        return keras.optimizers.SGD(learning_rate, momentum=0.9)
+    if name == "rmsprop":
+        return keras.optimizers.RMSprop(learning_rate)
+    raise ConfigError(f"train.optimizer must be adam, sgd or rmsprop. Received: {name!r}")
+
+
+def compile_for_phase(model: keras.Model, config: RunConfig, phase: int) -> None:
+    """Compile `model` with `phase`'s learning rate and a fresh optimizer.
+
+    `model` is what Keras fits: the full model, or a part of it that shares its layers
+    (e.g. the head alone on cached base features). Apply `set_phase` to the full
+    model first.
+    """
+    rate = config.train.learning_rate if phase == 1 else config.fine_tune.learning_rate
+    model.compile(optimizer=make_optimizer(config.train.optimizer, rate),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+

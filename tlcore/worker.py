@@ -1,0 +1,145 @@
+"""`python -m tlcore.worker RUN_ID`: train one run in this process.
+
+Started detached by `tlcore.jobs` (or by hand for a queued run). It marks the
+run running, trains it (`tlcore.train.run_training`), and records how it ended:
+`completed`, `cancelled`, or `failed` with the message and the tail of the
+traceback. Whatever happens, it then starts the next queued run, so the queue
+moves on without anyone watching. Output goes to `runs/<id>/log.txt`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from typing import Any
+
+from tlcore import jobs
+from tlcore.errors import TLCoreError
+from tlcore.store import CANCELLED, COMPLETED, FAILED, QUEUED, RUNNING, RunStore
+from tlcore.workspace import Workspace, check_run_id
+
+TRACEBACK_LINES = 25
+log = logging.getLogger("tlcore.worker")
+OOM_MARKERS = ("ResourceExhaustedError", "OOM when allocating", "out of memory",
+               "MemoryError", "Failed to allocate")
+
+
+def _redirect_output(path: os.PathLike) -> None:
+    """Send this process's stdout and stderr (TensorFlow's C++ logs too) to `path`."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    target = os.fstat(fd)
+    for std in (1, 2):
+        current = os.fstat(std)
+        if (current.st_dev, current.st_ino) != (target.st_dev, target.st_ino):
+            os.dup2(fd, std)
+    os.close(fd)
+
+
+def _heartbeat(store: RunStore, run_id: str, stop: threading.Event) -> None:
+    """Beat while the process lives, also through long steps without batches."""
+    while not stop.wait(jobs.HEARTBEAT_INTERVAL_S):
+        try:
+            store.heartbeat(run_id)
+        except TLCoreError:
+            return  # the run was deleted
+        except Exception as exc:  # a busy database must not end the beats
+            log.warning("heartbeat failed: %s", exc)
+
+
+def _raise_on_sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(f"The worker received signal {signum} (terminated from outside).")
+
+
+def failure_message(exc: BaseException, config: dict[str, Any] | None = None) -> str:
+    """The error stored for a failed run: a plain message, an OOM hint, the traceback tail."""
+    if isinstance(exc, TLCoreError):
+        message = str(exc)
+    elif isinstance(exc, SystemExit):
+        message = str(exc.code)
+    else:
+        message = f"{type(exc).__name__}: {exc}".strip()
+    text = "".join(traceback.format_exception(exc))
+    if isinstance(exc, MemoryError) or any(marker in text for marker in OOM_MARKERS):
+        batch = (config or {}).get("train", {}).get("batch_size")
+        size = (config or {}).get("image_size")
+        message = (f"Out of memory. Use a smaller train.batch_size (now {batch}) or a smaller "
+                   f"image_size (now {size}), or fewer dense units. {message}")
+    tail = text.rstrip().splitlines()[-TRACEBACK_LINES:]
+    return message + "\n\nTraceback (last lines):\n" + "\n".join(tail)
+
+
+def _claim(store: RunStore, run_id: str) -> bool:
+    """Take the run: already claimed for this process by jobs, or queued (started by hand)."""
+    now = time.time()
+    if os.environ.get(jobs.ENV_CLAIMED) == run_id:
+        return store.transition(run_id, (RUNNING,), pid=os.getpid(), heartbeat=now)
+    return store.transition(run_id, (QUEUED,), status=RUNNING, pid=os.getpid(), started=now,
+                            heartbeat=now, ended=None, error=None)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Train the run named in `argv` and record its outcome.
+
+    Returns:
+        0 when the run completed or was cancelled, 1 when it failed, 2 when it could not
+        be claimed (already taken, cancelled or not found).
+    """
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m tlcore.worker RUN_ID", file=sys.stderr)
+        return 2
+    run_id = check_run_id(args[0])
+    ws = Workspace.from_env()
+    store = RunStore(ws)
+    if not _claim(store, run_id):
+        try:
+            status = store.get_run(run_id)["status"]
+        except TLCoreError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(f"Run {run_id} is {status}, not waiting for this worker; nothing to do.",
+              file=sys.stderr)
+        return 2
+    _redirect_output(ws.run_dir(run_id) / jobs.LOG_FILE)
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout, force=True,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    run = store.get_run(run_id)
+    resume = bool((run["extra"] or {}).get("resume"))
+    stop = threading.Event()
+    beat = threading.Thread(target=_heartbeat, args=(store, run_id, stop), daemon=True)
+    beat.start()
+    code = 0
+    try:
+        from tlcore.train import run_training  # TensorFlow: only now, and inside the try
+
+        run_training(run_id, ws, resume=resume)
+        store.transition(run_id, (RUNNING,), status=COMPLETED, ended=time.time(), error=None)
+        log.info("run %s completed", run_id)
+    except jobs.RunCancelled as exc:
+        store.transition(run_id, (RUNNING,), status=CANCELLED, ended=time.time())
+        log.info("%s", exc)
+    except BaseException as exc:  # every failure is recorded, whatever it is
+        code = 1
+        message = failure_message(exc, run["config"])
+        traceback.print_exc()
+        store.transition(run_id, (RUNNING,), status=FAILED, ended=time.time(), error=message)
+    finally:
+        stop.set()
+        sys.stdout.flush()
+        jobs.start_queued(ws)
+    return code
+
+
+if __name__ == "__main__":
+    exit_code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Skip interpreter teardown: TensorFlow's can be slow or hang, and the run's outcome
+    # is already recorded, so the process (and its GPU memory) goes away at once.
+    os._exit(exit_code)
