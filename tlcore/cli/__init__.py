@@ -21,6 +21,8 @@ from tlcore.errors import TLCoreError
 COMMAND_MODULES = (
     "tlcore.cli.datasets",
     "tlcore.cli.runs",
+    "tlcore.cli.cache",
+    "tlcore.cli.evaluate",
 )
 
 

@@ -1,0 +1,208 @@
+"""The training loop in-process: two phases on one epoch axis, artefacts, cancel and resume,
+early stopping, class weights and the input pipeline."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from tlcore import datasets, train
+from tlcore.config import RunConfig
+from tlcore.demo import write_class_folders
+from tlcore.errors import NotFoundError
+from tlcore.jobs import RunCancelled
+from tlcore.store import RunStore
+
+CLASSES = ("disc", "square", "triangle")
+
+
+@pytest.fixture
+def dataset(ws, tmp_path):
+    folder = write_class_folders(tmp_path / "src", CLASSES, per_class=10, size=40)
+    datasets.import_dataset(folder, "shapes", ws=ws)
+    return "shapes"
+
+
+def _config(dataset: str, **data) -> RunConfig:
+    base = {"dataset": dataset, "image_size": 32, "base": {"weights": "none"},
+            "head": {"dense": [8], "dropout": 0.0},
+            "train": {"epochs": 2, "batch_size": 8, "early_stopping_patience": 0}}
+    for key, value in data.items():
+        base[key] = {**base.get(key, {}), **value} if isinstance(value, dict) else value
+    return RunConfig.from_dict(base)
+
+
+def _epochs(store: RunStore, run_id: str) -> list[tuple[int, int]]:
+    return [(m["epoch"], m["phase"]) for m in store.metrics(run_id)]
+
+
+@pytest.mark.slow
+def test_two_phases_on_one_epoch_axis(ws, dataset):
+    store = RunStore(ws)
+    config = _config(dataset, fine_tune={"blocks": 1, "epochs": 2, "learning_rate": 1e-4})
+    run_id = store.create_run(config)
+    result = train.run_training(run_id, ws)
+
+    metrics = store.metrics(run_id)
+    assert _epochs(store, run_id) == [(1, 1), (2, 1), (3, 2), (4, 2)]
+    assert [m["learning_rate"] for m in metrics] == pytest.approx([1e-3, 1e-3, 1e-4, 1e-4])
+    assert all(m["epoch_time"] > 0 and m["val_loss"] is not None for m in metrics)
+
+    run_dir = ws.run_dir(run_id)
+    with open(run_dir / "history.csv") as fh:
+        history = list(csv.DictReader(fh))
+    assert [(int(h["epoch"]), int(h["phase"])) for h in history] == _epochs(store, run_id)
+
+    run = store.get_run(run_id)
+    best = min(metrics, key=lambda m: m["val_loss"])
+    assert run["best_epoch"] == best["epoch"] == result["best_epoch"]
+    assert run["best_val_loss"] == pytest.approx(best["val_loss"])
+    assert run["best_val_accuracy"] == pytest.approx(max(m["val_accuracy"] for m in metrics))
+    assert run["device"] == "CPU"
+    assert run["extra"]["mixed_precision"] is False
+    assert run["extra"]["weights_source"] == "random init (seed 0)"
+
+    test = run["test_metrics"]
+    assert test == json.loads((run_dir / "test_metrics.json").read_text())
+    assert test["n"] == 3 and 0.0 <= test["accuracy"] <= 1.0 and test["loss"] > 0
+
+    progress = store.progress(run_id)
+    assert (progress["epoch"], progress["epochs"], progress["phase"]) == (4, 4, 2)
+    assert progress["batch"] == progress["batches"] == math.ceil(21 / 8)
+
+    state = json.loads((run_dir / "checkpoint" / "state.json").read_text())
+    assert (state["epoch"], state["phase"], state["phase1_epochs"]) == (4, 2, 2)
+    model = keras.models.load_model(run_dir / "model.keras", safe_mode=True)
+    x = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3)).astype("float32")
+    assert model.predict(x, verbose=0).shape == (2, len(CLASSES))
+
+
+@pytest.mark.slow
+def test_cancel_in_phase_two_then_resume(ws, dataset, monkeypatch):
+    store = RunStore(ws)
+    config = _config(dataset, train={"epochs": 2},
+                     fine_tune={"blocks": 1, "epochs": 2, "learning_rate": 1e-4})
+    run_id = store.create_run(config)
+    original = train.RunRecorder.on_epoch_end
+
+    def cancel_after_epoch_3(self, epoch, logs=None):
+        original(self, epoch, logs)
+        if epoch + 1 == 3:
+            self.store.request_cancel(self.run_id)
+
+    monkeypatch.setattr(train.RunRecorder, "on_epoch_end", cancel_after_epoch_3)
+    with pytest.raises(RunCancelled):
+        train.run_training(run_id, ws)
+    assert _epochs(store, run_id) == [(1, 1), (2, 1), (3, 2)]
+    assert store.get_run(run_id)["test_metrics"] is None
+    first = store.metrics(run_id)
+
+    monkeypatch.setattr(train.RunRecorder, "on_epoch_end", original)
+    store.update_run(run_id, cancel_requested=0)
+    train.run_training(run_id, ws, resume=True)
+    assert _epochs(store, run_id) == [(1, 1), (2, 1), (3, 2), (4, 2)]
+    assert store.metrics(run_id)[:3] == first  # finished epochs are kept, not re-run
+    assert store.get_run(run_id)["test_metrics"]["n"] == 3
+
+
+@pytest.mark.slow
+def test_phase_two_follows_an_early_stopped_phase_one(ws, dataset, monkeypatch):
+    store = RunStore(ws)
+    config = _config(dataset, train={"epochs": 4, "early_stopping_patience": 1},
+                     fine_tune={"blocks": 2, "epochs": 1})
+    run_id = store.create_run(config)
+    original = train.RunRecorder.on_epoch_end
+
+    def stop_in_phase_one(self, epoch, logs=None):
+        if self.phase == 1 and epoch == 1:
+            self.state.wait = self.config.train.early_stopping_patience  # as if no improvement
+            self.state.best_monitor = -math.inf
+        original(self, epoch, logs)
+
+    monkeypatch.setattr(train.RunRecorder, "on_epoch_end", stop_in_phase_one)
+    train.run_training(run_id, ws)
+    assert _epochs(store, run_id) == [(1, 1), (2, 1), (3, 2)]
+
+
+def test_recorder_best_checkpoint_and_early_stopping(ws, tmp_path):
+    store = RunStore(ws)
+    config = _config("anything", train={"epochs": 10, "early_stopping_patience": 2})
+    run_id = store.create_run(config)
+    run_dir = ws.run_dir(run_id)
+    run_dir.mkdir(parents=True)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, activation="softmax")])
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
+    state = train.TrainState()
+    recorder = train.RunRecorder(store, run_id, run_dir, model, config, 1, state, "val_loss")
+    recorder.set_model(model)
+    model.stop_training = False
+    sequence = [1.0, 0.8, float("nan"), 0.85]
+    for epoch, val_loss in enumerate(sequence):
+        recorder.on_epoch_begin(epoch)
+        recorder.on_epoch_end(epoch, {"loss": 1.0, "accuracy": 0.5, "val_loss": val_loss,
+                                      "val_accuracy": 0.25 * epoch})
+        if epoch == 1:
+            saved_at_best = (run_dir / "model.keras").stat().st_mtime_ns
+    assert model.stop_training is True
+    assert (run_dir / "model.keras").stat().st_mtime_ns == saved_at_best
+    run = store.get_run(run_id)
+    assert (run["best_epoch"], run["best_val_loss"]) == (2, pytest.approx(0.8))
+    assert run["best_val_accuracy"] == pytest.approx(0.75)
+    assert [m["val_loss"] for m in store.metrics(run_id)] == [1.0, pytest.approx(0.8), None,
+                                                               pytest.approx(0.85)]
+    assert state.phase1_done and state.phase1_epochs == 4 and state.wait == 2
+    restored = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, activation="softmax")])
+    assert train.load_checkpoint(run_dir, restored).epoch == 4
+    for got, want in zip(restored.get_weights(), model.get_weights(), strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert [p.name for p in (run_dir / "checkpoint").glob("*.npz")] == ["weights-e4.npz"]
+
+
+def test_missing_dataset_fails_before_training(ws):
+    store = RunStore(ws)
+    run_id = store.create_run(_config("gone"))
+    with pytest.raises(NotFoundError, match="gone"):
+        train.run_training(run_id, ws)
+    assert store.metrics(run_id) == []
+
+
+def test_class_weights_only_when_imbalanced():
+    balanced = np.array([0, 0, 1, 1, 2, 2])
+    assert train.class_weights(balanced, 3, "auto") is None
+    skewed = np.array([0] * 8 + [1] * 2)
+    weights = train.class_weights(skewed, 3, "auto")
+    assert weights[0] == pytest.approx(10 / (2 * 8)) and weights[1] == pytest.approx(10 / (2 * 2))
+    assert weights[2] == 1.0  # absent from training: left alone
+    assert train.class_weights(skewed, 3, "none") is None
+
+
+def test_array_dataset_reads_every_row_once_per_epoch(tmp_path):
+    x = np.lib.format.open_memmap(tmp_path / "x.npy", mode="w+", dtype=np.uint8,
+                                  shape=(10, 4, 4, 3))
+    x[:] = np.arange(10, dtype=np.uint8)[:, None, None, None]
+    y = np.arange(10, dtype=np.int32)
+    ds = train.array_dataset(np.load(tmp_path / "x.npy", mmap_mode="r"), y, 4, shuffle=True,
+                             seed=1)
+    epochs = []
+    for _ in range(2):
+        seen = []
+        for xb, yb in ds:
+            assert xb.dtype == "float32" and xb.shape[1:] == (4, 4, 3)
+            np.testing.assert_array_equal(xb.numpy()[:, 0, 0, 0], yb.numpy())
+            seen.extend(yb.numpy().tolist())
+        assert sorted(seen) == list(range(10))
+        epochs.append(seen)
+    assert epochs[0] != epochs[1]  # reshuffled every epoch
+
+
+def test_split_metrics():
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
+    y = np.array([0, 1, 1])
+    metrics = train.split_metrics(probs, y)
+    assert metrics["accuracy"] == pytest.approx(2 / 3) and metrics["n"] == 3
+    assert metrics["loss"] == pytest.approx(-np.mean(np.log([0.9, 0.8, 0.4])))

@@ -1,0 +1,50 @@
+"""`python -m tlcore cache list|clear`: the decoded-image and frozen-feature cache."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+
+from tlcore import cache
+from tlcore.cli import print_json
+from tlcore.workspace import Workspace
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    group = subparsers.add_parser(
+        "cache", help="list or clear cached decoded images and frozen-base features",
+        description=f"Cached arrays live in $TLCORE_HOME/cache, bounded by ${cache.ENV_MAX_GB} "
+                    f"(default {cache.DEFAULT_MAX_GB:g} GB, least recently used first out).")
+    sub = group.add_subparsers(dest="cache_command", metavar="ACTION", required=True)
+    p = sub.add_parser("list", help="list cache entries, most recently used first")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_list)
+    p = sub.add_parser("clear", help="remove cache entries (they are rebuilt when needed)")
+    p.add_argument("--kind", choices=cache.KINDS, help="only this kind of entry")
+    p.set_defaults(func=_cmd_clear)
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    entries = cache.entries(Workspace.from_env())
+    if args.json:
+        print_json({"entries": entries, "total_bytes": sum(e["bytes"] for e in entries),
+                    "max_bytes": cache.max_bytes()})
+        return 0
+    if not entries:
+        print("cache is empty")
+        return 0
+    print(f"{'kind':<9} {'dataset':<20} {'size':>5} {'cut':<22} {'MB':>9}  last used")
+    for e in entries:
+        meta = e["meta"]
+        used = dt.datetime.fromtimestamp(e["last_used"]).strftime("%Y-%m-%d %H:%M")
+        print(f"{e['kind']:<9} {str(meta.get('dataset', '?')):<20} {meta.get('size', ''):>5} "
+              f"{str(meta.get('cut', '')):<22} {e['bytes'] / 1e6:>9.1f}  {used}")
+    total = sum(e["bytes"] for e in entries)
+    print(f"total {total / 1e6:.1f} MB of {cache.max_bytes() / 1e6:.0f} MB")
+    return 0
+
+
+def _cmd_clear(args: argparse.Namespace) -> int:
+    freed = cache.clear(Workspace.from_env(), args.kind)
+    print(f"freed {freed / 1e6:.1f} MB")
+    return 0
