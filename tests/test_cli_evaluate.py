@@ -1,0 +1,113 @@
+"""`evaluate`, `predict`, `export` and `transfer-report` from the command line."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tests.evalutil import CLASSES, engine_model, make_dataset, make_run, run_config
+from tlcore.cli import main
+from tlcore.errors import DatasetError
+from tlcore.predict import predict_images
+from tlcore.store import RUNNING
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def run(ws):
+    make_dataset(ws, "shapes")
+    config = run_config("shapes")
+    return make_run(ws, config, model=engine_model(config, len(CLASSES)),
+                    val_accuracy=[0.4, 0.5], test_accuracy=0.5)
+
+
+def _json(capsys):
+    return json.loads(capsys.readouterr().out)
+
+
+def test_evaluate_text_and_json(ws, run, capsys):
+    assert main(["evaluate", run]) == 0
+    out = capsys.readouterr().out
+    assert f"run {run} on dataset shapes" in out and "test  n=6" in out and "top-3" in out
+    assert main(["evaluate", run, "--json", "--top-k", "2"]) == 0
+    ev = _json(capsys)
+    assert ev["splits"]["test"]["top_k"] == 2
+    assert (ws.run_dir(run) / "eval" / "shapes.json").is_file()
+
+
+def test_predict_matches_the_evaluation_and_returns_gradcam(ws, run, capsys):
+    main(["evaluate", run, "--json"])
+    samples = _json(capsys)["splits"]["test"]["samples"]
+    files = [str(ws.dataset_dir("shapes") / f) for f in samples["file"][:3]]
+    assert main(["predict", run, *files, "--json", "--gradcam", "--top-k", "2"]) == 0
+    got = _json(capsys)
+    assert [g["source"] for g in got] == files
+    for item, pred, conf in zip(got, samples["predicted"], samples["confidence"], strict=False):
+        assert len(item["top"]) == 2 and item["top"][0]["index"] == pred
+        assert item["top"][0]["class"] == CLASSES[pred]
+        assert item["top"][0]["probability"] == pytest.approx(conf, abs=1e-5)
+        png = Image.open(io.BytesIO(base64.b64decode(item["overlay_png_base64"])))
+        assert png.size == (32, 32)
+    assert main(["predict", run, files[0]]) == 0
+    assert capsys.readouterr().out.startswith(f"{files[0]}: {got[0]['top'][0]['class']} ")
+    # Encoded bytes are decoded the same way as files.
+    (from_bytes,) = predict_images(run, [Path(files[0]).read_bytes()], ws=ws)
+    assert from_bytes["top"][0]["probability"] == pytest.approx(got[0]["top"][0]["probability"])
+
+
+def test_predict_unreadable_image_is_one_line_error(ws, run, tmp_path, capsys):
+    bad = tmp_path / "notes.png"
+    bad.write_text("not an image")
+    assert main(["predict", run, str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: Cannot read {bad} as an image") and "\n" not in err
+    with pytest.raises(DatasetError, match="No image file"):
+        predict_images(run, [tmp_path / "missing.png"], ws=ws)
+
+
+def test_export_prints_the_zip(ws, run, tmp_path, capsys):
+    assert main(["export", run, "--format", "keras", "--out", str(tmp_path / "m.zip")]) == 0
+    path = Path(capsys.readouterr().out.strip())
+    assert path == tmp_path / "m.zip"
+    assert "model.keras" in zipfile.ZipFile(path).namelist()
+
+
+def test_transfer_report_text_and_json(ws, capsys):
+    pre = make_run(ws, run_config("shapes", "imagenet"), val_accuracy=[0.3, 0.5],
+                   test_accuracy=0.50)
+    base = make_run(ws, run_config("shapes"), val_accuracy=[0.6, 0.7], test_accuracy=0.70)
+    assert main(["transfer-report", pre, base]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("NEGATIVE TRANSFER: ") and "test_accuracy" in out
+    assert main(["transfer-report", pre, base, "--json"]) == 0
+    assert _json(capsys)["verdict"] == "negative transfer"
+
+
+def test_unfinished_run_says_to_wait(ws, capsys):
+    run_id = make_run(ws, run_config("shapes"), status=RUNNING)
+    for argv in (["evaluate", run_id], ["predict", run_id, "x.png"],
+                 ["export", run_id, "--format", "tflite", "--out", "x.zip"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert err == (f"error: Run {run_id} is running, not completed; wait for it to finish, "
+                       "or train it again if it failed."), argv
+
+
+def test_cli_parser_and_transfer_report_do_not_import_tensorflow(ws):
+    script = ("import sys\nfrom tlcore.cli import build_parser\nbuild_parser()\n"
+              "import tlcore.transfer, tlcore.evaluate, tlcore.evalcharts\n"
+              "print('tensorflow' in sys.modules)\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         env=env, cwd=ROOT, timeout=60)
+    assert out.stdout.strip() == "False", out.stderr[-2000:]
