@@ -87,7 +87,8 @@ def plain_keras_recipe(x, y, xv, yv, classes: int, args: argparse.Namespace) -> 
         keras.layers.Dense(256, activation="relu"), keras.layers.Dropout(0.5),
         keras.layers.Dense(classes, activation="softmax"),
     ])
-    model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy", ["accuracy"])
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
     hist = model.fit(x_in, y, batch_size=args.batch, epochs=args.epochs,
                      validation_data=(xv_in, yv), verbose=2)
     a_time = time.perf_counter() - start
@@ -96,7 +97,8 @@ def plain_keras_recipe(x, y, xv, yv, classes: int, args: argparse.Namespace) -> 
     base.trainable = True
     for layer in base.layers:
         layer.trainable = layer.name.startswith("block5")
-    model.compile(keras.optimizers.Adam(1e-5), "sparse_categorical_crossentropy", ["accuracy"])
+    model.compile(optimizer=keras.optimizers.Adam(1e-5), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
     start = time.perf_counter()
     ft = model.fit(x_in, y, batch_size=args.batch, epochs=args.ft_epochs,
                    validation_data=(xv_in, yv), verbose=2)
@@ -141,10 +143,27 @@ def tlcore_run(ws: Any, config: Any) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    home = tempfile.mkdtemp(prefix="tlcore-bench-")
-    os.environ["TLCORE_HOME"] = home
-    os.environ.setdefault("TLCORE_CACHE_MAX_GB", "50")
+    with tempfile.TemporaryDirectory(prefix="tlcore-bench-") as home:
+        os.environ["TLCORE_HOME"] = home
+        report = run(args, home)
+    print(report)
+    if args.out:
+        write_section(Path(args.out), f"{report.device} · {args.size} px", report.text)
+    return 0
 
+
+class Report:
+    """The rendered markdown and the device it was measured on."""
+
+    def __init__(self, device: str, text: str) -> None:
+        self.device, self.text = device, text
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def run(args: argparse.Namespace, home: str) -> Report:
+    """Run floor, A, B, C and D in a fresh workspace at `home`."""
     from tlcore import cache, datasets, imagecache
     from tlcore.config import RunConfig
     from tlcore.model import configure_devices
@@ -182,12 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     d = tlcore_run(ws, RunConfig.from_dict(
         {**base_cfg, "fine_tune": {"blocks": 1, "epochs": args.ft_epochs, "learning_rate": 1e-5}}))
     print(f"D tlcore phase 1 + 2: {d['time']:.1f}s", flush=True)
-
-    report = render(args, description, device, results, b, c, d, len(y), len(yv))
-    print(report)
-    if args.out:
-        write_section(Path(args.out), f"{device} · {args.size} px", report)
-    return 0
+    return Report(device, render(args, description, device, results, b, c, d, len(y), len(yv)))
 
 
 def render(args, description, device, r, b, c, d, n_train, n_val) -> str:

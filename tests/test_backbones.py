@@ -220,3 +220,17 @@ def test_ui_modules_do_not_import_tensorflow():
             "sys.exit(f'imported {bad}' if bad else 0)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_batch_size_hint_shrinks_with_image_size_and_grows_with_memory():
+    from tlcore.backbones import activation_values_per_image, batch_size_hint
+
+    # block1 at 224 px alone: two convs of 224*224*64 values.
+    assert activation_values_per_image(224) > 2 * 224 * 224 * 64
+    gib = 2**30
+    h224 = batch_size_hint(224, 16 * gib, mixed_precision=False)
+    assert h224 & (h224 - 1) == 0  # a power of two
+    assert batch_size_hint(64, 16 * gib, False) > h224
+    assert batch_size_hint(224, 80 * gib, False) > h224
+    assert batch_size_hint(224, 16 * gib, True) >= h224
+    assert batch_size_hint(224, 1, False) == 8  # never below 8

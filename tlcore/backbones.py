@@ -100,6 +100,31 @@ def trainable_blocks(config: RunConfig, phase: int) -> tuple[int, ...]:
     return tuple(range(len(BLOCKS) - config.fine_tune.blocks + 1, len(BLOCKS) + 1))
 
 
+# ---- memory -----------------------------------------------------------------
+def activation_values_per_image(image_size: int) -> int:
+    """Values in all VGG16 conv and pool outputs for one image (what training keeps)."""
+    total, side = 0, image_size
+    for blk in BLOCKS:
+        total += len(blk.convs) * side * side * blk.filters
+        side //= 2
+        total += side * side * blk.filters
+    return total
+
+
+def batch_size_hint(image_size: int, free_bytes: int, mixed_precision: bool) -> int:
+    """A batch size that fits `free_bytes` of GPU memory when training through the base.
+
+    Counts activations, their gradients and scratch space (3 copies) at the compute
+    width, plus weights and Adam's two moments in float32; keeps 30% in reserve. A
+    power of two from 8 to 512. Training on cached features needs far less.
+    """
+    per_image = activation_values_per_image(image_size) * (2 if mixed_precision else 4) * 3
+    weights = sum(k[0] * k[1] * k[2] * k[3] + b[0] for k, b in conv_shapes().values()) * 4 * 4
+    budget = free_bytes * 0.7 - weights
+    fits = max(1, int(budget // per_image))
+    return int(min(512, max(8, 2 ** (fits.bit_length() - 1))))
+
+
 # ---- parameter table -------------------------------------------------------
 def _row(layer: str, block: str, kind: str, shape: tuple[int, ...], params: int,
          trainable_params: int, phase1: bool, phase2: bool) -> dict[str, Any]:

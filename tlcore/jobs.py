@@ -428,6 +428,19 @@ def device_info(ws: Workspace | None = None, refresh: bool = False) -> dict[str,
     return info
 
 
+def gpu_free_bytes() -> list[int] | None:
+    """Free memory of each NVIDIA GPU from `nvidia-smi` (no TensorFlow), or None."""
+    exe = shutil.which("nvidia-smi")
+    if not exe:
+        return None
+    try:
+        out = subprocess.run([exe, "--query-gpu=memory.free", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=10, check=True).stdout
+        return [int(line.strip()) * 2**20 for line in out.splitlines() if line.strip()]
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return None
+
+
 def log_tail(run_id: str, lines: int = 40, ws: Workspace | None = None) -> str:
     """The last `lines` lines of a run's `log.txt` ("" when there is none yet).
 

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from tlcore import jobs
+from tlcore import backbones, jobs
 from tlcore.cli import print_json
 from tlcore.config import RunConfig
 from tlcore.errors import ConfigError
@@ -275,10 +275,19 @@ def _cmd_device(args: argparse.Namespace) -> int:
     from tlcore.model import configure_devices  # TensorFlow, only for this command
 
     info = configure_devices()
+    if info["gpus"]:
+        info["gpu_free_bytes"] = jobs.gpu_free_bytes()
     if args.json:
         print_json(info)
-    else:
-        print(f"device: {info['device']}")
-        print(f"mixed precision (train.mixed_precision=auto): "
-              f"{'on' if info['mixed_precision'] else 'off'}")
+        return 0
+    print(f"device: {info['device']}")
+    print(f"mixed precision (train.mixed_precision=auto): "
+          f"{'on' if info['mixed_precision'] else 'off'}")
+    if info.get("gpu_free_bytes"):
+        free = info["gpu_free_bytes"][0]
+        hints = ", ".join(
+            f"{size} px: {backbones.batch_size_hint(size, free, info['mixed_precision'])}"
+            for size in (64, 150, 224))
+        print(f"free GPU memory: {free / 2**30:.1f} GiB; batch size hint when training "
+              f"through the base ({hints})")
     return 0

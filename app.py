@@ -1,0 +1,87 @@
+"""Transfer-learning studio: the Streamlit entry point (`streamlit run app.py`).
+
+A router only: page config, navigation and the sidebar every page shares
+(workspace, training device, run queue). The pages live in `pages/`. This
+process never imports TensorFlow; training runs in worker processes.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from tlcore import charts, jobs
+from tlcore.deeplinks import mark_app_ran
+from tlcore.errors import TLCoreError
+from tlcore.store import ACTIVE_STATUSES, RunStore
+from tlcore.workspace import Workspace
+
+QUEUE_REFRESH_S = 2.0
+
+st.set_page_config(page_title="Transfer-learning studio", page_icon=":material/model_training:",
+                   layout="wide")
+
+# Explicit URL paths: links such as /evaluate?run=<id> stay the same whatever the files are
+# called or wherever they live.
+PAGES = {
+    "data": st.Page("pages/data.py", title="Data", icon=":material/photo_library:",
+                    default=True),  # the default page is the root URL, /
+    "train": st.Page("pages/train.py", title="Train", icon=":material/model_training:",
+                     url_path="train"),
+    "runs": st.Page("pages/runs.py", title="Runs & compare", icon=":material/compare_arrows:",
+                    url_path="runs"),
+    "evaluate": st.Page("pages/evaluate.py", title="Evaluate", icon=":material/fact_check:",
+                        url_path="evaluate"),
+}
+
+
+@st.cache_data(ttl=3600, show_spinner=False)
+def device_summary(root: str) -> dict:
+    """What training runs on; a subprocess probe, so cached for the whole server."""
+    try:
+        return jobs.device_info(ws=Workspace.from_env(root))
+    except TLCoreError as exc:
+        return {"device": "unknown", "gpus": [], "mixed_precision": False, "error": str(exc)}
+
+
+@st.fragment(run_every=QUEUE_REFRESH_S)
+def queue_panel(ws: Workspace) -> None:
+    """Running and queued runs, each linking to its live panel on the Train page."""
+    st.markdown("**Queue**")
+    try:
+        jobs.refresh(ws=ws)
+        active = RunStore(ws).list_runs(statuses=ACTIVE_STATUSES)
+    except TLCoreError as exc:
+        st.error(str(exc))
+        return
+    if not active:
+        st.caption("Nothing running. Launch a run on the Train page.")
+        return
+    for run in active:
+        st.page_link(PAGES["train"], label=f"{run['name']} · {run['status']}",
+                     icon=charts.STATUS_ICONS[run["status"]], query_params={"run": run["id"]})
+
+
+def sidebar(ws: Workspace) -> None:
+    with st.sidebar:
+        st.markdown("**Workspace**")
+        st.code(str(ws.root), language=None, wrap_lines=True)
+        st.markdown("**Training runs on**")
+        device_slot = st.empty()
+        device_slot.caption(":material/hourglass_empty: Checking…")
+        queue_panel(ws)
+    # Filled last: the first probe imports TensorFlow in a subprocess and takes a while.
+    with device_slot.container():
+        info = device_summary(str(ws.root))
+        if info.get("error"):
+            st.warning(f"Could not check the device: {info['error']}")
+        else:
+            precision = "mixed precision on" if info["mixed_precision"] else "float32"
+            icon = ":material/memory:" if info["gpus"] else ":material/computer:"
+            st.caption(f"{icon} {info['device']} · {precision}")
+
+
+page = st.navigation(list(PAGES.values()))
+mark_app_ran()
+page.run()
+# After the page, so a slow first device probe never delays the page itself.
+sidebar(Workspace.from_env())

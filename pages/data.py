@@ -1,0 +1,283 @@
+"""Data: bring images in (zip upload, server folder or CSV, demo) and inspect each dataset."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import uuid
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from tlcore import charts, datasets
+from tlcore.deeplinks import route_through_app
+from tlcore.errors import TLCoreError
+from tlcore.workspace import Workspace
+
+route_through_app()
+
+SAMPLES_PER_CLASS = 8
+MAX_SAMPLE_CLASSES = 12
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def dataset_details(root: str, name: str, created: float) -> dict:
+    """The dataset's full record; keyed by creation time so a re-import is never stale."""
+    return datasets.show_dataset(name, ws=Workspace.from_env(root))
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def dataset_samples(root: str, name: str, created: float) -> dict[str, list[str]]:
+    files = datasets.sample_files(name, per_class=SAMPLES_PER_CLASS, ws=Workspace.from_env(root))
+    return {label: [str(p) for p in paths] for label, paths in files.items()}
+
+
+def suggest_name(text: str) -> str:
+    """A valid dataset name from a file or folder name."""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(text).stem).strip("-_.")[:64]
+    return name or "dataset"
+
+
+def flash(kind: str, message: str) -> None:
+    """Keep a message for the next run (a rerun would wipe one shown now)."""
+    st.session_state["data_flash"] = (kind, message)
+
+
+def show_flash() -> None:
+    kind, message = st.session_state.pop("data_flash", (None, None))
+    if kind == "success":
+        st.success(message, icon=":material/check_circle:")
+    elif kind == "info":
+        st.info(message)
+
+
+def run_import(action, what: str) -> None:
+    """Run an import with a progress bar; success selects the new dataset, failure says why.
+
+    Args:
+        action: Called with a progress callback `(done, total, message)`; returns
+            the new dataset's record.
+        what: What is imported, for the bar's first line.
+    """
+    bar = st.progress(0.0, text=f"Importing {what}…")
+
+    def progress(done: int, total: int, message: str) -> None:
+        bar.progress(min(1.0, done / total) if total else 0.0,
+                     text=f"Importing {what}: {done} / {total} files · {message}")
+
+    try:
+        info = action(progress)
+    except TLCoreError as exc:
+        bar.empty()
+        st.error(str(exc))
+        return
+    bar.empty()
+    flash("success", f"Imported **{info['name']}**: {info['n_images']} images in "
+                     f"{len(info['classes'])} classes. Next: train a model on it on the Train "
+                     "page.")
+    st.session_state["data_pending_select"] = info["name"]
+    st.rerun()
+
+
+def add_dataset_section(ws: Workspace, existing: list[str]) -> None:
+    with st.expander("Add a dataset", expanded=not existing, icon=":material/add_photo_alternate:"):
+        upload_tab, folder_tab, demo_tab = st.tabs(
+            ["Upload a zip", "Server folder or CSV", "Demo dataset"])
+        with upload_tab:
+            st.caption("A zip with one folder per class (`cat/…`, `dog/…`). Non-images, "
+                       "hidden files and `__MACOSX/` are skipped and listed.")
+            upload = st.file_uploader("Zip of class folders", type=["zip"], key="data_upload")
+            name = st.text_input("Dataset name", key="data_upload_name",
+                                 placeholder="defaults to the zip's name",
+                                 help="Letters, digits, '_', '-' or '.'")
+            if st.button("Import zip", key="data_upload_import", type="primary",
+                         disabled=upload is None):
+                # Keep the upload's own name: the dataset records it as its source.
+                folder = ws.tmp_dir / f"upload-{uuid.uuid4().hex}"
+                staged = folder / (suggest_name(upload.name) + ".zip")
+                target = name.strip() or suggest_name(upload.name)
+                try:
+                    folder.mkdir()
+                    staged.write_bytes(upload.getvalue())
+                    run_import(lambda progress: datasets.import_dataset(
+                        staged, target, progress=progress, ws=ws, **split_settings()),
+                        upload.name)
+                finally:
+                    shutil.rmtree(folder, ignore_errors=True)
+        with folder_tab:
+            st.caption("A folder of class folders on the server, or a CSV of "
+                       "`filepath,label` rows (paths relative to the CSV).")
+            path = st.text_input("Path on the server", key="data_folder_path",
+                                 placeholder="/data/flowers or /data/labels.csv")
+            name = st.text_input("Dataset name", key="data_folder_name",
+                                 placeholder="defaults to the folder's name")
+            if st.button("Import", key="data_folder_import", type="primary",
+                         disabled=not path.strip()):
+                source = Path(path.strip()).expanduser()
+                target = name.strip() or suggest_name(source.name)
+                run_import(lambda progress: datasets.import_dataset(
+                    source, target, progress=progress, ws=ws, **split_settings()), source.name)
+        with demo_tab:
+            st.caption("Generated coloured shapes in four classes: no download needed, and a "
+                       "model learns them in a few epochs. Good for a first run.")
+            if "demo" in existing:
+                st.caption("The demo dataset already exists.")
+            if st.button("Create demo dataset", key="data_demo", type="primary",
+                         disabled="demo" in existing):
+                run_import(lambda progress: datasets.create_demo(
+                    name="demo", ws=ws, progress=progress), "the demo dataset")
+        st.markdown("**Split**")
+        cols = st.columns(3)
+        cols[0].number_input("Validation fraction", key="data_val", value=0.2, step=0.05,
+                             format="%.2f", help="Share of each class held out for validation.")
+        cols[1].number_input("Test fraction", key="data_test", value=0.1, step=0.05,
+                             format="%.2f", help="Share of each class kept for the final test.")
+        cols[2].number_input("Split seed", key="data_seed", value=0, step=1,
+                             help="Same seed, same split. Every run on the dataset shares it.")
+
+
+def split_settings() -> dict:
+    return {"val": float(st.session_state.get("data_val", 0.2)),
+            "test": float(st.session_state.get("data_test", 0.1)),
+            "seed": int(st.session_state.get("data_seed", 0))}
+
+
+def groups_frame(groups: list[dict]) -> pd.DataFrame:
+    """Duplicate groups (files, classes, splits lists) as a readable table."""
+    return pd.DataFrame({
+        "files": [", ".join(g["files"]) for g in groups],
+        "classes": [", ".join(g["classes"]) for g in groups],
+        "splits": [", ".join(g["splits"]) for g in groups],
+    })
+
+
+def health_section(info: dict) -> None:
+    health = info["health"]
+    st.markdown("**Health**")
+    ratio = health["imbalance_ratio"]
+    duplicates, leakage, skipped = health["duplicates"], health["leakage"], info["skipped"]
+    cols = st.columns(3)
+    cols[0].metric("Imbalance", f"{ratio:.1f}×" if ratio else "—",
+                   help="Largest class size divided by the smallest.")
+    cols[1].metric("Duplicates", len(duplicates),
+                   help="Groups of images with identical content (same hash).")
+    cols[2].metric("Leakage", len(leakage),
+                   help="Duplicate groups spread over more than one split: they make "
+                        "validation and test scores look better than they are.")
+    sizes = health["sizes"]
+    if sizes["width"]["median"]:
+        st.caption(f"Image sizes: median {sizes['width']['median']:g}×"
+                   f"{sizes['height']['median']:g} px, {sizes['n_distinct']} distinct size(s). "
+                   "Each run resizes them to its own image size.")
+    for note in health["warnings"]:
+        st.warning(note, icon=":material/warning:")
+    if duplicates:
+        with st.expander(f"Duplicate groups ({len(duplicates)})"):
+            st.dataframe(groups_frame(duplicates), key="data_duplicates", hide_index=True)
+    if skipped:
+        with st.expander(f"Skipped files ({len(skipped)})"):
+            st.dataframe(pd.DataFrame(skipped, columns=["file", "reason"]), key="data_skipped",
+                         hide_index=True, height=min(400, 38 + 35 * len(skipped)))
+    if not (health["warnings"] or duplicates or skipped):
+        st.success("No skipped files, duplicates or leakage.", icon=":material/verified:")
+
+
+def delete_section(ws: Workspace, info: dict) -> None:
+    name = info["name"]
+    if st.button("Delete dataset…", key="data_delete", icon=":material/delete:"):
+        st.session_state["data_confirm_delete"] = name
+    if st.session_state.get("data_confirm_delete") != name:
+        return
+    st.warning(f"Delete **{name}** and its {info['n_images']} images? Runs trained on it "
+               "keep their results, but cannot be resumed or cloned onto it.")
+    yes, no, _ = st.columns([1, 1, 4])
+    if yes.button("Yes, delete", key="data_delete_yes", type="primary"):
+        st.session_state.pop("data_confirm_delete", None)
+        try:
+            datasets.delete_dataset(name, ws=ws)
+        except TLCoreError as exc:
+            st.error(str(exc))
+            return
+        dataset_details.clear()
+        dataset_samples.clear()
+        flash("info", f"Deleted dataset {name}.")
+        st.rerun()
+    if no.button("Cancel", key="data_delete_no"):
+        st.session_state.pop("data_confirm_delete", None)
+        st.rerun()
+
+
+def dataset_section(ws: Workspace, row: dict) -> None:
+    try:
+        info = dataset_details(str(ws.root), row["name"], row["created"])
+    except TLCoreError as exc:
+        st.error(str(exc))
+        return
+    cols = st.columns(5)
+    cols[0].metric("Images", info["n_images"])
+    cols[1].metric("Classes", len(info["classes"]))
+    for col, split in zip(cols[2:], charts.SPLITS, strict=True):
+        col.metric(split.capitalize(), info["splits"].get(split, 0))
+    split = info["split"]
+    st.caption(f"Source: {info['source']} · split: validation {split['val']:g}, "
+               f"test {split['test']:g}, seed {split['seed']}")
+
+    left, right = st.columns([3, 2], gap="large")
+    with left:
+        st.plotly_chart(charts.class_balance(charts.counts_frame(info["counts"])),
+                        key="data_balance", theme=None)
+    with right:
+        health_section(info)
+
+    st.markdown("**Samples**")
+    samples = dataset_samples(str(ws.root), row["name"], row["created"])
+    for label in list(samples)[:MAX_SAMPLE_CLASSES]:
+        name_col, images_col = st.columns([1, 7], vertical_alignment="center")
+        name_col.markdown(f"**{label}**")
+        if samples[label]:
+            images_col.image(samples[label], width=80)
+    if len(samples) > MAX_SAMPLE_CLASSES:
+        st.caption(f"Showing {MAX_SAMPLE_CLASSES} of {len(samples)} classes.")
+    st.divider()
+    delete_section(ws, info)
+
+
+def render() -> None:
+    ws = Workspace.from_env()
+    st.title("Data")
+    st.caption("Bring in images sorted into one folder per class. Each dataset is split into "
+               "train / validation / test once, and every run on it shares that split.")
+    show_flash()
+    pending = st.session_state.pop("data_pending_select", None)
+    if pending:
+        st.session_state["data_selected"] = pending
+    try:
+        rows = datasets.list_datasets(ws=ws)
+    except TLCoreError as exc:
+        st.error(str(exc))
+        return
+    names = [r["name"] for r in rows]
+    if not rows:
+        st.info("No datasets yet — create the demo dataset or upload a zip of class folders "
+                "below.", icon=":material/waving_hand:")
+    add_dataset_section(ws, names)
+    if not rows:
+        return
+
+    st.subheader("Datasets")
+    table = pd.DataFrame({
+        "name": names,
+        "images": [r["n_images"] for r in rows],
+        "classes": [", ".join(r["classes"]) for r in rows],
+        "created": pd.to_datetime([r["created"] for r in rows], unit="s").round("s"),
+    })
+    st.dataframe(table, key="data_table", hide_index=True,
+                 height=min(300, 38 + 35 * len(rows)))
+    if st.session_state.get("data_selected") not in names:
+        st.session_state["data_selected"] = names[0]
+    selected = st.selectbox("Dataset", names, key="data_selected")
+    dataset_section(ws, rows[names.index(selected)])
+
+
+render()

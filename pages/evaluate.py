@@ -1,0 +1,458 @@
+"""Evaluate: how good a finished run is, where it fails and why; predict and export.
+
+This process never imports TensorFlow. Evaluation (with Grad-CAM of the worst
+mistakes), predictions and exports run in `python -m tlcore ...` subprocesses;
+the page reads what they store in the run's folder.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import functools
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+from PIL import Image
+
+import tlcore
+from tlcore import evalcharts, evaluate, transfer
+from tlcore.deeplinks import route_through_app
+from tlcore.errors import TLCoreError
+from tlcore.store import ACTIVE_STATUSES, COMPLETED, RunStore
+from tlcore.workspace import Workspace
+
+route_through_app()
+
+GALLERY = 12
+GALLERY_COLUMNS = 4
+TOP_K = 3
+CLI_TIMEOUT_S = 3600
+EXPORT_FORMATS = {"keras": "Keras (.keras)", "savedmodel": "TensorFlow SavedModel",
+                  "tflite": "TensorFlow Lite (.tflite)"}
+EXPORTS_DIR = "exports"
+UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "webp", "tif", "tiff"]
+VERDICT_BOXES = {transfer.POSITIVE: st.success, transfer.NEGATIVE: st.warning}
+PROJECT_ROOT = Path(tlcore.__file__).resolve().parent.parent
+
+
+# ---- helpers ------------------------------------------------------------------
+def flash(kind: str, message: str) -> None:
+    """Keep a message for the next run (the rerun after an action would wipe it)."""
+    st.session_state["eval_flash"] = (kind, message)
+
+
+def show_flash() -> None:
+    kind, message = st.session_state.pop("eval_flash", (None, None))
+    if kind == "success":
+        st.success(message, icon=":material/check_circle:")
+    elif kind == "info":
+        st.info(message)
+
+
+def error_line(stderr: str) -> str:
+    """The one-line message of a failed CLI call (its `error: ...` line, else the last line)."""
+    lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
+    for line in reversed(lines):
+        if line.startswith("error: "):
+            return line[len("error: "):]
+    return lines[-1] if lines else "the command failed without a message"
+
+
+def cli(ws: Workspace, args: list[str], message: str) -> str | None:
+    """Run `python -m tlcore ARGS` under a spinner; its stdout, or None after st.error."""
+    env = {**os.environ, "TLCORE_HOME": str(ws.root),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT),
+                                                       os.environ.get("PYTHONPATH")]))}
+    with st.spinner(message, show_time=True):
+        try:
+            proc = subprocess.run([sys.executable, "-m", "tlcore", *args], capture_output=True,
+                                  text=True, env=env, cwd=PROJECT_ROOT, timeout=CLI_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            st.error(f"`{args[0]}` took longer than {CLI_TIMEOUT_S // 60} minutes and was stopped.")
+            return None
+    if proc.returncode != 0:
+        st.error(error_line(proc.stderr))
+        return None
+    return proc.stdout
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def stored_evaluation(root: str, run_id: str, dataset: str, mtime: float) -> dict | None:
+    """A stored evaluation; keyed by the file's mtime so a re-evaluation is never stale."""
+    return evaluate.load_evaluation(run_id, dataset, ws=Workspace.from_env(root))
+
+
+def evaluation_for(ws: Workspace, run_id: str, dataset: str) -> dict | None:
+    path = evaluate.eval_dir(run_id, ws) / f"{dataset}.json"
+    mtime = path.stat().st_mtime if path.is_file() else 0.0
+    return stored_evaluation(str(ws.root), run_id, dataset, mtime) if mtime else None
+
+
+def pct(value: float | None) -> str:
+    return "–" if value is None else f"{value * 100:.1f}%"
+
+
+def run_label(run: dict) -> str:
+    best = run.get("best_val_accuracy")
+    acc = f" · val {pct(best)}" if best is not None else ""
+    return f"{run['name']} · {run['dataset']} · {run['config']['base']['weights']}{acc}"
+
+
+# ---- pickers ------------------------------------------------------------------
+def pick_run(runs: list[dict]) -> dict:
+    by_id = {r["id"]: r for r in runs}
+    wanted = st.query_params.get("run")
+    if st.session_state.get("eval_run") not in by_id:
+        st.session_state["eval_run"] = wanted if wanted in by_id else runs[-1]["id"]
+    run_id = st.selectbox("Run", list(reversed(by_id)), key="eval_run",
+                          format_func=lambda i: run_label(by_id[i]),
+                          help="Completed runs, newest first.")
+    return by_id[run_id]
+
+
+def pick_dataset(ws: Workspace, store: RunStore, run: dict, classes: list[str] | None) -> str:
+    """The run's dataset, or another with the same classes (a domain-shift check)."""
+    own = run["dataset"]
+    names = [own]
+    for row in store.list_datasets():
+        if row["name"] != own and classes and sorted(row["classes"]) == sorted(classes):
+            names.append(row["name"])
+    names += [n for n in evaluate.list_evaluations(run["id"], ws=ws) if n not in names]
+    if st.session_state.get("eval_dataset") not in names:
+        st.session_state["eval_dataset"] = own
+    return st.selectbox(
+        "Evaluate on", names, key="eval_dataset",
+        format_func=lambda n: f"{n} (trained on)" if n == own else f"{n} (domain shift)",
+        help="Another dataset with the same class names shows how the model does on "
+             "images from a different source.")
+
+
+def evaluate_button(ws: Workspace, run: dict, dataset: str, evaluation: dict | None) -> None:
+    label = "Re-evaluate" if evaluation else "Evaluate"
+    if st.button(label, key="eval_evaluate", type="secondary" if evaluation else "primary",
+                 icon=":material/fact_check:"):
+        args = ["evaluate", run["id"], "--top-k", str(TOP_K)]
+        if dataset != run["dataset"]:
+            args += ["--dataset", dataset]
+        if cli(ws, args, f"Evaluating on {dataset} (with Grad-CAM of the worst mistakes)…") \
+                is not None:
+            flash("success", f"Evaluated on {dataset}.")
+            st.rerun()
+
+
+# ---- sections -----------------------------------------------------------------
+def metric_cards(m: dict) -> None:
+    cols = st.columns(5)
+    cols[0].metric("Accuracy", pct(m["accuracy"]))
+    cols[1].metric(f"Top-{m['top_k']} accuracy", pct(m["top_k_accuracy"]))
+    cols[2].metric("Macro F1", pct(m["macro"]["f1"]))
+    cols[3].metric("Macro ROC AUC", pct(m["macro"]["auc"]))
+    cols[4].metric("Images", m["n"])
+    for note in m["notes"]:
+        st.caption(f":material/info: {note}")
+
+
+def select_cell_from_chart() -> None:
+    """Clicking a confusion-matrix cell selects it in the two selectboxes."""
+    event = st.session_state.get("eval_confusion")
+    points = event.selection.points if event else []
+    if points:
+        st.session_state["eval_cell_true"] = points[0]["y"]
+        st.session_state["eval_cell_pred"] = points[0]["x"]
+
+
+def image_path(ws: Workspace, dataset: str, rel: str) -> str | None:
+    path = ws.dataset_dir(dataset) / rel
+    return str(path) if path.is_file() else None
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def side_by_side(original: str, cam: str) -> np.ndarray:
+    """The image and its Grad-CAM overlay next to each other, at the overlay's size."""
+    with Image.open(cam) as overlay:
+        right = np.asarray(overlay.convert("RGB"))
+    with Image.open(original) as img:
+        left = np.asarray(img.convert("RGB").resize(right.shape[1::-1], Image.BILINEAR))
+    gap = np.full((right.shape[0], max(2, right.shape[1] // 32), 3), 255, np.uint8)
+    return np.concatenate([left, gap, right], axis=1)
+
+
+def image_grid(items: list[tuple[Any, str]]) -> None:
+    """Images (paths or arrays) with captions, in rows of GALLERY_COLUMNS."""
+    for start in range(0, len(items), GALLERY_COLUMNS):
+        cols = st.columns(GALLERY_COLUMNS)
+        for col, (image, caption) in zip(cols, items[start:start + GALLERY_COLUMNS],
+                                         strict=False):
+            col.image(image, caption=caption, width="stretch")
+
+
+def confusion_section(ws: Workspace, evaluation: dict, m: dict) -> None:
+    classes = evaluation["classes"]
+    left, right = st.columns([3, 2], gap="large")
+    with left:
+        fig = evalcharts.confusion_figure(m["confusion"]["counts"], classes,
+                                          m["confusion"]["normalized"])
+        st.plotly_chart(fig, key="eval_confusion", on_select=select_cell_from_chart,
+                        selection_mode="points", width="stretch")
+        st.caption("Colour: share of the true class's images; number: count. Click a cell to "
+                   "see its images.")
+    with right:
+        counts = m["confusion"]["counts"]
+        if st.session_state.get("eval_cell_true") not in classes or \
+                st.session_state.get("eval_cell_pred") not in classes:
+            off = [(counts[i][j], i, j) for i in range(len(classes)) for j in range(len(classes))
+                   if i != j and counts[i][j]]
+            _, i, j = max(off) if off else (0, 0, 0)
+            st.session_state["eval_cell_true"] = classes[i]
+            st.session_state["eval_cell_pred"] = classes[j]
+        c1, c2 = st.columns(2)
+        true = c1.selectbox("True class", classes, key="eval_cell_true")
+        pred = c2.selectbox("Predicted as", classes, key="eval_cell_pred")
+        s = m["samples"]
+        ti, pi = classes.index(true), classes.index(pred)
+        picked = [k for k, (t, p) in enumerate(zip(s["true"], s["predicted"], strict=True))
+                  if t == ti and p == pi]
+        picked.sort(key=lambda k: -s["confidence"][k])
+        st.markdown(f"**{len(picked)}** image{'s' if len(picked) != 1 else ''} of "
+                    f"**{true}** predicted as **{pred}**")
+        items = []
+        for k in picked[:GALLERY]:
+            path = image_path(ws, evaluation["dataset"], s["file"][k])
+            if path:
+                items.append((path, f"{pct(s['confidence'][k])} sure"))
+        if picked and not items:
+            st.warning(f"The images of dataset {evaluation['dataset']!r} are no longer there.")
+        image_grid(items)
+
+
+def per_class_section(m: dict) -> None:
+    table = pd.DataFrame(m["per_class"])[["class", "precision", "recall", "f1", "auc",
+                                           "support"]]
+    left, right = st.columns([2, 3], gap="large")
+    left.dataframe(
+        table, key="eval_per_class_table", hide_index=True,
+        column_config={c: st.column_config.NumberColumn(c.upper() if c in ("f1", "auc")
+                                                        else c.capitalize(), format="%.3f")
+                       for c in ("precision", "recall", "f1", "auc")})
+    right.plotly_chart(evalcharts.per_class_figure(table), key="eval_per_class_chart",
+                       width="stretch")
+
+
+def metrics_tab(ws: Workspace, evaluation: dict | None, split: str | None) -> None:
+    if evaluation is None or split is None:
+        st.info("Not evaluated on this dataset yet: press **Evaluate** above.")
+        return
+    m = evaluation["splits"][split]
+    metric_cards(m)
+    if not m["n"]:
+        return
+    confusion_section(ws, evaluation, m)
+    per_class_section(m)
+
+
+def mistakes_tab(ws: Workspace, run_id: str, evaluation: dict | None, split: str | None) -> None:
+    if evaluation is None or split is None:
+        st.info("Not evaluated on this dataset yet: press **Evaluate** above.")
+        return
+    wrong = evaluation["splits"][split]["mistakes"]
+    if not wrong:
+        st.success(f"No mistakes on the {split} split.")
+        return
+    st.markdown(f"**{len(wrong)}** mistake{'s' if len(wrong) != 1 else ''} on the {split} split, "
+                "most confident first. Right: Grad-CAM, where the model looked for the class "
+                "it predicted (red = most).")
+    items = []
+    for w in wrong[:GALLERY]:
+        original = image_path(ws, evaluation["dataset"], w["file"])
+        cam = evaluate.gradcam_path(run_id, w, ws=ws)
+        image = side_by_side(original, str(cam)) if original and cam else original or cam
+        if image is not None:
+            items.append((image, f"{w['true']} → {w['predicted']} ({pct(w['confidence'])})"))
+    image_grid(items)
+    if len(wrong) > GALLERY:
+        with st.expander(f"All {len(wrong)} mistakes"):
+            st.dataframe(pd.DataFrame(wrong).drop(columns=["gradcam"], errors="ignore"),
+                         key="eval_mistakes_table", hide_index=True)
+
+
+def transfer_tab(ws: Workspace, run: dict) -> None:
+    weights = run["config"]["base"]["weights"]
+    if weights == transfer.SCRATCH:
+        st.info("This run trains from scratch (weights: none), so it is itself the baseline "
+                "that pretrained runs are compared with.")
+        return
+    st.caption(f"Does starting from {transfer.source_label(weights)} beat training the same "
+               "network from random weights on this data?")
+    try:
+        baseline = transfer.find_baseline(run["id"], ws=ws)
+        if baseline is None:
+            pending = transfer.find_baseline(run["id"], ws=ws, statuses=ACTIVE_STATUSES)
+            if pending:
+                status = RunStore(ws).get_run(pending)["status"]
+                st.info(f"The matching from-scratch baseline is {status}; the report appears "
+                        "here when it completes.")
+                return
+            st.write("No from-scratch baseline yet: the same config with weights **none**.")
+            if st.button("Train the matching baseline", key="eval_train_baseline",
+                         icon=":material/model_training:"):
+                from tlcore import jobs
+
+                jobs.launch(transfer.baseline_config(run["config"]),
+                            name=f"{run['name']} · from scratch", ws=ws)
+                flash("success", "Baseline queued. The report appears here when it completes.")
+                st.rerun()
+            return
+        report = transfer.transfer_report(run["id"], baseline, ws=ws)
+    except TLCoreError as exc:
+        st.error(str(exc))
+        return
+    VERDICT_BOXES.get(report["verdict"], st.info)(
+        f"**{report['verdict'].capitalize()}.** {report['summary']}")
+    rows = pd.DataFrame(report["metrics"]).replace({None: float("nan")})
+    rows["delta"] = rows["delta"] * 100
+    rows["metric"] = rows["metric"].map({
+        "test_accuracy": "Test accuracy", "best_val_accuracy": "Best val accuracy",
+        "val_accuracy_auc": "Val-accuracy curve area"})
+    left, right = st.columns(2, gap="large")
+    left.dataframe(rows, key="eval_transfer_table", hide_index=True, column_config={
+        "metric": "Metric",
+        "pretrained": st.column_config.NumberColumn("Pretrained", format="percent"),
+        "baseline": st.column_config.NumberColumn("From scratch", format="percent"),
+        "delta": st.column_config.NumberColumn("Difference", format="%+.1f pts")})
+    left.caption(f"Baseline run: {RunStore(ws).get_run(baseline)['name']} ({baseline}). "
+                 "Curve area: mean val accuracy over the epochs both runs trained, high when "
+                 "a run gets good early.")
+    right.plotly_chart(evalcharts.transfer_curves_figure(report), key="eval_transfer_chart",
+                       width="stretch")
+
+
+def predict_tab(ws: Workspace, run_id: str) -> None:
+    files = st.file_uploader("Images to classify", type=UPLOAD_TYPES, accept_multiple_files=True,
+                             key="eval_upload")
+    with_cam = st.toggle("Grad-CAM overlay", value=True, key="eval_predict_gradcam")
+    if st.button("Predict", key="eval_predict", disabled=not files, icon=":material/image_search:"):
+        folder = ws.tmp_dir / f"predict-{uuid.uuid4().hex[:12]}"
+        folder.mkdir(parents=True)
+        try:
+            paths = []
+            for i, f in enumerate(files):
+                path = folder / f"{i:04d}{Path(f.name).suffix.lower()}"
+                path.write_bytes(f.getvalue())
+                paths.append(str(path))
+            args = ["predict", run_id, *paths, "--json", "--top-k", str(TOP_K)]
+            out = cli(ws, args + (["--gradcam"] if with_cam else []),
+                      f"Classifying {len(paths)} image{'s' if len(paths) != 1 else ''}…")
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        if out is not None:
+            results = json.loads(out)
+            st.session_state["eval_predictions"] = {
+                "run": run_id,
+                "items": [{"name": f.name, "image": f.getvalue(), **r}
+                          for f, r in zip(files, results, strict=True)]}
+    shown = st.session_state.get("eval_predictions")
+    if not shown or shown["run"] != run_id:
+        return
+    for i, item in enumerate(shown["items"]):
+        st.divider()
+        c1, c2, c3 = st.columns([1, 1, 2])
+        c1.image(item["image"], caption=item["name"], width="stretch")
+        if item.get("overlay_png_base64"):
+            c2.image(base64.b64decode(item["overlay_png_base64"]), caption="Grad-CAM",
+                     width="stretch")
+        best = item["top"][0]
+        c3.markdown(f"**{best['class']}** ({pct(best['probability'])})")
+        c3.plotly_chart(evalcharts.topk_figure(item["top"]), key=f"eval_predict_chart_{i}",
+                        width="stretch")
+
+
+def export_tab(ws: Workspace, run_id: str) -> None:
+    st.caption("Each zip holds the model (raw RGB images in, class probabilities out; the VGG16 "
+               "preprocessing is inside), class_names.json, the run's config.json and a README "
+               "on loading it.")
+    fmt = st.selectbox("Format", list(EXPORT_FORMATS), key="eval_export_format",
+                       format_func=EXPORT_FORMATS.get)
+    path = ws.run_dir(run_id) / EXPORTS_DIR / f"{run_id}-{fmt}.zip"
+    if not path.is_file():
+        if st.button("Prepare download", key="eval_export", icon=":material/package_2:"):
+            if cli(ws, ["export", run_id, "--format", fmt, "--out", str(path)],
+                   f"Exporting as {EXPORT_FORMATS[fmt]}…") is not None:
+                st.rerun()
+        return
+    size_mb = path.stat().st_size / 2**20
+    st.download_button(f"Download {path.name} ({size_mb:.1f} MB)",
+                       data=functools.partial(path.read_bytes), file_name=path.name,
+                       mime="application/zip", key="eval_export_download",
+                       on_click="ignore", icon=":material/download:")
+
+
+# ---- page -----------------------------------------------------------------------
+def render() -> None:
+    ws = Workspace.from_env()
+    store = RunStore(ws)
+    st.title("Evaluate")
+    st.caption("How good a finished run is, where it fails and why; whether transfer helped; "
+               "classify new images and take the model away.")
+    show_flash()
+    try:
+        runs = store.list_runs(statuses=(COMPLETED,))
+    except TLCoreError as exc:
+        st.error(str(exc))
+        return
+    if not runs:
+        st.info("No completed runs yet. Train one on the Train page, then evaluate it here.",
+                icon=":material/waving_hand:")
+        st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
+        return
+
+    c1, c2 = st.columns([3, 2], vertical_alignment="bottom")
+    with c1:
+        run = pick_run(runs)
+    try:
+        classes = evaluate.run_class_names(run["id"], ws=ws)
+    except TLCoreError:
+        classes = None
+    with c2:
+        dataset = pick_dataset(ws, store, run, classes)
+    evaluation = evaluation_for(ws, run["id"], dataset)
+
+    c1, c2 = st.columns([3, 2], vertical_alignment="center")
+    with c1:
+        if evaluation:
+            when = dt.datetime.fromtimestamp(evaluation["created"]).strftime("%Y-%m-%d %H:%M")
+            shift = " — domain shift: trained on " + evaluation["trained_on"] \
+                if evaluation["domain_shift"] else ""
+            st.caption(f"Evaluated {when} on {evaluation['dataset']}{shift}.")
+        splits = [s for s in ("test", "val") if evaluation and s in evaluation["splits"]]
+        split = None
+        if splits:
+            if st.session_state.get("eval_split") not in splits:
+                st.session_state["eval_split"] = splits[0]
+            split = st.radio("Split", splits, key="eval_split", horizontal=True)
+    with c2:
+        evaluate_button(ws, run, dataset, evaluation)
+
+    tabs = st.tabs(["Metrics", "Mistakes & Grad-CAM", "Transfer", "Predict", "Export"])
+    with tabs[0]:
+        metrics_tab(ws, evaluation, split)
+    with tabs[1]:
+        mistakes_tab(ws, run["id"], evaluation, split)
+    with tabs[2]:
+        transfer_tab(ws, run)
+    with tabs[3]:
+        predict_tab(ws, run["id"])
+    with tabs[4]:
+        export_tab(ws, run["id"])
+
+
+render()

@@ -1,0 +1,271 @@
+"""Runs & compare: every run in a table; tick two or more to compare them side by side."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
+
+from tlcore import charts, evalcharts, evaluate, jobs
+from tlcore.config import flatten
+from tlcore.deeplinks import route_through_app
+from tlcore.errors import TLCoreError
+from tlcore.store import COMPLETED, STATUSES, RunStore
+from tlcore.workspace import Workspace
+
+route_through_app()
+
+TABLE_COLUMNS = {
+    "run": "Run", "dataset": "Dataset", "status": "Status", "image_size": "Size",
+    "base.weights": "Weights", "head.pooling": "Pooling", "head.dense": "Dense",
+    "train.optimizer": "Optimizer", "train.learning_rate": "LR", "train.epochs": "Epochs",
+    "fine_tune.blocks": "FT blocks", "best_val_accuracy": "Best val acc",
+    "test_accuracy": "Test acc", "duration": "Duration", "device": "Device",
+    "created": "Created",
+}
+
+
+def flash(message: str) -> None:
+    st.session_state["runs_flash"] = message
+
+
+def runs_table(view: pd.DataFrame) -> list[str]:
+    """The runs table with row selection; returns the selected run ids."""
+    table = view[[c for c in TABLE_COLUMNS if c in view]].copy()
+    table["head.dense"] = table["head.dense"].map(
+        lambda d: ", ".join(map(str, d)) if isinstance(d, list) else d)
+    table["created"] = table["created"].dt.round("s")
+    # Percent with one decimal everywhere (the "percent" format varies its decimals).
+    for column in ("best_val_accuracy", "test_accuracy"):
+        table[column] = table[column] * 100
+    event = st.dataframe(
+        table, key="runs_table", on_select="rerun", selection_mode="multi-row",
+        hide_index=True, height=min(420, 38 + 35 * len(table)), placeholder="—",
+        column_config={
+            **{k: st.column_config.Column(v) for k, v in TABLE_COLUMNS.items()},
+            "train.learning_rate": st.column_config.NumberColumn("LR", format="%.0e"),
+            "best_val_accuracy": st.column_config.NumberColumn("Best val acc", format="%.1f%%"),
+            "test_accuracy": st.column_config.NumberColumn("Test acc", format="%.1f%%"),
+            "created": st.column_config.DatetimeColumn("Created", format="YYYY-MM-DD HH:mm"),
+        },
+    )
+    rows = [i for i in event.selection.rows if i < len(view)]
+    return view.iloc[rows]["id"].to_list()
+
+
+def actions(ws: Workspace, store: RunStore, selected: list[dict]) -> None:
+    """Rename, clone and delete for the ticked runs."""
+    if len(selected) == 1:
+        run = selected[0]
+        c1, c2, c3 = st.columns([3, 1, 1], vertical_alignment="bottom")
+        new_name = c1.text_input("Name", value=run["name"], key=f"runs_rename_{run['id']}")
+        if c2.button("Rename", key="runs_rename", width="stretch",
+                     disabled=new_name.strip() == run["name"]):
+            try:
+                store.rename_run(run["id"], new_name)
+            except TLCoreError as exc:
+                st.error(str(exc))
+            else:
+                flash(f"Renamed to {new_name.strip()}.")
+                st.rerun()
+        if c3.button("Clone and edit", key="runs_clone", width="stretch",
+                     icon=":material/content_copy:",
+                     help="Open the Train page with this run's settings."):
+            st.session_state["train_prefill"] = run["config"]
+            st.switch_page("pages/train.py")
+    names = ", ".join(r["name"] for r in selected)
+    if st.button(f"Delete {len(selected)} run(s)…", key="runs_delete", icon=":material/delete:"):
+        st.session_state["runs_confirm_delete"] = [r["id"] for r in selected]
+    if st.session_state.get("runs_confirm_delete") != [r["id"] for r in selected]:
+        return
+    st.warning(f"Delete {names} with their models, logs and metrics? This cannot be undone.")
+    yes, no, _ = st.columns([1, 1, 4])
+    if yes.button("Yes, delete", key="runs_delete_yes", type="primary"):
+        st.session_state.pop("runs_confirm_delete", None)
+        errors = []
+        for run in selected:
+            try:
+                jobs.delete(run["id"], ws=ws)
+            except TLCoreError as exc:
+                errors.append(f"{run['name']}: {exc}")
+        if errors:
+            st.error("\n\n".join(errors))
+            return
+        flash(f"Deleted {names}.")
+        st.rerun()
+    if no.button("Cancel", key="runs_delete_no"):
+        st.session_state.pop("runs_confirm_delete", None)
+        st.rerun()
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def stored_evaluation(root: str, run_id: str, dataset: str, mtime: float) -> dict | None:
+    """A run's stored evaluation; keyed by the file's mtime so a re-evaluation is never stale."""
+    return evaluate.load_evaluation(run_id, dataset, ws=Workspace.from_env(root))
+
+
+def evaluation_of(ws: Workspace, run: dict) -> dict | None:
+    """The run's stored evaluation on its own dataset, or None (read without TensorFlow)."""
+    path = evaluate.eval_dir(run["id"], ws) / f"{run['dataset']}.json"
+    if not path.is_file():
+        return None
+    try:
+        return stored_evaluation(str(ws.root), run["id"], run["dataset"], path.stat().st_mtime)
+    except (OSError, ValueError, TLCoreError):
+        return None
+
+
+def pick_pair(ids: list[str], labels: dict[str, str], col_a: DeltaGenerator,
+              col_b: DeltaGenerator) -> tuple[str, str]:
+    """Runs A and B among three or more evaluated runs; the first two by default."""
+    if st.session_state.get("runs_eval_a") not in ids:
+        st.session_state["runs_eval_a"] = ids[0]
+    a = col_a.selectbox("Run A", ids, key="runs_eval_a", format_func=labels.get)
+    others = [i for i in ids if i != a]
+    if st.session_state.get("runs_eval_b") not in others:
+        st.session_state["runs_eval_b"] = others[0]
+    b = col_b.selectbox("Run B", others, key="runs_eval_b", format_func=labels.get,
+                        help="The F1 chart shows B minus A per class.")
+    return a, b
+
+
+def evaluation_compare(ws: Workspace, chosen: pd.DataFrame, runs: dict[str, dict],
+                       labels: dict[str, str]) -> None:
+    """Side-by-side confusion matrices and per-class F1 deltas of two evaluated runs."""
+    evaluations: dict[str, dict[str, Any]] = {}
+    missing = []
+    for run_id in chosen["id"]:
+        evaluation = evaluation_of(ws, runs[run_id])
+        if evaluation:
+            evaluations[run_id] = evaluation
+        elif runs[run_id]["status"] == COMPLETED:
+            missing.append(labels[run_id])
+    if len(evaluations) < 2 and not missing:
+        return
+    st.markdown("**Confusion matrices and per-class F1**")
+    if missing:
+        names = ", ".join(missing)
+        st.caption(f":material/info: Evaluate {'run' if len(missing) == 1 else 'runs'} {names} "
+                   "on the Evaluate page to compare confusion matrices.")
+    if len(evaluations) < 2:
+        return
+    ids = list(evaluations)
+    cols = st.columns(4, vertical_alignment="bottom")
+    if len(ids) > 2:
+        a, b = pick_pair(ids, labels, cols[0], cols[1])
+        split_col = cols[2]
+    else:
+        (a, b), split_col = ids, cols[0]
+    ev_a, ev_b = evaluations[a], evaluations[b]
+    splits = [s for s in evaluate.EVAL_SPLITS
+              if ev_a["splits"].get(s, {}).get("n") and ev_b["splits"].get(s, {}).get("n")]
+    if not splits:
+        st.caption("These two evaluations have no split with images in common.")
+        return
+    if st.session_state.get("runs_eval_split") not in splits:
+        st.session_state["runs_eval_split"] = splits[0]
+    split = split_col.segmented_control("Split", splits, key="runs_eval_split") or splits[0]
+    m_a, m_b = ev_a["splits"][split], ev_b["splits"][split]
+    cols = st.columns(2, gap="large")
+    for col, run_id, ev, m, slot in ((cols[0], a, ev_a, m_a, "a"), (cols[1], b, ev_b, m_b, "b")):
+        fig = evalcharts.confusion_figure(
+            m["confusion"]["counts"], ev["classes"], m["confusion"]["normalized"],
+            title=f"{labels[run_id]} · {split} accuracy {m['accuracy'] * 100:.1f}%")
+        fig.update_layout(template=charts.TEMPLATE, height=420)
+        col.plotly_chart(fig, key=f"runs_confusion_{slot}", theme=None)
+    st.caption("Rows: true class; columns: predicted. Colour: share of the true class's images; "
+               "number: count.")
+    if ev_a["dataset"] != ev_b["dataset"]:
+        st.caption(f"Evaluated on different datasets ({ev_a['dataset']}, {ev_b['dataset']}): "
+                   "classes are matched by name.")
+    delta = evalcharts.f1_delta_frame(m_a, m_b)
+    if delta["delta"].isna().all():
+        st.caption("No class has an F1 score in both runs, so there is no difference to show.")
+        return
+    fig = evalcharts.f1_delta_figure(delta, labels[a], labels[b])
+    fig.update_layout(template=charts.TEMPLATE, height=360)
+    st.plotly_chart(fig, key="runs_f1_delta", theme=None)
+    if (delta["delta"].dropna().abs() < 5e-4).all():
+        st.caption(f"{labels[a]} and {labels[b]} have the same F1 on every class they share.")
+    else:
+        st.caption(f"Bars above zero: {labels[b]} has the higher F1 on that class.")
+
+
+def compare(ws: Workspace, store: RunStore, chosen: pd.DataFrame,
+            runs: dict[str, dict]) -> None:
+    st.subheader("Compare")
+    labels = dict(zip(chosen["id"], chosen["run"], strict=True))
+    c1, c2, _ = st.columns([1, 1, 2])
+    metric = c1.segmented_control("Metric", list(charts.METRICS), default="accuracy",
+                                  key="runs_metric") or "accuracy"
+    splits = c2.segmented_control("Curves", ["train", "val"], default=["train", "val"],
+                                  selection_mode="multi", key="runs_splits") or ["val"]
+    metrics = charts.metrics_frame(store.metrics_for(list(labels)), labels)
+    st.plotly_chart(
+        charts.learning_curves(metrics, metric, runs=list(labels.values()), splits=splits,
+                               title=f"Learning curves · {charts.METRIC_LABELS[metric]}"),
+        key="runs_curves", theme=None)
+    left, right = st.columns(2, gap="large")
+    left.plotly_chart(charts.final_metrics_bar(chosen), key="runs_final", theme=None)
+    with right:
+        st.markdown("**Config differences**")
+        diff = charts.config_diff({labels[i]: flatten(runs[i]["config"]) for i in labels})
+        if diff.empty:
+            st.caption("These runs share the same config.")
+        else:
+            st.dataframe(diff, key="runs_diff")
+    st.plotly_chart(charts.parallel_coordinates(chosen, charts.differing_params(chosen)),
+                    key="runs_parallel", theme=None)
+    evaluation_compare(ws, chosen, runs, labels)
+
+
+def render() -> None:
+    ws = Workspace.from_env()
+    store = RunStore(ws)
+    st.title("Runs & compare")
+    st.caption("Every run in this workspace. Tick rows to rename, clone or delete a run; tick "
+               "two or more to compare them.")
+    if "runs_flash" in st.session_state:
+        st.success(st.session_state.pop("runs_flash"))
+    try:
+        jobs.refresh(ws=ws)
+    except TLCoreError as exc:
+        st.error(str(exc))
+    runs = store.list_runs()
+    if not runs:
+        st.info("No runs yet — launch one on the Train page.", icon=":material/waving_hand:")
+        st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
+        return
+    frame = charts.runs_frame(runs)
+    c1, c2, c3 = st.columns([2, 2, 1], vertical_alignment="bottom")
+    dataset_filter = c1.multiselect("Dataset", sorted(frame["dataset"].unique()),
+                                    key="runs_filter_dataset", placeholder="All datasets")
+    status_filter = c2.multiselect("Status", STATUSES, key="runs_filter_status",
+                                   placeholder="All statuses")
+    view = frame
+    if dataset_filter:
+        view = view[view["dataset"].isin(dataset_filter)]
+    if status_filter:
+        view = view[view["status"].isin(status_filter)]
+    view = view.reset_index(drop=True)
+    c3.download_button("Download CSV", view.drop(columns=["duration_s"]).to_csv(index=False),
+                       file_name="runs.csv", mime="text/csv", key="runs_csv",
+                       icon=":material/download:", width="stretch")
+    if view.empty:
+        st.info("No runs match these filters.")
+        return
+    selected_ids = runs_table(view)
+    by_id = {r["id"]: r for r in runs}
+    if not selected_ids:
+        st.caption("Tick the boxes at the left of the table to select runs.")
+        return
+    actions(ws, store, [by_id[i] for i in selected_ids])
+    if len(selected_ids) < 2:
+        st.info("Tick one more run to compare learning curves, final metrics and configs.")
+        return
+    compare(ws, store, view[view["id"].isin(selected_ids)], by_id)
+
+
+render()

@@ -1,0 +1,540 @@
+"""Train: pick a dataset and preset, adjust the run config, launch, and watch runs live."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from tlcore import backbones, charts, config, datasets, jobs
+from tlcore.deeplinks import route_through_app
+from tlcore.errors import TLCoreError
+from tlcore.store import (
+    ACTIVE_STATUSES,
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    LOST,
+    QUEUED,
+    RUNNING,
+    STAGE_FEATURES,
+    RunStore,
+)
+from tlcore.workspace import Workspace
+
+route_through_app()
+
+LIVE_REFRESH_S = 1.5
+LOG_LINES = 40
+PREFIX = "cfg."  # session-state keys of the config form
+SAVED_KEY = "train_saved"  # the form's values, kept while another page is open
+PREFILL_KEY = "train_prefill"  # a config dict to load (set by "Clone and edit")
+WEIGHT_MODES = {
+    "imagenet": "ImageNet (pretrained)",
+    "none": "Random init (from scratch)",
+    "file": "Weights file on the server",
+    "run": "An earlier run's base",
+}
+# Number widgets need floats where the config allows an int in JSON (learning_rate: 1).
+FLOAT_KEYS = {f"{section}.{f.name}" for section, cls in config.SECTIONS.items()
+              for f in dataclasses.fields(cls) if f.type in ("float", float)}
+
+
+# ---- form state ------------------------------------------------------------
+def form_values(cfg: config.RunConfig) -> dict[str, Any]:
+    """Session-state values of the form widgets for `cfg`."""
+    values = {PREFIX + k: float(v) if k in FLOAT_KEYS else v for k, v in cfg.flat().items()
+              if k not in ("base.name", "base.weights")}
+    values[PREFIX + "head.dense"] = ", ".join(str(u) for u in cfg.head.dense)
+    weights = cfg.base.weights
+    mode = (weights if weights in ("imagenet", "none")
+            else "run" if weights.startswith(config.RUN_WEIGHTS_PREFIX) else "file")
+    values[PREFIX + "weights_mode"] = mode
+    values[PREFIX + "weights_file"] = weights if mode == "file" else ""
+    values[PREFIX + "weights_run"] = (weights[len(config.RUN_WEIGHTS_PREFIX):]
+                                      if mode == "run" else None)
+    return values
+
+
+def load_form(values: dict[str, Any], keep_dataset: bool = False) -> None:
+    for key, value in values.items():
+        if keep_dataset and key == PREFIX + "dataset":
+            continue
+        st.session_state[key] = value
+
+
+def apply_preset() -> None:
+    """Preset changed: reload every knob from it, keeping the chosen dataset."""
+    dataset = st.session_state.get(PREFIX + "dataset") or "dataset"
+    load_form(form_values(config.preset(st.session_state["train_preset"], dataset)),
+              keep_dataset=True)
+
+
+def init_form(names: list[str]) -> None:
+    """Fill the form on first visit, after another page, or from "Clone and edit"."""
+    prefill = st.session_state.pop(PREFILL_KEY, None)
+    if prefill is not None:
+        try:
+            load_form(form_values(config.RunConfig.from_dict(prefill)))
+            st.session_state["train_flash"] = "Loaded the cloned run's settings. Edit and launch."
+        except TLCoreError as exc:
+            st.session_state["train_flash_error"] = str(exc)
+    elif PREFIX + "image_size" not in st.session_state:
+        saved = st.session_state.get(SAVED_KEY)
+        if saved:
+            load_form(saved)
+        else:
+            load_form(form_values(config.preset(config.DEFAULT_PRESET,
+                                                 names[0] if names else "dataset")))
+            st.session_state["train_preset"] = config.DEFAULT_PRESET
+    if st.session_state.get(PREFIX + "dataset") not in names and names:
+        st.session_state[PREFIX + "dataset"] = names[0]
+
+
+def save_form() -> None:
+    st.session_state[SAVED_KEY] = {k: v for k, v in st.session_state.items()
+                                   if isinstance(k, str) and k.startswith(PREFIX)}
+
+
+def parse_dense(text: str) -> list[Any]:
+    """'256, 128' -> [256, 128]; a bad token stays text so the config names the problem."""
+    out: list[Any] = []
+    for token in (t.strip() for t in str(text).replace(";", ",").split(",")):
+        if token:
+            out.append(int(token) if token.lstrip("-").isdigit() else token)
+    return out
+
+
+def build_config() -> config.RunConfig:
+    """The RunConfig the form describes.
+
+    Raises:
+        ConfigError: with the config's own message when a value is invalid.
+    """
+    s = st.session_state
+    mode = s[PREFIX + "weights_mode"]
+    if mode == "file":
+        weights = s[PREFIX + "weights_file"].strip()
+    elif mode == "run":
+        weights = config.RUN_WEIGHTS_PREFIX + (s[PREFIX + "weights_run"] or "")
+    else:
+        weights = mode
+    data: dict[str, Any] = {"dataset": s[PREFIX + "dataset"] or "",
+                            "image_size": s[PREFIX + "image_size"],
+                            "base": {"name": "vgg16", "weights": weights}}
+    for key, value in s.items():
+        if not isinstance(key, str) or not key.startswith(PREFIX):
+            continue
+        flat = key[len(PREFIX):]
+        section, _, field = flat.partition(".")
+        if section in config.SECTIONS and section != "base":
+            data.setdefault(section, {})[field] = value
+    data["head"]["dense"] = parse_dense(s[PREFIX + "head.dense"])
+    return config.RunConfig.from_dict(data)
+
+
+# ---- the form ----------------------------------------------------------------
+def base_tab(ws: Workspace, store: RunStore) -> None:
+    st.caption("VGG16's convolutional base (5 blocks, 14.7 M parameters) turns each image into "
+               "features; the head on top learns your classes.")
+    st.number_input("Image size (px)", key=PREFIX + "image_size", step=16,
+                    help="Images are resized to a square of this size (32-512). The Keras "
+                         "recipe uses 150; smaller trains much faster.")
+    mode = st.selectbox("Pretrained weights", list(WEIGHT_MODES), key=PREFIX + "weights_mode",
+                        format_func=WEIGHT_MODES.get,
+                        help="ImageNet weights transfer what VGG16 learned on 1.2 M photos. "
+                             "Random init trains from scratch: the baseline that shows "
+                             "whether transfer helps.")
+    if mode == "imagenet":
+        weights_panel(ws)
+    elif mode == "file":
+        st.text_input("Weights file path", key=PREFIX + "weights_file",
+                      placeholder="/path/to/vgg16_notop.weights.h5",
+                      help="A VGG16 notop weights file (.h5 or .weights.h5) on the server.")
+    elif mode == "run":
+        done = [r for r in store.list_runs(statuses=[COMPLETED])]
+        labels = charts.run_labels(done)
+        if st.session_state.get(PREFIX + "weights_run") not in labels:
+            st.session_state[PREFIX + "weights_run"] = None
+        st.selectbox("Source run", list(labels), key=PREFIX + "weights_run",
+                     format_func=lambda rid: f"{labels[rid]} · {rid}",
+                     placeholder="Choose a completed run",
+                     help="Start from the convolutional base this run trained: transfer "
+                          "from your own source domain.")
+        if not done:
+            st.caption("No completed runs yet.")
+
+
+def weights_panel(ws: Workspace) -> None:
+    status = backbones.weights_status(ws)
+    if status["available"]:
+        st.caption(f":material/check_circle: {status['message']}")
+        return
+    st.warning("No ImageNet weights on this machine yet. Keras downloads them (58 MB) when the "
+               "run starts; without internet, upload a VGG16 weights file here (it is checked "
+               "and stored in the workspace) or choose **Random init**.",
+               icon=":material/cloud_off:")
+    with st.expander("Other ways to provide the weights"):
+        st.caption(status["message"])
+    upload = st.file_uploader("VGG16 weights file", type=["h5", "hdf5"], key="train_weights_upload")
+    if upload is not None and st.button("Check and store", key="train_weights_save"):
+        try:
+            path = backbones.save_weights_upload(upload.getvalue(), upload.name, ws=ws)
+        except TLCoreError as exc:
+            st.error(str(exc))
+            return
+        st.success(f"Stored {path.name}; ImageNet runs will use it.")
+
+
+def head_tab() -> None:
+    st.caption("Layers trained on top of the frozen base: pooling → dense layers → softmax.")
+    c1, c2 = st.columns(2)
+    c1.selectbox("Pooling", config.POOLINGS, key=PREFIX + "head.pooling",
+                 help="flatten keeps every position (many parameters, the Keras recipe); "
+                      "avg/max pool each feature map to one number (small, fast head).")
+    c2.text_input("Dense layers", key=PREFIX + "head.dense",
+                  help="Widths of the hidden dense layers, comma-separated, e.g. 256 or "
+                       "512, 128. Leave empty for none.")
+    c1.selectbox("Activation", config.ACTIVATIONS, key=PREFIX + "head.activation")
+    c2.slider("Dropout", 0.0, 0.9, step=0.05, key=PREFIX + "head.dropout",
+              help="Fraction of dense units dropped while training; fights overfitting.")
+    c1.number_input("L2 weight decay", key=PREFIX + "head.l2", step=1e-4, format="%g",
+                    help="Penalty on dense-layer weights (0 = off).")
+    c2.toggle("Batch normalisation", key=PREFIX + "head.batchnorm",
+              help="Normalise each dense layer's outputs before the activation.")
+
+
+def gpu_batch_hint() -> str | None:
+    """"Fits about N per batch on <GPU>" from the cached device probe, on GPU machines only."""
+    info = jobs.device_info()
+    free = (info.get("gpu_free_bytes") or [None])[0]
+    if not info.get("gpus") or not free:
+        return None
+    size = int(st.session_state[PREFIX + "image_size"])
+    mixed = st.session_state.get(PREFIX + "train.mixed_precision", "auto") != "off"
+    n = backbones.batch_size_hint(size, free, mixed)
+    return (f"About {n} images per batch fit in the {free / 2**30:.0f} GiB free on "
+            f"{info['gpus'][0]} at {size} px when training through the base.")
+
+
+def optimizer_tab() -> None:
+    st.caption("Phase 1 trains only the head, with the whole base frozen.")
+    c1, c2 = st.columns(2)
+    c1.number_input("Epochs", key=PREFIX + "train.epochs", step=1,
+                    help="Passes over the training split in phase 1.")
+    c2.number_input("Batch size", key=PREFIX + "train.batch_size", step=8,
+                    help="Images per step. Lower it if the GPU runs out of memory.")
+    hint = gpu_batch_hint()
+    if hint:
+        c2.caption(hint)
+    c1.selectbox("Optimizer", config.OPTIMIZERS, key=PREFIX + "train.optimizer")
+    c2.number_input("Learning rate", key=PREFIX + "train.learning_rate", step=1e-4, format="%g",
+                    help="Step size of the optimizer; 1e-3 suits Adam.")
+    c1.number_input("Early-stopping patience", key=PREFIX + "train.early_stopping_patience",
+                    step=1, help="Stop after this many epochs without a better val loss "
+                                 "(0 = off). The best epoch is kept.")
+    c2.selectbox("Class weights", config.CLASS_WEIGHTS, key=PREFIX + "train.class_weight",
+                 help="auto weighs rare classes up so imbalance does not bias the model.")
+    c1.number_input("Seed", key=PREFIX + "train.seed", step=1,
+                    help="Same seed, same initial weights and batch order.")
+    c2.selectbox("Mixed precision", config.MIXED_PRECISION,
+                 key=PREFIX + "train.mixed_precision",
+                 help="float16 maths on GPUs (faster, less memory). auto: on when a GPU is "
+                      "present.")
+
+
+def fine_tune_tab() -> None:
+    st.caption("Phase 2 (optional): unfreeze the last VGG16 blocks and keep training at a low "
+               "learning rate, so the pretrained features adapt to your images.")
+    st.slider("Blocks to unfreeze", 0, config.MAX_FINE_TUNE_BLOCKS, step=1,
+              key=PREFIX + "fine_tune.blocks",
+              help="0 = no fine-tuning; 1 = block5 only; 5 = the whole base.")
+    c1, c2 = st.columns(2)
+    c1.number_input("Fine-tuning epochs", key=PREFIX + "fine_tune.epochs", step=1,
+                    help="Epochs of phase 2 (0 = no fine-tuning).")
+    c2.number_input("Fine-tuning learning rate", key=PREFIX + "fine_tune.learning_rate",
+                    step=1e-5, format="%g",
+                    help="Keep it small (1e-5) so the pretrained weights are adjusted, not "
+                         "destroyed.")
+
+
+def augment_tab() -> None:
+    st.caption("Random changes to training images only, so the model sees more variety.")
+    c1, c2 = st.columns(2)
+    c1.selectbox("Flip", config.FLIPS, key=PREFIX + "augment.flip")
+    c2.slider("Rotation (fraction of a turn)", 0.0, 0.5, step=0.01,
+              key=PREFIX + "augment.rotation")
+    c1.slider("Zoom", 0.0, 0.9, step=0.05, key=PREFIX + "augment.zoom")
+    c2.slider("Translate", 0.0, 0.9, step=0.05, key=PREFIX + "augment.translate")
+    c1.slider("Contrast", 0.0, 0.9, step=0.05, key=PREFIX + "augment.contrast")
+
+
+def model_preview(cfg: config.RunConfig, num_classes: int) -> None:
+    """What the config builds: parameters per VGG16 block, frozen or trainable per phase."""
+    st.markdown("**Model**")
+    summary = backbones.param_summary(cfg, num_classes)
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Parameters", compact(summary["total"]), help=f"{summary['total']:,} in all.")
+    c2.metric("Phase 1 trains", compact(summary["trainable_phase1"]),
+              help="The head only; the whole base stays frozen.")
+    c3.metric("Phase 2 trains", compact(summary["trainable_phase2"]) if
+              cfg.fine_tune.enabled else "—",
+              help="The head plus the unfrozen blocks while fine-tuning.")
+    rows = pd.DataFrame(backbones.param_table(cfg, num_classes))
+    blocks = rows.groupby("block", sort=False).agg(
+        params=("params", "sum"), phase1=("trainable_phase1", "any"),
+        phase2=("trainable_phase2", "any")).reset_index()
+    column_config = {
+        "block": "Block",
+        "params": st.column_config.NumberColumn("Parameters", format="localized"),
+        "phase1": st.column_config.CheckboxColumn(
+            "Phase 1", help="Ticked: trains while the head is trained. Empty: frozen."),
+        "phase2": st.column_config.CheckboxColumn(
+            "Phase 2", help="Ticked: trains while fine-tuning. Empty: frozen."),
+    }
+    if not cfg.fine_tune.enabled:
+        blocks = blocks.drop(columns="phase2")
+    st.dataframe(blocks, key="train_blocks", hide_index=True, column_config=column_config)
+    if not cfg.fine_tune.enabled:
+        st.caption("No fine-tuning phase: set blocks and epochs under Fine-tuning to add one.")
+    with st.expander("All layers"):
+        rows["output_shape"] = rows["output_shape"].map(lambda s: " × ".join(map(str, s)))
+        st.dataframe(rows[["layer", "block", "type", "output_shape", "params"]],
+                     key="train_layers", hide_index=True)
+    if cfg.augment.enabled:
+        st.info("Augmentation is on, so the frozen base runs on every image every epoch. Turn "
+                "it off to use the fast path: base features are computed once, cached, and "
+                "only the head trains (seconds per epoch).", icon=":material/lightbulb:")
+    else:
+        st.caption(":material/bolt: Augmentation off: frozen-base features are cached and "
+                   "reused, so phase 1 is fast.")
+
+
+# ---- live panel --------------------------------------------------------------
+def watched_run(runs: list[dict]) -> dict | None:
+    """The run to show in detail: the one in the URL, else a running one, else the newest."""
+    by_id = {r["id"]: r for r in runs}
+    wanted = st.query_params.get("run")
+    if wanted in by_id:
+        return by_id[wanted]
+    running = [r for r in runs if r["status"] == RUNNING]
+    if running:
+        return running[0]
+    return runs[-1] if runs else None
+
+
+def progress_text(progress: dict) -> tuple[float, str]:
+    """Overall fraction and "Phase 1 · epoch 3/10 · batch 12/40 · ETA 1m 05s"."""
+    epochs = max(1, progress.get("epochs") or 1)
+    batches = max(1, progress.get("batches") or 1)
+    epoch = progress.get("epoch") or 0
+    batch = progress.get("batch") or 0
+    done = min(1.0, max(0.0, (epoch - 1 + batch / batches) / epochs))
+    if progress.get("stage") == STAGE_FEATURES:
+        return done, (f"Phase {progress.get('phase') or 1} · computing frozen-base features "
+                      f"{batch}/{batches} images (once per dataset, size and weights)")
+    parts = [f"Phase {progress.get('phase') or 1}", f"epoch {epoch}/{epochs}",
+             f"batch {batch}/{batches}"]
+    if progress.get("eta_s") is not None:
+        parts.append(f"ETA {charts.format_duration(progress['eta_s'])}")
+    return done, " · ".join(parts)
+
+
+def run_details(ws: Workspace, store: RunStore, run: dict, queue: list[dict]) -> None:
+    status = run["status"]
+    head, actions = st.columns([4, 1])
+    head.markdown(f"#### {run['name']}")
+    head.badge(status, icon=charts.STATUS_ICONS.get(status),
+               color=charts.STATUS_COLORS.get(status, "gray"))
+    cfg = run["config"]
+    head.caption(f"Dataset {run['dataset']} · {cfg['image_size']} px · weights "
+                 f"{cfg['base']['weights']} · {run['device'] or 'device chosen at start'} · "
+                 f"id {run['id']}")
+    if status in ACTIVE_STATUSES:
+        if actions.button("Cancel run", key=f"train_cancel_{run['id']}", icon=":material/stop:"):
+            try:
+                jobs.cancel(run["id"], ws=ws)
+                st.toast(f"Cancelling {run['name']}…")
+            except TLCoreError as exc:
+                st.error(str(exc))
+    elif status in (FAILED, CANCELLED, LOST):
+        if actions.button("Resume", key=f"train_resume_{run['id']}", icon=":material/replay:",
+                          help="Continue from the last saved epoch."):
+            try:
+                jobs.resume(run["id"], ws=ws)
+                st.toast(f"Resuming {run['name']}…")
+            except TLCoreError as exc:
+                st.error(str(exc))
+
+    if status == QUEUED:
+        ahead = [r for r in queue if r["seq"] < run["seq"]]
+        st.info(f"Waiting for a free worker ({len(ahead)} run(s) ahead). It starts on its own.",
+                icon=":material/schedule:")
+    elif status == RUNNING:
+        progress = store.progress(run["id"])
+        if progress:
+            fraction, text = progress_text(progress)
+            st.progress(fraction, text=text)
+        else:
+            st.progress(0.0, text="Starting: loading data and building the model…")
+    elif status == COMPLETED:
+        test = run.get("test_metrics") or {}
+        c1, c2, c3, c4 = st.columns(4)
+        c1.metric("Best val accuracy", _pct(run.get("best_val_accuracy")))
+        c2.metric("Test accuracy", _pct(test.get("accuracy")))
+        c3.metric("Best epoch", run.get("best_epoch") or "—")
+        c4.metric("Duration", charts.format_duration(
+            (run["ended"] or time.time()) - run["started"]) if run.get("started") else "—")
+    elif run.get("error"):
+        first, _, rest = run["error"].strip().partition("\n")
+        st.error(first)
+        if rest.strip():
+            with st.expander("Details"):
+                st.code(rest, language=None)
+    elif status == CANCELLED:
+        st.info("Cancelled. Resume continues from the last saved epoch.")
+
+    metrics = charts.metrics_frame(store.metrics(run["id"]), {run["id"]: run["name"]})
+    if not metrics.empty or status == RUNNING:
+        left, right = st.columns(2)
+        left.plotly_chart(charts.learning_curves(metrics, "loss"), key="train_live_loss",
+                          theme=None)
+        right.plotly_chart(charts.learning_curves(metrics, "accuracy"), key="train_live_acc",
+                           theme=None)
+    with st.expander("Log", expanded=status == RUNNING):
+        try:
+            tail = jobs.log_tail(run["id"], lines=LOG_LINES, ws=ws)
+        except TLCoreError as exc:
+            tail = str(exc)
+        st.code(tail or "(no output yet)", language=None, height=260)
+
+
+def compact(n: int) -> str:
+    """16812355 -> '16.8M', 132099 -> '132k': short enough for a narrow metric."""
+    for unit, size in (("M", 1e6), ("k", 1e3)):
+        if n >= size:
+            value = n / size
+            return f"{value:.0f}{unit}" if value >= 100 else f"{value:.1f}{unit}"
+    return str(n)
+
+
+def _pct(value: float | None) -> str:
+    return f"{value:.1%}" if value is not None else "—"
+
+
+def live_panel(ws: Workspace, polling: bool) -> None:
+    """The runs panel, drawn from the store alone, so any tab and a refreshed page agree.
+
+    Args:
+        ws: The workspace.
+        polling: Whether this panel re-runs on a timer (while runs are active).
+    """
+    st.subheader("Runs")
+    try:
+        jobs.refresh(ws=ws)
+    except TLCoreError as exc:
+        st.error(str(exc))
+    store = RunStore(ws)
+    runs = store.list_runs()
+    if polling and not any(r["status"] in ACTIVE_STATUSES for r in runs):
+        st.rerun()  # the last run just ended: redraw once without the timer
+    if not runs:
+        st.caption("No runs yet. Launched runs appear here and update live.")
+        return
+    run = watched_run(runs)
+    queue = [r for r in runs if r["status"] == QUEUED]
+    others = [r for r in runs if r["status"] in ACTIVE_STATUSES and r["id"] != run["id"]]
+    run_details(ws, store, run, queue)
+    if others:
+        st.markdown("**Also in the queue**")
+        for other in others:
+            st.page_link("pages/train.py", query_params={"run": other["id"]},
+                         label=f"{other['name']} · {other['status']}",
+                         icon=charts.STATUS_ICONS[other["status"]])
+    st.page_link("pages/runs.py", label="All runs, side by side", icon=":material/compare_arrows:")
+
+
+# ---- page ----------------------------------------------------------------------
+def launch(ws: Workspace, cfg: config.RunConfig) -> None:
+    name = st.session_state.get("train_run_name", "").strip() or None
+    try:
+        run_id = jobs.launch(cfg, name=name, ws=ws)
+    except TLCoreError as exc:
+        st.error(str(exc))
+        return
+    st.query_params["run"] = run_id
+    st.toast("Run queued. It starts as soon as a worker is free.",
+             icon=":material/rocket_launch:")
+
+
+def render() -> None:
+    ws = Workspace.from_env()
+    store = RunStore(ws)
+    st.title("Train")
+    st.caption("VGG16 pretrained on ImageNet plus a small dense head: train the head first, "
+               "then optionally fine-tune the last blocks. Runs train in the background; "
+               "leave the page whenever you like.")
+    try:
+        rows = datasets.list_datasets(ws=ws)
+    except TLCoreError as exc:
+        st.error(str(exc))
+        rows = []
+    names = [r["name"] for r in rows]
+    init_form(names)
+    if "train_flash" in st.session_state:
+        st.success(st.session_state.pop("train_flash"))
+    if "train_flash_error" in st.session_state:
+        st.error(st.session_state.pop("train_flash_error"))
+
+    if not names:
+        st.info("No datasets yet — create the demo dataset or upload a zip on the Data page, "
+                "then come back here.", icon=":material/waving_hand:")
+        st.page_link("pages/data.py", label="Go to Data", icon=":material/photo_library:")
+    else:
+        form, preview = st.columns([3, 2], gap="large")
+        with form:
+            c1, c2 = st.columns(2)
+            c1.selectbox("Dataset", names, key=PREFIX + "dataset")
+            c2.selectbox("Preset", list(config.PRESETS), key="train_preset",
+                         on_change=apply_preset,
+                         help="A starting point; every setting below stays editable.")
+            tabs = st.tabs(["Base & weights", "Head", "Optimizer", "Fine-tuning",
+                            "Augmentation"])
+            with tabs[0]:
+                base_tab(ws, store)
+            with tabs[1]:
+                head_tab()
+            with tabs[2]:
+                optimizer_tab()
+            with tabs[3]:
+                fine_tune_tab()
+            with tabs[4]:
+                augment_tab()
+        save_form()
+        try:
+            cfg = build_config()
+            problem = None
+        except TLCoreError as exc:
+            cfg, problem = None, str(exc)
+        with preview:
+            if cfg is None:
+                st.error(problem, icon=":material/block:")
+            else:
+                classes = rows[names.index(cfg.dataset)]["classes"]
+                model_preview(cfg, max(2, len(classes)))
+        c1, c2, _ = st.columns([2, 1, 3], vertical_alignment="bottom")
+        c1.text_input("Run name (optional)", key="train_run_name",
+                      placeholder="e.g. gap-head-lr1e-3")
+        if c2.button("Launch run", key="train_launch", type="primary", disabled=cfg is None,
+                     icon=":material/rocket_launch:", width="stretch"):
+            launch(ws, cfg)
+    st.divider()
+    # Poll only while something is queued or running; an idle page stays quiet.
+    polling = bool(store.list_runs(statuses=ACTIVE_STATUSES))
+    st.fragment(live_panel, run_every=LIVE_REFRESH_S if polling else None)(ws, polling)
+
+
+render()

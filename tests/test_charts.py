@@ -1,0 +1,161 @@
+"""Chart builders: pure functions from frames to Plotly figures (no Streamlit)."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+import pytest
+
+from tlcore import charts
+from tlcore.config import RunConfig
+
+
+def _metrics(run: str, run_id: str, phases: list[int]) -> list[dict]:
+    return [
+        {"run_id": run_id, "epoch": i + 1, "phase": p, "loss": 1.0 / (i + 1),
+         "accuracy": 0.5 + 0.05 * i, "val_loss": 1.1 / (i + 1), "val_accuracy": 0.45 + 0.05 * i,
+         "learning_rate": 1e-3, "epoch_time": 2.0}
+        for i, p in enumerate(phases)
+    ]
+
+
+def _run(run_id: str, name: str, status: str = "completed", **config) -> dict:
+    cfg = RunConfig.from_dict({"dataset": "demo", **config}).to_dict()
+    return {"id": run_id, "seq": 1, "name": name, "dataset": "demo", "config": cfg,
+            "status": status, "created": 1_700_000_000.0, "started": 1_700_000_010.0,
+            "ended": 1_700_000_095.0, "device": "CPU", "error": None,
+            "best_val_accuracy": 0.8, "best_val_loss": 0.4, "best_epoch": 3,
+            "test_metrics": {"loss": 0.5, "accuracy": 0.75}}
+
+
+def test_class_balance_stacks_one_trace_per_split():
+    df = charts.counts_frame({"cat": {"train": 7, "val": 2, "test": 1, "total": 10},
+                              "dog": {"train": 14, "val": 4, "test": 2, "total": 20}})
+    fig = charts.class_balance(df)
+    assert isinstance(fig, go.Figure)
+    assert [t.name for t in fig.data] == ["train", "val", "test"]
+    assert list(fig.data[0].x) == ["cat", "dog"] and list(fig.data[0].y) == [7, 14]
+    assert fig.layout.barmode == "stack"
+    assert fig.layout.xaxis.title.text == "Class" and fig.layout.yaxis.title.text == "Images"
+
+
+def test_learning_curves_train_and_val_per_run_with_phase_boundary():
+    rows = _metrics("a", "aaaaaaaaaaaa", [1, 1, 1, 2, 2]) + _metrics("b", "bbbbbbbbbbbb", [1, 1])
+    df = charts.metrics_frame(rows, {"aaaaaaaaaaaa": "a", "bbbbbbbbbbbb": "b"})
+    fig = charts.learning_curves(df, metric="accuracy")
+    assert [t.name for t in fig.data] == ["a · train", "a · val", "b · train", "b · val"]
+    assert fig.data[0].line.dash == "solid" and fig.data[1].line.dash == "dash"
+    assert fig.data[0].line.color == fig.data[1].line.color != fig.data[2].line.color
+    # Only run "a" fine-tunes: one boundary line between epochs 3 and 4.
+    assert [s.x0 for s in fig.layout.shapes] == [3.5]
+    assert fig.layout.xaxis.title.text == "Epoch"
+    assert fig.layout.yaxis.title.text == "Accuracy"
+    no_lines = charts.learning_curves(df, metric="loss", phase_boundaries=False, splits=["val"])
+    assert len(no_lines.layout.shapes) == 0
+    assert [t.name for t in no_lines.data] == ["a · val", "b · val"]
+
+
+def test_learning_curves_single_run_names_and_selection():
+    df = charts.metrics_frame(_metrics("a", "aaaaaaaaaaaa", [1, 1]), {"aaaaaaaaaaaa": "a"})
+    fig = charts.learning_curves(df, "loss")
+    assert [t.name for t in fig.data] == ["train", "val"]
+    # A single run is coloured by split.
+    assert [t.line.color for t in fig.data] == [charts.SPLIT_COLORS["train"],
+                                                charts.SPLIT_COLORS["val"]]
+    assert charts.learning_curves(df, runs=["zzz"]).data == ()
+    with pytest.raises(ValueError, match="metric must be one of loss, accuracy"):
+        charts.learning_curves(df, metric="f1")
+    with pytest.raises(ValueError, match="splits"):
+        charts.learning_curves(df, splits=["test"])
+
+
+def test_empty_frames_give_titled_figures_with_a_message():
+    empty = charts.metrics_frame([], {})
+    fig = charts.learning_curves(empty, "loss")
+    assert fig.data == () and fig.layout.title.text == "Loss"
+    assert "No epochs" in fig.layout.annotations[0].text
+    assert charts.class_balance(charts.counts_frame({})).layout.annotations
+    assert charts.final_metrics_bar(charts.runs_frame([])).layout.annotations
+
+
+def test_final_metrics_bar_groups_metrics_per_run():
+    df = charts.runs_frame([_run("aaaaaaaaaaaa", "a"), _run("bbbbbbbbbbbb", "b")])
+    fig = charts.final_metrics_bar(df)
+    assert [t.name for t in fig.data] == ["Best val accuracy", "Test accuracy"]
+    assert list(fig.data[1].x) == ["a", "b"] and list(fig.data[1].y) == [0.75, 0.75]
+    assert fig.layout.barmode == "group"
+
+
+def test_parallel_coordinates_axes_and_categorical_ticks():
+    runs = [_run("aaaaaaaaaaaa", "a", train={"optimizer": "adam", "learning_rate": 1e-3}),
+            _run("bbbbbbbbbbbb", "b", train={"optimizer": "sgd", "learning_rate": 1e-2}),
+            _run("cccccccccccc", "c", status="running")]
+    runs[2]["best_val_accuracy"] = None
+    df = charts.runs_frame(runs)
+    fig = charts.parallel_coordinates(df, ["train.optimizer", "train.learning_rate",
+                                           "head.dense"])
+    (trace,) = fig.data
+    assert isinstance(trace, go.Parcoords)
+    labels = [d.label for d in trace.dimensions]
+    assert labels == ["optimizer", "learning_rate", "dense", "Best val accuracy"]
+    assert list(trace.dimensions[0].ticktext) == ["adam", "sgd"]
+    assert list(trace.dimensions[2].ticktext) == ["[256]"]
+    # Learning rates 10x apart get a log axis labelled with the real values.
+    assert list(trace.dimensions[1].ticktext) == ["0.001", "0.01"]
+    assert list(trace.dimensions[1].values) == pytest.approx([-3.0, -2.0])
+    # The running run has no target value yet and is left out.
+    assert len(trace.dimensions[-1].values) == 2
+    none_yet = charts.parallel_coordinates(df.assign(best_val_accuracy=None), ["image_size"])
+    assert none_yet.data == () and "No finished runs" in none_yet.layout.annotations[0].text
+
+
+def test_short_labels_keep_the_section_only_where_needed():
+    assert charts.short_labels(["train.epochs", "fine_tune.epochs", "head.pooling"]) == {
+        "train.epochs": "train.epochs", "fine_tune.epochs": "fine_tune.epochs",
+        "head.pooling": "pooling"}
+
+
+def test_config_diff_keeps_only_differing_fields():
+    a = RunConfig(dataset="demo").flat()
+    b = RunConfig.from_dict({"dataset": "demo", "head": {"dense": [128, 64]},
+                             "train": {"learning_rate": 0.01}}).flat()
+    c = dict(a)
+    diff = charts.config_diff({"a": a, "b": b, "c": c})
+    assert list(diff.columns) == ["a", "b", "c"]
+    assert list(diff.index) == ["head.dense", "train.learning_rate"]
+    assert diff.loc["head.dense"].to_list() == ["[256]", "[128, 64]", "[256]"]
+    assert diff.loc["train.learning_rate", "b"] == "0.01"
+    assert charts.config_diff({"a": a, "c": c}).empty
+    assert charts.config_diff({"a": a}).empty
+    partial = charts.config_diff({"a": {"x": 1}, "b": {"x": 1, "y": 2}})
+    assert partial.loc["y"].to_list() == ["—", "2"]
+
+
+def test_runs_frame_labels_durations_and_params():
+    runs = [_run("aaaaaaaaaaaa", "same"), _run("bbbbbbbbbbbb", "same"),
+            _run("cccccccccccc", "solo", status="running")]
+    runs[2]["ended"] = None
+    df = charts.runs_frame(runs, now=1_700_000_130.0)
+    assert df["run"].to_list() == ["same (aaaaaa)", "same (bbbbbb)", "solo"]
+    assert df["duration"].to_list() == ["1m 25s", "1m 25s", "2m 00s"]
+    assert df.loc[0, "test_accuracy"] == 0.75 and df.loc[0, "train.optimizer"] == "adam"
+    assert charts.differing_params(df) == ["image_size", "base.weights", "head.pooling"]
+    df.loc[1, "train.optimizer"] = "sgd"
+    assert charts.differing_params(df) == ["train.optimizer"]
+
+
+def test_format_duration_and_run_colors():
+    assert charts.format_duration(None) == ""
+    assert charts.format_duration(42.4) == "42s"
+    assert charts.format_duration(3725) == "1h 02m"
+    colors = charts.run_colors(["x", "y", "x"])
+    assert list(colors) == ["x", "y"] and colors["x"] == charts.COLORWAY[0]
+
+
+def test_charts_module_does_not_import_streamlit_or_tensorflow():
+    import subprocess
+    import sys
+
+    code = ("import sys, tlcore.charts; "
+            "print(any(m in sys.modules for m in ('streamlit', 'tensorflow', 'keras')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

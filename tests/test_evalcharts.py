@@ -1,0 +1,73 @@
+"""Evaluate-page figures: pure builders, checked without Streamlit."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from tlcore import evalcharts
+
+
+def test_confusion_figure_colours_by_row_share_and_has_clickable_cells():
+    fig = evalcharts.confusion_figure([[3, 1], [0, 0]], ["cat", "dog"])
+    heat, cells = fig.data
+    assert heat.type == "heatmap" and list(heat.x) == ["cat", "dog"]
+    assert heat.z[0][0] == 0.75 and heat.z[0][1] == 0.25
+    assert all(v != v for v in heat.z[1])  # a class with no examples: NaN, drawn blank
+    assert cells.type == "scatter" and len(cells.x) == 4
+    # customdata = [true index, predicted index, count]: "cat" predicted as "dog".
+    row = [list(c) for c in cells.customdata].index([0, 1, 1])
+    assert (cells.y[row], cells.x[row]) == ("cat", "dog")
+    assert fig.layout.yaxis.autorange == "reversed"
+
+
+def test_confusion_figure_takes_stored_normalized_with_nulls():
+    fig = evalcharts.confusion_figure([[1, 1], [0, 0]], ["a", "b"],
+                                      normalized=[[0.5, 0.5], [None, None]])
+    assert fig.data[0].z[0][1] == 0.5
+
+
+def test_per_class_figure_has_three_bar_groups():
+    rows = [{"class": "a", "precision": 0.5, "recall": 1.0, "f1": 0.667, "support": 2},
+            {"class": "b", "precision": None, "recall": 0.0, "f1": 0.0, "support": 1}]
+    fig = evalcharts.per_class_figure(pd.DataFrame(rows))
+    assert [t.name for t in fig.data] == ["precision", "recall", "f1"]
+    assert list(fig.data[1].y) == [1.0, 0.0]
+
+
+def test_transfer_curves_and_topk_figures():
+    report = {"source_label": "ImageNet", "verdict": "positive transfer",
+              "curves": {"pretrained": {"epoch": [1, 2], "val_accuracy": [0.6, 0.8]},
+                         "baseline": {"epoch": [1, 2, 3], "val_accuracy": [0.3, 0.4, 0.5]}}}
+    fig = evalcharts.transfer_curves_figure(report)
+    assert [len(t.x) for t in fig.data] == [2, 3]
+    assert "positive transfer" in fig.layout.title.text
+    top = [{"class": "a", "probability": 0.7}, {"class": "b", "probability": 0.2}]
+    bars = evalcharts.topk_figure(top)
+    assert list(bars.data[0].y) == ["a", "b"] and bars.data[0].text[0] == "70.0%"
+
+
+def test_f1_delta_between_two_runs():
+    a = {"per_class": [{"class": "cat", "f1": 0.5}, {"class": "dog", "f1": 0.9},
+                       {"class": "owl", "f1": None}]}
+    b = {"per_class": [{"class": "dog", "f1": 0.7}, {"class": "cat", "f1": 0.75},
+                       {"class": "owl", "f1": 0.2}]}
+    df = evalcharts.f1_delta_frame(a, b)
+    assert df["class"].tolist() == ["cat", "dog", "owl"]
+    assert df["delta"].tolist()[:2] == pytest.approx([0.25, -0.2])
+    assert df["delta"].isna().tolist() == [False, False, True]
+    fig = evalcharts.f1_delta_figure(df, "run-1", "run-2")
+    assert fig.data[0].marker.color[:2] == ("#54a24b", "#e45756")
+    assert list(fig.data[0].text) == ["+0.25", "-0.20", ""]
+    assert "run-2 minus run-1" in fig.layout.title.text
+
+
+def test_f1_delta_keeps_run_a_class_order_then_b_only_classes():
+    a = {"per_class": [{"class": "dog", "f1": 0.5}, {"class": "cat", "f1": 0.9},
+                       {"class": "ant", "f1": 0.1}]}
+    b = {"per_class": [{"class": "zebra", "f1": 0.3}, {"class": "cat", "f1": 0.8},
+                       {"class": "dog", "f1": 0.6}]}
+    df = evalcharts.f1_delta_frame(a, b)
+    assert df["class"].tolist() == ["dog", "cat", "ant", "zebra"]
+    assert df["delta"].tolist()[:2] == pytest.approx([0.1, -0.1])
+    assert df["delta"].isna().tolist() == [False, False, True, True]

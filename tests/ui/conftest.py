@@ -1,0 +1,77 @@
+"""Fixtures for the page tests: the app under AppTest, and a workspace with data and runs."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tlcore import datasets, jobs
+from tlcore.config import RunConfig
+from tlcore.demo import write_class_folders
+from tlcore.store import COMPLETED, FAILED, RunStore
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = ROOT / "app.py"
+
+
+@pytest.fixture
+def app(ws, monkeypatch):
+    """`app(page=None)`: the app run once (on `page` when given) in the test workspace."""
+    # The real probe starts a TensorFlow subprocess; the sidebar only needs its answer.
+    monkeypatch.setattr(jobs, "device_info",
+                        lambda ws=None: {"device": "CPU", "gpus": [], "mixed_precision": False})
+
+    def make(page: str | None = None) -> AppTest:
+        at = AppTest.from_file(str(APP), default_timeout=60)
+        at.run()
+        if page:
+            at.switch_page(page).run()
+        return at
+
+    return make
+
+
+def add_run(store: RunStore, status: str = COMPLETED, name: str | None = None,
+            epochs: int = 4, fine_tune_from: int | None = None, **config) -> str:
+    """A finished run written straight to the store, with per-epoch metrics."""
+    cfg = RunConfig.from_dict({"dataset": "pets", "image_size": 32,
+                               "base": {"weights": "none"}, **config})
+    run_id = store.create_run(cfg, name)
+    now = time.time()
+    best = 0.5 + 0.1 * len(store.list_runs())
+    store.update_run(run_id, status=status, started=now - 95, ended=now, device="CPU",
+                     best_val_accuracy=best, best_val_loss=0.4, best_epoch=epochs,
+                     test_metrics={"loss": 0.5, "accuracy": best - 0.05},
+                     error=("Out of memory while training.\nTraceback (most recent call last):\n"
+                            '  File "train.py", line 1') if status == FAILED else None)
+    for epoch in range(1, epochs + 1):
+        phase = 2 if fine_tune_from and epoch >= fine_tune_from else 1
+        store.add_epoch(run_id, epoch, phase, {
+            "loss": 1.0 / epoch, "accuracy": 0.4 + 0.1 * epoch, "val_loss": 1.2 / epoch,
+            "val_accuracy": 0.35 + 0.1 * epoch, "learning_rate": 1e-3, "epoch_time": 1.5})
+    return run_id
+
+
+@pytest.fixture
+def make_run(ws):
+    """`make_run(status=..., name=..., **config)`: a finished run with metrics (see add_run)."""
+    store = RunStore(ws)
+    return lambda *args, **kwargs: add_run(store, *args, **kwargs)
+
+
+@pytest.fixture
+def populated(ws, tmp_path) -> dict[str, str]:
+    """Dataset "pets" (3 classes, 32 px) and three finished runs: two completed, one failed."""
+    folders = write_class_folders(tmp_path / "pets", ("cat", "dog", "bird"), per_class=8, size=32)
+    datasets.import_dataset(folders, "pets", ws=ws)
+    store = RunStore(ws)
+    return {
+        "adam": add_run(store, name="adam-flatten", fine_tune_from=3,
+                        fine_tune={"blocks": 1, "epochs": 2}, train={"epochs": 2}),
+        "sgd": add_run(store, name="sgd-avg", head={"pooling": "avg"},
+                       train={"optimizer": "sgd", "learning_rate": 0.01}),
+        "failed": add_run(store, status=FAILED, name="oom", epochs=1),
+    }

@@ -1,0 +1,81 @@
+"""Every page renders, empty or full; the sidebar; the UI process never loads TensorFlow."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PAGES = ("pages/data.py", "pages/train.py", "pages/runs.py", "pages/evaluate.py")
+
+
+def _texts(at) -> str:
+    parts = [e.value for kind in ("title", "markdown", "caption", "info", "warning", "success")
+             for e in getattr(at, kind)]
+    return "\n".join(str(p) for p in parts)
+
+
+def test_every_page_renders_on_an_empty_workspace(app, ws):
+    at = app()
+    assert not at.exception
+    # Sidebar: workspace path, device, queue.
+    assert str(ws.root) in [c.value for c in at.sidebar.code]
+    sidebar = "\n".join(str(c.value) for c in at.sidebar.caption)
+    assert "CPU" in sidebar and "Nothing running" in sidebar
+    assert "No datasets yet" in at.info[0].value
+    expected = {"pages/train.py": "No datasets yet", "pages/runs.py": "No runs yet",
+                "pages/evaluate.py": ""}
+    for page, text in expected.items():
+        at.switch_page(page).run()
+        assert not at.exception, page
+        assert text in _texts(at), page
+
+
+def test_every_page_renders_with_datasets_and_runs(app, populated):
+    at = app()
+    assert not at.exception
+    assert at.title[0].value == "Data"
+    assert [m.value for m in at.metric][:2] == ["24", "3"]
+    assert len(at.get("plotly_chart")) == 1
+    for page in PAGES[1:]:
+        at.switch_page(page).run()
+        assert not at.exception, page
+        assert at.title or page == "pages/evaluate.py", page
+    at.switch_page("pages/runs.py").run()
+    table = at.dataframe(key="runs_table").value
+    assert table["run"].to_list() == ["adam-flatten", "sgd-avg", "oom"]
+
+
+def test_pages_never_import_tensorflow():
+    pattern = re.compile(r"^\s*(import|from)\s+(tensorflow|keras)\b", re.M)
+    for path in [ROOT / "app.py", *sorted((ROOT / "pages").glob("*.py")),
+                 ROOT / "tlcore" / "charts.py"]:
+        assert not pattern.search(path.read_text()), path
+
+
+@pytest.mark.usefixtures("populated")
+def test_rendering_every_page_leaves_tensorflow_unloaded(ws):
+    # A fresh interpreter: other tests in this process may have loaded TensorFlow.
+    script = f"""
+import json, sys
+from streamlit.testing.v1 import AppTest
+from tlcore import jobs
+jobs.device_info = lambda ws=None: {{"device": "CPU", "gpus": [], "mixed_precision": False}}
+at = AppTest.from_file({str(ROOT / "app.py")!r}, default_timeout=60)
+at.run()
+errors = [e.value for e in at.exception]
+for page in {list(PAGES[1:])!r}:
+    at.switch_page(page).run()
+    errors += [e.value for e in at.exception]
+print(json.dumps({{"errors": errors,
+                   "loaded": sorted(m for m in ("tensorflow", "keras") if m in sys.modules)}}))
+"""
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120, check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result == {"errors": [], "loaded": []}

@@ -1,0 +1,214 @@
+"""Runs & compare page: table, filters, rename, delete, clone, comparison charts."""
+
+from __future__ import annotations
+
+import base64
+
+import numpy as np
+import plotly.graph_objects as go
+import plotly.io as pio
+import pytest
+
+from tests.evalutil import write_evaluation
+from tlcore.evaluate import classification_metrics, mistakes
+from tlcore.store import RunStore
+
+RUNS = "pages/runs.py"
+
+
+def _select(at, rows: list[int]) -> None:
+    at.session_state["runs_table"] = {"selection": {"rows": rows, "columns": []}}
+    at.run()
+
+
+def test_table_shows_every_run_and_filters(app, populated):
+    at = app(RUNS)
+    table = at.dataframe(key="runs_table").value
+    assert {"run", "dataset", "status", "best_val_accuracy", "test_accuracy", "duration",
+            "device", "train.optimizer", "image_size"} <= set(table.columns)
+    assert table["duration"].to_list() == ["1m 35s"] * 3
+    assert table["status"].to_list() == ["completed", "completed", "failed"]
+    assert at.get("download_button")[0].label == "Download CSV"
+    at.multiselect(key="runs_filter_status").select("failed").run()
+    assert at.dataframe(key="runs_table").value["run"].to_list() == ["oom"]
+    at.multiselect(key="runs_filter_dataset").select("pets")
+    at.multiselect(key="runs_filter_status").unselect("failed").run()
+    assert len(at.dataframe(key="runs_table").value) == 3
+
+
+def test_two_selected_runs_are_compared(app, populated):
+    at = app(RUNS)
+    assert "Tick the boxes" in at.caption[-1].value
+    _select(at, [0])
+    assert "Tick one more run" in at.info[0].value
+    _select(at, [0, 1])
+    assert not at.exception
+    assert at.subheader[0].value == "Compare"
+    # Learning curves, final metrics, parallel coordinates.
+    assert len(at.get("plotly_chart")) == 3
+    # Only differing fields: optimizer, learning rate, pooling, epochs, fine-tuning.
+    (diff,) = [d.value for d in at.dataframe if "adam-flatten" in d.value.columns]
+    assert set(diff.index) == {"head.pooling", "train.optimizer", "train.learning_rate",
+                               "train.epochs", "fine_tune.blocks", "fine_tune.epochs"}
+    assert diff.loc["train.optimizer"].to_list() == ["adam", "sgd"]
+    at.segmented_control(key="runs_metric").set_value("loss").run()
+    assert not at.exception
+
+
+def test_rename_one_run(app, ws, populated):
+    at = app(RUNS)
+    _select(at, [1])
+    at.text_input(key=f"runs_rename_{populated['sgd']}").input("sgd-renamed").run()
+    at.button(key="runs_rename").click().run()
+    assert not at.exception
+    assert RunStore(ws).get_run(populated["sgd"])["name"] == "sgd-renamed"
+    assert "sgd-renamed" in at.dataframe(key="runs_table").value["run"].to_list()
+
+
+def test_delete_asks_first(app, ws, populated):
+    at = app(RUNS)
+    _select(at, [2])
+    at.button(key="runs_delete").click().run()
+    assert "Delete oom" in at.warning[0].value
+    at.button(key="runs_delete_yes").click().run()
+    assert not at.exception
+    assert [r["name"] for r in RunStore(ws).list_runs()] == ["adam-flatten", "sgd-avg"]
+    assert not ws.run_dir(populated["failed"]).exists()
+
+
+def test_clone_and_edit_opens_train_prefilled(app, populated):
+    at = app(RUNS)
+    _select(at, [1])
+    at.button(key="runs_clone").click().run()
+    assert not at.exception
+    assert at.title[0].value == "Train"
+    assert at.selectbox(key="cfg.train.optimizer").value == "sgd"
+    assert at.selectbox(key="cfg.head.pooling").value == "avg"
+    assert at.number_input(key="cfg.train.learning_rate").value == 0.01
+
+
+# ---- stored evaluations: confusion matrices and per-class F1 deltas ---------------------------
+PETS = ["cat", "dog", "bird"]
+TRUE = [0, 0, 0, 1, 1, 1, 2, 2, 2]
+
+
+def write_eval(ws, run_id: str, predicted: dict[str, list[int]]) -> dict:
+    """An evaluation JSON of `run_id` on "pets" as `tlcore.evaluate` stores it (no model)."""
+    splits = {}
+    for split, pred in predicted.items():
+        y = np.array(TRUE)
+        probs = np.full((len(y), len(PETS)), 0.1)
+        probs[np.arange(len(y)), pred] = 0.8
+        files = [f"images/{t}/{split}-{i}.png" for i, t in enumerate(TRUE)]
+        m = classification_metrics(y, probs, PETS)
+        m["mistakes"] = mistakes(y, probs, PETS, files)
+        m["samples"] = {"file": files, "true": TRUE, "predicted": list(pred),
+                        "confidence": probs.max(1).tolist()}
+        splits[split] = m
+    evaluation = {"run_id": run_id, "dataset": "pets", "trained_on": "pets",
+                  "domain_shift": False, "classes": PETS, "image_size": 32, "created": 1.8e9,
+                  "eval_seconds": 1.0, "splits": splits}
+    write_evaluation(ws, run_id, evaluation)
+    return evaluation
+
+
+def _figures(at) -> dict[str, go.Figure]:
+    """Plotly figures on the page by their chart key (the spec is the figure's JSON)."""
+    return {chart.key: pio.from_json(chart.proto.spec) for chart in at.get("plotly_chart")}
+
+
+def _values(data) -> list:
+    """A trace's array as a list (Plotly ships numpy arrays as base64 typed arrays)."""
+    if isinstance(data, dict):
+        flat = np.frombuffer(base64.b64decode(data["bdata"]), dtype=data["dtype"])
+        shape = str(data.get("shape", len(flat)))
+        data = flat.reshape([int(n) for n in shape.split(",")])
+    return np.asarray(data).tolist()
+
+
+def _cells(fig: go.Figure) -> list[list[int]]:
+    """The counts written in a confusion heatmap."""
+    return _values(fig.data[0].text)
+
+
+def _captions(at) -> str:
+    return "\n".join(c.value for c in at.caption)
+
+
+@pytest.fixture
+def evaluated(ws, populated):
+    """adam-flatten and sgd-avg evaluated on their test and val splits."""
+    write_eval(ws, populated["adam"], {"test": [0, 0, 1, 1, 1, 1, 2, 2, 0],
+                                       "val": [0, 0, 0, 1, 1, 1, 2, 2, 2]})
+    write_eval(ws, populated["sgd"], {"test": [0, 0, 0, 1, 1, 2, 2, 2, 2],
+                                      "val": [0, 1, 0, 1, 1, 1, 2, 2, 2]})
+    return populated
+
+
+def test_two_evaluated_runs_show_confusion_matrices_and_f1_deltas(app, evaluated):
+    at = app(RUNS)
+    _select(at, [0, 1, 2])  # the failed run has no evaluation and needs none
+    assert not at.exception, at.exception
+    figs = _figures(at)
+    assert {"runs_confusion_a", "runs_confusion_b", "runs_f1_delta"} <= set(figs)
+    assert len(figs) == 6
+    assert "Evaluate run" not in _captions(at)
+    assert not at.selectbox  # exactly two evaluated runs: nothing to pick
+    a, b = figs["runs_confusion_a"], figs["runs_confusion_b"]
+    assert a.layout.title.text.startswith("adam-flatten · test accuracy")
+    assert b.layout.title.text.startswith("sgd-avg · test accuracy")
+    assert _cells(a) == [[2, 1, 0], [0, 3, 0], [1, 0, 2]]
+    assert _cells(b) == [[3, 0, 0], [0, 2, 1], [0, 0, 3]]
+    # F1 test: adam cat 2/3 dog 6/7 bird 4/5; sgd cat 1 dog 4/5 bird 6/7.
+    delta = figs["runs_f1_delta"]
+    assert list(delta.data[0].x) == PETS
+    assert _values(delta.data[0].y) == pytest.approx([1 - 2 / 3, 4 / 5 - 6 / 7, 6 / 7 - 4 / 5])
+    assert "sgd-avg minus adam-flatten" in delta.layout.title.text
+
+    at.segmented_control(key="runs_eval_split").set_value("val").run()
+    assert not at.exception
+    figs = _figures(at)
+    assert figs["runs_confusion_a"].layout.title.text.startswith(
+        "adam-flatten · val accuracy 100.0%")
+    assert _values(figs["runs_f1_delta"].data[0].y)[0] == pytest.approx(4 / 5 - 1)
+
+
+def test_a_run_without_evaluation_gets_one_caption(app, ws, populated):
+    write_eval(ws, populated["adam"], {"test": TRUE})
+    at = app(RUNS)
+    _select(at, [0, 1])
+    assert not at.exception
+    assert ("Evaluate run sgd-avg on the Evaluate page to compare confusion matrices."
+            in _captions(at))
+    assert set(_figures(at)) == {"runs_curves", "runs_final", "runs_parallel"}
+
+
+def test_more_than_two_evaluated_runs_let_the_user_pick_two(app, ws, evaluated, make_run):
+    third = make_run(name="third", train={"learning_rate": 0.1})
+    write_eval(ws, third, {"test": TRUE})
+    at = app(RUNS)
+    _select(at, [0, 1, 3])
+    assert not at.exception
+    assert at.selectbox(key="runs_eval_a").value == evaluated["adam"]
+    assert at.selectbox(key="runs_eval_b").value == evaluated["sgd"]
+    assert at.selectbox(key="runs_eval_b").options == ["sgd-avg", "third"]
+    at.selectbox(key="runs_eval_b").set_value(third).run()
+    assert not at.exception
+    figs = _figures(at)
+    assert "third minus adam-flatten" in figs["runs_f1_delta"].layout.title.text
+    assert _cells(figs["runs_confusion_b"]) == [[3, 0, 0], [0, 3, 0], [0, 0, 3]]
+    # A can become B's run: B then moves to the first other run.
+    at.selectbox(key="runs_eval_a").set_value(third).run()
+    assert not at.exception
+    assert at.selectbox(key="runs_eval_b").value == evaluated["adam"]
+    assert "adam-flatten minus third" in _figures(at)["runs_f1_delta"].layout.title.text
+
+
+def test_equal_f1_says_so(app, ws, populated):
+    for run in ("adam", "sgd"):
+        write_eval(ws, populated[run], {"test": [2] * len(TRUE)})
+    at = app(RUNS)
+    _select(at, [0, 1])
+    assert not at.exception
+    assert "have the same F1 on every class they share" in _captions(at)
+    assert _values(_figures(at)["runs_f1_delta"].data[0].y) == [0.0, 0.0, 0.0]

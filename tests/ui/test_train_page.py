@@ -1,0 +1,155 @@
+"""Train page: config form and validation, model preview, weights hint, launch, live panel."""
+
+from __future__ import annotations
+
+import pytest
+
+from tlcore import jobs
+from tlcore.config import PRESETS
+from tlcore.store import ACTIVE_STATUSES, RunStore
+
+TRAIN = "pages/train.py"
+
+
+@pytest.fixture
+def no_local_weights(monkeypatch, tmp_path):
+    monkeypatch.delenv("TLCORE_VGG16_WEIGHTS", raising=False)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+
+
+def _form_errors(at) -> list[str]:
+    # The live panel below the form shows the failed run's error too.
+    return [e.value for e in at.error if e.value != "Out of memory while training."]
+
+
+def test_invalid_value_shows_the_config_message_and_blocks_launch(app, populated):
+    at = app(TRAIN)
+    assert not _form_errors(at) and not at.button(key="train_launch").disabled
+    at.number_input(key="cfg.image_size").set_value(16).run()
+    assert _form_errors(at) == [
+        "image_size must be an integer from 32 to 512. Received: image_size=16"]
+    assert at.button(key="train_launch").disabled
+    at.number_input(key="cfg.image_size").set_value(64)
+    at.text_input(key="cfg.head.dense").input("256, wide").run()
+    assert _form_errors(at)[0].startswith("head.dense must be a list of 0 to 8 layer widths")
+    at.text_input(key="cfg.head.dense").input("512, 128").run()
+    assert not _form_errors(at) and not at.button(key="train_launch").disabled
+
+
+def test_model_preview_counts_frozen_and_trainable_blocks(app, populated):
+    at = app(TRAIN)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Parameters"].endswith("M") and metrics["Phase 2 trains"] == "—"
+    blocks = at.dataframe[0].value
+    assert blocks["block"].to_list() == ["preprocess", "block1", "block2", "block3", "block4",
+                                         "block5", "head"]
+    assert blocks["phase1"].to_list() == [False] * 6 + [True]
+    at.slider(key="cfg.fine_tune.blocks").set_value(2)
+    at.number_input(key="cfg.fine_tune.epochs").set_value(3).run()
+    blocks = at.dataframe[0].value
+    assert blocks["phase2"].to_list() == [False] * 4 + [True] * 3
+    assert {m.label: m.value for m in at.metric}["Phase 2 trains"].endswith("M")
+
+
+def test_preset_fills_every_knob_and_keeps_the_dataset(app, populated):
+    at = app(TRAIN)
+    assert at.selectbox(key="cfg.dataset").value == "pets"
+    at.selectbox(key="train_preset").set_value("Fast feature extraction (GAP head)").run()
+    fast = PRESETS["Fast feature extraction (GAP head)"]
+    assert at.number_input(key="cfg.image_size").value == fast["image_size"]
+    assert at.selectbox(key="cfg.head.pooling").value == "avg"
+    assert at.number_input(key="cfg.train.batch_size").value == fast["train"]["batch_size"]
+    assert at.selectbox(key="cfg.dataset").value == "pets"
+
+
+def test_imagenet_offline_says_what_to_do(app, populated, no_local_weights):
+    at = app(TRAIN)
+    assert at.selectbox(key="cfg.weights_mode").value == "imagenet"
+    assert any("Random init" in w.value for w in at.warning)
+    assert at.file_uploader(key="train_weights_upload")
+    at.file_uploader(key="train_weights_upload").set_value(
+        ("vgg.h5", b"not an h5 file", "application/octet-stream"))
+    at.run()
+    at.button(key="train_weights_save").click().run()
+    assert not at.exception
+    assert any("vgg.h5" in e for e in _form_errors(at))
+    at.selectbox(key="cfg.weights_mode").set_value("none").run()
+    assert not at.warning and not at.file_uploader
+
+
+def test_launch_queues_a_run_and_shows_it_at_once(app, ws, populated, no_local_weights):
+    at = app(TRAIN)
+    at.number_input(key="cfg.image_size").set_value(32)
+    at.number_input(key="cfg.train.epochs").set_value(1)
+    at.selectbox(key="cfg.weights_mode").set_value("none")
+    at.text_input(key="train_run_name").input("tiny").run()
+    at.button(key="train_launch").click().run()
+    try:
+        assert not at.exception and not _form_errors(at)
+        run = RunStore(ws).list_runs()[-1]
+        assert run["name"] == "tiny" and run["status"] in (*ACTIVE_STATUSES, "completed")
+        assert run["config"]["image_size"] == 32
+        assert run["config"]["train"]["epochs"] == 1
+        assert run["config"]["base"]["weights"] == "none"
+        assert at.query_params["run"] == run["id"]
+        assert any(m.value == "#### tiny" for m in at.markdown)
+        # A second launch queues behind the first.
+        at.text_input(key="train_run_name").input("tiny-2").run()
+        at.button(key="train_launch").click().run()
+        assert [r["name"] for r in RunStore(ws).list_runs()][-2:] == ["tiny", "tiny-2"]
+    finally:
+        # Stop the real workers at once; the test only needs the queue entries.
+        for r in RunStore(ws).list_runs(statuses=ACTIVE_STATUSES):
+            jobs.delete(r["id"], ws=ws)
+
+
+def test_live_panel_shows_a_finished_run_and_a_failure_in_plain_words(app, populated):
+    at = app(TRAIN)
+    # Without a run in the URL the newest run is shown: the failed one.
+    assert any(m.value == "#### oom" for m in at.markdown)
+    assert "Out of memory while training." in [e.value for e in at.error]
+    assert all("Traceback" not in e.value for e in at.error)
+    assert at.button(key=f"train_resume_{populated['failed']}")
+
+    at.query_params["run"] = populated["adam"]
+    at.run()
+    assert any(m.value == "#### adam-flatten" for m in at.markdown)
+    labels = {m.label: m.value for m in at.metric}
+    assert labels["Best val accuracy"].endswith("%")
+    charts = at.get("plotly_chart")
+    assert len(charts) == 2
+
+
+def test_clone_prefill_loads_the_runs_config(app, populated, ws):
+    at = app()
+    cfg = RunStore(ws).get_run(populated["sgd"])["config"]
+    at.session_state["train_prefill"] = cfg
+    at.switch_page(TRAIN).run()
+    assert not at.exception
+    assert at.selectbox(key="cfg.train.optimizer").value == "sgd"
+    assert at.number_input(key="cfg.train.learning_rate").value == 0.01
+    assert at.selectbox(key="cfg.head.pooling").value == "avg"
+    assert at.selectbox(key="cfg.weights_mode").value == "none"
+    assert "cloned run" in at.success[0].value
+
+
+def test_form_survives_a_visit_to_another_page(app, populated):
+    at = app(TRAIN)
+    at.number_input(key="cfg.train.epochs").set_value(7).run()
+    at.switch_page("pages/runs.py").run()
+    at.switch_page(TRAIN).run()
+    assert at.number_input(key="cfg.train.epochs").value == 7
+
+
+def test_weights_from_an_earlier_run(app, ws, populated):
+    at = app(TRAIN)
+    at.selectbox(key="cfg.weights_mode").set_value("run").run()
+    at.selectbox(key="cfg.weights_run").set_value(populated["sgd"]).run()
+    assert not _form_errors(at)
+    at.button(key="train_launch").click().run()
+    try:
+        run = RunStore(ws).list_runs()[-1]
+    finally:
+        for r in RunStore(ws).list_runs(statuses=ACTIVE_STATUSES):
+            jobs.delete(r["id"], ws=ws)
+    assert run["config"]["base"]["weights"] == f"run:{populated['sgd']}"

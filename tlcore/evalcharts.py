@@ -1,0 +1,136 @@
+"""Plotly figures for the Evaluate page: plain data in, `go.Figure` out (no Streamlit, no TF)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+PRETRAINED_COLOR = "#1f77b4"
+BASELINE_COLOR = "#7f7f7f"
+METRIC_COLORS = {"precision": "#4c78a8", "recall": "#f58518", "f1": "#54a24b"}
+
+
+def confusion_figure(counts: Sequence[Sequence[int]], labels: Sequence[str],
+                     normalized: Sequence[Sequence[float | None]] | None = None,
+                     title: str = "Confusion matrix") -> go.Figure:
+    """Heatmap of a confusion matrix: rows true class, columns predicted class.
+
+    Colour is the row-normalised share (so small classes are as readable as
+    big ones) and each cell shows its count. A transparent marker sits on
+    every cell so that clicking it selects the cell (Plotly heatmaps do not
+    report single-cell clicks as selections); its `customdata` is
+    `[true index, predicted index]`.
+    """
+    cm = np.asarray(counts, dtype=np.int64).reshape(len(labels), len(labels))
+    if normalized is None:
+        rows = cm.sum(axis=1, keepdims=True)
+        share = np.divide(cm, rows, out=np.full(cm.shape, np.nan), where=rows > 0)
+    else:
+        share = np.array([[np.nan if v is None else v for v in row] for row in normalized],
+                         dtype=np.float64)
+    labels = [str(label) for label in labels]
+    fig = go.Figure(go.Heatmap(
+        z=share, x=labels, y=labels, zmin=0, zmax=1, colorscale="Blues",
+        text=cm, texttemplate="%{text}", hoverinfo="skip",
+        colorbar={"title": {"text": "share of row"}},
+    ))
+    ti, pi = np.meshgrid(np.arange(len(labels)), np.arange(len(labels)), indexing="ij")
+    fig.add_trace(go.Scatter(
+        x=[labels[j] for j in pi.ravel()], y=[labels[i] for i in ti.ravel()], mode="markers",
+        marker={"symbol": "square", "size": 28, "color": "rgba(0,0,0,0)"},
+        customdata=np.stack([ti.ravel(), pi.ravel(), cm.ravel()], axis=1),
+        hovertemplate="true %{y} → predicted %{x}<br>%{customdata[2]} images<extra></extra>",
+        showlegend=False,
+    ))
+    fig.update_layout(title=title, xaxis_title="predicted", yaxis_title="true",
+                      yaxis={"autorange": "reversed"}, clickmode="event+select",
+                      margin={"l": 10, "r": 10, "t": 50, "b": 10})
+    return fig
+
+
+def per_class_figure(per_class: pd.DataFrame | list[dict[str, Any]],
+                     title: str = "Per-class metrics") -> go.Figure:
+    """Grouped bars of precision, recall and F1 per class (undefined values left out)."""
+    df = pd.DataFrame(per_class)
+    fig = go.Figure()
+    for metric, color in METRIC_COLORS.items():
+        fig.add_trace(go.Bar(x=df["class"].astype(str), y=df[metric], name=metric,
+                             marker_color=color,
+                             hovertemplate=f"%{{x}}<br>{metric} %{{y:.3f}}<extra></extra>"))
+    fig.update_layout(title=title, barmode="group", yaxis={"range": [0, 1.05]},
+                      legend={"orientation": "h", "y": 1.1},
+                      margin={"l": 10, "r": 10, "t": 60, "b": 10})
+    return fig
+
+
+def transfer_curves_figure(report: dict[str, Any]) -> go.Figure:
+    """Val accuracy per epoch of the pretrained run and its from-scratch baseline."""
+    fig = go.Figure()
+    for key, name, color, dash in (
+            ("pretrained", f"pretrained ({report['source_label']})", PRETRAINED_COLOR, "solid"),
+            ("baseline", "from scratch", BASELINE_COLOR, "dash")):
+        curve = report["curves"][key]
+        fig.add_trace(go.Scatter(x=curve["epoch"], y=curve["val_accuracy"], mode="lines+markers",
+                                 name=name, line={"color": color, "dash": dash}))
+    fig.update_layout(title=f"Val accuracy: {report['verdict']}",
+                      xaxis={"title": {"text": "epoch"}, "dtick": 1},
+                      yaxis_title="val accuracy", yaxis={"range": [0, 1.02]},
+                      legend={"orientation": "h", "y": 1.1},
+                      margin={"l": 10, "r": 10, "t": 60, "b": 10})
+    return fig
+
+
+def topk_figure(top: list[dict[str, Any]], title: str = "") -> go.Figure:
+    """Horizontal bars of one image's top-k class probabilities, best on top."""
+    fig = go.Figure(go.Bar(
+        x=[t["probability"] for t in top], y=[str(t["class"]) for t in top], orientation="h",
+        marker_color=PRETRAINED_COLOR, text=[f"{t['probability'] * 100:.1f}%" for t in top],
+        textposition="auto", hovertemplate="%{y}: %{x:.3f}<extra></extra>"))
+    fig.update_layout(title=title or None, xaxis={"range": [0, 1]},
+                      yaxis={"autorange": "reversed"}, height=60 + 40 * len(top),
+                      margin={"l": 10, "r": 10, "t": 30 if title else 10, "b": 10})
+    return fig
+
+
+def f1_delta_frame(metrics_a: dict[str, Any], metrics_b: dict[str, Any]) -> pd.DataFrame:
+    """Per-class F1 of two runs' evaluations of one split, and B minus A.
+
+    Args:
+        metrics_a: `evaluation["splits"][split]` of run A (from `tlcore.evaluate`).
+        metrics_b: The same for run B; classes are matched by name.
+
+    Returns:
+        Columns `class`, `f1_a`, `f1_b`, `delta` (NaN where undefined), in A's class
+        order followed by classes only B has.
+    """
+    a = pd.DataFrame(metrics_a["per_class"])[["class", "f1"]]
+    b = pd.DataFrame(metrics_b["per_class"])[["class", "f1"]]
+    df = a.merge(b, on="class", how="outer", suffixes=("_a", "_b"))
+    # An outer merge sorts the keys; put them back in A's order, then B's extra classes.
+    order = list(a["class"]) + [c for c in b["class"] if c not in set(a["class"])]
+    df = df.set_index("class").loc[order].reset_index()
+    df[["f1_a", "f1_b"]] = df[["f1_a", "f1_b"]].astype(float)
+    df["delta"] = df["f1_b"] - df["f1_a"]
+    return df
+
+
+def f1_delta_figure(frame: pd.DataFrame, name_a: str = "A", name_b: str = "B") -> go.Figure:
+    """Bars of per-class F1 change from run A to run B (green up, red down)."""
+    delta = frame["delta"].astype(float)
+    colors = ["#54a24b" if d >= 0 else "#e45756" for d in delta.fillna(0)]
+    # Labels keep a class with no change readable: its bar has no height.
+    labels = ["" if np.isnan(d) else f"{d:+.2f}" for d in delta]
+    fig = go.Figure(go.Bar(
+        x=frame["class"].astype(str), y=delta, marker_color=colors,
+        text=labels, textposition="outside", cliponaxis=False,
+        customdata=frame[["f1_a", "f1_b"]].to_numpy(),
+        hovertemplate=(f"%{{x}}<br>{name_a} %{{customdata[0]:.3f}} → {name_b} "
+                       "%{customdata[1]:.3f}<br>Δ %{y:+.3f}<extra></extra>")))
+    fig.update_layout(title=f"Per-class F1: {name_b} minus {name_a}", yaxis_title="Δ F1",
+                      yaxis={"zeroline": True, "zerolinewidth": 2},
+                      margin={"l": 10, "r": 10, "t": 50, "b": 10})
+    return fig
