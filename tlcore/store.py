@@ -95,6 +95,23 @@ _UPDATABLE_RUN_FIELDS = {
 }
 
 
+def _encode_fields(fields: dict[str, Any]) -> list[Any]:
+    """Check run column names and status; return the values to bind (dicts as JSON).
+
+    Raises:
+        ConfigError: on an unknown column or status.
+    """
+    bad = set(fields) - _UPDATABLE_RUN_FIELDS
+    if bad:
+        raise ConfigError(f"Unknown run field(s) {sorted(bad)}. Allowed: "
+                          f"{sorted(_UPDATABLE_RUN_FIELDS)}")
+    if "status" in fields and fields["status"] not in STATUSES:
+        raise ConfigError(f"status must be one of {', '.join(STATUSES)}. "
+                          f"Received: status={fields['status']!r}")
+    return [json.dumps(v) if k in _JSON_RUN_FIELDS and v is not None else v
+            for k, v in fields.items()]
+
+
 def new_run_id() -> str:
     """A fresh 12-character run id."""
     return uuid.uuid4().hex[:12]
@@ -225,15 +242,7 @@ class RunStore:
 
     def update_run(self, run_id: str, **fields: Any) -> None:
         """Set columns of a run (see `_UPDATABLE_RUN_FIELDS`); dict values are stored as JSON."""
-        bad = set(fields) - _UPDATABLE_RUN_FIELDS
-        if bad:
-            raise ConfigError(f"Unknown run field(s) {sorted(bad)}. Allowed: "
-                              f"{sorted(_UPDATABLE_RUN_FIELDS)}")
-        if "status" in fields and fields["status"] not in STATUSES:
-            raise ConfigError(f"status must be one of {', '.join(STATUSES)}. "
-                              f"Received: status={fields['status']!r}")
-        values = [json.dumps(v) if k in _JSON_RUN_FIELDS and v is not None else v
-                  for k, v in fields.items()]
+        values = _encode_fields(fields)
         with self._tx() as con:
             cur = con.execute(
                 f"UPDATE {RUNS_TABLE} SET {', '.join(f'{k} = ?' for k in fields)} WHERE id = ?",
@@ -248,11 +257,7 @@ class RunStore:
         Returns:
             True when the row was updated.
         """
-        bad = set(fields) - _UPDATABLE_RUN_FIELDS
-        if bad:
-            raise ConfigError(f"Unknown run field(s) {sorted(bad)}.")
-        values = [json.dumps(v) if k in _JSON_RUN_FIELDS and v is not None else v
-                  for k, v in fields.items()]
+        values = _encode_fields(fields)
         with self._tx() as con:
             cur = con.execute(
                 f"UPDATE {RUNS_TABLE} SET {', '.join(f'{k} = ?' for k in fields)} "
@@ -274,11 +279,7 @@ class RunStore:
         Returns:
             The claimed run's id, or None when no slot is free or nothing is queued.
         """
-        bad = set(fields) - _UPDATABLE_RUN_FIELDS
-        if bad:
-            raise ConfigError(f"Unknown run field(s) {sorted(bad)}.")
-        values = [json.dumps(v) if k in _JSON_RUN_FIELDS and v is not None else v
-                  for k, v in fields.items()]
+        values = _encode_fields(fields)
         with self._tx() as con:
             running = con.execute(f"SELECT COUNT(*) FROM {RUNS_TABLE} WHERE status = ?",
                                   (RUNNING,)).fetchone()[0]
@@ -299,11 +300,7 @@ class RunStore:
         Returns:
             True when the run was requeued (atomic compare-and-set, like `transition`).
         """
-        bad = set(fields) - _UPDATABLE_RUN_FIELDS
-        if bad:
-            raise ConfigError(f"Unknown run field(s) {sorted(bad)}.")
-        values = [json.dumps(v) if k in _JSON_RUN_FIELDS and v is not None else v
-                  for k, v in fields.items()]
+        values = _encode_fields(fields)
         sets = ", ".join(["status = ?", f"seq = (SELECT MAX(seq) + 1 FROM {RUNS_TABLE})",
                           *(f"{k} = ?" for k in fields)])
         with self._tx() as con:
