@@ -143,3 +143,11 @@ def test_eviction_keeps_the_entry_in_use(ws, dataset, monkeypatch):
     train.phase_inputs(_model(config, seed=1), config, 1, data, ws, ("train",))
     entries = _feature_entries(ws)
     assert len(entries) == 1 and entries[0]["bytes"] > 1000
+
+
+def test_feature_key_names_the_precision_the_prefix_computes_in(ws, dataset):
+    config = _config()
+    full = build_model(config, 2, mixed_precision=False)
+    half = build_model(config, 2, mixed_precision=True)
+    assert train.feature_key(full, "block5_pool") == "block5_pool@float32"
+    assert train.feature_key(half, "block5_pool") == "block5_pool@mixed_float16"

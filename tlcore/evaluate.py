@@ -34,7 +34,7 @@ import numpy as np
 
 from tlcore.config import RunConfig
 from tlcore.errors import DatasetError, NotFoundError, RunStateError, TLCoreError
-from tlcore.jobs import CLASS_NAMES_FILE, MODEL_FILE
+from tlcore.jobs import CLASS_NAMES_FILE, MODEL_FILE, atomic_write_text
 from tlcore.store import COMPLETED, RunStore
 from tlcore.workspace import Workspace, check_dataset_name
 
@@ -425,7 +425,8 @@ def evaluate_run(run_id: str, ws: Workspace | None = None, dataset: str | None =
         "eval_seconds": round(time.time() - started, 3),
         "splits": results,
     }
-    _atomic_write_json(out_dir / f"{name}.json", evaluation)
+    atomic_write_text(out_dir / f"{name}.json",
+                      json.dumps(evaluation, ensure_ascii=False, allow_nan=False))
     for old in cam_root.iterdir():
         if old.name != stamp:
             shutil.rmtree(old, ignore_errors=True)
@@ -477,9 +478,3 @@ def png_bytes(rgb: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(np.asarray(rgb, dtype=np.uint8)).save(buf, format="PNG")
     return buf.getvalue()
-
-
-def _atomic_write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, ensure_ascii=False, allow_nan=False), encoding="utf-8")
-    os.replace(tmp, path)

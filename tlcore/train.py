@@ -210,6 +210,15 @@ def frozen_prefix(model: keras.Model, cut: str) -> keras.Model:
     return keras.Model(inputs, inner(model.get_layer(backbones.PREPROCESS_LAYER)(inputs)))
 
 
+def feature_key(model: keras.Model, cut: str) -> str:
+    """Cut layer plus the precision it computes in (float16 features differ from float32).
+
+    Read from the layer itself: `build_model` restores the global dtype policy, so
+    the global one says nothing about how this model computes.
+    """
+    return f"{cut}@{model.get_layer(BASE_NAME).get_layer(cut).dtype_policy.name}"
+
+
 def trainable_rest(model: keras.Model, cut: str, feature_shape: tuple[int, ...]) -> keras.Model:
     """Output of base layer `cut` -> class probabilities, sharing the full model's layers."""
     base = model.get_layer(BASE_NAME)
@@ -242,7 +251,7 @@ def phase_inputs(model: keras.Model, config: RunConfig, phase: int, data: RunDat
     if cut is None:
         return model, {s: data.splits[s] for s in splits}, None
     prefix = frozen_prefix(model, cut)
-    key = f"{cut}@{keras.config.dtype_policy().name}"
+    key = feature_key(model, cut)
     weights_fp = featcache.weights_fingerprint(prefix.layers)
     on_gpu = bool(tf.config.list_physical_devices("GPU"))
     forward = tf.function(lambda batch: prefix(batch, training=False), jit_compile=on_gpu,
