@@ -167,6 +167,42 @@ def test_unusable_files_are_refused(tmp_path):
         backbones.check_weights_file(few)
 
 
+def _swap_bias(path, make) -> None:
+    """Replace block1_conv1's bias in a legacy file with `make(group, name)`."""
+    with h5py.File(path, "r+") as f:
+        group = f["block1_conv1"]
+        name = "block1_conv1_b_1:0"
+        del group[name]
+        make(group, name)
+
+
+@pytest.mark.parametrize("kind", ["external storage", "external link", "virtual dataset"])
+def test_weights_that_read_other_files_are_refused(tmp_path, kind):
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(b"server secret".ljust(256, b"\0"))
+    path = tmp_path / "w.h5"
+    write_legacy(path)
+    if kind == "external storage":
+        _swap_bias(path, lambda g, n: g.create_dataset(n, shape=(64,), dtype="f4",
+                                                       external=[(str(secret), 0, 256)]))
+    elif kind == "external link":
+        other = tmp_path / "other.h5"
+        with h5py.File(other, "w") as f:
+            f.create_dataset("b", data=np.zeros(64, "f4"))
+        _swap_bias(path, lambda g, n: g.__setitem__(n, h5py.ExternalLink(str(other), "b")))
+    else:
+        other = tmp_path / "other.h5"
+        with h5py.File(other, "w") as f:
+            f.create_dataset("b", data=np.zeros(64, "f4"))
+        layout = h5py.VirtualLayout(shape=(64,), dtype="f4")
+        layout[:] = h5py.VirtualSource(str(other), "b", shape=(64,))
+        _swap_bias(path, lambda g, n: g.create_virtual_dataset(n, layout))
+    with pytest.raises(WeightsError, match="reads data from other files"):
+        backbones.check_weights_file(path)
+    with pytest.raises(WeightsError, match="reads data from other files"):
+        backbones.read_conv_weights(path)
+
+
 # ---- where weights come from -------------------------------------------------------
 def test_resolution_order(ws, tmp_path, monkeypatch, no_weights_env):
     assert backbones.resolve_imagenet_weights(ws) is None

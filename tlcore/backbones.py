@@ -305,6 +305,37 @@ def _open_layers(path: Path, f: h5py.File) -> dict[str, list[h5py.Dataset]]:
     return _match_vgg16(path, layers)
 
 
+def _refuse_outside_data(path: Path, f: h5py.File) -> None:
+    """Refuse HDF5 features that read bytes from outside the file.
+
+    External links, datasets with external storage and virtual datasets make h5py
+    read other files on the server (any file the process may read) as if they were
+    weights; a weights file must hold its own data.
+
+    Raises:
+        WeightsError: naming the first such object.
+    """
+    def visit(name: str, link: h5py.HardLink | h5py.SoftLink | h5py.ExternalLink
+              ) -> tuple[str, str] | None:
+        # A non-None return stops the walk (raising inside h5py's callback is not safe).
+        if isinstance(link, h5py.ExternalLink):
+            return name, "an external link"
+        if isinstance(link, h5py.HardLink) and isinstance(obj := f.get(name), h5py.Dataset):
+            if obj.is_virtual:
+                return name, "a virtual dataset"
+            if obj.id.get_create_plist().get_external_count():
+                return name, "a dataset with external storage"
+        return None
+
+    found = f.visititems_links(visit)
+    if found:
+        name, kind = found
+        raise WeightsError(
+            f"{path} is refused: {name!r} is {kind}, which reads data from other files. A "
+            "weights file must hold its own data; use the file Keras saves or downloads."
+        )
+
+
 def _open(path: str | os.PathLike) -> tuple[Path, h5py.File]:
     path = Path(path).expanduser()
     if not path.is_file():
@@ -313,12 +344,18 @@ def _open(path: str | os.PathLike) -> tuple[Path, h5py.File]:
             "file (.weights.h5 or .h5), or choose weights 'none'."
         )
     try:
-        return path, h5py.File(path, "r")
+        f = h5py.File(path, "r")
     except OSError as exc:
         raise WeightsError(
             f"{path} cannot be read as an HDF5 weights file ({exc}). A VGG16 weights file is "
             "a Keras .weights.h5 or .h5 file; check that the download or upload is complete."
         ) from None
+    try:
+        _refuse_outside_data(path, f)
+    except BaseException:
+        f.close()
+        raise
+    return path, f
 
 
 def check_weights_file(path: str | os.PathLike) -> str:
