@@ -4,6 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-installed
 PORT ?= 8501
+# Loopback only by default; HOST=0.0.0.0 shares the dashboard on the network.
+HOST ?= 127.0.0.1
 export TLCORE_HOME ?= $(CURDIR)/workspace
 
 .PHONY: run test lint bench venv clean
@@ -17,7 +19,7 @@ $(STAMP): requirements.txt
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(PY) -m streamlit run app.py --server.port $(PORT)
+	$(PY) -m streamlit run app.py --server.address $(HOST) --server.port $(PORT)
 
 test: $(STAMP)
 	$(PY) -m ruff check .
