@@ -61,12 +61,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def prepare(args: argparse.Namespace, ws: Any) -> tuple[str, str]:
     """Import the benchmark dataset into `ws`; returns (dataset name, description)."""
     from bench import data
-    from tlcore import datasets
+    from tlcore import data as datasets_api
 
     with tempfile.TemporaryDirectory() as tmp:
         folder, description = data.write_class_folders(Path(tmp) / "src", args.train + args.val)
-        datasets.import_dataset(folder, "bench", val=args.val / (args.train + args.val), test=0.0,
-                                ws=ws)
+        datasets_api.import_dataset(folder, "bench", val=args.val / (args.train + args.val),
+                                    test=0.0, ws=ws)
     return "bench", description
 
 
@@ -164,7 +164,8 @@ class Report:
 
 def run(args: argparse.Namespace, home: str) -> Report:
     """Run floor, A, B, C and D in a fresh workspace at `home`."""
-    from tlcore import cache, datasets, imagecache
+    from tlcore import cache, imagecache
+    from tlcore import data as datasets_api
     from tlcore.config import RunConfig
     from tlcore.model import configure_devices
     from tlcore.workspace import Workspace
@@ -172,7 +173,7 @@ def run(args: argparse.Namespace, home: str) -> Report:
     ws = Workspace.from_env(home)
     device = configure_devices()["device"]
     name, description = prepare(args, ws)
-    manifest = datasets.load_manifest(name, ws)
+    manifest = datasets_api.load_manifest(name, ws)
     x, y = imagecache.split_arrays(ws, manifest, "train", args.size)
     xv, yv = imagecache.split_arrays(ws, manifest, "val", args.size)
     x, xv = x[:], xv[:]  # the plain recipe holds its arrays in memory

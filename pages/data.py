@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from tlcore import charts, datasets
+from tlcore import charts, data
 from tlcore.deeplinks import route_through_app
 from tlcore.errors import TLCoreError
 from tlcore.workspace import Workspace
@@ -24,12 +24,12 @@ MAX_SAMPLE_CLASSES = 12
 @st.cache_data(show_spinner=False, max_entries=32)
 def dataset_details(root: str, name: str, created: float) -> dict:
     """The dataset's full record; keyed by creation time so a re-import is never stale."""
-    return datasets.show_dataset(name, ws=Workspace.from_env(root))
+    return data.show_dataset(name, ws=Workspace.from_env(root))
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def dataset_samples(root: str, name: str, created: float) -> dict[str, list[str]]:
-    files = datasets.sample_files(name, per_class=SAMPLES_PER_CLASS, ws=Workspace.from_env(root))
+    files = data.sample_files(name, per_class=SAMPLES_PER_CLASS, ws=Workspace.from_env(root))
     return {label: [str(p) for p in paths] for label, paths in files.items()}
 
 
@@ -100,7 +100,7 @@ def add_dataset_section(ws: Workspace, existing: list[str]) -> None:
                 try:
                     folder.mkdir()
                     staged.write_bytes(upload.getvalue())
-                    run_import(lambda progress: datasets.import_dataset(
+                    run_import(lambda progress: data.import_dataset(
                         staged, target, progress=progress, ws=ws, **split_settings()),
                         upload.name)
                 finally:
@@ -116,7 +116,7 @@ def add_dataset_section(ws: Workspace, existing: list[str]) -> None:
                          disabled=not path.strip()):
                 source = Path(path.strip()).expanduser()
                 target = name.strip() or suggest_name(source.name)
-                run_import(lambda progress: datasets.import_dataset(
+                run_import(lambda progress: data.import_dataset(
                     source, target, progress=progress, ws=ws, **split_settings()), source.name)
         with demo_tab:
             st.caption("Generated coloured shapes in four classes: no download needed, and a "
@@ -125,7 +125,7 @@ def add_dataset_section(ws: Workspace, existing: list[str]) -> None:
                 st.caption("The demo dataset already exists.")
             if st.button("Create demo dataset", key="data_demo", type="primary",
                          disabled="demo" in existing):
-                run_import(lambda progress: datasets.create_demo(
+                run_import(lambda progress: data.create_demo(
                     name="demo", ws=ws, progress=progress), "the demo dataset")
         st.markdown("**Split**")
         cols = st.columns(3)
@@ -195,7 +195,7 @@ def delete_section(ws: Workspace, info: dict) -> None:
     if yes.button("Yes, delete", key="data_delete_yes", type="primary"):
         st.session_state.pop("data_confirm_delete", None)
         try:
-            datasets.delete_dataset(name, ws=ws)
+            data.delete_dataset(name, ws=ws)
         except TLCoreError as exc:
             st.error(str(exc))
             return
@@ -217,7 +217,7 @@ def dataset_section(ws: Workspace, row: dict) -> None:
     cols = st.columns(5)
     cols[0].metric("Images", info["n_images"])
     cols[1].metric("Classes", len(info["classes"]))
-    for col, split in zip(cols[2:], charts.SPLITS, strict=True):
+    for col, split in zip(cols[2:], data.SPLITS, strict=True):
         col.metric(split.capitalize(), info["splits"].get(split, 0))
     split = info["split"]
     st.caption(f"Source: {info['source']} · split: validation {split['val']:g}, "
@@ -253,7 +253,7 @@ def render() -> None:
     if pending:
         st.session_state["data_selected"] = pending
     try:
-        rows = datasets.list_datasets(ws=ws)
+        rows = data.list_datasets(ws=ws)
     except TLCoreError as exc:
         st.error(str(exc))
         return

@@ -9,7 +9,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from tlcore import backbones, charts, config, datasets, jobs
+from tlcore import backbones, charts, config, jobs
+from tlcore import data as datasets_api
 from tlcore.deeplinks import route_through_app
 from tlcore.errors import TLCoreError
 from tlcore.store import (
@@ -478,7 +479,7 @@ def render() -> None:
                "then optionally fine-tune the last blocks. Runs train in the background; "
                "leave the page whenever you like.")
     try:
-        rows = datasets.list_datasets(ws=ws)
+        rows = datasets_api.list_datasets(ws=ws)
     except TLCoreError as exc:
         st.error(str(exc))
         rows = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tlcore import datasets
+from tlcore import data as datasets_api
 from tlcore.config import RunConfig
 from tlcore.demo import write_class_folders
 from tlcore.store import COMPLETED, RunStore
@@ -20,7 +20,7 @@ def make_dataset(ws: Workspace, name: str, classes: tuple[str, ...] = CLASSES,
     """Import generated class folders as dataset `name` (val 25 %, test 25 %)."""
     src = write_class_folders(ws.root.parent / f"src-{name}", classes, per_class=per_class,
                               size=SIZE, seed=seed)
-    return datasets.import_dataset(src, name, val=0.25, test=0.25, ws=ws)
+    return datasets_api.import_dataset(src, name, val=0.25, test=0.25, ws=ws)
 
 
 def run_config(dataset: str, weights: str = "none", **overrides: Any) -> RunConfig:

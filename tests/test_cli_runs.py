@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tlcore import datasets
+from tlcore import data
 from tlcore.config import RunConfig
 from tlcore.demo import write_class_folders
 from tlcore.store import COMPLETED, QUEUED, RUNNING, RunStore
@@ -26,7 +26,7 @@ def tlcore(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 @pytest.fixture
 def config_file(ws, tmp_path) -> Path:
     folder = write_class_folders(tmp_path / "src", ("a", "b", "c"), per_class=10, size=40)
-    datasets.import_dataset(folder, "shapes", ws=ws)
+    data.import_dataset(folder, "shapes", ws=ws)
     path = tmp_path / "run.json"
     path.write_text(json.dumps({
         "dataset": "shapes", "image_size": 32, "base": {"weights": "none"},

@@ -4,7 +4,8 @@ import keras
 import numpy as np
 import pytest
 
-from tlcore import cache, datasets, demo, featcache, train
+from tlcore import cache, demo, featcache, train
+from tlcore import data as datasets_api
 from tlcore.config import RunConfig
 from tlcore.model import build_model, set_phase
 from tlcore.store import COMPLETED, RunStore
@@ -13,7 +14,7 @@ from tlcore.store import COMPLETED, RunStore
 @pytest.fixture
 def dataset(ws, tmp_path):
     demo.write_class_folders(tmp_path / "src", ("a", "b"), per_class=8, size=40)
-    datasets.import_dataset(tmp_path / "src", "tiny", ws=ws)
+    datasets_api.import_dataset(tmp_path / "src", "tiny", ws=ws)
     return "tiny"
 
 
@@ -95,7 +96,7 @@ def test_hit_then_invalidation_by_size_weights_and_cut(ws, dataset, monkeypatch)
 
 def test_dataset_change_misses(ws, dataset, tmp_path):
     demo.write_class_folders(tmp_path / "src2", ("a", "b"), per_class=8, size=40, seed=5)
-    datasets.import_dataset(tmp_path / "src2", "tiny2", ws=ws)
+    datasets_api.import_dataset(tmp_path / "src2", "tiny2", ws=ws)
     first, second = _config(), _config(dataset="tiny2")
     model = _model(first)
     train.phase_inputs(model, first, 1, train.load_data(first, ws), ws, ("train",))

@@ -6,15 +6,15 @@ import time
 import numpy as np
 import pytest
 
-from tlcore import cache, datasets, demo, imagecache
+from tlcore import cache, data, demo, imagecache
 from tlcore.errors import ConfigError
 
 
 @pytest.fixture
 def manifest(ws, tmp_path):
     demo.write_class_folders(tmp_path / "src", ("a", "b"), per_class=6, size=40)
-    datasets.import_dataset(tmp_path / "src", "tiny", ws=ws)
-    return datasets.load_manifest("tiny", ws=ws)
+    data.import_dataset(tmp_path / "src", "tiny", ws=ws)
+    return data.load_manifest("tiny", ws=ws)
 
 
 def test_decode_once_then_memory_mapped(ws, manifest, monkeypatch):

@@ -12,7 +12,8 @@ import time
 
 import pytest
 
-from tlcore import datasets, jobs, worker
+from tlcore import data as datasets_api
+from tlcore import jobs, worker
 from tlcore.config import RunConfig
 from tlcore.demo import write_class_folders
 from tlcore.errors import ConfigError, NotFoundError, RunStateError, WeightsError
@@ -24,7 +25,7 @@ RUN_TIMEOUT_S = 180
 @pytest.fixture
 def dataset(ws, tmp_path):
     folder = write_class_folders(tmp_path / "src", ("a", "b", "c"), per_class=10, size=40)
-    datasets.import_dataset(folder, "shapes", ws=ws)
+    datasets_api.import_dataset(folder, "shapes", ws=ws)
     return "shapes"
 
 

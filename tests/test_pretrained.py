@@ -11,7 +11,7 @@ import os
 import numpy as np
 import pytest
 
-from tlcore import backbones, datasets
+from tlcore import backbones, data
 from tlcore.config import RunConfig
 from tlcore.demo import write_class_folders
 from tlcore.store import RunStore
@@ -39,7 +39,7 @@ def test_training_starts_from_imagenet_weights(ws, tmp_path, monkeypatch):
     monkeypatch.setenv(backbones.ENV_WEIGHTS, WEIGHTS)
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))  # no download, ever
     folder = write_class_folders(tmp_path / "src", ("a", "b"), per_class=10, size=48)
-    datasets.import_dataset(folder, "shapes", ws=ws)
+    data.import_dataset(folder, "shapes", ws=ws)
     store = RunStore(ws)
     run_id = store.create_run(RunConfig.from_dict({
         "dataset": "shapes", "image_size": 48, "base": {"weights": "imagenet"},

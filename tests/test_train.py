@@ -11,7 +11,8 @@ import keras
 import numpy as np
 import pytest
 
-from tlcore import datasets, train
+from tlcore import data as datasets_api
+from tlcore import train
 from tlcore.config import RunConfig
 from tlcore.demo import write_class_folders
 from tlcore.errors import NotFoundError
@@ -24,7 +25,7 @@ CLASSES = ("disc", "square", "triangle")
 @pytest.fixture
 def dataset(ws, tmp_path):
     folder = write_class_folders(tmp_path / "src", CLASSES, per_class=10, size=40)
-    datasets.import_dataset(folder, "shapes", ws=ws)
+    datasets_api.import_dataset(folder, "shapes", ws=ws)
     return "shapes"
 
 

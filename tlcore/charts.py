@@ -3,7 +3,7 @@
 Every builder is a pure function (no Streamlit, no store access), so it can be
 unit-tested on hand-made frames and reused from notebooks. The frame helpers at
 the bottom turn store rows (`RunStore.list_runs`, `RunStore.metrics_for`,
-`datasets.show_dataset`) into the frames the builders take.
+`data.show_dataset`) into the frames the builders take.
 
 All figures share one look: the `plotly_white` template, the `COLORWAY` colour
 sequence and a fixed colour per run, so a run keeps its colour across charts.
@@ -21,13 +21,13 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from tlcore.config import flatten
+from tlcore.data import SPLITS
 
 TEMPLATE = "plotly_white"
 # Okabe-Ito-like qualitative palette: distinguishable for colour-blind readers.
 COLORWAY = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442",
             "#000000", "#8C564B", "#7F7F7F")
 SPLIT_COLORS = {"train": "#0072B2", "val": "#E69F00", "test": "#009E73"}
-SPLITS = ("train", "val", "test")
 METRICS = ("loss", "accuracy")
 METRIC_LABELS = {
     "loss": "Loss",
@@ -338,7 +338,7 @@ def counts_frame(counts: Mapping[str, Mapping[str, int]]) -> pd.DataFrame:
 
     Args:
         counts: `{class: {"train": n, "val": n, "test": n, ...}}` as in
-            `datasets.show_dataset(...)["counts"]`; other keys are ignored.
+            `data.show_dataset(...)["counts"]`; other keys are ignored.
 
     Returns:
         One row per (class, split), classes in the given order.

@@ -299,7 +299,7 @@ def predict_probs(model: Any, x: np.ndarray, batch_size: int = PREDICT_BATCH) ->
 
 
 def _manifest(name: str, ws: Workspace) -> dict[str, Any]:
-    from tlcore.datasets import load_manifest
+    from tlcore.data import load_manifest
 
     return load_manifest(name, ws)
 

@@ -19,10 +19,10 @@ import numpy as np
 from PIL import Image
 
 from tlcore import cache
+from tlcore.data import SPLITS
 from tlcore.workspace import Workspace
 
 IMAGES_SUBDIR = "images"  # one of cache.KINDS
-SPLITS = ("train", "val", "test")
 
 
 def decode(path: str | os.PathLike, size: int) -> np.ndarray:
@@ -47,7 +47,7 @@ def split_arrays(ws: Workspace, manifest: dict[str, Any], split: str, size: int,
 
     Args:
         ws: The workspace.
-        manifest: The dataset manifest (`tlcore.datasets.load_manifest`).
+        manifest: The dataset manifest (`tlcore.data.load_manifest`).
         split: "train", "val" or "test".
         size: Square image size in pixels.
         progress: Optional callback `(done, total)` while decoding on a miss.

@@ -129,7 +129,7 @@ def launch(config: RunConfig, name: str | None = None, ws: Workspace | None = No
         NotFoundError: if the dataset does not exist.
         WeightsError, RunStateError: if `base.weights` names an unusable file or run.
     """
-    from tlcore.datasets import load_manifest
+    from tlcore.data import load_manifest
 
     ws = ws or Workspace.from_env()
     if not isinstance(config, RunConfig):

@@ -42,8 +42,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tlcore import backbones, datasets, featcache, imagecache
+from tlcore import backbones, featcache, imagecache
 from tlcore.config import RunConfig
+from tlcore.data import SPLITS, load_manifest
 from tlcore.errors import DatasetError
 from tlcore.jobs import (
     CHECKPOINT_DIR,
@@ -98,10 +99,10 @@ def load_data(config: RunConfig, ws: Workspace) -> RunData:
         NotFoundError: if the dataset no longer exists.
         DatasetError: if it has fewer than 2 classes or no training images.
     """
-    manifest = datasets.load_manifest(config.dataset, ws)
+    manifest = load_manifest(config.dataset, ws)
     classes = list(manifest["classes"])
     splits = {split: imagecache.split_arrays(ws, manifest, split, config.image_size)
-              for split in imagecache.SPLITS}
+              for split in SPLITS}
     data = RunData(classes, splits, manifest)
     if len(classes) < 2 or data.size("train") == 0:
         raise DatasetError(
@@ -544,7 +545,7 @@ def run_training(run_id: str, ws: Workspace | None = None, resume: bool = False
     keras.utils.set_random_seed(config.train.seed)
     data = load_data(config, ws)
     atomic_write_text(run_dir / CLASS_NAMES_FILE, json.dumps(data.classes, ensure_ascii=False))
-    log.info("data: %s", ", ".join(f"{s} {data.size(s)}" for s in imagecache.SPLITS))
+    log.info("data: %s", ", ".join(f"{s} {data.size(s)}" for s in SPLITS))
     _check_cancel(store, run_id)
     model = build_model(config, len(data.classes), ws, mixed_precision=mixed)
 

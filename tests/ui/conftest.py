@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tlcore import datasets, jobs
+from tlcore import data, jobs
 from tlcore.config import RunConfig
 from tlcore.demo import write_class_folders
 from tlcore.store import COMPLETED, FAILED, RunStore
@@ -66,7 +66,7 @@ def make_run(ws):
 def populated(ws, tmp_path) -> dict[str, str]:
     """Dataset "pets" (3 classes, 32 px) and three finished runs: two completed, one failed."""
     folders = write_class_folders(tmp_path / "pets", ("cat", "dog", "bird"), per_class=8, size=32)
-    datasets.import_dataset(folders, "pets", ws=ws)
+    data.import_dataset(folders, "pets", ws=ws)
     store = RunStore(ws)
     return {
         "adam": add_run(store, name="adam-flatten", fine_tune_from=3,

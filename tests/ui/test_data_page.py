@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import zipfile
 
-from tlcore import datasets
+from tlcore import data
 from tlcore.demo import write_class_folders
 
 
@@ -26,7 +26,7 @@ def test_upload_zip_imports_and_shows_the_dataset(app, ws, tmp_path):
     at.run()
     at.button(key="data_upload_import").click().run()
     assert not at.exception and not at.error
-    assert [d["name"] for d in datasets.list_datasets(ws=ws)] == ["my-pets"]
+    assert [d["name"] for d in data.list_datasets(ws=ws)] == ["my-pets"]
     assert "Imported **my-pets**: 12 images in 2 classes" in at.success[0].value
     assert at.selectbox(key="data_selected").value == "my-pets"
     assert [m.value for m in at.metric][:2] == ["12", "2"]
@@ -48,7 +48,7 @@ def test_refused_upload_shows_one_line_reason_and_leaves_nothing(app, ws, tmp_pa
     assert not at.exception
     (error,) = at.error
     assert "class" in error.value and "\n" not in error.value
-    assert datasets.list_datasets(ws=ws) == []
+    assert data.list_datasets(ws=ws) == []
     assert not ws.dataset_dir("single").exists()
 
 
@@ -58,16 +58,16 @@ def test_folder_import_and_delete_with_confirmation(app, ws, tmp_path):
     at.text_input(key="data_folder_path").input(str(folder)).run()
     at.button(key="data_folder_import").click().run()
     assert not at.exception and not at.error
-    assert [d["name"] for d in datasets.list_datasets(ws=ws)] == ["shapes"]
+    assert [d["name"] for d in data.list_datasets(ws=ws)] == ["shapes"]
 
     at.button(key="data_delete").click().run()
     assert "Delete **shapes**" in at.warning[-1].value
     at.button(key="data_delete_no").click().run()
-    assert [d["name"] for d in datasets.list_datasets(ws=ws)] == ["shapes"]
+    assert [d["name"] for d in data.list_datasets(ws=ws)] == ["shapes"]
     at.button(key="data_delete").click().run()
     at.button(key="data_delete_yes").click().run()
     assert not at.exception
-    assert datasets.list_datasets(ws=ws) == []
+    assert data.list_datasets(ws=ws) == []
     assert at.info[0].value == "Deleted dataset shapes."
     assert "No datasets yet" in at.info[1].value
 
@@ -76,6 +76,6 @@ def test_create_demo_dataset_in_one_click(app, ws):
     at = app()
     at.button(key="data_demo").click().run(timeout=120)
     assert not at.exception and not at.error
-    (demo,) = datasets.list_datasets(ws=ws)
+    (demo,) = data.list_datasets(ws=ws)
     assert demo["name"] == "demo" and len(demo["classes"]) >= 3
     assert at.button(key="data_demo").disabled

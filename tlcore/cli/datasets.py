@@ -18,7 +18,7 @@ import time
 from collections.abc import Container
 from typing import Any, TextIO
 
-from tlcore import datasets
+from tlcore import data
 from tlcore.cli import print_json
 
 # Imports with at least this many files show progress even when stderr is not a terminal.
@@ -38,11 +38,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    "filepath,label. Prints the dataset name.")
     p.add_argument("path", metavar="PATH", help=".zip file, folder, or .csv file")
     p.add_argument("--name", required=True, help="name of the new dataset")
-    p.add_argument("--val", type=float, default=datasets.DEFAULT_VAL,
+    p.add_argument("--val", type=float, default=data.DEFAULT_VAL,
                    help="validation fraction per class (default %(default)s)")
-    p.add_argument("--test", type=float, default=datasets.DEFAULT_TEST,
+    p.add_argument("--test", type=float, default=data.DEFAULT_TEST,
                    help="test fraction per class (default %(default)s)")
-    p.add_argument("--seed", type=int, default=datasets.DEFAULT_SEED,
+    p.add_argument("--seed", type=int, default=data.DEFAULT_SEED,
                    help="seed of the split (default %(default)s)")
     p.add_argument("--csv-zip", metavar="ZIP", help="zip holding the files a CSV names")
     p.set_defaults(func=_cmd_import)
@@ -108,8 +108,8 @@ class ProgressPrinter:
 def _cmd_import(args: argparse.Namespace) -> int:
     bar = ProgressPrinter()
     try:
-        info = datasets.import_dataset(args.path, args.name, val=args.val, test=args.test,
-                                       seed=args.seed, progress=bar, csv_zip=args.csv_zip)
+        info = data.import_dataset(args.path, args.name, val=args.val, test=args.test,
+                                   seed=args.seed, progress=bar, csv_zip=args.csv_zip)
     finally:
         bar.close()
     print(info["name"])
@@ -119,7 +119,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     bar = ProgressPrinter()
     try:
-        info = datasets.create_demo(args.name, progress=bar)
+        info = data.create_demo(args.name, progress=bar)
     finally:
         bar.close()
     print(info["name"])
@@ -127,7 +127,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    rows = datasets.list_datasets()
+    rows = data.list_datasets()
     if args.json:
         print_json(rows)
         return 0
@@ -142,7 +142,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
         classes = ", ".join(row["classes"])
         table.append([row["name"], str(row["n_images"]),
                       f"{len(row['classes'])}: {_clip(classes, 40)}",
-                      "/".join(str(splits.get(k, 0)) for k in datasets.SPLITS),
+                      "/".join(str(splits.get(k, 0)) for k in data.SPLITS),
                       str(s.get("n_skipped", 0)), _when(row["created"])])
     print(format_table(["NAME", "IMAGES", "CLASSES", "TRAIN/VAL/TEST", "SKIPPED", "CREATED"],
                        table, right={1, 4}))
@@ -150,7 +150,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    info = datasets.show_dataset(args.name)
+    info = data.show_dataset(args.name)
     if args.json:
         print_json(info)
         return 0
@@ -159,7 +159,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_delete(args: argparse.Namespace) -> int:
-    datasets.delete_dataset(args.name)
+    data.delete_dataset(args.name)
     print(f"deleted {args.name}")
     return 0
 
@@ -178,7 +178,7 @@ def render_show(info: dict[str, Any]) -> str:
         f"Skipped  {len(info['skipped'])} files",
         "",
         format_table(["CLASS", "TRAIN", "VAL", "TEST", "TOTAL"],
-                     [[c, *(str(info["counts"][c][k]) for k in (*datasets.SPLITS, "total"))]
+                     [[c, *(str(info["counts"][c][k]) for k in (*data.SPLITS, "total"))]
                       for c in info["classes"]], right={1, 2, 3, 4}),
         "",
         "Health",

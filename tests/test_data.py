@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tlcore import datasets, imagecache
+from tlcore import data, imagecache
+from tlcore.data import importer
 from tlcore.demo import synth_image, write_class_folders
 from tlcore.errors import ConfigError, DatasetError, NotFoundError
 from tlcore.store import RunStore
@@ -37,7 +38,7 @@ def stored_pixels(ws, name: str) -> dict[str, np.ndarray]:
     """source path -> RGB pixels of the stored file, read the way the trainer reads it."""
     root = ws.dataset_dir(name)
     return {im["source"]: np.asarray(Image.open(root / im["file"]).convert("RGB"))
-            for im in datasets.load_manifest(name, ws)["images"]}
+            for im in data.load_manifest(name, ws)["images"]}
 
 
 def skipped_reasons(info: dict) -> dict[str, str]:
@@ -130,7 +131,7 @@ def mixed_folder(tmp_path) -> tuple[Path, dict[str, np.ndarray]]:
 
 def test_folder_import_decodes_every_format_and_mode_to_the_right_pixels(ws, mixed_folder):
     root, expect = mixed_folder
-    info = datasets.import_dataset(root, "mixed", ws=ws)
+    info = data.import_dataset(root, "mixed", ws=ws)
 
     assert info["classes"] == sorted([UNICODE_CLASS, CJK_CLASS])
     assert info["n_images"] == len(expect)
@@ -153,8 +154,8 @@ def test_folder_import_decodes_every_format_and_mode_to_the_right_pixels(ws, mix
 
 def test_stored_layout_and_manifest_format(ws, mixed_folder):
     root, _ = mixed_folder
-    datasets.import_dataset(root, "mixed", ws=ws)
-    manifest = datasets.load_manifest("mixed", ws)
+    data.import_dataset(root, "mixed", ws=ws)
+    manifest = data.load_manifest("mixed", ws)
     assert list(manifest) == ["name", "classes", "created", "source", "split", "fingerprint",
                               "images", "skipped", "health"]
     assert manifest["split"] == {"val": 0.2, "test": 0.1, "seed": 0}
@@ -174,7 +175,7 @@ def test_stored_layout_and_manifest_format(ws, mixed_folder):
     assert by_source[f"{UNICODE_CLASS}/cmyk.jpg"]["file"].endswith(".png")
     assert (by_source[f"{CJK_CLASS}/rotated.jpg"]["width"],
             by_source[f"{CJK_CLASS}/rotated.jpg"]["height"]) == (16, 24)
-    assert manifest["fingerprint"] == datasets.fingerprint(manifest["images"])
+    assert manifest["fingerprint"] == data.fingerprint(manifest["images"])
 
 
 def test_zip_with_top_folder_and_junk(ws, mixed_folder, tmp_path):
@@ -182,7 +183,7 @@ def test_zip_with_top_folder_and_junk(ws, mixed_folder, tmp_path):
     zpath = zip_folder(root, tmp_path / "data.zip", prefix="data/")
     with zipfile.ZipFile(zpath, "a") as zf:
         zf.writestr("README.md", "top-level file outside any class folder")
-    info = datasets.import_dataset(zpath, "zipped", ws=ws)
+    info = data.import_dataset(zpath, "zipped", ws=ws)
     assert info["classes"] == sorted([UNICODE_CLASS, CJK_CLASS])
     assert info["n_images"] == len(expect)
     assert info["source"] == "data.zip"
@@ -195,7 +196,7 @@ def test_zip_with_top_folder_and_junk(ws, mixed_folder, tmp_path):
 
 def test_zip_of_class_folders_at_its_root(ws, tmp_path):
     folder = write_class_folders(tmp_path / "src", ("cat", "dog"), per_class=5, size=16)
-    info = datasets.import_dataset(zip_folder(folder, tmp_path / "flat.zip"), "flat", ws=ws)
+    info = data.import_dataset(zip_folder(folder, tmp_path / "flat.zip"), "flat", ws=ws)
     assert info["classes"] == ["cat", "dog"]
     assert info["counts"]["cat"]["total"] == 5
     assert info["skipped"] == []
@@ -207,7 +208,7 @@ def test_zip_of_train_and_test_folders_is_pooled_and_split_again(ws, tmp_path):
     write_class_folders(folder / "test", ("cat", "dog"), per_class=2, size=16, seed=1)
     (folder / "Train" / "LICENSE").write_text("CC-BY")
     zpath = zip_folder(folder, tmp_path / "presplit.zip", prefix="kaggle/")
-    info = datasets.import_dataset(zpath, "presplit", ws=ws)
+    info = data.import_dataset(zpath, "presplit", ws=ws)
     assert info["classes"] == ["cat", "dog"]
     assert info["counts"]["cat"]["total"] == 8
     license_file = {"file": "kaggle/Train/LICENSE", "reason": "not inside a class folder"}
@@ -225,7 +226,7 @@ def test_csv_import_from_a_folder(ws, tmp_path):
     csv_path = folder.parent / "labels.csv"
     csv_path.write_text("\n".join(rows) + "\n", encoding="utf-8")
 
-    info = datasets.import_dataset(csv_path, "fromcsv", ws=ws)
+    info = data.import_dataset(csv_path, "fromcsv", ws=ws)
     assert info["classes"] == ["red fox", "Ünïcode"]  # labels stripped, otherwise as given
     assert info["n_images"] == 12
     reasons = skipped_reasons(info)
@@ -242,13 +243,13 @@ def test_csv_at_the_top_of_a_zip_and_csv_with_separate_zip(ws, tmp_path):
     zpath = zip_folder(folder, tmp_path / "withcsv.zip", prefix="top/")
     with zipfile.ZipFile(zpath, "a") as zf:
         zf.writestr("top/labels.csv", text)
-    info = datasets.import_dataset(zpath, "zipcsv", ws=ws)
+    info = data.import_dataset(zpath, "zipcsv", ws=ws)
     assert info["classes"] == ["one", "two"] and info["n_images"] == 10
 
     images_zip = zip_folder(folder, tmp_path / "images.zip")
     csv_path = tmp_path / "labels.csv"
     csv_path.write_text(text)
-    info = datasets.import_dataset(csv_path, "csvzip", ws=ws, csv_zip=images_zip)
+    info = data.import_dataset(csv_path, "csvzip", ws=ws, csv_zip=images_zip)
     assert info["classes"] == ["one", "two"] and info["n_images"] == 10
 
 
@@ -258,7 +259,7 @@ def test_csv_without_the_header_is_refused(ws, tmp_path):
     csv_path.write_text("".join(f"p/{c}/{i:04d}.png,{c}\n" for c in "xy" for i in range(5)))
     assert folder.exists()
     with pytest.raises(DatasetError, match=r"header row .*filepath,label"):
-        datasets.import_dataset(csv_path, "nohead", ws=ws)
+        data.import_dataset(csv_path, "nohead", ws=ws)
     assert_nothing_left(ws, "nohead")
 
 
@@ -267,7 +268,7 @@ def test_csv_without_the_header_is_refused(ws, tmp_path):
 def test_one_class_is_refused_with_one_clear_line(ws, tmp_path):
     folder = write_class_folders(tmp_path / "one", ("cats",), per_class=8, size=16)
     with pytest.raises(DatasetError) as err:
-        datasets.import_dataset(folder, "single", ws=ws)
+        data.import_dataset(folder, "single", ws=ws)
     msg = str(err.value)
     assert "\n" not in msg
     assert "only 1 class folder found (cats)" in msg and "at least 2 classes" in msg
@@ -279,16 +280,16 @@ def test_too_few_valid_images_per_class_is_refused(ws, tmp_path):
     folder = write_class_folders(tmp_path / "few", ("a", "b"), per_class=5, size=16)
     (folder / "a" / "0000.png").write_bytes(b"garbage")  # 5 files but only 4 images
     with pytest.raises(DatasetError, match=r"min_per_class=5 valid images.*'a'=4"):
-        datasets.import_dataset(folder, "few", ws=ws)
+        data.import_dataset(folder, "few", ws=ws)
     assert_nothing_left(ws, "few")
-    limits = datasets.ImportLimits(min_per_class=4)
-    assert datasets.import_dataset(folder, "few", ws=ws, limits=limits)["n_images"] == 9
+    limits = data.ImportLimits(min_per_class=4)
+    assert data.import_dataset(folder, "few", ws=ws, limits=limits)["n_images"] == 9
 
 
 def test_exception_midway_leaves_nothing_behind(ws, tmp_path, monkeypatch):
     folder = write_class_folders(tmp_path / "src", ("a", "b"), per_class=6, size=16)
     calls = []
-    real = datasets._store_image
+    real = importer._store_image
 
     def flaky(path, payload):
         calls.append(path)
@@ -296,9 +297,9 @@ def test_exception_midway_leaves_nothing_behind(ws, tmp_path, monkeypatch):
             raise RuntimeError("disk on fire")
         real(path, payload)
 
-    monkeypatch.setattr(datasets, "_store_image", flaky)
+    monkeypatch.setattr(importer, "_store_image", flaky)
     with pytest.raises(RuntimeError, match="disk on fire"):
-        datasets.import_dataset(folder, "broken", ws=ws)
+        data.import_dataset(folder, "broken", ws=ws)
     assert len(calls) == 5
     assert_nothing_left(ws, "broken")
 
@@ -311,23 +312,23 @@ def test_failure_to_record_removes_the_moved_folder(ws, tmp_path, monkeypatch):
 
     monkeypatch.setattr(RunStore, "add_dataset", refuse)
     with pytest.raises(OSError, match="locked"):
-        datasets.import_dataset(folder, "norow", ws=ws)
+        data.import_dataset(folder, "norow", ws=ws)
     assert_nothing_left(ws, "norow")
 
 
 def test_names_and_split_arguments_are_validated(ws, tmp_path):
     folder = write_class_folders(tmp_path / "src", ("a", "b"), per_class=5, size=16)
     with pytest.raises(ConfigError, match="dataset name"):
-        datasets.import_dataset(folder, "../evil", ws=ws)
+        data.import_dataset(folder, "../evil", ws=ws)
     with pytest.raises(ConfigError, match="val \\+ test must be below 1"):
-        datasets.import_dataset(folder, "ok", ws=ws, val=0.6, test=0.4)
+        data.import_dataset(folder, "ok", ws=ws, val=0.6, test=0.4)
     with pytest.raises(ConfigError, match="seed"):
-        datasets.import_dataset(folder, "ok", ws=ws, seed=-1)
+        data.import_dataset(folder, "ok", ws=ws, seed=-1)
     with pytest.raises(DatasetError, match="does not exist"):
-        datasets.import_dataset(tmp_path / "nope", "ok", ws=ws)
-    datasets.import_dataset(folder, "ok", ws=ws)
+        data.import_dataset(tmp_path / "nope", "ok", ws=ws)
+    data.import_dataset(folder, "ok", ws=ws)
     with pytest.raises(DatasetError, match="already exists"):
-        datasets.import_dataset(folder, "ok", ws=ws)
+        data.import_dataset(folder, "ok", ws=ws)
     assert list(ws.tmp_dir.iterdir()) == []
 
 
@@ -335,22 +336,22 @@ def test_orphan_folder_blocks_the_name_until_deleted(ws, tmp_path):
     folder = write_class_folders(tmp_path / "src", ("a", "b"), per_class=5, size=16)
     ws.dataset_dir("orphan").mkdir()
     with pytest.raises(DatasetError, match="without a dataset record"):
-        datasets.import_dataset(folder, "orphan", ws=ws)
-    datasets.delete_dataset("orphan", ws=ws)
-    assert datasets.import_dataset(folder, "orphan", ws=ws)["n_images"] == 10
+        data.import_dataset(folder, "orphan", ws=ws)
+    data.delete_dataset("orphan", ws=ws)
+    assert data.import_dataset(folder, "orphan", ws=ws)["n_images"] == 10
 
 
 def test_import_limits_from_env_and_validation():
-    limits = datasets.ImportLimits.from_env({"TLCORE_MIN_PER_CLASS": "3",
+    limits = data.ImportLimits.from_env({"TLCORE_MIN_PER_CLASS": "3",
                                              "TLCORE_MAX_COMPRESSION_RATIO": "50.5"})
     assert limits.min_per_class == 3 and limits.max_compression_ratio == 50.5
     assert limits.max_image_pixels == 89_478_485 and limits.min_classes == 2
     with pytest.raises(ConfigError, match="TLCORE_MAX_FILES"):
-        datasets.ImportLimits.from_env({"TLCORE_MAX_FILES": "many"})
+        data.ImportLimits.from_env({"TLCORE_MAX_FILES": "many"})
     with pytest.raises(ConfigError, match="min_classes"):
-        datasets.ImportLimits(min_classes=1)
+        data.ImportLimits(min_classes=1)
     with pytest.raises(ConfigError, match="max_files must be an integer"):
-        datasets.ImportLimits(max_files=2.5)
+        data.ImportLimits(max_files=2.5)
 
 
 # ---- split ------------------------------------------------------------------------------
@@ -359,28 +360,28 @@ def test_split_is_deterministic_and_stratified(ws, tmp_path):
     folder = write_class_folders(tmp_path / "src", ("a", "b", "c"), per_class=20, size=16)
     for extra in range(7):  # class sizes 20, 20, 27
         shutil.copy(folder / "a" / f"{extra:04d}.png", folder / "c" / f"x{extra}.png")
-    first = datasets.import_dataset(folder, "s1", ws=ws)
-    datasets.import_dataset(folder, "s2", ws=ws)
-    datasets.import_dataset(folder, "s3", ws=ws, seed=1)
+    first = data.import_dataset(folder, "s1", ws=ws)
+    data.import_dataset(folder, "s2", ws=ws)
+    data.import_dataset(folder, "s3", ws=ws, seed=1)
 
     def splits(name):
-        return {im["source"]: im["split"] for im in datasets.load_manifest(name, ws)["images"]}
+        return {im["source"]: im["split"] for im in data.load_manifest(name, ws)["images"]}
 
     assert splits("s1") == splits("s2")
     assert splits("s1") != splits("s3")
     for cls in ("a", "b", "c"):
         counts = first["counts"][cls]
-        train, val, test = datasets.split_counts(counts["total"], 0.2, 0.1)
+        train, val, test = data.split_counts(counts["total"], 0.2, 0.1)
         assert (counts["train"], counts["val"], counts["test"]) == (train, val, test)
     assert first["counts"]["c"] == {"train": 19, "val": 5, "test": 3, "total": 27}
     assert first["splits"] == {"train": 47, "val": 13, "test": 7}
 
 
 def test_split_counts_keep_a_training_image():
-    assert datasets.split_counts(5, 0.2, 0.1) == (3, 1, 1)
-    assert datasets.split_counts(2, 0.45, 0.45) == (1, 1, 0)
-    assert datasets.split_counts(1, 0.5, 0.4) == (1, 0, 0)
-    assert datasets.split_counts(100, 0.0, 0.0) == (100, 0, 0)
+    assert data.split_counts(5, 0.2, 0.1) == (3, 1, 1)
+    assert data.split_counts(2, 0.45, 0.45) == (1, 1, 0)
+    assert data.split_counts(1, 0.5, 0.4) == (1, 0, 0)
+    assert data.split_counts(100, 0.0, 0.0) == (100, 0, 0)
 
 
 # ---- health -------------------------------------------------------------------------------
@@ -391,7 +392,7 @@ def test_duplicates_leakage_and_label_conflicts_are_reported(ws, tmp_path):
         shutil.copy(folder / "a" / "0000.png", folder / "a" / f"copy{k}.png")
     shutil.copy(folder / "a" / "0000.png", folder / "b" / "stray.png")
     Image.fromarray(rgb_array(9, 40)).save(folder / "b" / "big.png")
-    info = datasets.import_dataset(folder, "dups", ws=ws, val=0.3, test=0.3)
+    info = data.import_dataset(folder, "dups", ws=ws, val=0.3, test=0.3)
     health = info["health"]
 
     assert len(health["duplicates"]) == 1
@@ -400,9 +401,9 @@ def test_duplicates_leakage_and_label_conflicts_are_reported(ws, tmp_path):
         ["a/0000.png", "b/stray.png"] + [f"a/copy{k}.png" for k in range(6)])
     assert group["classes"] == ["a", "b"]
     assert health["label_conflicts"] == [group]
-    manifest = datasets.load_manifest("dups", ws)
+    manifest = data.load_manifest("dups", ws)
     copies = [im for im in manifest["images"] if im["sha256"] == group["sha256"]]
-    assert group["splits"] == [s for s in datasets.SPLITS if any(im["split"] == s for im in copies)]
+    assert group["splits"] == [s for s in data.SPLITS if any(im["split"] == s for im in copies)]
     assert len(group["splits"]) > 1 and health["leakage"] == [group]
     # Identical files of one class share one stored file.
     assert len({im["file"] for im in copies if im["class"] == "a"}) == 1
@@ -417,7 +418,7 @@ def test_imbalance_warning(ws, tmp_path):
     write_class_folders(tmp_path / "more", ("big",), per_class=11, size=16, seed=3)
     for p in (tmp_path / "more" / "big").iterdir():
         shutil.copy(p, folder / "big" / f"m{p.name}")
-    health = datasets.import_dataset(folder, "imb", ws=ws)["health"]
+    health = data.import_dataset(folder, "imb", ws=ws)["health"]
     assert health["imbalance_ratio"] == pytest.approx(16 / 5)
     assert any("imbalanced" in w for w in health["warnings"])
 
@@ -426,37 +427,37 @@ def test_imbalance_warning(ws, tmp_path):
 
 def test_list_show_sample_and_delete(ws, tmp_path):
     folder = write_class_folders(tmp_path / "src", ("a", "b"), per_class=8, size=16)
-    shown = datasets.import_dataset(folder, "one", ws=ws)
+    shown = data.import_dataset(folder, "one", ws=ws)
     assert {"name", "classes", "n_images", "counts", "splits", "skipped", "health", "source",
             "created"} <= set(shown)
-    assert shown == datasets.show_dataset("one", ws)
-    rows = datasets.list_datasets(ws)
+    assert shown == data.show_dataset("one", ws)
+    rows = data.list_datasets(ws)
     assert [r["name"] for r in rows] == ["one"]
     assert rows[0]["n_images"] == 16 and rows[0]["classes"] == ["a", "b"]
     assert rows[0]["summary"]["splits"] == shown["splits"]
 
-    samples = datasets.sample_files("one", per_class=3, ws=ws)
+    samples = data.sample_files("one", per_class=3, ws=ws)
     assert set(samples) == {"a", "b"}
     for paths in samples.values():
         assert len(paths) == 3 and all(p.is_absolute() and p.is_file() for p in paths)
 
-    datasets.delete_dataset("one", ws=ws)
-    assert datasets.list_datasets(ws) == []
+    data.delete_dataset("one", ws=ws)
+    assert data.list_datasets(ws) == []
     assert not ws.dataset_dir("one").exists()
     with pytest.raises(NotFoundError, match="No dataset named 'one'"):
-        datasets.delete_dataset("one", ws=ws)
+        data.delete_dataset("one", ws=ws)
     with pytest.raises(NotFoundError):
-        datasets.show_dataset("one", ws)
+        data.show_dataset("one", ws)
 
 
 def test_demo_dataset_feeds_the_image_cache(ws):
-    info = datasets.create_demo(ws=ws)
+    info = data.create_demo(ws=ws)
     assert info["name"] == "demo" and len(info["classes"]) >= 3
     assert info["n_images"] >= 300 and info["skipped"] == []
     assert all(c["train"] > 0 and c["val"] > 0 for c in info["counts"].values())
     with pytest.raises(DatasetError, match="already exists"):
-        datasets.create_demo(ws=ws)
-    manifest = datasets.load_manifest("demo", ws)
+        data.create_demo(ws=ws)
+    manifest = data.load_manifest("demo", ws)
     x, y = imagecache.split_arrays(ws, manifest, "val", 32)
     assert x.shape == (info["splits"]["val"], 32, 32, 3)
     assert sorted(set(y.tolist())) == list(range(len(info["classes"])))
@@ -468,16 +469,16 @@ def test_progress_callback_reaches_the_total(ws, tmp_path):
     folder = write_class_folders(tmp_path / "src", ("a", "b"), per_class=5, size=16)
     (folder / "a" / "junk.txt").write_text("x")
     calls = []
-    datasets.import_dataset(folder, "p", ws=ws, progress=lambda *a: calls.append(a))
+    data.import_dataset(folder, "p", ws=ws, progress=lambda *a: calls.append(a))
     assert calls[0][:2] == (0, 11) and calls[-1][:2] == (11, 11)
     assert [c[0] for c in calls] == sorted(c[0] for c in calls)
 
 
-def test_datasets_module_does_not_import_tensorflow():
+def test_data_package_does_not_import_tensorflow():
     import subprocess
     import sys
 
-    code = ("import sys, tlcore.datasets, tlcore.cli.datasets; "
+    code = ("import sys, tlcore.data, tlcore.cli.datasets; "
             "print('tensorflow' in sys.modules or 'keras' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=Path(__file__).resolve().parents[1], check=True)
@@ -486,7 +487,7 @@ def test_datasets_module_does_not_import_tensorflow():
 
 def test_manifest_is_valid_json_on_disk(ws, tmp_path):
     folder = write_class_folders(tmp_path / "src", (UNICODE_CLASS, "b"), per_class=5, size=16)
-    datasets.import_dataset(folder, "j", ws=ws)
-    text = (ws.dataset_dir("j") / datasets.MANIFEST_NAME).read_text(encoding="utf-8")
+    data.import_dataset(folder, "j", ws=ws)
+    text = (ws.dataset_dir("j") / data.MANIFEST_NAME).read_text(encoding="utf-8")
     assert UNICODE_CLASS in text  # stored readable, not \u-escaped
     assert json.loads(text)["classes"] == sorted([UNICODE_CLASS, "b"])

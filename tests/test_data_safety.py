@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tlcore import datasets
+from tlcore import data
 from tlcore.demo import write_class_folders
 from tlcore.errors import DatasetError
 from tlcore.store import RunStore
@@ -36,11 +36,11 @@ def png_bytes(size=(16, 16)) -> bytes:
 
 def pixel_bomb_png(width: int, height: int) -> bytes:
     """A small PNG whose header claims width x height (its pixel data is for 8x8)."""
-    data = bytearray(png_bytes((8, 8)))
-    assert data[12:16] == b"IHDR"
-    data[16:24] = struct.pack(">II", width, height)
-    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
-    return bytes(data)
+    png = bytearray(png_bytes((8, 8)))
+    assert png[12:16] == b"IHDR"
+    png[16:24] = struct.pack(">II", width, height)
+    png[29:33] = struct.pack(">I", zlib.crc32(bytes(png[12:29])))
+    return bytes(png)
 
 
 def assert_nothing_left(ws, name: str) -> None:
@@ -61,7 +61,7 @@ def test_traversal_absolute_and_symlink_entries_are_skipped(ws, tmp_path):
         zf.writestr(link, "/etc/passwd")
     assert set(evil) <= set(zipfile.ZipFile(zpath).namelist())
 
-    info = datasets.import_dataset(zpath, "slip", ws=ws)
+    info = data.import_dataset(zpath, "slip", ws=ws)
     reasons = {s["file"]: s["reason"] for s in info["skipped"]}
     for name in evil:
         assert reasons[name].startswith("unsafe path"), name
@@ -82,7 +82,7 @@ def test_folder_symlinks_are_not_followed(ws, tmp_path):
     (outside / "secret.png").write_bytes(png_bytes())
     os.symlink(outside / "secret.png", folder / "a" / "link.png")
     os.symlink(outside, folder / "linked-class")
-    info = datasets.import_dataset(folder, "links", ws=ws)
+    info = data.import_dataset(folder, "links", ws=ws)
     reasons = {s["file"]: s["reason"] for s in info["skipped"]}
     assert reasons["a/link.png"].startswith("symbolic link")
     assert reasons["linked-class/"].startswith("symbolic link")
@@ -100,7 +100,7 @@ def test_zip_bomb_is_refused_in_seconds_before_extracting(ws, tmp_path):
 
     start = time.monotonic()
     with pytest.raises(DatasetError, match="zip bomb") as err:
-        datasets.import_dataset(bomb, "bomb", ws=ws)
+        data.import_dataset(bomb, "bomb", ws=ws)
     assert time.monotonic() - start < 2.0
     assert "\n" not in str(err.value) and "nothing was extracted" in str(err.value)
     assert_nothing_left(ws, "bomb")
@@ -110,15 +110,15 @@ def test_entry_whose_header_understates_its_size_is_cut_off(ws, tmp_path):
     zpath = class_zip(tmp_path / "liar.zip", tmp_path)
     with zipfile.ZipFile(zpath, "a", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
         zf.writestr("b/liar.png", bytes(32 << 20))
-    data = bytearray(zpath.read_bytes())
-    local = data.rindex(b"PK\x03\x04")  # the last entry's local header
-    central = data.rindex(b"PK\x01\x02")  # ... and its central directory record
-    data[local + 22:local + 26] = struct.pack("<I", 1000)
-    data[central + 24:central + 28] = struct.pack("<I", 1000)
-    zpath.write_bytes(bytes(data))
+    raw = bytearray(zpath.read_bytes())
+    local = raw.rindex(b"PK\x03\x04")  # the last entry's local header
+    central = raw.rindex(b"PK\x01\x02")  # ... and its central directory record
+    raw[local + 22:local + 26] = struct.pack("<I", 1000)
+    raw[central + 24:central + 28] = struct.pack("<I", 1000)
+    zpath.write_bytes(bytes(raw))
 
     start = time.monotonic()
-    info = datasets.import_dataset(zpath, "liar", ws=ws)
+    info = data.import_dataset(zpath, "liar", ws=ws)
     assert time.monotonic() - start < 2.0
     reasons = {s["file"]: s["reason"] for s in info["skipped"]}
     assert reasons["b/liar.png"].startswith("unreadable")
@@ -129,13 +129,13 @@ def test_declared_total_size_and_file_count_limits(ws, tmp_path):
     zpath = class_zip(tmp_path / "big.zip", tmp_path)
     total = sum(i.file_size for i in zipfile.ZipFile(zpath).infolist())
     with pytest.raises(DatasetError, match="max_total_bytes"):
-        datasets.import_dataset(zpath, "big", ws=ws,
-                                limits=datasets.ImportLimits(max_total_bytes=total - 1))
+        data.import_dataset(zpath, "big", ws=ws,
+                            limits=data.ImportLimits(max_total_bytes=total - 1))
     with pytest.raises(DatasetError, match="max_files=9"):
-        datasets.import_dataset(zpath, "big", ws=ws, limits=datasets.ImportLimits(max_files=9))
+        data.import_dataset(zpath, "big", ws=ws, limits=data.ImportLimits(max_files=9))
     folder = write_class_folders(tmp_path / "many", ("a", "b"), per_class=5, size=16)
     with pytest.raises(DatasetError, match="more than max_files=9"):
-        datasets.import_dataset(folder, "big", ws=ws, limits=datasets.ImportLimits(max_files=9))
+        data.import_dataset(folder, "big", ws=ws, limits=data.ImportLimits(max_files=9))
     assert_nothing_left(ws, "big")
 
 
@@ -143,8 +143,8 @@ def test_oversized_file_is_skipped(ws, tmp_path):
     folder = write_class_folders(tmp_path / "src", ("a", "b"), per_class=5, size=16)
     Image.new("RGB", (200, 200), (1, 2, 3)).save(folder / "a" / "large.bmp")
     limit = (folder / "a" / "large.bmp").stat().st_size - 1
-    info = datasets.import_dataset(folder, "sizes", ws=ws,
-                                   limits=datasets.ImportLimits(max_file_bytes=limit))
+    info = data.import_dataset(folder, "sizes", ws=ws,
+                               limits=data.ImportLimits(max_file_bytes=limit))
     reasons = {s["file"]: s["reason"] for s in info["skipped"]}
     assert reasons["a/large.bmp"].startswith("file too large")
     assert info["n_images"] == 10
@@ -155,8 +155,8 @@ def test_pixel_bombs_are_skipped_without_decoding(ws, tmp_path):
     (folder / "a" / "bomb.png").write_bytes(pixel_bomb_png(40000, 40000))
     # Over this import's own limit but under Pillow's hard limit: caught by our check.
     (folder / "b" / "wide.png").write_bytes(pixel_bomb_png(5000, 400))
-    info = datasets.import_dataset(folder, "pixels", ws=ws,
-                                   limits=datasets.ImportLimits(max_image_pixels=1_000_000))
+    info = data.import_dataset(folder, "pixels", ws=ws,
+                               limits=data.ImportLimits(max_image_pixels=1_000_000))
     reasons = {s["file"]: s["reason"] for s in info["skipped"]}
     # Decoding these files would fail ("undecodable"): the reason shows it never happened.
     assert reasons["a/bomb.png"].startswith("too many pixels")

@@ -1,0 +1,152 @@
+"""The dataset manifest (`datasets/<name>/manifest.json`): write, read, list, delete.
+
+The manifest format is described in docs/architecture.md. Stored images live
+under `images/<label index>/` next to it; the run store keeps one row per
+dataset with a compact summary for fast listing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+from tlcore.errors import NotFoundError
+from tlcore.store import RunStore
+from tlcore.workspace import Workspace
+
+MANIFEST_NAME = "manifest.json"
+IMAGES_DIR = "images"
+
+
+def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
+    """Write `manifest` into `folder` atomically (temp file, then rename)."""
+    tmp = folder / f"{MANIFEST_NAME}.tmp"
+    tmp.write_text(json.dumps(manifest, indent=1, ensure_ascii=False), encoding="utf-8")
+    os.replace(tmp, folder / MANIFEST_NAME)
+
+
+def load_manifest(name: str, ws: Workspace | None = None) -> dict[str, Any]:
+    """The manifest of dataset `name` (format in docs/architecture.md).
+
+    Raises:
+        NotFoundError: The dataset (or its folder) does not exist.
+    """
+    ws = ws or Workspace.from_env()
+    path = ws.dataset_dir(name) / MANIFEST_NAME
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        if RunStore(ws).has_dataset(name):
+            raise NotFoundError(
+                f"Dataset {name!r} has a record but its folder {path.parent} is missing; "
+                f"delete it with `python -m tlcore datasets delete {name}` and import it again."
+            ) from None
+        raise NotFoundError(f"No dataset named {name!r}; import one first "
+                            "(`python -m tlcore datasets list` shows what exists).") from None
+
+
+def list_datasets(ws: Workspace | None = None) -> list[dict[str, Any]]:
+    """All datasets, newest first: name, created, n_images, classes, summary."""
+    return RunStore(ws or Workspace.from_env()).list_datasets()
+
+
+def show_dataset(name: str, ws: Workspace | None = None) -> dict[str, Any]:
+    """What a person wants to know about dataset `name`.
+
+    Returns:
+        A dict with keys name, classes, n_images, counts (`{class: {train, val,
+        test, total}}`), splits (`{train: n, val: n, test: n}`), skipped (list of
+        `{file, reason}`), health (the full health report), source, created,
+        split (`{val, test, seed}`) and fingerprint.
+
+    Raises:
+        NotFoundError: The dataset does not exist.
+    """
+    manifest = load_manifest(name, ws)
+    health = manifest["health"]
+    return {
+        "name": manifest["name"],
+        "classes": manifest["classes"],
+        "n_images": len(manifest["images"]),
+        "counts": health["counts"],
+        "splits": health["splits"],
+        "skipped": manifest["skipped"],
+        "health": health,
+        "source": manifest["source"],
+        "created": manifest["created"],
+        "split": manifest["split"],
+        "fingerprint": manifest["fingerprint"],
+    }
+
+
+def delete_dataset(name: str, ws: Workspace | None = None) -> None:
+    """Remove dataset `name`: its folder and its record.
+
+    Also removes a folder left without a record by an interrupted import.
+
+    Raises:
+        NotFoundError: Neither a record nor a folder of that name exists.
+    """
+    ws = ws or Workspace.from_env()
+    store = RunStore(ws)
+    folder = ws.dataset_dir(name)
+    has_row = store.has_dataset(name)
+    if not has_row and not folder.exists():
+        raise NotFoundError(f"No dataset named {name!r} to delete "
+                            "(`python -m tlcore datasets list` shows what exists).")
+    if folder.exists():
+        # Rename first so readers never see a half-deleted dataset.
+        trash = ws.tmp_dir / f"delete-{name}-{uuid.uuid4().hex[:8]}"
+        os.rename(folder, trash)
+        shutil.rmtree(trash, ignore_errors=True)
+    if has_row:
+        store.delete_dataset(name)
+
+
+def sample_files(name: str, per_class: int = 6,
+                 ws: Workspace | None = None) -> dict[str, list[Path]]:
+    """Absolute paths of up to `per_class` distinct stored images of each class.
+
+    Raises:
+        NotFoundError: The dataset does not exist.
+    """
+    ws = ws or Workspace.from_env()
+    manifest = load_manifest(name, ws)
+    root = ws.dataset_dir(name)
+    out: dict[str, list[Path]] = {c: [] for c in manifest["classes"]}
+    seen: set[str] = set()
+    for im in manifest["images"]:
+        files = out[im["class"]]
+        if len(files) < per_class and im["file"] not in seen:
+            seen.add(im["file"])
+            files.append(root / im["file"])
+    return out
+
+
+def fingerprint(images: list[dict[str, Any]]) -> str:
+    """sha256 hex over (sha256, label, split) of every image, in manifest order."""
+    h = hashlib.sha256()
+    for im in images:
+        h.update(f"{im['sha256']}\t{im['label']}\t{im['split']}\n".encode())
+    return h.hexdigest()
+
+
+def store_summary(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The compact summary kept in the store row, enough for a listing."""
+    health = manifest["health"]
+    return {
+        "source": manifest["source"],
+        "splits": health["splits"],
+        "counts": {c: v["total"] for c, v in health["counts"].items()},
+        "n_skipped": len(manifest["skipped"]),
+        "imbalance_ratio": health["imbalance_ratio"],
+        "n_duplicates": len(health["duplicates"]),
+        "n_leakage": len(health["leakage"]),
+        "fingerprint": manifest["fingerprint"],
+        "split": manifest["split"],
+    }
