@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from tlcore import charts, jobs
-from tlcore.deeplinks import mark_app_ran
+from tlcore import jobs
 from tlcore.errors import TLCoreError
 from tlcore.store import ACTIVE_STATUSES, RunStore
+from tlcore.ui.deeplinks import mark_app_ran
+from tlcore.ui.status import STATUS_ICONS
+from tlcore.ui.text import plain
 from tlcore.workspace import Workspace
 
 QUEUE_REFRESH_S = 2.0
@@ -57,8 +59,8 @@ def queue_panel(ws: Workspace) -> None:
         st.caption("Nothing running. Launch a run on the Train page.")
         return
     for run in active:
-        st.page_link(PAGES["train"], label=f"{run['name']} · {run['status']}",
-                     icon=charts.STATUS_ICONS[run["status"]], query_params={"run": run["id"]})
+        st.page_link(PAGES["train"], label=f"{plain(run['name'])} · {run['status']}",
+                     icon=STATUS_ICONS[run["status"]], query_params={"run": run["id"]})
 
 
 def sidebar(ws: Workspace) -> None:

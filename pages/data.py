@@ -11,8 +11,10 @@ import pandas as pd
 import streamlit as st
 
 from tlcore import charts, data
-from tlcore.deeplinks import route_through_app
 from tlcore.errors import TLCoreError
+from tlcore.ui.deeplinks import route_through_app
+from tlcore.ui.flash import flash, show_flash
+from tlcore.ui.text import plain
 from tlcore.workspace import Workspace
 
 route_through_app()
@@ -39,19 +41,6 @@ def suggest_name(text: str) -> str:
     return name or "dataset"
 
 
-def flash(kind: str, message: str) -> None:
-    """Keep a message for the next run (a rerun would wipe one shown now)."""
-    st.session_state["data_flash"] = (kind, message)
-
-
-def show_flash() -> None:
-    kind, message = st.session_state.pop("data_flash", (None, None))
-    if kind == "success":
-        st.success(message, icon=":material/check_circle:")
-    elif kind == "info":
-        st.info(message)
-
-
 def run_import(action, what: str) -> None:
     """Run an import with a progress bar; success selects the new dataset, failure says why.
 
@@ -73,9 +62,9 @@ def run_import(action, what: str) -> None:
         st.error(str(exc))
         return
     bar.empty()
-    flash("success", f"Imported **{info['name']}**: {info['n_images']} images in "
-                     f"{len(info['classes'])} classes. Next: train a model on it on the Train "
-                     "page.")
+    flash("data", "success",
+          f"Imported **{plain(info['name'])}**: {info['n_images']} images in "
+          f"{len(info['classes'])} classes. Next: train a model on it on the Train page.")
     st.session_state["data_pending_select"] = info["name"]
     st.rerun()
 
@@ -201,7 +190,7 @@ def delete_section(ws: Workspace, info: dict) -> None:
             return
         dataset_details.clear()
         dataset_samples.clear()
-        flash("info", f"Deleted dataset {name}.")
+        flash("data", "info", f"Deleted dataset {plain(name)}.")
         st.rerun()
     if no.button("Cancel", key="data_delete_no"):
         st.session_state.pop("data_confirm_delete", None)
@@ -248,7 +237,7 @@ def render() -> None:
     st.title("Data")
     st.caption("Bring in images sorted into one folder per class. Each dataset is split into "
                "train / validation / test once, and every run on it shares that split.")
-    show_flash()
+    show_flash("data")
     pending = st.session_state.pop("data_pending_select", None)
     if pending:
         st.session_state["data_selected"] = pending

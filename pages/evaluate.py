@@ -11,10 +11,7 @@ import base64
 import datetime as dt
 import functools
 import json
-import os
 import shutil
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -24,11 +21,14 @@ import pandas as pd
 import streamlit as st
 from PIL import Image
 
-import tlcore
 from tlcore import evalcharts, evaluate, transfer
-from tlcore.deeplinks import route_through_app
 from tlcore.errors import TLCoreError
 from tlcore.store import ACTIVE_STATUSES, COMPLETED, RunStore
+from tlcore.ui.cli import run_cli
+from tlcore.ui.deeplinks import route_through_app
+from tlcore.ui.evaluation import stored_evaluation
+from tlcore.ui.flash import flash, show_flash
+from tlcore.ui.text import percent, plain
 from tlcore.workspace import Workspace
 
 route_through_app()
@@ -36,75 +36,17 @@ route_through_app()
 GALLERY = 12
 GALLERY_COLUMNS = 4
 TOP_K = 3
-CLI_TIMEOUT_S = 3600
 EXPORT_FORMATS = {"keras": "Keras (.keras)", "savedmodel": "TensorFlow SavedModel",
                   "tflite": "TensorFlow Lite (.tflite)"}
 EXPORTS_DIR = "exports"
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "webp", "tif", "tiff"]
 VERDICT_BOXES = {transfer.POSITIVE: st.success, transfer.NEGATIVE: st.warning}
-PROJECT_ROOT = Path(tlcore.__file__).resolve().parent.parent
 
 
 # ---- helpers ------------------------------------------------------------------
-def flash(kind: str, message: str) -> None:
-    """Keep a message for the next run (the rerun after an action would wipe it)."""
-    st.session_state["eval_flash"] = (kind, message)
-
-
-def show_flash() -> None:
-    kind, message = st.session_state.pop("eval_flash", (None, None))
-    if kind == "success":
-        st.success(message, icon=":material/check_circle:")
-    elif kind == "info":
-        st.info(message)
-
-
-def error_line(stderr: str) -> str:
-    """The one-line message of a failed CLI call (its `error: ...` line, else the last line)."""
-    lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
-    for line in reversed(lines):
-        if line.startswith("error: "):
-            return line[len("error: "):]
-    return lines[-1] if lines else "the command failed without a message"
-
-
-def cli(ws: Workspace, args: list[str], message: str) -> str | None:
-    """Run `python -m tlcore ARGS` under a spinner; its stdout, or None after st.error."""
-    env = {**os.environ, "TLCORE_HOME": str(ws.root),
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT),
-                                                       os.environ.get("PYTHONPATH")]))}
-    with st.spinner(message, show_time=True):
-        try:
-            proc = subprocess.run([sys.executable, "-m", "tlcore", *args], capture_output=True,
-                                  text=True, env=env, cwd=PROJECT_ROOT, timeout=CLI_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            st.error(f"`{args[0]}` took longer than {CLI_TIMEOUT_S // 60} minutes and was stopped.")
-            return None
-    if proc.returncode != 0:
-        st.error(error_line(proc.stderr))
-        return None
-    return proc.stdout
-
-
-@st.cache_data(show_spinner=False, max_entries=16)
-def stored_evaluation(root: str, run_id: str, dataset: str, mtime: float) -> dict | None:
-    """A stored evaluation; keyed by the file's mtime so a re-evaluation is never stale."""
-    return evaluate.load_evaluation(run_id, dataset, ws=Workspace.from_env(root))
-
-
-def evaluation_for(ws: Workspace, run_id: str, dataset: str) -> dict | None:
-    path = evaluate.eval_dir(run_id, ws) / f"{dataset}.json"
-    mtime = path.stat().st_mtime if path.is_file() else 0.0
-    return stored_evaluation(str(ws.root), run_id, dataset, mtime) if mtime else None
-
-
-def pct(value: float | None) -> str:
-    return "–" if value is None else f"{value * 100:.1f}%"
-
-
 def run_label(run: dict) -> str:
     best = run.get("best_val_accuracy")
-    acc = f" · val {pct(best)}" if best is not None else ""
+    acc = f" · val {percent(best)}" if best is not None else ""
     return f"{run['name']} · {run['dataset']} · {run['config']['base']['weights']}{acc}"
 
 
@@ -144,19 +86,19 @@ def evaluate_button(ws: Workspace, run: dict, dataset: str, evaluation: dict | N
         args = ["evaluate", run["id"], "--top-k", str(TOP_K)]
         if dataset != run["dataset"]:
             args += ["--dataset", dataset]
-        if cli(ws, args, f"Evaluating on {dataset} (with Grad-CAM of the worst mistakes)…") \
+        if run_cli(ws, args, f"Evaluating on {dataset} (with Grad-CAM of the worst mistakes)…") \
                 is not None:
-            flash("success", f"Evaluated on {dataset}.")
+            flash("eval", "success", f"Evaluated on {plain(dataset)}.")
             st.rerun()
 
 
 # ---- sections -----------------------------------------------------------------
 def metric_cards(m: dict) -> None:
     cols = st.columns(5)
-    cols[0].metric("Accuracy", pct(m["accuracy"]))
-    cols[1].metric(f"Top-{m['top_k']} accuracy", pct(m["top_k_accuracy"]))
-    cols[2].metric("Macro F1", pct(m["macro"]["f1"]))
-    cols[3].metric("Macro ROC AUC", pct(m["macro"]["auc"]))
+    cols[0].metric("Accuracy", percent(m["accuracy"]))
+    cols[1].metric(f"Top-{m['top_k']} accuracy", percent(m["top_k_accuracy"]))
+    cols[2].metric("Macro F1", percent(m["macro"]["f1"]))
+    cols[3].metric("Macro ROC AUC", percent(m["macro"]["auc"]))
     cols[4].metric("Images", m["n"])
     for note in m["notes"]:
         st.caption(f":material/info: {note}")
@@ -203,7 +145,7 @@ def confusion_section(ws: Workspace, evaluation: dict, m: dict) -> None:
         fig = evalcharts.confusion_figure(m["confusion"]["counts"], classes,
                                           m["confusion"]["normalized"])
         st.plotly_chart(fig, key="eval_confusion", on_select=select_cell_from_chart,
-                        selection_mode="points", width="stretch")
+                        selection_mode="points", width="stretch", theme=None)
         st.caption("Colour: share of the true class's images; number: count. Click a cell to "
                    "see its images.")
     with right:
@@ -229,7 +171,7 @@ def confusion_section(ws: Workspace, evaluation: dict, m: dict) -> None:
         for k in picked[:GALLERY]:
             path = image_path(ws, evaluation["dataset"], s["file"][k])
             if path:
-                items.append((path, f"{pct(s['confidence'][k])} sure"))
+                items.append((path, f"{percent(s['confidence'][k])} sure"))
         if picked and not items:
             st.warning(f"The images of dataset {evaluation['dataset']!r} are no longer there.")
         image_grid(items)
@@ -245,7 +187,7 @@ def per_class_section(m: dict) -> None:
                                                         else c.capitalize(), format="%.3f")
                        for c in ("precision", "recall", "f1", "auc")})
     right.plotly_chart(evalcharts.per_class_figure(table), key="eval_per_class_chart",
-                       width="stretch")
+                       width="stretch", theme=None)
 
 
 def metrics_tab(ws: Workspace, evaluation: dict | None, split: str | None) -> None:
@@ -277,7 +219,7 @@ def mistakes_tab(ws: Workspace, run_id: str, evaluation: dict | None, split: str
         cam = evaluate.gradcam_path(run_id, w, ws=ws)
         image = side_by_side(original, str(cam)) if original and cam else original or cam
         if image is not None:
-            items.append((image, f"{w['true']} → {w['predicted']} ({pct(w['confidence'])})"))
+            items.append((image, f"{w['true']} → {w['predicted']} ({percent(w['confidence'])})"))
     image_grid(items)
     if len(wrong) > GALLERY:
         with st.expander(f"All {len(wrong)} mistakes"):
@@ -309,7 +251,7 @@ def transfer_tab(ws: Workspace, run: dict) -> None:
 
                 jobs.launch(transfer.baseline_config(run["config"]),
                             name=f"{run['name']} · from scratch", ws=ws)
-                flash("success", "Baseline queued. The report appears here when it completes.")
+                flash("eval", "success", "Baseline queued. The report appears here when it completes.")
                 st.rerun()
             return
         report = transfer.transfer_report(run["id"], baseline, ws=ws)
@@ -333,7 +275,7 @@ def transfer_tab(ws: Workspace, run: dict) -> None:
                  "Curve area: mean val accuracy over the epochs both runs trained, high when "
                  "a run gets good early.")
     right.plotly_chart(evalcharts.transfer_curves_figure(report), key="eval_transfer_chart",
-                       width="stretch")
+                       width="stretch", theme=None)
 
 
 def predict_tab(ws: Workspace, run_id: str) -> None:
@@ -350,8 +292,8 @@ def predict_tab(ws: Workspace, run_id: str) -> None:
                 path.write_bytes(f.getvalue())
                 paths.append(str(path))
             args = ["predict", run_id, *paths, "--json", "--top-k", str(TOP_K)]
-            out = cli(ws, args + (["--gradcam"] if with_cam else []),
-                      f"Classifying {len(paths)} image{'s' if len(paths) != 1 else ''}…")
+            out = run_cli(ws, args + (["--gradcam"] if with_cam else []),
+                          f"Classifying {len(paths)} image{'s' if len(paths) != 1 else ''}…")
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         if out is not None:
@@ -371,9 +313,9 @@ def predict_tab(ws: Workspace, run_id: str) -> None:
             c2.image(base64.b64decode(item["overlay_png_base64"]), caption="Grad-CAM",
                      width="stretch")
         best = item["top"][0]
-        c3.markdown(f"**{best['class']}** ({pct(best['probability'])})")
+        c3.markdown(f"**{plain(best['class'])}** ({percent(best['probability'])})")
         c3.plotly_chart(evalcharts.topk_figure(item["top"]), key=f"eval_predict_chart_{i}",
-                        width="stretch")
+                        width="stretch", theme=None)
 
 
 def export_tab(ws: Workspace, run_id: str) -> None:
@@ -385,7 +327,7 @@ def export_tab(ws: Workspace, run_id: str) -> None:
     path = ws.run_dir(run_id) / EXPORTS_DIR / f"{run_id}-{fmt}.zip"
     if not path.is_file():
         if st.button("Prepare download", key="eval_export", icon=":material/package_2:"):
-            if cli(ws, ["export", run_id, "--format", fmt, "--out", str(path)],
+            if run_cli(ws, ["export", run_id, "--format", fmt, "--out", str(path)],
                    f"Exporting as {EXPORT_FORMATS[fmt]}…") is not None:
                 st.rerun()
         return
@@ -403,7 +345,7 @@ def render() -> None:
     st.title("Evaluate")
     st.caption("How good a finished run is, where it fails and why; whether transfer helped; "
                "classify new images and take the model away.")
-    show_flash()
+    show_flash("eval")
     try:
         runs = store.list_runs(statuses=(COMPLETED,))
     except TLCoreError as exc:
@@ -424,7 +366,7 @@ def render() -> None:
         classes = None
     with c2:
         dataset = pick_dataset(ws, store, run, classes)
-    evaluation = evaluation_for(ws, run["id"], dataset)
+    evaluation = stored_evaluation(ws, run["id"], dataset)
 
     c1, c2 = st.columns([3, 2], vertical_alignment="center")
     with c1:

@@ -10,9 +10,12 @@ from streamlit.delta_generator import DeltaGenerator
 
 from tlcore import charts, evalcharts, evaluate, jobs
 from tlcore.config import flatten
-from tlcore.deeplinks import route_through_app
 from tlcore.errors import TLCoreError
 from tlcore.store import COMPLETED, STATUSES, RunStore
+from tlcore.ui.deeplinks import route_through_app
+from tlcore.ui.evaluation import stored_evaluation
+from tlcore.ui.flash import flash, show_flash
+from tlcore.ui.text import percent, plain
 from tlcore.workspace import Workspace
 
 route_through_app()
@@ -25,10 +28,6 @@ TABLE_COLUMNS = {
     "test_accuracy": "Test acc", "duration": "Duration", "device": "Device",
     "created": "Created",
 }
-
-
-def flash(message: str) -> None:
-    st.session_state["runs_flash"] = message
 
 
 def runs_table(view: pd.DataFrame) -> list[str]:
@@ -68,7 +67,7 @@ def actions(ws: Workspace, store: RunStore, selected: list[dict]) -> None:
             except TLCoreError as exc:
                 st.error(str(exc))
             else:
-                flash(f"Renamed to {new_name.strip()}.")
+                flash("runs", "success", f"Renamed to {plain(new_name.strip())}.")
                 st.rerun()
         if c3.button("Clone and edit", key="runs_clone", width="stretch",
                      icon=":material/content_copy:",
@@ -93,26 +92,17 @@ def actions(ws: Workspace, store: RunStore, selected: list[dict]) -> None:
         if errors:
             st.error("\n\n".join(errors))
             return
-        flash(f"Deleted {names}.")
+        flash("runs", "success", f"Deleted {plain(names)}.")
         st.rerun()
     if no.button("Cancel", key="runs_delete_no"):
         st.session_state.pop("runs_confirm_delete", None)
         st.rerun()
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
-def stored_evaluation(root: str, run_id: str, dataset: str, mtime: float) -> dict | None:
-    """A run's stored evaluation; keyed by the file's mtime so a re-evaluation is never stale."""
-    return evaluate.load_evaluation(run_id, dataset, ws=Workspace.from_env(root))
-
-
 def evaluation_of(ws: Workspace, run: dict) -> dict | None:
-    """The run's stored evaluation on its own dataset, or None (read without TensorFlow)."""
-    path = evaluate.eval_dir(run["id"], ws) / f"{run['dataset']}.json"
-    if not path.is_file():
-        return None
+    """The run's stored evaluation on its own dataset, or None (also when unreadable)."""
     try:
-        return stored_evaluation(str(ws.root), run["id"], run["dataset"], path.stat().st_mtime)
+        return stored_evaluation(ws, run["id"], run["dataset"])
     except (OSError, ValueError, TLCoreError):
         return None
 
@@ -172,8 +162,7 @@ def evaluation_compare(ws: Workspace, chosen: pd.DataFrame, runs: dict[str, dict
     for col, run_id, ev, m, slot in ((cols[0], a, ev_a, m_a, "a"), (cols[1], b, ev_b, m_b, "b")):
         fig = evalcharts.confusion_figure(
             m["confusion"]["counts"], ev["classes"], m["confusion"]["normalized"],
-            title=f"{labels[run_id]} · {split} accuracy {m['accuracy'] * 100:.1f}%")
-        fig.update_layout(template=charts.TEMPLATE, height=420)
+            title=f"{labels[run_id]} · {split} accuracy {percent(m['accuracy'])}")
         col.plotly_chart(fig, key=f"runs_confusion_{slot}", theme=None)
     st.caption("Rows: true class; columns: predicted. Colour: share of the true class's images; "
                "number: count.")
@@ -184,9 +173,8 @@ def evaluation_compare(ws: Workspace, chosen: pd.DataFrame, runs: dict[str, dict
     if delta["delta"].isna().all():
         st.caption("No class has an F1 score in both runs, so there is no difference to show.")
         return
-    fig = evalcharts.f1_delta_figure(delta, labels[a], labels[b])
-    fig.update_layout(template=charts.TEMPLATE, height=360)
-    st.plotly_chart(fig, key="runs_f1_delta", theme=None)
+    st.plotly_chart(evalcharts.f1_delta_figure(delta, labels[a], labels[b]),
+                    key="runs_f1_delta", theme=None)
     if (delta["delta"].dropna().abs() < 5e-4).all():
         st.caption(f"{labels[a]} and {labels[b]} have the same F1 on every class they share.")
     else:
@@ -227,8 +215,7 @@ def render() -> None:
     st.title("Runs & compare")
     st.caption("Every run in this workspace. Tick rows to rename, clone or delete a run; tick "
                "two or more to compare them.")
-    if "runs_flash" in st.session_state:
-        st.success(st.session_state.pop("runs_flash"))
+    show_flash("runs")
     try:
         jobs.refresh(ws=ws)
     except TLCoreError as exc:

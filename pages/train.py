@@ -11,7 +11,6 @@ import streamlit as st
 
 from tlcore import backbones, charts, config, jobs
 from tlcore import data as datasets_api
-from tlcore.deeplinks import route_through_app
 from tlcore.errors import TLCoreError
 from tlcore.store import (
     ACTIVE_STATUSES,
@@ -24,6 +23,10 @@ from tlcore.store import (
     STAGE_FEATURES,
     RunStore,
 )
+from tlcore.ui.deeplinks import route_through_app
+from tlcore.ui.flash import flash, show_flash
+from tlcore.ui.status import STATUS_ICONS, status_badge
+from tlcore.ui.text import percent, plain
 from tlcore.workspace import Workspace
 
 route_through_app()
@@ -80,9 +83,9 @@ def init_form(names: list[str]) -> None:
     if prefill is not None:
         try:
             load_form(form_values(config.RunConfig.from_dict(prefill)))
-            st.session_state["train_flash"] = "Loaded the cloned run's settings. Edit and launch."
+            flash("train", "success", "Loaded the cloned run's settings. Edit and launch.")
         except TLCoreError as exc:
-            st.session_state["train_flash_error"] = str(exc)
+            flash("train", "error", str(exc))
     elif PREFIX + "image_size" not in st.session_state:
         saved = st.session_state.get(SAVED_KEY)
         if saved:
@@ -348,8 +351,7 @@ def run_details(ws: Workspace, store: RunStore, run: dict, queue: list[dict]) ->
     status = run["status"]
     head, actions = st.columns([4, 1])
     head.markdown(f"#### {run['name']}")
-    head.badge(status, icon=charts.STATUS_ICONS.get(status),
-               color=charts.STATUS_COLORS.get(status, "gray"))
+    status_badge(status, head)
     cfg = run["config"]
     head.caption(f"Dataset {run['dataset']} · {cfg['image_size']} px · weights "
                  f"{cfg['base']['weights']} · {run['device'] or 'device chosen at start'} · "
@@ -384,8 +386,8 @@ def run_details(ws: Workspace, store: RunStore, run: dict, queue: list[dict]) ->
     elif status == COMPLETED:
         test = run.get("test_metrics") or {}
         c1, c2, c3, c4 = st.columns(4)
-        c1.metric("Best val accuracy", _pct(run.get("best_val_accuracy")))
-        c2.metric("Test accuracy", _pct(test.get("accuracy")))
+        c1.metric("Best val accuracy", percent(run.get("best_val_accuracy")))
+        c2.metric("Test accuracy", percent(test.get("accuracy")))
         c3.metric("Best epoch", run.get("best_epoch") or "—")
         c4.metric("Duration", charts.format_duration(
             (run["ended"] or time.time()) - run["started"]) if run.get("started") else "—")
@@ -422,10 +424,6 @@ def compact(n: int) -> str:
     return str(n)
 
 
-def _pct(value: float | None) -> str:
-    return f"{value:.1%}" if value is not None else "—"
-
-
 def live_panel(ws: Workspace, polling: bool) -> None:
     """The runs panel, drawn from the store alone, so any tab and a refreshed page agree.
 
@@ -453,8 +451,8 @@ def live_panel(ws: Workspace, polling: bool) -> None:
         st.markdown("**Also in the queue**")
         for other in others:
             st.page_link("pages/train.py", query_params={"run": other["id"]},
-                         label=f"{other['name']} · {other['status']}",
-                         icon=charts.STATUS_ICONS[other["status"]])
+                         label=f"{plain(other['name'])} · {other['status']}",
+                         icon=STATUS_ICONS[other["status"]])
     st.page_link("pages/runs.py", label="All runs, side by side", icon=":material/compare_arrows:")
 
 
@@ -485,10 +483,7 @@ def render() -> None:
         rows = []
     names = [r["name"] for r in rows]
     init_form(names)
-    if "train_flash" in st.session_state:
-        st.success(st.session_state.pop("train_flash"))
-    if "train_flash_error" in st.session_state:
-        st.error(st.session_state.pop("train_flash_error"))
+    show_flash("train")
 
     if not names:
         st.info("No datasets yet — create the demo dataset or upload a zip on the Data page, "

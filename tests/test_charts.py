@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import plotly.graph_objects as go
 import pytest
 
@@ -106,6 +108,42 @@ def test_parallel_coordinates_axes_and_categorical_ticks():
     assert len(trace.dimensions[-1].values) == 2
     none_yet = charts.parallel_coordinates(df.assign(best_val_accuracy=None), ["image_size"])
     assert none_yet.data == () and "No finished runs" in none_yet.layout.annotations[0].text
+
+
+def _every_figure() -> dict[str, go.Figure]:
+    """One figure of every builder, empty inputs included."""
+    rows = _metrics("a", "aaaaaaaaaaaa", [1, 1, 2])
+    metrics = charts.metrics_frame(rows, {"aaaaaaaaaaaa": "a"})
+    runs = charts.runs_frame([_run("aaaaaaaaaaaa", "a"),
+                              _run("bbbbbbbbbbbb", "b", train={"optimizer": "sgd"})])
+    counts = charts.counts_frame({"cat": {"train": 7, "val": 2, "test": 1}})
+    return {
+        "class_balance": charts.class_balance(counts),
+        "class_balance_empty": charts.class_balance(charts.counts_frame({})),
+        "learning_curves": charts.learning_curves(metrics, "accuracy"),
+        "learning_curves_empty": charts.learning_curves(charts.metrics_frame([], {})),
+        "final_metrics_bar": charts.final_metrics_bar(runs),
+        "final_metrics_bar_empty": charts.final_metrics_bar(charts.runs_frame([])),
+        "parallel_coordinates": charts.parallel_coordinates(runs, ["train.optimizer"]),
+        "parallel_coordinates_empty": charts.parallel_coordinates(
+            runs.assign(best_val_accuracy=None), ["image_size"]),
+    }
+
+
+@pytest.mark.parametrize("name", list(_every_figure()))
+def test_every_figure_carries_the_project_template(name):
+    fig = _every_figure()[name]
+    assert fig.layout.template == charts.TEMPLATE
+    assert list(fig.layout.template.layout.colorway) == list(charts.COLORWAY)
+    # Streamlit draws a figure without a height of its own at 450 px.
+    assert fig.layout.height
+
+
+def test_the_template_check_covers_every_builder():
+    builders = {name for name, f in inspect.getmembers(charts, inspect.isfunction)
+                if f.__module__ == charts.__name__ and not name.startswith("_")
+                and inspect.signature(f).return_annotation == "go.Figure"} - {"styled"}
+    assert builders == {name.removesuffix("_empty") for name in _every_figure()}
 
 
 def test_short_labels_keep_the_section_only_where_needed():

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import inspect
+
 import pandas as pd
+import plotly.graph_objects as go
 import pytest
 
-from tlcore import evalcharts
+from tlcore import charts, evalcharts
+
+REPORT = {"source_label": "ImageNet", "verdict": "positive transfer",
+          "curves": {"pretrained": {"epoch": [1, 2], "val_accuracy": [0.6, 0.8]},
+                     "baseline": {"epoch": [1, 2, 3], "val_accuracy": [0.3, 0.4, 0.5]}}}
 
 
 def test_confusion_figure_colours_by_row_share_and_has_clickable_cells():
@@ -36,10 +43,7 @@ def test_per_class_figure_has_three_bar_groups():
 
 
 def test_transfer_curves_and_topk_figures():
-    report = {"source_label": "ImageNet", "verdict": "positive transfer",
-              "curves": {"pretrained": {"epoch": [1, 2], "val_accuracy": [0.6, 0.8]},
-                         "baseline": {"epoch": [1, 2, 3], "val_accuracy": [0.3, 0.4, 0.5]}}}
-    fig = evalcharts.transfer_curves_figure(report)
+    fig = evalcharts.transfer_curves_figure(REPORT)
     assert [len(t.x) for t in fig.data] == [2, 3]
     assert "positive transfer" in fig.layout.title.text
     top = [{"class": "a", "probability": 0.7}, {"class": "b", "probability": 0.2}]
@@ -57,7 +61,7 @@ def test_f1_delta_between_two_runs():
     assert df["delta"].tolist()[:2] == pytest.approx([0.25, -0.2])
     assert df["delta"].isna().tolist() == [False, False, True]
     fig = evalcharts.f1_delta_figure(df, "run-1", "run-2")
-    assert fig.data[0].marker.color[:2] == ("#54a24b", "#e45756")
+    assert fig.data[0].marker.color[:2] == (evalcharts.GAIN_COLOR, evalcharts.LOSS_COLOR)
     assert list(fig.data[0].text) == ["+0.25", "-0.20", ""]
     assert "run-2 minus run-1" in fig.layout.title.text
 
@@ -71,3 +75,40 @@ def test_f1_delta_keeps_run_a_class_order_then_b_only_classes():
     assert df["class"].tolist() == ["dog", "cat", "ant", "zebra"]
     assert df["delta"].tolist()[:2] == pytest.approx([0.1, -0.1])
     assert df["delta"].isna().tolist() == [False, False, True, True]
+
+
+def _every_figure() -> dict[str, go.Figure]:
+    per_class = [{"class": "a", "precision": 0.5, "recall": 1.0, "f1": 0.667, "support": 2}]
+    delta = evalcharts.f1_delta_frame({"per_class": [{"class": "a", "f1": 0.5}]},
+                                      {"per_class": [{"class": "a", "f1": 0.7}]})
+    return {
+        "confusion_figure": evalcharts.confusion_figure([[3, 1], [0, 2]], ["a", "b"]),
+        "per_class_figure": evalcharts.per_class_figure(per_class),
+        "transfer_curves_figure": evalcharts.transfer_curves_figure(REPORT),
+        "topk_figure": evalcharts.topk_figure([{"class": "a", "probability": 0.9}]),
+        "f1_delta_figure": evalcharts.f1_delta_figure(delta, "run-1", "run-2"),
+    }
+
+
+@pytest.mark.parametrize("name", list(_every_figure()))
+def test_every_figure_carries_the_project_template(name):
+    fig = _every_figure()[name]
+    assert fig.layout.template == charts.TEMPLATE
+    assert fig.layout.height
+
+
+def test_the_template_check_covers_every_builder():
+    builders = {name for name, f in inspect.getmembers(evalcharts, inspect.isfunction)
+                if f.__module__ == evalcharts.__name__ and not name.startswith("_")
+                and inspect.signature(f).return_annotation == "go.Figure"}
+    assert builders == set(_every_figure())
+
+
+def test_evalcharts_module_does_not_import_streamlit_or_tensorflow():
+    import subprocess
+    import sys
+
+    code = ("import sys, tlcore.evalcharts; "
+            "print(any(m in sys.modules for m in ('streamlit', 'tensorflow', 'keras')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -5,8 +5,11 @@ unit-tested on hand-made frames and reused from notebooks. The frame helpers at
 the bottom turn store rows (`RunStore.list_runs`, `RunStore.metrics_for`,
 `data.show_dataset`) into the frames the builders take.
 
-All figures share one look: the `plotly_white` template, the `COLORWAY` colour
-sequence and a fixed colour per run, so a run keeps its colour across charts.
+Every figure of the dashboard, these and `tlcore.evalcharts`', carries one
+Plotly template, `TEMPLATE` (`plotly_white` with the `COLORWAY` colour
+sequence, fonts, title, margins and legend), applied by `styled` where the
+figure is built; pages draw figures as they are (`st.plotly_chart(fig,
+theme=None)`). A run keeps one colour across charts (`run_colors`).
 """
 
 from __future__ import annotations
@@ -19,14 +22,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+import plotly.io as pio
 
 from tlcore.config import flatten
 from tlcore.data import SPLITS
 
-TEMPLATE = "plotly_white"
 # Okabe-Ito-like qualitative palette: distinguishable for colour-blind readers.
 COLORWAY = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442",
             "#000000", "#8C564B", "#7F7F7F")
+MUTED_COLOR = "#7F7F7F"  # reference lines, baselines, empty-figure messages
+HEIGHT = 360  # px, unless a builder needs more room
 SPLIT_COLORS = {"train": "#0072B2", "val": "#E69F00", "test": "#009E73"}
 METRICS = ("loss", "accuracy")
 METRIC_LABELS = {
@@ -43,29 +48,39 @@ KEY_PARAMS = (
     "train.optimizer", "train.learning_rate", "train.batch_size", "train.epochs",
     "fine_tune.blocks", "fine_tune.epochs", "augment.flip",
 )
-# Streamlit material icons and badge colours per run status (the dashboard's status badges).
-STATUS_ICONS = {
-    "queued": ":material/schedule:", "running": ":material/play_circle:",
-    "completed": ":material/check_circle:", "failed": ":material/error:",
-    "cancelled": ":material/cancel:", "lost": ":material/help:",
-}
-STATUS_COLORS = {
-    "queued": "gray", "running": "blue", "completed": "green", "failed": "red",
-    "cancelled": "orange", "lost": "violet",
-}
 
 
-def _style(fig: go.Figure, title: str, x_title: str | None = None,
-           y_title: str | None = None, height: int = 360) -> go.Figure:
-    fig.update_layout(
-        template=TEMPLATE,
+def _template() -> go.layout.Template:
+    template = go.layout.Template(pio.templates["plotly_white"])
+    template.layout.update(
         colorway=list(COLORWAY),
-        title={"text": title, "x": 0.0, "xanchor": "left", "font": {"size": 16}},
-        height=height,
+        font={"size": 13},
+        title={"x": 0.0, "xanchor": "left", "font": {"size": 16}},
         margin={"l": 56, "r": 24, "t": 56, "b": 48},
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "right", "x": 1.0},
-        font={"size": 13},
     )
+    return template
+
+
+TEMPLATE = _template()
+
+
+def styled(fig: go.Figure, title: str | None, x_title: str | None = None,
+           y_title: str | None = None, height: int = HEIGHT) -> go.Figure:
+    """`fig` in the project's look: `TEMPLATE`, a title, axis titles, a height.
+
+    Args:
+        fig: The figure, changed in place.
+        title: Figure title; None for none.
+        x_title: X-axis title; None leaves it as it is.
+        y_title: Y-axis title; None leaves it as it is.
+        height: Height in pixels (Streamlit draws a figure at its own height
+            only when the figure sets one).
+
+    Returns:
+        `fig`.
+    """
+    fig.update_layout(template=TEMPLATE, title_text=title, height=height)
     if x_title is not None:
         fig.update_xaxes(title_text=x_title)
     if y_title is not None:
@@ -74,9 +89,9 @@ def _style(fig: go.Figure, title: str, x_title: str | None = None,
 
 
 def _empty(title: str, message: str) -> go.Figure:
-    fig = _style(go.Figure(), title)
+    fig = styled(go.Figure(), title)
     fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
-                       font={"size": 14, "color": "#7F7F7F"})
+                       font={"size": 14, "color": MUTED_COLOR})
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     return fig
@@ -120,7 +135,7 @@ def class_balance(df: pd.DataFrame, title: str = "Images per class") -> go.Figur
         ))
     fig.update_layout(barmode="stack")
     fig.update_xaxes(type="category")
-    return _style(fig, title, "Class", "Images")
+    return styled(fig, title, "Class", "Images")
 
 
 def learning_curves(metrics_df: pd.DataFrame, metric: str = "loss",
@@ -188,7 +203,7 @@ def learning_curves(metrics_df: pd.DataFrame, metric: str = "loss",
     fig.update_xaxes(dtick=1 if metrics_df["epoch"].max() <= 15 else None)
     if metric == "accuracy":
         fig.update_yaxes(rangemode="tozero")
-    return _style(fig, title, "Epoch", label)
+    return styled(fig, title, "Epoch", label)
 
 
 def final_metrics_bar(runs_df: pd.DataFrame,
@@ -221,7 +236,7 @@ def final_metrics_bar(runs_df: pd.DataFrame,
     accuracies = all("accuracy" in m for m in metrics)
     if accuracies:
         fig.update_yaxes(range=[0, 1.08])
-    return _style(fig, title, "Run", "Accuracy" if accuracies else "Value")
+    return styled(fig, title, "Run", "Accuracy" if accuracies else "Value")
 
 
 def parallel_coordinates(runs_df: pd.DataFrame, params: Sequence[str],
@@ -279,7 +294,7 @@ def parallel_coordinates(runs_df: pd.DataFrame, params: Sequence[str],
               "colorbar": {"thickness": 12, "tickformat": ".2f"}},
         labelfont={"size": 12}, tickfont={"size": 11},
     ))
-    fig = _style(fig, title, height=400)
+    fig = styled(fig, title, height=400)
     fig.update_layout(margin={"l": 48, "r": 48, "t": 96, "b": 32})
     return fig
 

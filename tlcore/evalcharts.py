@@ -1,4 +1,7 @@
-"""Plotly figures for the Evaluate page: plain data in, `go.Figure` out (no Streamlit, no TF)."""
+"""Plotly figures of evaluations: plain data in, `go.Figure` out (no Streamlit, no TF).
+
+They share the dashboard's template and palette (`tlcore.charts.styled`).
+"""
 
 from __future__ import annotations
 
@@ -9,14 +12,19 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-PRETRAINED_COLOR = "#1f77b4"
-BASELINE_COLOR = "#7f7f7f"
-METRIC_COLORS = {"precision": "#4c78a8", "recall": "#f58518", "f1": "#54a24b"}
+from tlcore.charts import COLORWAY, MUTED_COLOR, styled
+
+PRETRAINED_COLOR = COLORWAY[0]
+BASELINE_COLOR = MUTED_COLOR
+METRIC_COLORS = {"precision": COLORWAY[0], "recall": COLORWAY[1], "f1": COLORWAY[2]}
+GAIN_COLOR, LOSS_COLOR = COLORWAY[2], COLORWAY[3]  # a better or worse F1 per class
+CONFUSION_HEIGHT = 420
 
 
 def confusion_figure(counts: Sequence[Sequence[int]], labels: Sequence[str],
                      normalized: Sequence[Sequence[float | None]] | None = None,
-                     title: str = "Confusion matrix") -> go.Figure:
+                     title: str = "Confusion matrix",
+                     height: int = CONFUSION_HEIGHT) -> go.Figure:
     """Heatmap of a confusion matrix: rows true class, columns predicted class.
 
     Colour is the row-normalised share (so small classes are as readable as
@@ -24,6 +32,17 @@ def confusion_figure(counts: Sequence[Sequence[int]], labels: Sequence[str],
     every cell so that clicking it selects the cell (Plotly heatmaps do not
     report single-cell clicks as selections); its `customdata` is
     `[true index, predicted index]`.
+
+    Args:
+        counts: The matrix of counts, `counts[true][predicted]`.
+        labels: Class names, in index order.
+        normalized: Row shares as stored (None where a row is empty); default
+            computed from `counts`.
+        title: Figure title.
+        height: Height in pixels.
+
+    Returns:
+        A heatmap trace and a clickable marker trace.
     """
     cm = np.asarray(counts, dtype=np.int64).reshape(len(labels), len(labels))
     if normalized is None:
@@ -46,10 +65,8 @@ def confusion_figure(counts: Sequence[Sequence[int]], labels: Sequence[str],
         hovertemplate="true %{y} → predicted %{x}<br>%{customdata[2]} images<extra></extra>",
         showlegend=False,
     ))
-    fig.update_layout(title=title, xaxis_title="predicted", yaxis_title="true",
-                      yaxis={"autorange": "reversed"}, clickmode="event+select",
-                      margin={"l": 10, "r": 10, "t": 50, "b": 10})
-    return fig
+    fig.update_layout(yaxis={"autorange": "reversed"}, clickmode="event+select")
+    return styled(fig, title, "predicted", "true", height=height)
 
 
 def per_class_figure(per_class: pd.DataFrame | list[dict[str, Any]],
@@ -61,10 +78,8 @@ def per_class_figure(per_class: pd.DataFrame | list[dict[str, Any]],
         fig.add_trace(go.Bar(x=df["class"].astype(str), y=df[metric], name=metric,
                              marker_color=color,
                              hovertemplate=f"%{{x}}<br>{metric} %{{y:.3f}}<extra></extra>"))
-    fig.update_layout(title=title, barmode="group", yaxis={"range": [0, 1.05]},
-                      legend={"orientation": "h", "y": 1.1},
-                      margin={"l": 10, "r": 10, "t": 60, "b": 10})
-    return fig
+    fig.update_layout(barmode="group", yaxis={"range": [0, 1.05]})
+    return styled(fig, title)
 
 
 def transfer_curves_figure(report: dict[str, Any]) -> go.Figure:
@@ -76,12 +91,8 @@ def transfer_curves_figure(report: dict[str, Any]) -> go.Figure:
         curve = report["curves"][key]
         fig.add_trace(go.Scatter(x=curve["epoch"], y=curve["val_accuracy"], mode="lines+markers",
                                  name=name, line={"color": color, "dash": dash}))
-    fig.update_layout(title=f"Val accuracy: {report['verdict']}",
-                      xaxis={"title": {"text": "epoch"}, "dtick": 1},
-                      yaxis_title="val accuracy", yaxis={"range": [0, 1.02]},
-                      legend={"orientation": "h", "y": 1.1},
-                      margin={"l": 10, "r": 10, "t": 60, "b": 10})
-    return fig
+    fig.update_layout(xaxis={"dtick": 1}, yaxis={"range": [0, 1.02]})
+    return styled(fig, f"Val accuracy: {report['verdict']}", "epoch", "val accuracy")
 
 
 def topk_figure(top: list[dict[str, Any]], title: str = "") -> go.Figure:
@@ -90,8 +101,9 @@ def topk_figure(top: list[dict[str, Any]], title: str = "") -> go.Figure:
         x=[t["probability"] for t in top], y=[str(t["class"]) for t in top], orientation="h",
         marker_color=PRETRAINED_COLOR, text=[f"{t['probability'] * 100:.1f}%" for t in top],
         textposition="auto", hovertemplate="%{y}: %{x:.3f}<extra></extra>"))
-    fig.update_layout(title=title or None, xaxis={"range": [0, 1]},
-                      yaxis={"autorange": "reversed"}, height=60 + 40 * len(top),
+    fig = styled(fig, title or None, height=60 + 40 * len(top))
+    # A small chart beside its image: only the room its bars and labels need.
+    fig.update_layout(xaxis={"range": [0, 1]}, yaxis={"autorange": "reversed"},
                       margin={"l": 10, "r": 10, "t": 30 if title else 10, "b": 10})
     return fig
 
@@ -119,9 +131,9 @@ def f1_delta_frame(metrics_a: dict[str, Any], metrics_b: dict[str, Any]) -> pd.D
 
 
 def f1_delta_figure(frame: pd.DataFrame, name_a: str = "A", name_b: str = "B") -> go.Figure:
-    """Bars of per-class F1 change from run A to run B (green up, red down)."""
+    """Bars of per-class F1 change from run A to run B (`GAIN_COLOR` up, `LOSS_COLOR` down)."""
     delta = frame["delta"].astype(float)
-    colors = ["#54a24b" if d >= 0 else "#e45756" for d in delta.fillna(0)]
+    colors = [GAIN_COLOR if d >= 0 else LOSS_COLOR for d in delta.fillna(0)]
     # Labels keep a class with no change readable: its bar has no height.
     labels = ["" if np.isnan(d) else f"{d:+.2f}" for d in delta]
     fig = go.Figure(go.Bar(
@@ -130,7 +142,5 @@ def f1_delta_figure(frame: pd.DataFrame, name_a: str = "A", name_b: str = "B") -
         customdata=frame[["f1_a", "f1_b"]].to_numpy(),
         hovertemplate=(f"%{{x}}<br>{name_a} %{{customdata[0]:.3f}} → {name_b} "
                        "%{customdata[1]:.3f}<br>Δ %{y:+.3f}<extra></extra>")))
-    fig.update_layout(title=f"Per-class F1: {name_b} minus {name_a}", yaxis_title="Δ F1",
-                      yaxis={"zeroline": True, "zerolinewidth": 2},
-                      margin={"l": 10, "r": 10, "t": 50, "b": 10})
-    return fig
+    fig.update_layout(yaxis={"zeroline": True, "zerolinewidth": 2})
+    return styled(fig, f"Per-class F1: {name_b} minus {name_a}", y_title="Δ F1")

@@ -150,7 +150,17 @@ def launch(config: RunConfig, name: str | None = None, ws: Workspace | None = No
     return run_id
 
 
-def _worker_env(ws: Workspace, run_id: str | None = None) -> dict[str, str]:
+def worker_env(ws: Workspace, run_id: str | None = None) -> dict[str, str]:
+    """The environment of a `python -m tlcore ...` child process (worker, CLI call, probe).
+
+    Args:
+        ws: The workspace the child works in (exported as `TLCORE_HOME`).
+        run_id: The run this process has claimed for a worker; None for other children.
+
+    Returns:
+        A copy of this process's environment with the workspace, quiet TensorFlow
+        logs, unbuffered output, and the project on `PYTHONPATH`.
+    """
     env = dict(os.environ)
     env["TLCORE_HOME"] = str(ws.root)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -170,7 +180,7 @@ def _spawn(run_id: str, ws: Workspace) -> int:
         proc = subprocess.Popen(
             [sys.executable, "-m", "tlcore.worker", run_id],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True, env=_worker_env(ws, run_id), close_fds=True,
+            start_new_session=True, env=worker_env(ws, run_id), close_fds=True,
         )
     _children[proc.pid] = proc
     return proc.pid
@@ -412,7 +422,7 @@ def device_info(ws: Workspace | None = None, refresh: bool = False) -> dict[str,
             return json.loads(path.read_text())
         except (OSError, json.JSONDecodeError):
             pass  # rebuilt below
-    env = _worker_env(ws)
+    env = worker_env(ws)
     env["TF_CPP_MIN_LOG_LEVEL"] = "3"
     try:
         proc = subprocess.run([sys.executable, "-m", "tlcore", "device", "--json"],

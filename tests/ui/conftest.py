@@ -1,7 +1,13 @@
-"""Fixtures for the page tests: the app under AppTest, and a workspace with data and runs."""
+"""Fixtures for the page tests: the app under AppTest, and a workspace with data and runs.
+
+Every page test starts from `app.py`, as a user's browser does, and switches to
+its page from there: navigation, page config and the sidebar are part of what
+each test sees.
+"""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -15,14 +21,26 @@ from tlcore.store import COMPLETED, FAILED, RunStore
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "app.py"
+CPU = {"device": "CPU", "gpus": [], "mixed_precision": False}
+
+
+@pytest.fixture(autouse=True)
+def known_device(ws):
+    """The sidebar's device probe already answered, as on a server after its first probe.
+
+    The probe imports TensorFlow in a subprocess (seconds); with its answer in the
+    workspace cache, `jobs.device_info` reads that instead, here and in the
+    subprocesses some tests start.
+    """
+    (ws.cache_dir / jobs.DEVICE_CACHE_FILE).write_text(json.dumps(CPU))
 
 
 @pytest.fixture
-def app(ws, monkeypatch):
-    """`app(page=None)`: the app run once (on `page` when given) in the test workspace."""
-    # The real probe starts a TensorFlow subprocess; the sidebar only needs its answer.
-    monkeypatch.setattr(jobs, "device_info",
-                        lambda ws=None: {"device": "CPU", "gpus": [], "mixed_precision": False})
+def app(ws):
+    """`app(page=None)`: `app.py` run once, then switched to `page` when given.
+
+    `page` is a page file relative to `app.py`, e.g. `"pages/train.py"`.
+    """
 
     def make(page: str | None = None) -> AppTest:
         at = AppTest.from_file(str(APP), default_timeout=60)

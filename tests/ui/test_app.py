@@ -54,8 +54,17 @@ def test_every_page_renders_with_datasets_and_runs(app, populated):
 def test_pages_never_import_tensorflow():
     pattern = re.compile(r"^\s*(import|from)\s+(tensorflow|keras)\b", re.M)
     for path in [ROOT / "app.py", *sorted((ROOT / "pages").glob("*.py")),
-                 ROOT / "tlcore" / "charts.py"]:
+                 *sorted((ROOT / "tlcore" / "ui").glob("*.py")),
+                 ROOT / "tlcore" / "charts.py", ROOT / "tlcore" / "evalcharts.py"]:
         assert not pattern.search(path.read_text()), path
+
+
+def test_only_tlcore_ui_imports_streamlit():
+    pattern = re.compile(r"^\s*(import|from)\s+streamlit\b", re.M)
+    ui = ROOT / "tlcore" / "ui"
+    outside = [path for path in sorted((ROOT / "tlcore").rglob("*.py"))
+               if ui not in path.parents and pattern.search(path.read_text())]
+    assert outside == []
 
 
 @pytest.mark.usefixtures("populated")
@@ -64,8 +73,6 @@ def test_rendering_every_page_leaves_tensorflow_unloaded(ws):
     script = f"""
 import json, sys
 from streamlit.testing.v1 import AppTest
-from tlcore import jobs
-jobs.device_info = lambda ws=None: {{"device": "CPU", "gpus": [], "mixed_precision": False}}
 at = AppTest.from_file({str(ROOT / "app.py")!r}, default_timeout=60)
 at.run()
 errors = [e.value for e in at.exception]

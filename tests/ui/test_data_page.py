@@ -27,7 +27,8 @@ def test_upload_zip_imports_and_shows_the_dataset(app, ws, tmp_path):
     at.button(key="data_upload_import").click().run()
     assert not at.exception and not at.error
     assert [d["name"] for d in data.list_datasets(ws=ws)] == ["my-pets"]
-    assert "Imported **my-pets**: 12 images in 2 classes" in at.success[0].value
+    # The name is escaped, so it shows as typed whatever it contains.
+    assert r"Imported **my\-pets**: 12 images in 2 classes" in at.success[0].value
     assert at.selectbox(key="data_selected").value == "my-pets"
     assert [m.value for m in at.metric][:2] == ["12", "2"]
     assert len(at.get("plotly_chart")) == 1

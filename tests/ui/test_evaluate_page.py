@@ -145,8 +145,10 @@ def test_the_page_never_imports_tensorflow(ws, evaluated):
     script = (
         "import sys\n"
         "from streamlit.testing.v1 import AppTest\n"
-        f"at = AppTest.from_file({str(ROOT / PAGE)!r}, default_timeout=60).run()\n"
+        f"at = AppTest.from_file({str(ROOT / 'app.py')!r}, default_timeout=60).run()\n"
+        f"at.switch_page({PAGE!r}).run()\n"
         "assert not at.exception, at.exception\n"
+        "assert at.title[0].value == 'Evaluate', at.title\n"
         "at.radio(key='eval_split').set_value('val').run()\n"
         "assert not at.exception, at.exception\n"
         "print('TF' if 'tensorflow' in sys.modules or 'keras' in sys.modules else 'clean')\n"

@@ -1,0 +1,13 @@
+"""Streamlit helpers shared by `app.py` and the pages.
+
+The only package under `tlcore` that imports Streamlit; everything else in
+`tlcore` runs without it (workers, CLI, notebooks). Like the pages, it never
+imports TensorFlow. One small module per concern:
+
+* `flash`: a message kept for the next script run (the rerun after an action).
+* `text`: user-supplied strings as plain text, percentages.
+* `status`: run-status icons, colours and badges.
+* `evaluation`: stored evaluations, cached per file version.
+* `cli`: `python -m tlcore ...` calls under a spinner.
+* `deeplinks`: deep links on a freshly started server.
+"""

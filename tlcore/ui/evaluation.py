@@ -1,0 +1,36 @@
+"""Stored evaluations (`runs/<id>/eval/<dataset>.json`), read once per file version."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from tlcore import evaluate
+from tlcore.workspace import Workspace
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _load(root: str, run_id: str, dataset: str, mtime: float) -> dict[str, Any] | None:
+    # Keyed by the file's mtime: a re-evaluation is read afresh, never served stale.
+    return evaluate.load_evaluation(run_id, dataset, ws=Workspace.from_env(root))
+
+
+def stored_evaluation(ws: Workspace, run_id: str, dataset: str) -> dict[str, Any] | None:
+    """A run's stored evaluation on a dataset, read without TensorFlow.
+
+    Args:
+        ws: The workspace.
+        run_id: The run.
+        dataset: The dataset it was evaluated on.
+
+    Returns:
+        The evaluation as `tlcore.evaluate` stores it, or None when there is none.
+
+    Raises:
+        OSError, ValueError: when the stored file cannot be read or parsed.
+    """
+    path = evaluate.eval_dir(run_id, ws) / f"{dataset}.json"
+    if not path.is_file():
+        return None
+    return _load(str(ws.root), run_id, dataset, path.stat().st_mtime)
