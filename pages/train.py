@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from typing import Any
 
@@ -23,6 +22,7 @@ from tlcore.store import (
     STAGE_FEATURES,
     RunStore,
 )
+from tlcore.ui.config_widgets import number_input_kwargs, selectbox_kwargs, slider_kwargs
 from tlcore.ui.deeplinks import route_through_app
 from tlcore.ui.flash import flash, show_flash
 from tlcore.ui.status import STATUS_ICONS, status_badge
@@ -42,24 +42,18 @@ WEIGHT_MODES = {
     "file": "Weights file on the server",
     "run": "An earlier run's base",
 }
-# Number widgets need floats where the config allows an int in JSON (learning_rate: 1).
-FLOAT_KEYS = {f"{section}.{f.name}" for section, cls in config.SECTIONS.items()
-              for f in dataclasses.fields(cls) if f.type in ("float", float)}
 
 
 # ---- form state ------------------------------------------------------------
 def form_values(cfg: config.RunConfig) -> dict[str, Any]:
     """Session-state values of the form widgets for `cfg`."""
-    values = {PREFIX + k: float(v) if k in FLOAT_KEYS else v for k, v in cfg.flat().items()
+    values = {PREFIX + k: v for k, v in cfg.flat().items()
               if k not in ("base.name", "base.weights")}
     values[PREFIX + "head.dense"] = ", ".join(str(u) for u in cfg.head.dense)
-    weights = cfg.base.weights
-    mode = (weights if weights in ("imagenet", "none")
-            else "run" if weights.startswith(config.RUN_WEIGHTS_PREFIX) else "file")
-    values[PREFIX + "weights_mode"] = mode
-    values[PREFIX + "weights_file"] = weights if mode == "file" else ""
-    values[PREFIX + "weights_run"] = (weights[len(config.RUN_WEIGHTS_PREFIX):]
-                                      if mode == "run" else None)
+    source = cfg.base.source
+    values[PREFIX + "weights_mode"] = source.kind
+    values[PREFIX + "weights_file"] = source.path or ""
+    values[PREFIX + "weights_run"] = source.run_id
     return values
 
 
@@ -119,16 +113,13 @@ def build_config() -> config.RunConfig:
         ConfigError: with the config's own message when a value is invalid.
     """
     s = st.session_state
-    mode = s[PREFIX + "weights_mode"]
-    if mode == "file":
-        weights = s[PREFIX + "weights_file"].strip()
-    elif mode == "run":
-        weights = config.RUN_WEIGHTS_PREFIX + (s[PREFIX + "weights_run"] or "")
-    else:
-        weights = mode
+    # Only the chosen mode's widget is drawn, so the other's state may be gone.
+    source = config.WeightsSource(kind=s[PREFIX + "weights_mode"],
+                                  path=s.get(PREFIX + "weights_file", "").strip(),
+                                  run_id=s.get(PREFIX + "weights_run") or "")
     data: dict[str, Any] = {"dataset": s[PREFIX + "dataset"] or "",
                             "image_size": s[PREFIX + "image_size"],
-                            "base": {"name": "vgg16", "weights": weights}}
+                            "base": {"name": "vgg16", "weights": source.text}}
     for key, value in s.items():
         if not isinstance(key, str) or not key.startswith(PREFIX):
             continue
@@ -141,12 +132,28 @@ def build_config() -> config.RunConfig:
 
 
 # ---- the form ----------------------------------------------------------------
+# Each config widget takes its limits, options and tooltip from the field's declaration.
+def number(where: Any, label: str, name: str, step: int | float, **extra: Any) -> None:
+    """A number input for config field `name` (e.g. "train.epochs") in `where`."""
+    where.number_input(label, key=PREFIX + name,
+                       **number_input_kwargs(config.field_spec(name), step), **extra)
+
+
+def slider(where: Any, label: str, name: str, step: int | float) -> None:
+    """A slider for config field `name` in `where`."""
+    where.slider(label, key=PREFIX + name, **slider_kwargs(
+        config.field_spec(name), step, st.session_state.get(PREFIX + name)))
+
+
+def select(where: Any, label: str, name: str) -> None:
+    """A selectbox over the choices of config field `name` in `where`."""
+    where.selectbox(label, key=PREFIX + name, **selectbox_kwargs(config.field_spec(name)))
+
+
 def base_tab(ws: Workspace, store: RunStore) -> None:
     st.caption("VGG16's convolutional base (5 blocks, 14.7 M parameters) turns each image into "
                "features; the head on top learns your classes.")
-    st.number_input("Image size (px)", key=PREFIX + "image_size", step=16,
-                    help="Images are resized to a square of this size (32-512). The Keras "
-                         "recipe uses 150; smaller trains much faster.")
+    number(st, "Image size (px)", "image_size", step=16)
     mode = st.selectbox("Pretrained weights", list(WEIGHT_MODES), key=PREFIX + "weights_mode",
                         format_func=WEIGHT_MODES.get,
                         help="ImageNet weights transfer what VGG16 learned on 1.2 M photos. "
@@ -196,19 +203,14 @@ def weights_panel(ws: Workspace) -> None:
 def head_tab() -> None:
     st.caption("Layers trained on top of the frozen base: pooling → dense layers → softmax.")
     c1, c2 = st.columns(2)
-    c1.selectbox("Pooling", config.POOLINGS, key=PREFIX + "head.pooling",
-                 help="flatten keeps every position (many parameters, the Keras recipe); "
-                      "avg/max pool each feature map to one number (small, fast head).")
+    select(c1, "Pooling", "head.pooling")
     c2.text_input("Dense layers", key=PREFIX + "head.dense",
-                  help="Widths of the hidden dense layers, comma-separated, e.g. 256 or "
-                       "512, 128. Leave empty for none.")
-    c1.selectbox("Activation", config.ACTIVATIONS, key=PREFIX + "head.activation")
-    c2.slider("Dropout", 0.0, 0.9, step=0.05, key=PREFIX + "head.dropout",
-              help="Fraction of dense units dropped while training; fights overfitting.")
-    c1.number_input("L2 weight decay", key=PREFIX + "head.l2", step=1e-4, format="%g",
-                    help="Penalty on dense-layer weights (0 = off).")
+                  help=config.field_spec("head.dense").help)
+    select(c1, "Activation", "head.activation")
+    slider(c2, "Dropout", "head.dropout", step=0.05)
+    number(c1, "L2 weight decay", "head.l2", step=1e-4, format="%g")
     c2.toggle("Batch normalisation", key=PREFIX + "head.batchnorm",
-              help="Normalise each dense layer's outputs before the activation.")
+              help=config.field_spec("head.batchnorm").help)
 
 
 def gpu_batch_hint() -> str | None:
@@ -227,53 +229,36 @@ def gpu_batch_hint() -> str | None:
 def optimizer_tab() -> None:
     st.caption("Phase 1 trains only the head, with the whole base frozen.")
     c1, c2 = st.columns(2)
-    c1.number_input("Epochs", key=PREFIX + "train.epochs", step=1,
-                    help="Passes over the training split in phase 1.")
-    c2.number_input("Batch size", key=PREFIX + "train.batch_size", step=8,
-                    help="Images per step. Lower it if the GPU runs out of memory.")
+    number(c1, "Epochs", "train.epochs", step=1)
+    number(c2, "Batch size", "train.batch_size", step=8)
     hint = gpu_batch_hint()
     if hint:
         c2.caption(hint)
-    c1.selectbox("Optimizer", config.OPTIMIZERS, key=PREFIX + "train.optimizer")
-    c2.number_input("Learning rate", key=PREFIX + "train.learning_rate", step=1e-4, format="%g",
-                    help="Step size of the optimizer; 1e-3 suits Adam.")
-    c1.number_input("Early-stopping patience", key=PREFIX + "train.early_stopping_patience",
-                    step=1, help="Stop after this many epochs without a better val loss "
-                                 "(0 = off). The best epoch is kept.")
-    c2.selectbox("Class weights", config.CLASS_WEIGHTS, key=PREFIX + "train.class_weight",
-                 help="auto weighs rare classes up so imbalance does not bias the model.")
-    c1.number_input("Seed", key=PREFIX + "train.seed", step=1,
-                    help="Same seed, same initial weights and batch order.")
-    c2.selectbox("Mixed precision", config.MIXED_PRECISION,
-                 key=PREFIX + "train.mixed_precision",
-                 help="float16 maths on GPUs (faster, less memory). auto: on when a GPU is "
-                      "present.")
+    select(c1, "Optimizer", "train.optimizer")
+    number(c2, "Learning rate", "train.learning_rate", step=1e-4, format="%g")
+    number(c1, "Early-stopping patience", "train.early_stopping_patience", step=1)
+    select(c2, "Class weights", "train.class_weight")
+    number(c1, "Seed", "train.seed", step=1)
+    select(c2, "Mixed precision", "train.mixed_precision")
 
 
 def fine_tune_tab() -> None:
     st.caption("Phase 2 (optional): unfreeze the last VGG16 blocks and keep training at a low "
                "learning rate, so the pretrained features adapt to your images.")
-    st.slider("Blocks to unfreeze", 0, config.MAX_FINE_TUNE_BLOCKS, step=1,
-              key=PREFIX + "fine_tune.blocks",
-              help="0 = no fine-tuning; 1 = block5 only; 5 = the whole base.")
+    slider(st, "Blocks to unfreeze", "fine_tune.blocks", step=1)
     c1, c2 = st.columns(2)
-    c1.number_input("Fine-tuning epochs", key=PREFIX + "fine_tune.epochs", step=1,
-                    help="Epochs of phase 2 (0 = no fine-tuning).")
-    c2.number_input("Fine-tuning learning rate", key=PREFIX + "fine_tune.learning_rate",
-                    step=1e-5, format="%g",
-                    help="Keep it small (1e-5) so the pretrained weights are adjusted, not "
-                         "destroyed.")
+    number(c1, "Fine-tuning epochs", "fine_tune.epochs", step=1)
+    number(c2, "Fine-tuning learning rate", "fine_tune.learning_rate", step=1e-5, format="%g")
 
 
 def augment_tab() -> None:
     st.caption("Random changes to training images only, so the model sees more variety.")
     c1, c2 = st.columns(2)
-    c1.selectbox("Flip", config.FLIPS, key=PREFIX + "augment.flip")
-    c2.slider("Rotation (fraction of a turn)", 0.0, 0.5, step=0.01,
-              key=PREFIX + "augment.rotation")
-    c1.slider("Zoom", 0.0, 0.9, step=0.05, key=PREFIX + "augment.zoom")
-    c2.slider("Translate", 0.0, 0.9, step=0.05, key=PREFIX + "augment.translate")
-    c1.slider("Contrast", 0.0, 0.9, step=0.05, key=PREFIX + "augment.contrast")
+    select(c1, "Flip", "augment.flip")
+    slider(c2, "Rotation (fraction of a turn)", "augment.rotation", step=0.01)
+    slider(c1, "Zoom", "augment.zoom", step=0.05)
+    slider(c2, "Translate", "augment.translate", step=0.05)
+    slider(c1, "Contrast", "augment.contrast", step=0.05)
 
 
 def model_preview(cfg: config.RunConfig, num_classes: int) -> None:

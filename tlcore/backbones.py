@@ -52,7 +52,6 @@ KERNEL_SIZE = 3
 
 # Keras's `vgg16.preprocess_input` ("caffe" mode): RGB -> BGR, then subtract the
 # ImageNet mean per BGR channel; no scaling.
-PREPROCESSING = "caffe"
 IMAGENET_MEAN_BGR = (103.939, 116.779, 123.68)
 PREPROCESS_LAYER = "vgg16_preprocess"
 

@@ -1,148 +1,189 @@
 """The run config: one typed, validated, JSON-serialisable description of a run.
 
 The dashboard form, the CLI (`--config FILE.json --set section.key=value`) and
-the tests all build the same `RunConfig`. It is validated at construction,
-unknown keys are rejected, and every error names the field, what is allowed and
-what was received. A run's config is written to `runs/<id>/config.json` once and
-never mutated.
+the tests all build the same `RunConfig`. Each field is declared once below, on
+a frozen Pydantic model, with its type, default, bounds or choices and a
+one-line description; everything else reads that declaration: validation and
+its messages, `field_spec`/`field_specs` (the Train page's widget limits and
+tooltips), `markdown_table` (the README's table of keys) and
+`RunConfig.model_json_schema()`.
+
+Validation is strict: unknown keys are rejected, strings are never coerced to
+numbers, booleans are not numbers, and an integer is accepted wherever a float
+is expected (it becomes a float). Every error is a one-line `ConfigError` that
+names the field, what is allowed and what was received. A run's config is
+written to `runs/<id>/config.json` once and never mutated.
 """
 
 from __future__ import annotations
 
 import copy
-import dataclasses
+import functools
 import json
-from dataclasses import dataclass, field
-from typing import Any
+import reprlib
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, get_args, get_origin
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic.fields import FieldInfo
 
 from tlcore.errors import ConfigError
 
-IMAGE_SIZE_RANGE = (32, 512)
-BACKBONES = ("vgg16",)
-POOLINGS = ("flatten", "avg", "max")
-ACTIVATIONS = ("relu", "gelu", "elu", "selu", "tanh", "swish")
-OPTIMIZERS = ("adam", "sgd", "rmsprop")
-CLASS_WEIGHTS = ("auto", "none")
-MIXED_PRECISION = ("auto", "on", "off")
-FLIPS = ("none", "horizontal", "vertical", "both")
-WEIGHTS_KEYWORDS = ("imagenet", "none")
-RUN_WEIGHTS_PREFIX = "run:"
-MAX_FINE_TUNE_BLOCKS = 5
-
-
-def _fail(path: str, allowed: str, value: Any) -> None:
-    key = path.rsplit(".", 1)[-1]
-    raise ConfigError(f"{path} must be {allowed}. Received: {key}={value!r}")
-
-
-def _int(path: str, value: Any, lo: int, hi: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        _fail(path, f"an integer from {lo} to {hi}", value)
-
-
-def _float(path: str, value: Any, lo: float, hi: float, *, lo_open: bool = False,
-           hi_open: bool = False) -> None:
-    ok = not isinstance(value, bool) and isinstance(value, int | float)
-    if ok:
-        ok = (value > lo if lo_open else value >= lo) and (value < hi if hi_open else value <= hi)
-    if not ok:
-        left, right = "(" if lo_open else "[", ")" if hi_open else "]"
-        _fail(path, f"a number in {left}{lo}, {hi}{right}", value)
-
-
-def _choice(path: str, value: Any, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        _fail(path, "one of " + ", ".join(allowed), value)
+_RUN_PREFIX = "run:"
+WeightsKind = Literal["imagenet", "none", "file", "run"]
+FieldType = Literal["int", "float", "bool", "choice", "list", "str"]
 
 
 @dataclass(frozen=True)
-class BaseConfig:
-    """The pretrained convolutional base.
+class Allowed:
+    """What a free-form string field accepts, in words (bounds and choices cannot say it)."""
+
+    text: str
+
+
+_WEIGHTS_ALLOWED = "'imagenet', 'none', a weights file path or 'run:<run id>'"
+
+
+# ---- the weights source ------------------------------------------------------
+@dataclass(frozen=True)
+class WeightsSource:
+    """Where the convolutional base's weights come from: `base.weights`, parsed.
 
     Attributes:
-        name: Backbone name; only "vgg16".
-        weights: "imagenet" (Keras download/cache, or a local file when offline),
-            "none" (random init), a path to a `.weights.h5`/`.h5` file, or
-            "run:<id>" to take the base from a finished run's model.
+        kind: "imagenet" (Keras download/cache, or a local file when offline),
+            "none" (random init), "file" (a `.weights.h5`/`.h5` file) or "run"
+            (the base of a finished run's model).
+        path: The weights file, for kind "file".
+        run_id: The source run, for kind "run".
     """
 
-    name: str = "vgg16"
-    weights: str = "imagenet"
+    kind: WeightsKind
+    path: str | None = None
+    run_id: str | None = None
 
-    def __post_init__(self) -> None:
-        _choice("base.name", self.name, BACKBONES)
-        w = self.weights
-        if not isinstance(w, str) or not w.strip():
-            _fail("base.weights", "'imagenet', 'none', a weights file path or 'run:<run id>'", w)
-        if w.startswith(RUN_WEIGHTS_PREFIX) and not w[len(RUN_WEIGHTS_PREFIX):]:
-            _fail("base.weights", "'run:<run id>' with a run id", w)
+    @classmethod
+    def parse(cls, text: str) -> WeightsSource:
+        """The source a `base.weights` string names ("imagenet", "none", a path, "run:<id>").
+
+        Raises:
+            ConfigError: if `text` is blank or "run:" has no run id.
+        """
+        if not isinstance(text, str) or not text.strip():
+            raise ConfigError(_message("base.weights", _WEIGHTS_ALLOWED, text))
+        if text in ("imagenet", "none"):
+            return cls(kind=text)
+        if text.startswith(_RUN_PREFIX):
+            run_id = text[len(_RUN_PREFIX):]
+            if not run_id:
+                raise ConfigError(_message("base.weights", "'run:<run id>' with a run id", text))
+            return cls(kind="run", run_id=run_id)
+        return cls(kind="file", path=text)
+
+    @property
+    def text(self) -> str:
+        """The `base.weights` string for this source (the inverse of `parse`)."""
+        if self.kind == "run":
+            return _RUN_PREFIX + (self.run_id or "")
+        if self.kind == "file":
+            return self.path or ""
+        return self.kind
 
 
-@dataclass(frozen=True)
-class HeadConfig:
+# ---- the declaration -----------------------------------------------------------
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, allow_inf_nan=False)
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise _config_error(type(self), exc, data) from None
+
+    # Tell Pydantic this __init__ is its own (as its RootModel does): nested sections
+    # are then validated by the parent's schema in one pass, and only the outermost
+    # call turns the ValidationError into a ConfigError.
+    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
+
+
+class BaseConfig(_Model):
+    """The pretrained convolutional base."""
+
+    name: Literal["vgg16"] = Field(
+        "vgg16", description="The backbone; VGG16 is the one available.")
+    weights: Annotated[str, Allowed(_WEIGHTS_ALLOWED)] = Field(
+        "imagenet", description="imagenet, none (random init), a VGG16 notop weights file "
+                                "(.h5 or .weights.h5) or run:<id> (an earlier run's base).")
+
+    @field_validator("weights")
+    @classmethod
+    def _weights_parse(cls, value: str) -> str:
+        WeightsSource.parse(value)
+        return value
+
+    @property
+    def source(self) -> WeightsSource:
+        """`weights` as a typed `WeightsSource`."""
+        return WeightsSource.parse(self.weights)
+
+
+class HeadConfig(_Model):
     """The dense head on top of the base: pooling -> [Dense -> (BN) -> Dropout]* -> softmax."""
 
-    pooling: str = "flatten"
-    dense: tuple[int, ...] = (256,)
-    activation: str = "relu"
-    dropout: float = 0.5
-    l2: float = 0.0
-    batchnorm: bool = False
-
-    def __post_init__(self) -> None:
-        _choice("head.pooling", self.pooling, POOLINGS)
-        dense = self.dense
-        if isinstance(dense, list):
-            dense = tuple(dense)
-            object.__setattr__(self, "dense", dense)
-        if not isinstance(dense, tuple) or len(dense) > 8 or any(
-            isinstance(u, bool) or not isinstance(u, int) or not 1 <= u <= 8192 for u in dense
-        ):
-            _fail("head.dense", "a list of 0 to 8 layer widths, each an integer from 1 to 8192",
-                  list(dense) if isinstance(dense, tuple) else dense)
-        _choice("head.activation", self.activation, ACTIVATIONS)
-        _float("head.dropout", self.dropout, 0.0, 1.0, hi_open=True)
-        _float("head.l2", self.l2, 0.0, 1.0)
-        if not isinstance(self.batchnorm, bool):
-            _fail("head.batchnorm", "true or false", self.batchnorm)
+    pooling: Literal["flatten", "avg", "max"] = Field(
+        "flatten", description="flatten keeps every position (many parameters, the Keras "
+                               "recipe); avg/max pool each feature map to one number (small, "
+                               "fast head).")
+    # Lax at the list level so a JSON list becomes the tuple; each width stays strict.
+    dense: tuple[Annotated[int, Field(strict=True, ge=1, le=8192)], ...] = Field(
+        (256,), strict=False, max_length=8,
+        description="Widths of the hidden dense layers, first to last, e.g. 512, 128; "
+                    "empty for none.")
+    activation: Literal["relu", "gelu", "elu", "selu", "tanh", "swish"] = Field(
+        "relu", description="Activation of the hidden dense layers.")
+    dropout: float = Field(
+        0.5, ge=0.0, lt=1.0,
+        description="Fraction of dense units dropped while training; fights overfitting.")
+    l2: float = Field(
+        0.0, ge=0.0, le=1.0, description="Penalty on dense-layer weights (0 = off).")
+    batchnorm: bool = Field(
+        False, description="Normalise each dense layer's outputs before the activation.")
 
 
-@dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(_Model):
     """Phase 1: train the head with the whole base frozen."""
 
-    epochs: int = 10
-    batch_size: int = 32
-    optimizer: str = "adam"
-    learning_rate: float = 1e-3
-    early_stopping_patience: int = 5
-    class_weight: str = "auto"
-    seed: int = 0
-    mixed_precision: str = "auto"
+    epochs: int = Field(
+        10, ge=1, le=10_000, description="Passes over the training split in phase 1.")
+    batch_size: int = Field(
+        32, ge=1, le=4096,
+        description="Images per step. Lower it if the GPU runs out of memory.")
+    optimizer: Literal["adam", "sgd", "rmsprop"] = Field(
+        "adam", description="The optimizer of both phases.")
+    learning_rate: float = Field(
+        1e-3, gt=0.0, le=10.0, description="Step size of the optimizer; 1e-3 suits Adam.")
+    early_stopping_patience: int = Field(
+        5, ge=0, le=10_000, description="Stop after this many epochs without a better val "
+                                        "loss (0 = off). The best epoch is kept.")
+    class_weight: Literal["auto", "none"] = Field(
+        "auto", description="auto weighs rare classes up so imbalance does not bias the model.")
+    seed: int = Field(
+        0, ge=0, le=2**31 - 1, description="Same seed, same initial weights and batch order.")
+    mixed_precision: Literal["auto", "on", "off"] = Field(
+        "auto", description="float16 maths on GPUs (faster, less memory). auto: on when a "
+                            "GPU is present.")
 
-    def __post_init__(self) -> None:
-        _int("train.epochs", self.epochs, 1, 10_000)
-        _int("train.batch_size", self.batch_size, 1, 4096)
-        _choice("train.optimizer", self.optimizer, OPTIMIZERS)
-        _float("train.learning_rate", self.learning_rate, 0.0, 10.0, lo_open=True)
-        _int("train.early_stopping_patience", self.early_stopping_patience, 0, 10_000)
-        _choice("train.class_weight", self.class_weight, CLASS_WEIGHTS)
-        _int("train.seed", self.seed, 0, 2**31 - 1)
-        _choice("train.mixed_precision", self.mixed_precision, MIXED_PRECISION)
 
-
-@dataclass(frozen=True)
-class FineTuneConfig:
+class FineTuneConfig(_Model):
     """Phase 2: unfreeze the last `blocks` VGG16 blocks and continue at a low rate."""
 
-    blocks: int = 0
-    epochs: int = 0
-    learning_rate: float = 1e-5
-
-    def __post_init__(self) -> None:
-        _int("fine_tune.blocks", self.blocks, 0, MAX_FINE_TUNE_BLOCKS)
-        _int("fine_tune.epochs", self.epochs, 0, 10_000)
-        _float("fine_tune.learning_rate", self.learning_rate, 0.0, 10.0, lo_open=True)
+    blocks: int = Field(
+        0, ge=0, le=5, description="VGG16 blocks to unfreeze, from the top: 0 = no "
+                                   "fine-tuning; 1 = block5 only; 5 = the whole base.")
+    epochs: int = Field(
+        0, ge=0, le=10_000, description="Epochs of phase 2 (0 = no fine-tuning).")
+    learning_rate: float = Field(
+        1e-5, gt=0.0, le=10.0, description="Keep it small (1e-5) so the pretrained weights "
+                                           "are adjusted, not destroyed.")
 
     @property
     def enabled(self) -> bool:
@@ -150,26 +191,20 @@ class FineTuneConfig:
         return self.blocks > 0 and self.epochs > 0
 
 
-@dataclass(frozen=True)
-class AugmentConfig:
-    """Random augmentation, active in training only (Keras preprocessing layers).
+class AugmentConfig(_Model):
+    """Random augmentation, active in training only (Keras preprocessing layers)."""
 
-    `rotation` is a fraction of a full turn, `zoom` and `translate` fractions of
-    the image size, `contrast` a contrast factor, as in the Keras layers.
-    """
-
-    flip: str = "none"
-    rotation: float = 0.0
-    zoom: float = 0.0
-    translate: float = 0.0
-    contrast: float = 0.0
-
-    def __post_init__(self) -> None:
-        _choice("augment.flip", self.flip, FLIPS)
-        _float("augment.rotation", self.rotation, 0.0, 0.5)
-        _float("augment.zoom", self.zoom, 0.0, 0.9)
-        _float("augment.translate", self.translate, 0.0, 0.9)
-        _float("augment.contrast", self.contrast, 0.0, 0.9)
+    flip: Literal["none", "horizontal", "vertical", "both"] = Field(
+        "none", description="Random flips of training images.")
+    rotation: float = Field(
+        0.0, ge=0.0, le=0.5, description="Random rotation, as a fraction of a full turn.")
+    zoom: float = Field(
+        0.0, ge=0.0, le=0.9, description="Random zoom in or out, as a fraction of the image "
+                                         "size.")
+    translate: float = Field(
+        0.0, ge=0.0, le=0.9, description="Random shift, as a fraction of the image size.")
+    contrast: float = Field(
+        0.0, ge=0.0, le=0.9, description="Random contrast change, as a contrast factor.")
 
     @property
     def enabled(self) -> bool:
@@ -179,42 +214,24 @@ class AugmentConfig:
         )
 
 
-SECTIONS: dict[str, type] = {
-    "base": BaseConfig,
-    "head": HeadConfig,
-    "train": TrainConfig,
-    "fine_tune": FineTuneConfig,
-    "augment": AugmentConfig,
-}
-TOP_LEVEL = ("dataset", "image_size")
-
-
-@dataclass(frozen=True)
-class RunConfig:
+class RunConfig(_Model):
     """Everything that defines a run. Build with `RunConfig.from_dict` or keywords."""
 
-    dataset: str
-    image_size: int = 150
-    base: BaseConfig = field(default_factory=BaseConfig)
-    head: HeadConfig = field(default_factory=HeadConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    fine_tune: FineTuneConfig = field(default_factory=FineTuneConfig)
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.dataset, str) or not self.dataset.strip():
-            _fail("dataset", "the name of an imported dataset", self.dataset)
-        _int("image_size", self.image_size, *IMAGE_SIZE_RANGE)
-        for name, cls in SECTIONS.items():
-            if not isinstance(getattr(self, name), cls):
-                _fail(name, f"a {cls.__name__}", getattr(self, name))
+    dataset: Annotated[str, Allowed("the name of an imported dataset")] = Field(
+        pattern=r"\S", description="The imported dataset to train on.")
+    image_size: int = Field(
+        150, ge=32, le=512, description="Images are resized to a square of this size. The "
+                                        "Keras recipe uses 150; smaller trains much faster.")
+    base: BaseConfig = Field(default_factory=BaseConfig)
+    head: HeadConfig = Field(default_factory=HeadConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    fine_tune: FineTuneConfig = Field(default_factory=FineTuneConfig)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
 
     # ---- serialisation -------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """A plain, JSON-ready dict (lists instead of tuples)."""
-        out = dataclasses.asdict(self)
-        out["head"]["dense"] = list(self.head.dense)
-        return out
+        return self.model_dump(mode="json")
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, sort_keys=False)
@@ -228,29 +245,10 @@ class RunConfig:
         """
         if not isinstance(data, dict):
             raise ConfigError(f"A run config must be a JSON object. Received: {type(data).__name__}")
-        allowed = set(TOP_LEVEL) | set(SECTIONS)
-        unknown = sorted(set(data) - allowed)
-        if unknown:
-            raise ConfigError(
-                f"Unknown config key(s) {', '.join(unknown)}; allowed top-level keys are "
-                f"{', '.join(sorted(allowed))}. Received: {unknown}"
-            )
-        kwargs: dict[str, Any] = {k: data[k] for k in TOP_LEVEL if k in data}
-        if "dataset" not in kwargs:
-            raise ConfigError("dataset must be the name of an imported dataset. Received: nothing")
-        for name, section_cls in SECTIONS.items():
-            section = data.get(name, {})
-            if not isinstance(section, dict):
-                _fail(name, "a JSON object", section)
-            fields = {f.name for f in dataclasses.fields(section_cls)}
-            bad = sorted(set(section) - fields)
-            if bad:
-                raise ConfigError(
-                    f"Unknown key(s) in {name}: {', '.join(bad)}; allowed: "
-                    f"{', '.join(sorted(fields))}. Received: {bad}"
-                )
-            kwargs[name] = section_cls(**section)
-        return cls(**kwargs)
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise _config_error(cls, exc, data) from None
 
     @classmethod
     def from_json(cls, text: str) -> RunConfig:
@@ -258,6 +256,8 @@ class RunConfig:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ConfigError(f"The run config is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise ConfigError("The run config is not valid JSON: it is nested too deeply.") from None
         return cls.from_dict(data)
 
     # ---- derived views -------------------------------------------------
@@ -270,6 +270,251 @@ class RunConfig:
         return flatten(self.to_dict())
 
 
+SECTIONS: dict[str, type[BaseModel]] = {
+    name: info.annotation for name, info in RunConfig.model_fields.items()
+    if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel)
+}
+TOP_LEVEL: tuple[str, ...] = tuple(name for name in RunConfig.model_fields if name not in SECTIONS)
+
+
+# ---- reading the declaration ---------------------------------------------------
+@dataclass(frozen=True)
+class FieldSpec:
+    """One config field as declared: what the UI, docs and search spaces need to know.
+
+    Attributes:
+        key: The dotted key, e.g. "head.dropout" (top-level fields have no dot).
+        type: "int", "float", "bool", "choice", "list" or "str".
+        default: The default in JSON form (a list for lists); None when required.
+        help: The one-line description.
+        required: Whether the field has no default.
+        choices: The allowed values of a "choice" field.
+        lower: The lower bound of a number, or of each item of a list.
+        upper: The upper bound of a number, or of each item of a list.
+        lower_open: Whether `lower` itself is excluded.
+        upper_open: Whether `upper` itself is excluded.
+        item_type: The type of each item of a "list" field.
+        min_length: The fewest items of a "list" field.
+        max_length: The most items of a "list" field.
+        allowed_words: What a "str" field accepts, in words.
+    """
+
+    key: str
+    type: FieldType
+    default: Any
+    help: str
+    required: bool = False
+    choices: tuple[Any, ...] | None = None
+    lower: int | float | None = None
+    upper: int | float | None = None
+    lower_open: bool = False
+    upper_open: bool = False
+    item_type: FieldType | None = None
+    min_length: int | None = None
+    max_length: int | None = None
+    allowed_words: str | None = None
+
+    @property
+    def allowed(self) -> str:
+        """What the field accepts, in words: "an integer from 32 to 512", "one of a, b"."""
+        if self.type == "bool":
+            return "true or false"
+        if self.type == "choice":
+            return "one of " + ", ".join(str(c) for c in self.choices or ())
+        if self.type in ("int", "float"):
+            return _range_words(self.type, self)
+        if self.type == "list":
+            count = (f"{self.min_length or 0} to {self.max_length} items"
+                     if self.max_length is not None else "items")
+            return f"a list of {count}, each {_range_words(self.item_type or 'str', self)}"
+        return self.allowed_words or "a string"
+
+
+def _range_words(kind: str, spec: FieldSpec) -> str:
+    lo, hi = spec.lower, spec.upper
+    if kind == "int":
+        lo = lo + 1 if lo is not None and spec.lower_open else lo
+        hi = hi - 1 if hi is not None and spec.upper_open else hi
+        if lo is not None and hi is not None:
+            return f"an integer from {lo} to {hi}"
+        if lo is not None or hi is not None:
+            return f"an integer {'>=' if lo is not None else '<='} {lo if lo is not None else hi}"
+        return "an integer"
+    if kind == "float":
+        if lo is not None and hi is not None:
+            left, right = "(" if spec.lower_open else "[", ")" if spec.upper_open else "]"
+            return f"a number in {left}{lo}, {hi}{right}"
+        if lo is not None:
+            return f"a number {'>' if spec.lower_open else '>='} {lo}"
+        if hi is not None:
+            return f"a number {'<' if spec.upper_open else '<='} {hi}"
+        return "a number"
+    return "a string"
+
+
+def _constraints(metadata: list[Any]) -> dict[str, Any]:
+    """Bounds and lengths from a field's Pydantic metadata (annotated-types objects)."""
+    out: dict[str, Any] = {}
+    for item in metadata:
+        if isinstance(item, FieldInfo):
+            out.update(_constraints(item.metadata))
+        for name in ("ge", "gt", "le", "lt", "min_length", "max_length"):
+            if getattr(item, name, None) is not None:
+                out[name] = getattr(item, name)
+    return out
+
+
+_TYPE_NAMES: dict[Any, FieldType] = {bool: "bool", int: "int", float: "float", str: "str"}
+
+
+def _spec(key: str, info: FieldInfo) -> FieldSpec:
+    annotation, metadata = info.annotation, list(info.metadata)
+    kwargs: dict[str, Any] = {}
+    if get_origin(annotation) is Literal:
+        kwargs.update(type="choice", choices=get_args(annotation))
+    elif get_origin(annotation) is tuple:
+        item = get_args(annotation)[0]
+        item_metadata = list(get_args(item)[1:]) if get_origin(item) is Annotated else []
+        item = get_args(item)[0] if get_origin(item) is Annotated else item
+        kwargs.update(type="list", item_type=_TYPE_NAMES[item])
+        lengths = _constraints(metadata)
+        kwargs.update(min_length=lengths.get("min_length"), max_length=lengths.get("max_length"))
+        metadata = item_metadata
+    else:
+        kwargs["type"] = _TYPE_NAMES[annotation]
+    bounds = _constraints(metadata)
+    number = float if (kwargs.get("item_type") or kwargs["type"]) == "float" else int
+    for side, closed, open_ in (("lower", "ge", "gt"), ("upper", "le", "lt")):
+        if bounds.get(closed) is not None or bounds.get(open_) is not None:
+            kwargs[side] = number(bounds[open_] if bounds.get(open_) is not None else bounds[closed])
+            kwargs[f"{side}_open"] = bounds.get(open_) is not None
+    words = [m.text for m in metadata if isinstance(m, Allowed)]
+    required = info.is_required()
+    default = None if required else info.get_default(call_default_factory=True)
+    return FieldSpec(key=key, default=list(default) if isinstance(default, tuple) else default,
+                     help=info.description or "", required=required,
+                     allowed_words=words[0] if words else None, **kwargs)
+
+
+@functools.cache
+def _declared() -> dict[str, FieldSpec]:
+    out: dict[str, FieldSpec] = {}
+    for name, info in RunConfig.model_fields.items():
+        if name in SECTIONS:
+            for field, section_info in SECTIONS[name].model_fields.items():
+                out[f"{name}.{field}"] = _spec(f"{name}.{field}", section_info)
+        else:
+            out[name] = _spec(name, info)
+    return out
+
+
+def field_specs() -> dict[str, FieldSpec]:
+    """Every config field by dotted key, in `RunConfig.flat()` order."""
+    return dict(_declared())
+
+
+def field_spec(key: str) -> FieldSpec:
+    """The declaration of one config field, e.g. `field_spec("head.dropout")`.
+
+    Raises:
+        ConfigError: if `key` is not a config field.
+    """
+    specs = field_specs()
+    if key not in specs:
+        raise ConfigError(f"Unknown config key; use one of {', '.join(specs)}. "
+                          f"Received: {_received(key)}")
+    return specs[key]
+
+
+def markdown_table() -> str:
+    """A Markdown table of every config key: key, type, default, allowed values, help."""
+
+    def cell(text: str) -> str:
+        # A bare "<run id>" would read as an HTML tag; "|" would end the cell.
+        return text.replace("|", "\\|").replace("<", "\\<")
+
+    rows = ["| key | type | default | allowed | help |", "|---|---|---|---|---|"]
+    for spec in field_specs().values():
+        kind = f"list of {spec.item_type}" if spec.type == "list" else spec.type
+        default = "required" if spec.required else f"`{json.dumps(spec.default)}`"
+        rows.append(f"| `{spec.key}` | {kind} | {default} | {cell(spec.allowed)} | "
+                    f"{cell(spec.help)} |")
+    return "\n".join(rows)
+
+
+# ---- error messages ----------------------------------------------------------------
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxtuple, _REPR.maxdict = 3, 10, 10, 6
+_REPR.maxstring, _REPR.maxother, _REPR.maxlong = 120, 120, 60
+_MAX_RECEIVED = 200
+
+
+def _received(value: Any) -> str:
+    """`repr(value)`, shortened so any input, however large or deep, fits on one short line."""
+    text = _REPR.repr(value)
+    return text if len(text) <= _MAX_RECEIVED else text[:_MAX_RECEIVED - 3] + "..."
+
+
+def _message(path: str, allowed: str, value: Any) -> str:
+    key = path.rsplit(".", 1)[-1]
+    return f"{path} must be {allowed}. Received: {key}={_received(value)}"
+
+
+def _key_words(key: Any) -> str:
+    return key if isinstance(key, str) and key.isidentifier() else _received(key)
+
+
+def _unknown_keys(section: str | None, keys: list[Any]) -> ConfigError:
+    names = ", ".join(_key_words(k) for k in keys)
+    if section is None:
+        allowed = ", ".join(sorted((*TOP_LEVEL, *SECTIONS)))
+        return ConfigError(f"Unknown config key(s) {names}; allowed top-level keys are "
+                           f"{allowed}. Received: {_received(keys)}")
+    fields = ", ".join(sorted(SECTIONS[section].model_fields))
+    return ConfigError(f"Unknown key(s) in {section}: {names}; allowed: {fields}. "
+                       f"Received: {_received(keys)}")
+
+
+def _value_at(data: Any, loc: tuple[Any, ...], fallback: Any) -> Any:
+    for part in loc:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return fallback
+    return data
+
+
+def _config_error(model: type[BaseModel], exc: ValidationError, data: Any) -> ConfigError:
+    """The first problem in `exc` as a one-line ConfigError in the project's style."""
+    section = next((name for name, cls in SECTIONS.items() if cls is model), None)
+    prefix = (section,) if section else ()
+    errors = exc.errors(include_url=False)
+    unknown = [e for e in errors if e["type"] in ("extra_forbidden", "invalid_key")]
+    if unknown:
+        where = unknown[0]["loc"][:-1]
+        keys = [e["loc"][-1] for e in unknown if e["loc"][:-1] == where]
+        return _unknown_keys((prefix + where)[0] if prefix + where else None, keys)
+    error = errors[0]
+    cause = (error.get("ctx") or {}).get("error")
+    if isinstance(cause, ConfigError):
+        return cause
+    loc = tuple(error["loc"])
+    full = prefix + loc
+    if not full:
+        return ConfigError(f"A run config must be a JSON object. Received: "
+                           f"{type(error['input']).__name__}")
+    if full[0] in SECTIONS and len(full) == 1:
+        return ConfigError(_message(full[0], "a JSON object", error["input"]))
+    depth = 2 if full[0] in SECTIONS else 1
+    path = ".".join(str(p) for p in full[:depth])
+    allowed = _declared()[path].allowed
+    if error["type"] == "missing":
+        return ConfigError(f"{path} must be {allowed}. Received: nothing")
+    value = _value_at(data, loc[:depth - len(prefix)], error["input"])
+    return ConfigError(_message(path, allowed, value))
+
+
+# ---- overrides ---------------------------------------------------------------------
 def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """Flatten nested dicts to dotted keys; lists are kept as values."""
     out: dict[str, Any] = {}
@@ -286,7 +531,7 @@ def parse_value(text: str) -> Any:
     """Parse a CLI override value: JSON when it parses (numbers, lists, true), else a string."""
     try:
         return json.loads(text)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         return text
 
 
@@ -310,7 +555,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | dict[str, Any])
             if "=" not in item:
                 raise ConfigError(
                     f"An override must look like section.key=value (e.g. train.epochs=3). "
-                    f"Received: {item!r}"
+                    f"Received: {_received(item)}"
                 )
             key, raw = item.split("=", 1)
             items.append((key.strip(), parse_value(raw.strip())))
@@ -319,11 +564,11 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | dict[str, Any])
         if len(parts) == 1 and key in TOP_LEVEL:
             out[key] = value
         elif len(parts) == 2 and parts[0] in SECTIONS:
-            fields = {f.name for f in dataclasses.fields(SECTIONS[parts[0]])}
+            fields = SECTIONS[parts[0]].model_fields
             if parts[1] not in fields:
                 raise ConfigError(
                     f"Unknown key {key}; {parts[0]} has {', '.join(sorted(fields))}. "
-                    f"Received: {key}={value!r}"
+                    f"Received: {key}={_received(value)}"
                 )
             out.setdefault(parts[0], {})[parts[1]] = value
         else:
@@ -333,6 +578,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | dict[str, Any])
     return out
 
 
+# ---- presets -------------------------------------------------------------------------
 PRESETS: dict[str, dict[str, Any]] = {
     "Keras recipe (150 px)": {},
     "Fast feature extraction (GAP head)": {

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from tlcore import backbones
-from tlcore.config import RUN_WEIGHTS_PREFIX, RunConfig
+from tlcore.config import RunConfig
 from tlcore.errors import ConfigError, RunStateError
 from tlcore.store import (
     CANCELLED,
@@ -102,8 +102,8 @@ def _check_base_weights(config: RunConfig, store: RunStore) -> None:
     weights = config.base.weights
     if weights in ("imagenet", "none"):
         return
-    if weights.startswith(RUN_WEIGHTS_PREFIX):
-        source = weights[len(RUN_WEIGHTS_PREFIX):]
+    if config.base.source.kind == "run":
+        source = config.base.source.run_id
         status = store.get_run(source)["status"]
         if status != COMPLETED:
             raise RunStateError(

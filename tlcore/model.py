@@ -31,7 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from tlcore import backbones
-from tlcore.config import RUN_WEIGHTS_PREFIX, RunConfig
+from tlcore.config import RunConfig
 from tlcore.errors import ConfigError, NotFoundError, RunStateError, WeightsError
 from tlcore.jobs import MODEL_FILE
 from tlcore.workspace import Workspace
@@ -164,8 +164,8 @@ def base_weights_source(config: RunConfig, ws: Workspace | None = None) -> str:
     if weights == "imagenet":
         path = backbones.resolve_imagenet_weights(ws)
         return f"imagenet: {path}" if path else "imagenet: Keras download"
-    if weights.startswith(RUN_WEIGHTS_PREFIX):
-        return f"run {weights[len(RUN_WEIGHTS_PREFIX):]}"
+    if config.base.source.kind == "run":
+        return f"run {config.base.source.run_id}"
     return f"file: {Path(weights).expanduser()}"
 
 
@@ -185,8 +185,8 @@ def load_base_weights(config: RunConfig, ws: Workspace | None = None
     if weights == "imagenet":
         path = backbones.resolve_imagenet_weights(ws) or _download_imagenet(ws)
         return backbones.read_conv_weights(path)
-    if weights.startswith(RUN_WEIGHTS_PREFIX):
-        return _conv_weights_from_model(_run_model_path(weights[len(RUN_WEIGHTS_PREFIX):], ws))
+    if config.base.source.kind == "run":
+        return _conv_weights_from_model(_run_model_path(config.base.source.run_id, ws))
     return backbones.read_conv_weights(weights)
 
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tlcore.config import RUN_WEIGHTS_PREFIX, RunConfig
+from tlcore.config import RunConfig, WeightsSource
 from tlcore.errors import ConfigError, RunStateError
 from tlcore.store import COMPLETED, RunStore
 from tlcore.workspace import Workspace
@@ -58,8 +58,9 @@ def source_label(weights: str) -> str:
     """Where the pretrained features come from, in words."""
     if weights == "imagenet":
         return "ImageNet"
-    if weights.startswith(RUN_WEIGHTS_PREFIX):
-        return f"your run {weights[len(RUN_WEIGHTS_PREFIX):]}"
+    source = WeightsSource.parse(weights)
+    if source.kind == "run":
+        return f"your run {source.run_id}"
     if weights == SCRATCH:
         return "random initialisation"
     return f"weights file {weights}"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
-from tlcore import jobs
+from tlcore import config, jobs
 from tlcore.config import PRESETS
 from tlcore.store import ACTIVE_STATUSES, RunStore
 
@@ -25,15 +27,44 @@ def _form_errors(at) -> list[str]:
 def test_invalid_value_shows_the_config_message_and_blocks_launch(app, populated):
     at = app(TRAIN)
     assert not _form_errors(at) and not at.button(key="train_launch").disabled
+    # Number widgets are bounded by the config, so an out-of-range size cannot be entered.
     at.number_input(key="cfg.image_size").set_value(16).run()
-    assert _form_errors(at) == [
-        "image_size must be an integer from 32 to 512. Received: image_size=16"]
-    assert at.button(key="train_launch").disabled
-    at.number_input(key="cfg.image_size").set_value(64)
+    assert at.number_input(key="cfg.image_size").value == 32 and not _form_errors(at)
     at.text_input(key="cfg.head.dense").input("256, wide").run()
-    assert _form_errors(at)[0].startswith("head.dense must be a list of 0 to 8 layer widths")
+    assert _form_errors(at) == ["head.dense must be a list of 0 to 8 items, each an integer "
+                                "from 1 to 8192. Received: dense=[256, 'wide']"]
+    assert at.button(key="train_launch").disabled
     at.text_input(key="cfg.head.dense").input("512, 128").run()
     assert not _form_errors(at) and not at.button(key="train_launch").disabled
+
+
+def test_widgets_take_limits_choices_and_help_from_the_config_declaration(app, populated):
+    at = app(TRAIN)
+    dropout = at.slider(key="cfg.head.dropout")
+    spec = config.field_spec("head.dropout")
+    # dropout < 1 in the config: the slider stops at its last step below 1.
+    assert (dropout.min, dropout.max, dropout.help) == (0.0, 0.95, spec.help)
+    epochs = at.number_input(key="cfg.train.epochs")
+    assert (epochs.min, epochs.max) == (1, 10_000)
+    assert epochs.help == config.field_spec("train.epochs").help
+    assert at.selectbox(key="cfg.train.optimizer").options == ["adam", "sgd", "rmsprop"]
+    assert at.slider(key="cfg.fine_tune.blocks").max == 5
+    assert at.toggle(key="cfg.head.batchnorm").help == config.field_spec("head.batchnorm").help
+
+
+def test_changing_the_declaration_changes_the_widgets(app, populated, monkeypatch):
+    specs = config.field_specs()
+    specs["head.dropout"] = dataclasses.replace(specs["head.dropout"], upper=0.6,
+                                                upper_open=False, help="Changed in one place.")
+    specs["train.epochs"] = dataclasses.replace(specs["train.epochs"], upper=50)
+    specs["train.optimizer"] = dataclasses.replace(specs["train.optimizer"],
+                                                   choices=("adam", "sgd"))
+    monkeypatch.setattr(config, "field_specs", lambda: specs)
+    at = app(TRAIN)
+    dropout = at.slider(key="cfg.head.dropout")
+    assert (dropout.max, dropout.help) == (0.6, "Changed in one place.")
+    assert at.number_input(key="cfg.train.epochs").max == 50
+    assert at.selectbox(key="cfg.train.optimizer").options == ["adam", "sgd"]
 
 
 def test_model_preview_counts_frozen_and_trainable_blocks(app, populated):
@@ -131,6 +162,16 @@ def test_clone_prefill_loads_the_runs_config(app, populated, ws):
     assert at.selectbox(key="cfg.head.pooling").value == "avg"
     assert at.selectbox(key="cfg.weights_mode").value == "none"
     assert "cloned run" in at.success[0].value
+
+
+def test_clone_with_a_value_between_slider_steps_keeps_it(app, populated, ws):
+    at = app()
+    cfg = RunStore(ws).get_run(populated["sgd"])["config"]
+    at.session_state["train_prefill"] = {**cfg, "head": {**cfg["head"], "dropout": 0.97}}
+    at.switch_page(TRAIN).run()
+    assert not at.exception
+    assert at.slider(key="cfg.head.dropout").value == 0.97
+    assert not _form_errors(at)
 
 
 def test_form_survives_a_visit_to_another_page(app, populated):
