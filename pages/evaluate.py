@@ -28,6 +28,7 @@ import tlcore
 from tlcore import evalcharts, evaluate, transfer
 from tlcore.deeplinks import route_through_app
 from tlcore.errors import TLCoreError
+from tlcore.export import FORMATS as EXPORT_FORMATS
 from tlcore.store import ACTIVE_STATUSES, COMPLETED, RunStore
 from tlcore.workspace import Workspace
 
@@ -37,9 +38,6 @@ GALLERY = 12
 GALLERY_COLUMNS = 4
 TOP_K = 3
 CLI_TIMEOUT_S = 3600
-EXPORT_FORMATS = {"keras": "Keras (.keras)", "savedmodel": "TensorFlow SavedModel",
-                  "tflite": "TensorFlow Lite (.tflite)"}
-EXPORTS_DIR = "exports"
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "webp", "tif", "tiff"]
 VERDICT_BOXES = {transfer.POSITIVE: st.success, transfer.NEGATIVE: st.warning}
 PROJECT_ROOT = Path(tlcore.__file__).resolve().parent.parent
@@ -93,7 +91,7 @@ def stored_evaluation(root: str, run_id: str, dataset: str, mtime: float) -> dic
 
 
 def evaluation_for(ws: Workspace, run_id: str, dataset: str) -> dict | None:
-    path = evaluate.eval_dir(run_id, ws) / f"{dataset}.json"
+    path = ws.run(run_id).evaluation(dataset)
     mtime = path.stat().st_mtime if path.is_file() else 0.0
     return stored_evaluation(str(ws.root), run_id, dataset, mtime) if mtime else None
 
@@ -382,7 +380,7 @@ def export_tab(ws: Workspace, run_id: str) -> None:
                "on loading it.")
     fmt = st.selectbox("Format", list(EXPORT_FORMATS), key="eval_export_format",
                        format_func=EXPORT_FORMATS.get)
-    path = ws.run_dir(run_id) / EXPORTS_DIR / f"{run_id}-{fmt}.zip"
+    path = ws.run(run_id).export_zip(fmt)
     if not path.is_file():
         if st.button("Prepare download", key="eval_export", icon=":material/package_2:"):
             if cli(ws, ["export", run_id, "--format", fmt, "--out", str(path)],

@@ -108,7 +108,7 @@ def stored_evaluation(root: str, run_id: str, dataset: str, mtime: float) -> dic
 
 def evaluation_of(ws: Workspace, run: dict) -> dict | None:
     """The run's stored evaluation on its own dataset, or None (read without TensorFlow)."""
-    path = evaluate.eval_dir(run["id"], ws) / f"{run['dataset']}.json"
+    path = ws.run(run["id"]).evaluation(run["dataset"])
     if not path.is_file():
         return None
     try:
