@@ -23,6 +23,7 @@ from PIL import Image
 
 from tlcore import evalcharts, evaluate, transfer
 from tlcore.errors import TLCoreError
+from tlcore.export import FORMATS as EXPORT_FORMATS
 from tlcore.store import ACTIVE_STATUSES, COMPLETED, RunStore
 from tlcore.ui.cli import run_cli
 from tlcore.ui.deeplinks import route_through_app
@@ -36,9 +37,6 @@ route_through_app()
 GALLERY = 12
 GALLERY_COLUMNS = 4
 TOP_K = 3
-EXPORT_FORMATS = {"keras": "Keras (.keras)", "savedmodel": "TensorFlow SavedModel",
-                  "tflite": "TensorFlow Lite (.tflite)"}
-EXPORTS_DIR = "exports"
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "webp", "tif", "tiff"]
 VERDICT_BOXES = {transfer.POSITIVE: st.success, transfer.NEGATIVE: st.warning}
 
@@ -324,7 +322,7 @@ def export_tab(ws: Workspace, run_id: str) -> None:
                "on loading it.")
     fmt = st.selectbox("Format", list(EXPORT_FORMATS), key="eval_export_format",
                        format_func=EXPORT_FORMATS.get)
-    path = ws.run_dir(run_id) / EXPORTS_DIR / f"{run_id}-{fmt}.zip"
+    path = ws.run(run_id).export_zip(fmt)
     if not path.is_file():
         if st.button("Prepare download", key="eval_export", icon=":material/package_2:"):
             if run_cli(ws, ["export", run_id, "--format", fmt, "--out", str(path)],

@@ -35,7 +35,7 @@ def make_run(ws: Workspace, config: RunConfig, *, model: Any = None, status: str
     """A run as the trainer leaves it: row, config.json, optional model.keras and metrics."""
     store = RunStore(ws)
     run_id = store.create_run(config, name=name)
-    folder = ws.run_dir(run_id)
+    folder = ws.run(run_id).dir
     folder.mkdir(parents=True)
     (folder / "config.json").write_text(config.to_json())
     if model is not None:
@@ -64,6 +64,6 @@ def engine_model(config: RunConfig, num_classes: int, seed: int = 0) -> Any:
 
 def write_evaluation(ws: Workspace, run_id: str, evaluation: dict[str, Any]) -> None:
     """Store an evaluation JSON as `evaluate_run` would."""
-    folder = ws.run_dir(run_id) / "eval"
+    folder = ws.run(run_id).dir / "eval"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{evaluation['dataset']}.json").write_text(json.dumps(evaluation))

@@ -42,7 +42,7 @@ def test_evaluate_text_and_json(ws, run, capsys):
     assert main(["evaluate", run, "--json", "--top-k", "2"]) == 0
     ev = _json(capsys)
     assert ev["splits"]["test"]["top_k"] == 2
-    assert (ws.run_dir(run) / "eval" / "shapes.json").is_file()
+    assert (ws.run(run).dir / "eval" / "shapes.json").is_file()
 
 
 def test_predict_matches_the_evaluation_and_returns_gradcam(ws, run, capsys):
@@ -105,7 +105,7 @@ def test_unfinished_run_says_to_wait(ws, capsys):
 
 def test_cli_parser_and_transfer_report_do_not_import_tensorflow(ws):
     script = ("import sys\nfrom tlcore.cli import build_parser\nbuild_parser()\n"
-              "import tlcore.transfer, tlcore.evaluate, tlcore.evalcharts\n"
+              "import tlcore.transfer, tlcore.evaluate, tlcore.evalcharts, tlcore.export\n"
               "print('tensorflow' in sys.modules)\n")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,

@@ -162,7 +162,7 @@ def test_evaluate_run_stores_metrics_mistakes_and_gradcam(ws, dataset):
 
     # A second evaluation replaces the overlays of the first.
     evaluate_run(run_id, ws=ws, splits=("test",), gradcam_per_split=1)
-    cam_root = ws.run_dir(run_id) / "eval" / "gradcam" / "shapes"
+    cam_root = ws.run(run_id).dir / "eval" / "gradcam" / "shapes"
     assert len(list(cam_root.iterdir())) == 1
 
 
@@ -180,7 +180,7 @@ def test_evaluate_on_another_dataset_with_same_classes(ws, dataset):
 def test_domain_shift_class_mismatch_names_the_classes(ws, dataset):
     make_dataset(ws, "pets", classes=("disc", "ring"))
     run_id = make_run(ws, run_config(dataset))
-    (ws.run_dir(run_id) / "model.keras").write_bytes(b"never loaded")
+    (ws.run(run_id).dir / "model.keras").write_bytes(b"never loaded")
     with pytest.raises(DatasetError) as info:
         evaluate_run(run_id, ws=ws, dataset="pets")
     message = str(info.value)

@@ -23,9 +23,9 @@ def run(ws):
     config = run_config("shapes")
     model = engine_model(config, len(CLASSES))
     run_id = make_run(ws, config, model=model)
-    (ws.run_dir(run_id) / "class_names.json").write_text(json.dumps(list(CLASSES)))
+    (ws.run(run_id).dir / "class_names.json").write_text(json.dumps(list(CLASSES)))
     images = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3)).astype(np.float32)
-    expected = load_model(ws.run_dir(run_id) / "model.keras").predict(images, verbose=0)
+    expected = load_model(ws.run(run_id).dir / "model.keras").predict(images, verbose=0)
     return run_id, images, expected, model.count_params()
 
 

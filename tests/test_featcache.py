@@ -126,7 +126,7 @@ def test_trained_model_file_matches_the_cached_path(ws, dataset):
     store.update_run(run_id, status=COMPLETED)
     assert result["epochs"] == 3
     assert [r["phase"] for r in store.metrics(run_id)] == [1, 1, 2]
-    saved = keras.models.load_model(ws.run_dir(run_id) / "model.keras", safe_mode=True)
+    saved = keras.models.load_model(ws.run(run_id).dir / "model.keras", safe_mode=True)
     set_phase(saved, config, 2)
     data = train.load_data(config, ws)
     rest, inputs, cut = train.phase_inputs(saved, config, 2, data, ws, ("test",))

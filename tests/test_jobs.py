@@ -71,7 +71,7 @@ def test_queue_order_live_metrics_and_cancel_of_a_queued_run(ws, dataset):
     second = jobs.launch(_config(dataset, epochs=1), name="second", ws=ws)
     third = jobs.launch(_config(dataset, epochs=1), name="third", ws=ws)
     assert [_status(store, r) for r in (first, second, third)] == [RUNNING, QUEUED, QUEUED]
-    assert json.loads((ws.run_dir(first) / jobs.CONFIG_FILE).read_text())["train"]["epochs"] == 5
+    assert json.loads((ws.run(first).config).read_text())["train"]["epochs"] == 5
 
     assert jobs.cancel(third, ws) == CANCELLED
 
@@ -89,7 +89,7 @@ def test_queue_order_live_metrics_and_cancel_of_a_queued_run(ws, dataset):
     assert runs[first]["ended"] <= runs[second]["started"]
     assert [m["epoch"] for m in store.metrics(first)] == [1, 2, 3, 4, 5]
     assert runs[third]["status"] == CANCELLED and runs[third]["started"] is None
-    assert not (ws.run_dir(third) / jobs.LOG_FILE).exists()
+    assert not ws.run(third).log.exists()
     assert "completed" in jobs.log_tail(first, ws=ws)
 
 
@@ -113,7 +113,7 @@ def test_cancel_of_a_running_run_stops_it_promptly(ws, dataset):
 def test_kill_9_is_detected_and_resume_continues_from_the_checkpoint(ws, dataset):
     store = RunStore(ws)
     run_id = jobs.launch(_config(dataset, epochs=8), ws=ws)
-    checkpoint = ws.run_dir(run_id) / "checkpoint" / "state.json"
+    checkpoint = ws.run(run_id).dir / "checkpoint" / "state.json"
     wait_for(checkpoint.exists, "the first epoch checkpoint")
     pid = store.get_run(run_id)["pid"]
     os.kill(pid, signal.SIGKILL)
@@ -224,8 +224,8 @@ def test_delete_stops_and_removes_runs(ws):
     running = store.create_run(_config("d"))
     queued = store.create_run(_config("d"))
     for run_id in (running, queued):
-        ws.run_dir(run_id).mkdir(parents=True)
-        (ws.run_dir(run_id) / jobs.LOG_FILE).write_text("x\n")
+        ws.run(run_id).dir.mkdir(parents=True)
+        ws.run(run_id).log.write_text("x\n")
     proc = _fake_worker(running)
     try:
         _claim_for(store, proc, heartbeat=time.time())
@@ -236,7 +236,7 @@ def test_delete_stops_and_removes_runs(ws):
         proc.kill()
         proc.wait()
     assert store.list_runs() == []
-    assert not ws.run_dir(running).exists() and not ws.run_dir(queued).exists()
+    assert not ws.run(running).dir.exists() and not ws.run(queued).dir.exists()
     with pytest.raises(NotFoundError):
         jobs.delete(running, ws)
 
@@ -269,8 +269,8 @@ def test_log_tail(ws):
     store = RunStore(ws)
     run_id = store.create_run(_config("d"))
     assert jobs.log_tail(run_id, ws=ws) == ""
-    ws.run_dir(run_id).mkdir(parents=True)
-    (ws.run_dir(run_id) / jobs.LOG_FILE).write_text("".join(f"line {i}\n" for i in range(100)))
+    ws.run(run_id).dir.mkdir(parents=True)
+    ws.run(run_id).log.write_text("".join(f"line {i}\n" for i in range(100)))
     assert jobs.log_tail(run_id, lines=3, ws=ws) == "line 97\nline 98\nline 99"
 
 

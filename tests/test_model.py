@@ -152,8 +152,8 @@ def test_base_from_a_completed_run(ws):
     source_cfg = _cfg(image_size=48)
     run_id = store.create_run(source_cfg)
     source = build_model(source_cfg, 2)
-    ws.run_dir(run_id).mkdir(parents=True)
-    source.save(ws.run_dir(run_id) / "model.keras")
+    ws.run(run_id).dir.mkdir(parents=True)
+    source.save(ws.run(run_id).dir / "model.keras")
     target = _cfg(base={"weights": f"run:{run_id}"})  # another size: conv weights still fit
     with pytest.raises(RunStateError, match="needs a completed run.*queued"):
         build_base(target, ws)

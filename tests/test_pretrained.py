@@ -50,7 +50,7 @@ def test_training_starts_from_imagenet_weights(ws, tmp_path, monkeypatch):
     run = store.get_run(run_id)
     assert run["extra"]["weights_source"] == f"imagenet: {os.path.realpath(WEIGHTS)}"
     assert len(store.metrics(run_id)) == 1
-    model = keras.models.load_model(ws.run_dir(run_id) / "model.keras", safe_mode=True)
+    model = keras.models.load_model(ws.run(run_id).dir / "model.keras", safe_mode=True)
     bias = model.get_layer("vgg16").get_layer("block1_conv1").get_weights()[1]
     # Phase 1 freezes the base, so the saved model still holds the ImageNet values.
     np.testing.assert_allclose(bias[:4], BLOCK1_CONV1_BIAS, rtol=1e-6)

@@ -15,8 +15,7 @@ from tlcore import data as datasets_api
 from tlcore import train
 from tlcore.config import RunConfig
 from tlcore.demo import write_class_folders
-from tlcore.errors import NotFoundError
-from tlcore.jobs import RunCancelled
+from tlcore.errors import NotFoundError, RunCancelled
 from tlcore.store import RunStore
 
 CLASSES = ("disc", "square", "triangle")
@@ -54,7 +53,7 @@ def test_two_phases_on_one_epoch_axis(ws, dataset):
     assert [m["learning_rate"] for m in metrics] == pytest.approx([1e-3, 1e-3, 1e-4, 1e-4])
     assert all(m["epoch_time"] > 0 and m["val_loss"] is not None for m in metrics)
 
-    run_dir = ws.run_dir(run_id)
+    run_dir = ws.run(run_id).dir
     with open(run_dir / "history.csv") as fh:
         history = list(csv.DictReader(fh))
     assert [(int(h["epoch"]), int(h["phase"])) for h in history] == _epochs(store, run_id)
@@ -134,12 +133,13 @@ def test_recorder_best_checkpoint_and_early_stopping(ws, tmp_path):
     store = RunStore(ws)
     config = _config("anything", train={"epochs": 10, "early_stopping_patience": 2})
     run_id = store.create_run(config)
-    run_dir = ws.run_dir(run_id)
+    files = ws.run(run_id)
+    run_dir = files.dir
     run_dir.mkdir(parents=True)
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, activation="softmax")])
     model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
     state = train.TrainState()
-    recorder = train.RunRecorder(store, run_id, run_dir, model, config, 1, state, "val_loss")
+    recorder = train.RunRecorder(store, run_id, files, model, config, 1, state, "val_loss")
     recorder.set_model(model)
     model.stop_training = False
     sequence = [1.0, 0.8, float("nan"), 0.85]
@@ -158,7 +158,7 @@ def test_recorder_best_checkpoint_and_early_stopping(ws, tmp_path):
                                                                pytest.approx(0.85)]
     assert state.phase1_done and state.phase1_epochs == 4 and state.wait == 2
     restored = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, activation="softmax")])
-    assert train.load_checkpoint(run_dir, restored).epoch == 4
+    assert train.load_checkpoint(files, restored).epoch == 4
     for got, want in zip(restored.get_weights(), model.get_weights(), strict=True):
         np.testing.assert_array_equal(got, want)
     assert [p.name for p in (run_dir / "checkpoint").glob("*.npz")] == ["weights-e4.npz"]

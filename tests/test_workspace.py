@@ -1,9 +1,9 @@
-"""Workspace paths: env override, validated names and ids."""
+"""Workspace paths: env override, validated names and ids, the files of a run."""
 
 import pytest
 
 from tlcore.errors import ConfigError
-from tlcore.workspace import Workspace
+from tlcore.workspace import Workspace, atomic_write_text
 
 
 def test_env_home_and_subfolders(tmp_path, monkeypatch):
@@ -23,9 +23,37 @@ def test_bad_dataset_names_are_refused(ws, name):
 @pytest.mark.parametrize("run_id", ["../../x", "ABCDEF", "abc", "a" * 33])
 def test_bad_run_ids_are_refused(ws, run_id):
     with pytest.raises(ConfigError, match="run id"):
-        ws.run_dir(run_id)
+        ws.run(run_id)
 
 
 def test_good_names(ws):
     assert ws.dataset_dir("fashion_mnist-600.v2").name == "fashion_mnist-600.v2"
-    assert ws.run_dir("0a1b2c3d4e5f").parent == ws.runs_dir
+    assert ws.run("0a1b2c3d4e5f").dir.parent == ws.runs_dir
+
+
+def test_run_files_keep_their_names_on_disk(ws):
+    # Existing workspaces depend on these names: changing one orphans their files.
+    files = ws.run("0a1b2c3d4e5f")
+    assert files.id == "0a1b2c3d4e5f" and not files.dir.exists()
+    rel = {key: getattr(files, key).relative_to(files.dir).as_posix() for key in (
+        "config", "log", "model", "history", "checkpoint_dir", "checkpoint_state",
+        "test_metrics", "class_names", "eval_dir", "exports_dir")}
+    assert rel == {
+        "config": "config.json", "log": "log.txt", "model": "model.keras",
+        "history": "history.csv", "checkpoint_dir": "checkpoint",
+        "checkpoint_state": "checkpoint/state.json", "test_metrics": "test_metrics.json",
+        "class_names": "class_names.json", "eval_dir": "eval", "exports_dir": "exports"}
+    assert files.checkpoint_weights(4) == files.dir / "checkpoint" / "weights-e4.npz"
+    assert files.evaluation("shapes") == files.dir / "eval" / "shapes.json"
+    assert files.gradcam_dir("shapes") == files.dir / "eval" / "gradcam" / "shapes"
+    assert files.export_zip("tflite") == files.dir / "exports" / "0a1b2c3d4e5f-tflite.zip"
+    with pytest.raises(ConfigError, match="dataset name"):
+        files.evaluation("../x")
+
+
+def test_atomic_write_text_replaces_whole_files(tmp_path):
+    path = tmp_path / "a.csv"
+    atomic_write_text(path, "old")
+    atomic_write_text(path, "x,y\r\n1,2\r\n")
+    assert path.read_bytes() == b"x,y\r\n1,2\r\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.csv"]

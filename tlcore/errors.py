@@ -32,3 +32,7 @@ class WeightsError(TLCoreError, RuntimeError):
 
 class RunStateError(TLCoreError, RuntimeError):
     """An action does not fit the run's current status (e.g. resume a running run)."""
+
+
+class RunCancelled(RunStateError):
+    """The run's cancel flag was seen; training stopped at the next batch."""

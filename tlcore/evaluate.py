@@ -34,12 +34,9 @@ import numpy as np
 
 from tlcore.config import RunConfig
 from tlcore.errors import DatasetError, NotFoundError, RunStateError, TLCoreError
-from tlcore.jobs import CLASS_NAMES_FILE, MODEL_FILE, atomic_write_text
 from tlcore.store import COMPLETED, RunStore
-from tlcore.workspace import Workspace, check_dataset_name
+from tlcore.workspace import Workspace, atomic_write_text, check_dataset_name
 
-EVAL_DIR = "eval"
-GRADCAM_DIR = "gradcam"
 EVAL_SPLITS = ("test", "val")
 GRADCAM_PER_SPLIT = 12
 PREDICT_BATCH = 32
@@ -235,9 +232,9 @@ def completed_run(run_id: str, ws: Workspace | None = None) -> tuple[dict[str, A
         raise RunStateError(
             f"Run {run_id} is {run['status']}, not completed; wait for it to finish, or train "
             "it again if it failed.")
-    path = ws.run_dir(run_id) / MODEL_FILE
+    path = ws.run(run_id).model
     if not path.is_file():
-        raise NotFoundError(f"Run {run_id} is completed but has no {MODEL_FILE} in {path.parent}.")
+        raise NotFoundError(f"Run {run_id} is completed but has no {path.name} in {path.parent}.")
     return run, RunConfig.from_dict(run["config"])
 
 
@@ -252,7 +249,7 @@ def run_class_names(run_id: str, ws: Workspace | None = None,
         DatasetError: if neither is available.
     """
     ws = ws or Workspace.from_env()
-    path = ws.run_dir(run_id) / CLASS_NAMES_FILE
+    path = ws.run(run_id).class_names
     if path.is_file():
         return list(json.loads(path.read_text(encoding="utf-8")))
     config = config or RunStore(ws).get_config(run_id)
@@ -260,7 +257,7 @@ def run_class_names(run_id: str, ws: Workspace | None = None,
         return list(_manifest(config.dataset, ws)["classes"])
     except NotFoundError:
         raise DatasetError(
-            f"Run {run_id} has no {CLASS_NAMES_FILE} and its dataset {config.dataset!r} is gone, "
+            f"Run {run_id} has no {path.name} and its dataset {config.dataset!r} is gone, "
             "so its class names are unknown.") from None
 
 
@@ -326,11 +323,6 @@ def class_mapping(run_classes: list[str], dataset_classes: list[str], dataset: s
 
 
 # ---- evaluation ---------------------------------------------------------------
-def eval_dir(run_id: str, ws: Workspace) -> Path:
-    """`runs/<id>/eval/` (not created)."""
-    return ws.run_dir(run_id) / EVAL_DIR
-
-
 def evaluate_run(run_id: str, ws: Workspace | None = None, dataset: str | None = None,
                  splits: tuple[str, ...] = EVAL_SPLITS, k: int = 3,
                  gradcam_per_split: int = GRADCAM_PER_SPLIT, model: Any = None,
@@ -378,14 +370,14 @@ def evaluate_run(run_id: str, ws: Workspace | None = None, dataset: str | None =
     manifest = _manifest(name, ws)
     mapping = class_mapping(classes, list(manifest["classes"]), name)
     started = time.time()
+    run_files = ws.run(run_id)
     if model is None:
-        model = load_model(ws.run_dir(run_id) / MODEL_FILE)
+        model = load_model(run_files.model)
 
-    out_dir = eval_dir(run_id, ws)
     # Overlays of each evaluation go to their own folder and the JSON names it,
     # so a reader never pairs the JSON of one evaluation with overlays of another.
     stamp = f"{time.time_ns():x}"
-    cam_root = out_dir / GRADCAM_DIR / name
+    cam_root = run_files.gradcam_dir(name)
     cam_dir = cam_root / stamp
     cam_dir.mkdir(parents=True)
     results: dict[str, Any] = {}
@@ -405,7 +397,7 @@ def evaluate_run(run_id: str, ws: Workspace | None = None, dataset: str | None =
             for m, img, heat in zip(chosen, images, gradcam(model, images), strict=True):
                 png = f"{split}-{m['index']}.png"
                 (cam_dir / png).write_bytes(png_bytes(overlay(img, heat)))
-                m["gradcam"] = f"{GRADCAM_DIR}/{name}/{stamp}/{png}"
+                m["gradcam"] = (cam_dir / png).relative_to(run_files.eval_dir).as_posix()
         metrics["mistakes"] = wrong
         metrics["samples"] = {
             "file": files,
@@ -425,7 +417,7 @@ def evaluate_run(run_id: str, ws: Workspace | None = None, dataset: str | None =
         "eval_seconds": round(time.time() - started, 3),
         "splits": results,
     }
-    atomic_write_text(out_dir / f"{name}.json",
+    atomic_write_text(run_files.evaluation(name),
                       json.dumps(evaluation, ensure_ascii=False, allow_nan=False))
     for old in cam_root.iterdir():
         if old.name != stamp:
@@ -439,7 +431,7 @@ def load_evaluation(run_id: str, dataset: str | None = None,
     ws = ws or Workspace.from_env()
     if dataset is None:
         dataset = RunStore(ws).get_run(run_id)["config"]["dataset"]
-    path = eval_dir(run_id, ws) / f"{check_dataset_name(dataset)}.json"
+    path = ws.run(run_id).evaluation(dataset)
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -449,7 +441,7 @@ def load_evaluation(run_id: str, dataset: str | None = None,
 def list_evaluations(run_id: str, ws: Workspace | None = None) -> list[str]:
     """Names of the datasets a run has stored evaluations for, sorted."""
     ws = ws or Workspace.from_env()
-    folder = eval_dir(run_id, ws)
+    folder = ws.run(run_id).eval_dir
     return sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
 
 
@@ -459,7 +451,7 @@ def gradcam_path(run_id: str, mistake: dict[str, Any], ws: Workspace | None = No
     if not rel:
         return None
     ws = ws or Workspace.from_env()
-    path = eval_dir(run_id, ws) / rel
+    path = ws.run(run_id).eval_dir / rel
     return path if path.is_file() else None
 
 

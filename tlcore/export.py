@@ -19,10 +19,11 @@ from typing import Any
 
 from tlcore.errors import ConfigError
 from tlcore.evaluate import completed_run, load_model, run_class_names
-from tlcore.jobs import MODEL_FILE
 from tlcore.workspace import Workspace
 
-FORMATS = ("keras", "savedmodel", "tflite")
+# Export formats (the `--format` choices) and how the dashboard names them.
+FORMATS = {"keras": "Keras (.keras)", "savedmodel": "TensorFlow SavedModel",
+           "tflite": "TensorFlow Lite (.tflite)"}
 SAVEDMODEL_DIR = "saved_model"
 TFLITE_FILE = "model.tflite"
 
@@ -107,19 +108,19 @@ def export_run(run_id: str, fmt: str, out_path: str | os.PathLike,
     _, config = completed_run(run_id, ws)
     classes = run_class_names(run_id, ws, config)
     out = Path(out_path)
+    files = ws.run(run_id)
     if out.is_dir() or str(out_path).endswith(("/", os.sep)):
-        out = out / f"{run_id}-{fmt}.zip"
+        out = out / files.export_zip(fmt).name
     out.parent.mkdir(parents=True, exist_ok=True)
-    model_path = ws.run_dir(run_id) / MODEL_FILE
 
     with tempfile.TemporaryDirectory(dir=ws.tmp_dir) as tmp:
         stage = Path(tmp) / "export"
         stage.mkdir()
         # Loading also proves the file is a model that safe mode accepts.
-        model = load_model(model_path)
+        model = load_model(files.model)
         dtype = str(model.inputs[0].dtype)
         if fmt == "keras":
-            shutil.copyfile(model_path, stage / MODEL_FILE)
+            shutil.copyfile(files.model, stage / files.model.name)
         elif fmt == "savedmodel":
             save_savedmodel(model, stage / SAVEDMODEL_DIR)
         else:

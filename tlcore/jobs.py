@@ -40,16 +40,8 @@ from tlcore.store import (
     RUNNING,
     RunStore,
 )
-from tlcore.workspace import Workspace
+from tlcore.workspace import Workspace, atomic_write_text
 
-# Files and folders of `runs/<id>/`.
-CONFIG_FILE = "config.json"
-LOG_FILE = "log.txt"
-MODEL_FILE = "model.keras"
-HISTORY_FILE = "history.csv"
-CHECKPOINT_DIR = "checkpoint"
-TEST_METRICS_FILE = "test_metrics.json"
-CLASS_NAMES_FILE = "class_names.json"  # output index -> class name
 DEVICE_CACHE_FILE = "device.json"  # in the workspace cache folder
 
 ENV_MAX_WORKERS = "TLCORE_MAX_WORKERS"
@@ -64,10 +56,6 @@ _PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # Workers this process started: polling them reaps them, so a finished worker
 # does not linger as a zombie that still looks alive to `os.kill(pid, 0)`.
 _children: dict[int, subprocess.Popen] = {}
-
-
-class RunCancelled(RunStateError):
-    """The run's cancel flag was seen; training stopped at the next batch."""
 
 
 def max_workers() -> int:
@@ -87,13 +75,6 @@ def max_workers() -> int:
         raise ConfigError(f"{ENV_MAX_WORKERS} must be a positive integer (1 for one GPU). "
                           f"Received: {ENV_MAX_WORKERS}={raw!r}")
     return value
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write `text` to `path` through a temp file and `os.replace`."""
-    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 # ---- launching --------------------------------------------------------------
@@ -143,9 +124,9 @@ def launch(config: RunConfig, name: str | None = None, ws: Workspace | None = No
         if not name or len(name) > 120:
             raise ConfigError(f"A run name must be 1-120 characters. Received: name={name!r}")
     run_id = store.create_run(config, name=name)
-    run_dir = ws.run_dir(run_id)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / CONFIG_FILE, config.to_json())
+    files = ws.run(run_id)
+    files.dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(files.config, config.to_json())
     start_queued(ws)
     return run_id
 
@@ -174,9 +155,9 @@ def worker_env(ws: Workspace, run_id: str | None = None) -> dict[str, str]:
 
 
 def _spawn(run_id: str, ws: Workspace) -> int:
-    run_dir = ws.run_dir(run_id)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / LOG_FILE, "ab") as log:
+    files = ws.run(run_id)
+    files.dir.mkdir(parents=True, exist_ok=True)
+    with open(files.log, "ab") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "tlcore.worker", run_id],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
@@ -401,7 +382,7 @@ def delete(run_id: str, ws: Workspace | None = None) -> None:
             _wait_dead(pid, run_id, timeout=10)
         store.transition(run_id, (RUNNING,), status=CANCELLED, ended=time.time())
     store.delete_run(run_id)
-    shutil.rmtree(ws.run_dir(run_id), ignore_errors=True)
+    shutil.rmtree(ws.run(run_id).dir, ignore_errors=True)
     start_queued(ws)
 
 
@@ -458,7 +439,7 @@ def log_tail(run_id: str, lines: int = 40, ws: Workspace | None = None) -> str:
         ConfigError: if `run_id` is not a valid run id.
     """
     ws = ws or Workspace.from_env()
-    path = ws.run_dir(run_id) / LOG_FILE
+    path = ws.run(run_id).log
     try:
         with open(path, "rb") as fh:
             fh.seek(0, os.SEEK_END)

@@ -33,7 +33,6 @@ import tensorflow as tf
 from tlcore import backbones
 from tlcore.config import RunConfig
 from tlcore.errors import ConfigError, NotFoundError, RunStateError, WeightsError
-from tlcore.jobs import MODEL_FILE
 from tlcore.workspace import Workspace
 
 BASE_NAME = backbones.BACKBONE_NAME
@@ -137,9 +136,9 @@ def _run_model_path(run_id: str, ws: Workspace) -> Path:
             f"base.weights 'run:{run_id}' needs a completed run to take its VGG16 base from. "
             f"Received: run {run_id} is {run['status']}. Wait for it to finish or pick another."
         )
-    path = ws.run_dir(run_id) / MODEL_FILE
+    path = ws.run(run_id).model
     if not path.is_file():
-        raise NotFoundError(f"Run {run_id} is completed but its {MODEL_FILE} is missing at "
+        raise NotFoundError(f"Run {run_id} is completed but its {path.name} is missing at "
                             f"{path}; pick another run for base.weights.")
     return path
 

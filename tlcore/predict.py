@@ -24,7 +24,6 @@ from tlcore.evaluate import (
     run_class_names,
 )
 from tlcore.imagecache import decode
-from tlcore.jobs import MODEL_FILE
 from tlcore.workspace import Workspace
 
 ImageSource = str | os.PathLike | bytes
@@ -73,7 +72,7 @@ def predict_images(run_id: str, images: list[ImageSource], ws: Workspace | None 
     x = np.stack([load_image(src, config.image_size) for src in images]) if images else None
     if x is None:
         return []
-    model = load_model(ws.run_dir(run_id) / MODEL_FILE)
+    model = load_model(ws.run(run_id).model)
     probs = predict_probs(model, x)
     k = max(1, min(int(k), len(classes)))
     out = []

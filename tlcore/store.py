@@ -166,17 +166,6 @@ class RunStore:
             rows = con.execute(f"SELECT * FROM {DATASETS_TABLE} ORDER BY created DESC").fetchall()
         return [self._dataset_row(r) for r in rows]
 
-    def get_dataset(self, name: str) -> dict[str, Any]:
-        """One dataset's row. Raises NotFoundError when it does not exist."""
-        with self._connect() as con:
-            row = con.execute(f"SELECT * FROM {DATASETS_TABLE} WHERE name = ?", (name,)).fetchone()
-        if row is None:
-            raise NotFoundError(
-                f"No dataset named {name!r}; import one first (`python -m tlcore datasets list` "
-                "shows what exists)."
-            )
-        return self._dataset_row(row)
-
     def has_dataset(self, name: str) -> bool:
         with self._connect() as con:
             return con.execute(

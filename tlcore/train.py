@@ -28,6 +28,7 @@ Set TLCORE_FEATURE_CACHE=0 to train every epoch through the whole network.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import math
@@ -45,16 +46,7 @@ import tensorflow as tf
 from tlcore import backbones, featcache, imagecache
 from tlcore.config import RunConfig
 from tlcore.data import SPLITS, load_manifest
-from tlcore.errors import DatasetError
-from tlcore.jobs import (
-    CHECKPOINT_DIR,
-    CLASS_NAMES_FILE,
-    HISTORY_FILE,
-    MODEL_FILE,
-    TEST_METRICS_FILE,
-    RunCancelled,
-    atomic_write_text,
-)
+from tlcore.errors import DatasetError, RunCancelled
 from tlcore.model import (
     BASE_NAME,
     HEAD_NAME,
@@ -66,14 +58,13 @@ from tlcore.model import (
     use_mixed_precision,
 )
 from tlcore.store import METRIC_COLUMNS, STAGE_FEATURES, RunStore
-from tlcore.workspace import Workspace
+from tlcore.workspace import RunFiles, Workspace, atomic_write_text
 
 log = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL_S = 0.5  # progress rows at most twice a second
 # Auto class weights kick in when the largest training class is this many times the smallest.
 IMBALANCE_RATIO = 1.5
-STATE_FILE = "state.json"
 HISTORY_COLUMNS = ("epoch", "phase", *METRIC_COLUMNS)
 ENV_FEATURE_CACHE = "TLCORE_FEATURE_CACHE"
 
@@ -334,33 +325,32 @@ class TrainState:
     weights_file: str | None = None
 
 
-def save_checkpoint(run_dir: Path, model: keras.Model, state: TrainState) -> None:
+def save_checkpoint(files: RunFiles, model: keras.Model, state: TrainState) -> None:
     """Write the model's weights and `state` so that a reader sees the old or the new pair.
 
     The weights go to a new file first; `state.json`, which names it, is replaced
     last; then older weights files are removed.
     """
-    folder = run_dir / CHECKPOINT_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    name = f"weights-e{state.epoch}.npz"
-    tmp = folder / f"{name}.tmp{os.getpid()}"
+    files.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    path = files.checkpoint_weights(state.epoch)
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
     with open(tmp, "wb") as fh:
         np.savez(fh, *model.get_weights())
-    os.replace(tmp, folder / name)
-    state.weights_file = name
-    atomic_write_text(folder / STATE_FILE, json.dumps(asdict(state)))
-    for old in folder.glob("weights-e*.npz"):
-        if old.name != name:
+    os.replace(tmp, path)
+    state.weights_file = path.name
+    atomic_write_text(files.checkpoint_state, json.dumps(asdict(state)))
+    for old in files.checkpoint_dir.glob("*.npz"):
+        if old != path:
             old.unlink(missing_ok=True)
 
 
-def load_checkpoint(run_dir: Path, model: keras.Model) -> TrainState | None:
+def load_checkpoint(files: RunFiles, model: keras.Model) -> TrainState | None:
     """Restore the last epoch checkpoint into `model`; None when there is none."""
-    path = run_dir / CHECKPOINT_DIR / STATE_FILE
+    path = files.checkpoint_state
     if not path.is_file():
         return None
     state = TrainState(**json.loads(path.read_text()))
-    with np.load(run_dir / CHECKPOINT_DIR / state.weights_file) as arrays:
+    with np.load(files.checkpoint_dir / state.weights_file) as arrays:
         model.set_weights([arrays[f"arr_{i}"] for i in range(len(arrays.files))])
     return state
 
@@ -377,12 +367,11 @@ def save_model(model: keras.Model, path: Path) -> None:
 
 def write_history(path: Path, rows: list[dict[str, Any]]) -> None:
     """Write per-epoch metrics as CSV (atomically)."""
-    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=HISTORY_COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=HISTORY_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buf.getvalue())
 
 
 # ---- callbacks --------------------------------------------------------------
@@ -450,7 +439,7 @@ class RunRecorder(keras.callbacks.Callback):
     Args:
         store: The run store.
         run_id: The run.
-        run_dir: The run's folder.
+        files: The run's files.
         full_model: The full model (saved as `model.keras`).
         config: The run config.
         phase: The phase being fitted.
@@ -458,10 +447,10 @@ class RunRecorder(keras.callbacks.Callback):
         monitor: "val_loss", or "loss" when the dataset has no validation split.
     """
 
-    def __init__(self, store: RunStore, run_id: str, run_dir: Path, full_model: keras.Model,
+    def __init__(self, store: RunStore, run_id: str, files: RunFiles, full_model: keras.Model,
                  config: RunConfig, phase: int, state: TrainState, monitor: str) -> None:
         super().__init__()
-        self.store, self.run_id, self.run_dir = store, run_id, run_dir
+        self.store, self.run_id, self.files = store, run_id, files
         self.full_model, self.config, self.phase = full_model, config, phase
         self.state, self.monitor = state, monitor
         self.epoch_start = 0.0
@@ -483,7 +472,7 @@ class RunRecorder(keras.callbacks.Callback):
         if value is not None and value < state.best_monitor:
             state.best_monitor, state.best_epoch, state.wait = value, number, 0
             state.best_val_loss = row["val_loss"]
-            save_model(self.full_model, self.run_dir / MODEL_FILE)
+            save_model(self.full_model, self.files.model)
         else:
             state.wait += 1
         if row["val_accuracy"] is not None:
@@ -497,8 +486,8 @@ class RunRecorder(keras.callbacks.Callback):
         if self.phase == 1:
             state.phase1_epochs = number
             state.phase1_done = self.model.stop_training or number >= self.config.train.epochs
-        save_checkpoint(self.run_dir, self.full_model, state)
-        write_history(self.run_dir / HISTORY_FILE, self.store.metrics(self.run_id))
+        save_checkpoint(self.files, self.full_model, state)
+        write_history(self.files.history, self.store.metrics(self.run_id))
         self.store.update_run(self.run_id, best_val_accuracy=state.best_val_accuracy,
                               best_val_loss=state.best_val_loss, best_epoch=state.best_epoch)
 
@@ -530,8 +519,8 @@ def run_training(run_id: str, ws: Workspace | None = None, resume: bool = False
     ws = ws or Workspace.from_env()
     store = RunStore(ws)
     config = store.get_config(run_id)
-    run_dir = ws.run_dir(run_id)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    files = ws.run(run_id)
+    files.dir.mkdir(parents=True, exist_ok=True)
 
     device = configure_devices()
     mixed = use_mixed_precision(config)
@@ -544,12 +533,12 @@ def run_training(run_id: str, ws: Workspace | None = None, resume: bool = False
 
     keras.utils.set_random_seed(config.train.seed)
     data = load_data(config, ws)
-    atomic_write_text(run_dir / CLASS_NAMES_FILE, json.dumps(data.classes, ensure_ascii=False))
+    atomic_write_text(files.class_names, json.dumps(data.classes, ensure_ascii=False))
     log.info("data: %s", ", ".join(f"{s} {data.size(s)}" for s in SPLITS))
     _check_cancel(store, run_id)
     model = build_model(config, len(data.classes), ws, mixed_precision=mixed)
 
-    state = load_checkpoint(run_dir, model) if resume else None
+    state = load_checkpoint(files, model) if resume else None
     if state is None:
         state = TrainState()
     else:
@@ -581,13 +570,13 @@ def run_training(run_id: str, ws: Workspace | None = None, resume: bool = False
             plan.train, validation_data=plan.val, initial_epoch=first, epochs=last,
             class_weight=weights, shuffle=False, verbose=2,  # the dataset shuffles itself
             callbacks=[ProgressReporter(store, run_id, phase, plan.steps, total),
-                       RunRecorder(store, run_id, run_dir, model, config, phase, state,
+                       RunRecorder(store, run_id, files, model, config, phase, state,
                                    monitor)],
         )
         if phase == 1:
             state.phase1_done = True
 
-    _restore_best(run_dir, model)
+    _restore_best(files, model)
     probs = predict_splits(model, config, data, ("test", "val"), ws, phases[-1])
     test = _test_metrics(store, run_id, ws, probs.get("test"), data)
     _evaluate(run_id, ws, model, probs)
@@ -605,9 +594,9 @@ def _feature_progress(store: RunStore, run_id: str, phase: int, epoch: int,
     return report
 
 
-def _restore_best(run_dir: Path, model: keras.Model) -> None:
+def _restore_best(files: RunFiles, model: keras.Model) -> None:
     """Load the best checkpoint (by validation loss) into `model`, when there is one."""
-    best = run_dir / MODEL_FILE
+    best = files.model
     if best.is_file():
         saved = keras.models.load_model(best, compile=False, safe_mode=True)
         model.set_weights(saved.get_weights())
@@ -619,7 +608,7 @@ def _test_metrics(store: RunStore, run_id: str, ws: Workspace, probs: np.ndarray
     if probs is None:
         return None
     metrics = split_metrics(probs, data.splits["test"][1])
-    atomic_write_text(ws.run_dir(run_id) / TEST_METRICS_FILE, json.dumps(metrics, indent=2))
+    atomic_write_text(ws.run(run_id).test_metrics, json.dumps(metrics, indent=2))
     store.update_run(run_id, test_metrics=metrics)
     log.info("test: loss %.4f, accuracy %.4f", metrics["loss"], metrics["accuracy"])
     return metrics

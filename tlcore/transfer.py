@@ -98,9 +98,8 @@ def _val_curve(rows: list[dict[str, Any]]) -> dict[str, list]:
 
 def _test_accuracy(run: dict[str, Any], ws: Workspace) -> float | None:
     test = run.get("test_metrics") or {}
-    for key in ("accuracy", "test_accuracy"):
-        if test.get(key) is not None:
-            return float(test[key])
+    if test.get("accuracy") is not None:
+        return float(test["accuracy"])
     from tlcore.evaluate import load_evaluation
 
     evaluation = load_evaluation(run["id"], ws=ws)

@@ -19,7 +19,7 @@ import traceback
 from typing import Any
 
 from tlcore import jobs
-from tlcore.errors import TLCoreError
+from tlcore.errors import RunCancelled, TLCoreError
 from tlcore.store import CANCELLED, COMPLETED, FAILED, QUEUED, RUNNING, RunStore
 from tlcore.workspace import Workspace, check_run_id
 
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Run {run_id} is {status}, not waiting for this worker; nothing to do.",
               file=sys.stderr)
         return 2
-    _redirect_output(ws.run_dir(run_id) / jobs.LOG_FILE)
+    _redirect_output(ws.run(run_id).log)
     logging.basicConfig(level=logging.INFO, stream=sys.stdout, force=True,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     signal.signal(signal.SIGTERM, _raise_on_sigterm)
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         run_training(run_id, ws, resume=resume)
         store.transition(run_id, (RUNNING,), status=COMPLETED, ended=time.time(), error=None)
         log.info("run %s completed", run_id)
-    except jobs.RunCancelled as exc:
+    except RunCancelled as exc:
         store.transition(run_id, (RUNNING,), status=CANCELLED, ended=time.time())
         log.info("%s", exc)
     except BaseException as exc:  # every failure is recorded, whatever it is

@@ -4,7 +4,7 @@ Layout (names are constants so every module agrees on them):
 
     <home>/tlcore.db          SQLite run store (WAL)
     <home>/datasets/<name>/   manifest.json + images/
-    <home>/runs/<id>/         config.json, model.keras, history.csv, log.txt, ...
+    <home>/runs/<id>/         one run's files, named by `RunFiles` (`Workspace.run(id)`)
     <home>/cache/             decoded images and frozen-base features
     <home>/weights/           user-provided pretrained weights files
     <home>/tmp/               staging area; a failed import leaves nothing elsewhere
@@ -49,6 +49,101 @@ def check_run_id(run_id: str) -> str:
             f"A run id is 6-32 lowercase letters or digits. Received: run_id={run_id!r}"
         )
     return run_id
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write `text` to `path` (UTF-8, exactly as given) through a temp file and `os.replace`.
+
+    A reader sees the old file or the new one, never half of one.
+    """
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8", newline="")
+    os.replace(tmp, path)
+
+
+@dataclass(frozen=True)
+class RunFiles:
+    """The files and folders of one run, `runs/<id>/` (paths only; nothing is created).
+
+    Every name under a run's folder is spelled here and nowhere else; existing
+    workspaces depend on them, so they do not change.
+
+    Attributes:
+        dir: The run's folder.
+    """
+
+    dir: Path
+
+    @property
+    def id(self) -> str:
+        """The run id (the folder's name)."""
+        return self.dir.name
+
+    @property
+    def config(self) -> Path:
+        """`config.json`: the run config, written once at launch."""
+        return self.dir / "config.json"
+
+    @property
+    def log(self) -> Path:
+        """`log.txt`: the worker's stdout and stderr."""
+        return self.dir / "log.txt"
+
+    @property
+    def model(self) -> Path:
+        """`model.keras`: the full model with the best weights so far."""
+        return self.dir / "model.keras"
+
+    @property
+    def history(self) -> Path:
+        """`history.csv`: one row of metrics per epoch."""
+        return self.dir / "history.csv"
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        """`checkpoint/`: the last epoch's weights and training state, for resume."""
+        return self.dir / "checkpoint"
+
+    @property
+    def checkpoint_state(self) -> Path:
+        """`checkpoint/state.json`: the training state; it names the weights file."""
+        return self.checkpoint_dir / "state.json"
+
+    def checkpoint_weights(self, epoch: int) -> Path:
+        """`checkpoint/weights-e<epoch>.npz`: the model's weights after `epoch`."""
+        return self.checkpoint_dir / f"weights-e{epoch}.npz"
+
+    @property
+    def test_metrics(self) -> Path:
+        """`test_metrics.json`: loss, accuracy and size of the test split."""
+        return self.dir / "test_metrics.json"
+
+    @property
+    def class_names(self) -> Path:
+        """`class_names.json`: the class name of each model output, in order."""
+        return self.dir / "class_names.json"
+
+    @property
+    def eval_dir(self) -> Path:
+        """`eval/`: stored evaluations and their Grad-CAM overlays."""
+        return self.dir / "eval"
+
+    def evaluation(self, dataset: str) -> Path:
+        """`eval/<dataset>.json`: the stored evaluation on `dataset` (validated name)."""
+        return self.eval_dir / f"{check_dataset_name(dataset)}.json"
+
+    def gradcam_dir(self, dataset: str) -> Path:
+        """`eval/gradcam/<dataset>/`: one folder of overlays per evaluation on `dataset`."""
+        return self.eval_dir / "gradcam" / check_dataset_name(dataset)
+
+    @property
+    def exports_dir(self) -> Path:
+        """`exports/`: model zips prepared for download."""
+        return self.dir / "exports"
+
+    def export_zip(self, fmt: str) -> Path:
+        """`exports/<id>-<fmt>.zip`: the run's model exported in format `fmt`."""
+        return self.exports_dir / f"{self.id}-{fmt}.zip"
 
 
 @dataclass(frozen=True)
@@ -97,6 +192,6 @@ class Workspace:
         """Folder of dataset `name` (validated; not created)."""
         return self.datasets_dir / check_dataset_name(name)
 
-    def run_dir(self, run_id: str) -> Path:
-        """Folder of run `run_id` (validated; not created)."""
-        return self.runs_dir / check_run_id(run_id)
+    def run(self, run_id: str) -> RunFiles:
+        """The files of run `run_id` (validated id; nothing is created)."""
+        return RunFiles(self.runs_dir / check_run_id(run_id))

@@ -41,7 +41,7 @@ def stored_evaluation(ws, run_id: str, dataset: str = "shapes") -> dict:
                         "predicted": probs.argmax(1).tolist(),
                         "confidence": probs.max(1).round(6).tolist()}
         splits[split] = m
-    cam = ws.run_dir(run_id) / "eval" / "gradcam" / dataset / "1" / "test-0.png"
+    cam = ws.run(run_id).dir / "eval" / "gradcam" / dataset / "1" / "test-0.png"
     cam.parent.mkdir(parents=True)
     cam.write_bytes(png_bytes(np.zeros((SIZE, SIZE, 3), np.uint8)))
     splits["test"]["mistakes"][0]["gradcam"] = f"gradcam/{dataset}/1/test-0.png"

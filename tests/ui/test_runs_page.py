@@ -73,7 +73,7 @@ def test_delete_asks_first(app, ws, populated):
     at.button(key="runs_delete_yes").click().run()
     assert not at.exception
     assert [r["name"] for r in RunStore(ws).list_runs()] == ["adam-flatten", "sgd-avg"]
-    assert not ws.run_dir(populated["failed"]).exists()
+    assert not ws.run(populated["failed"]).dir.exists()
 
 
 def test_clone_and_edit_opens_train_prefilled(app, populated):

@@ -11,6 +11,7 @@ import base64
 from typing import Any
 
 from tlcore.cli import print_json
+from tlcore.export import FORMATS
 from tlcore.workspace import Workspace
 
 
@@ -18,7 +19,7 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value * 100:.1f}%"
 
 
-def cmd_evaluate(args: argparse.Namespace) -> int:
+def _cmd_evaluate(args: argparse.Namespace) -> int:
     from tlcore.evaluate import evaluate_run, summary
 
     evaluation = evaluate_run(args.run, ws=Workspace.from_env(), dataset=args.dataset,
@@ -38,7 +39,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_predict(args: argparse.Namespace) -> int:
+def _cmd_predict(args: argparse.Namespace) -> int:
     from tlcore.predict import predict_images
 
     results = predict_images(args.run, args.images, ws=Workspace.from_env(), k=args.top_k,
@@ -58,14 +59,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_export(args: argparse.Namespace) -> int:
+def _cmd_export(args: argparse.Namespace) -> int:
     from tlcore.export import export_run
 
     print(export_run(args.run, args.format, args.out, ws=Workspace.from_env()))
     return 0
 
 
-def cmd_transfer_report(args: argparse.Namespace) -> int:
+def _cmd_transfer_report(args: argparse.Namespace) -> int:
     from tlcore.transfer import transfer_report
 
     report = transfer_report(args.run, args.baseline, ws=Workspace.from_env())
@@ -91,7 +92,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="another dataset with the same class names (domain-shift check)")
     p.add_argument("--top-k", type=int, default=3, metavar="K", help="k of top-k accuracy")
     p.add_argument("--json", action="store_true", help="print the full evaluation as JSON")
-    p.set_defaults(func=cmd_evaluate)
+    p.set_defaults(func=_cmd_evaluate)
 
     p = subparsers.add_parser("predict", help="classify image files with a finished run")
     p.add_argument("run", metavar="RUN", help="run id")
@@ -100,17 +101,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--gradcam", action="store_true",
                    help="add a Grad-CAM overlay (base64 PNG in --json output)")
     p.add_argument("--json", action="store_true", help="print the predictions as JSON")
-    p.set_defaults(func=cmd_predict)
+    p.set_defaults(func=_cmd_predict)
 
     p = subparsers.add_parser("export", help="export a finished run's model as a zip")
     p.add_argument("run", metavar="RUN", help="run id")
-    p.add_argument("--format", required=True, choices=("keras", "savedmodel", "tflite"))
+    p.add_argument("--format", required=True, choices=FORMATS)
     p.add_argument("--out", required=True, metavar="PATH", help="zip file (or folder) to write")
-    p.set_defaults(func=cmd_export)
+    p.set_defaults(func=_cmd_export)
 
     p = subparsers.add_parser(
         "transfer-report", help="compare a pretrained run with its from-scratch baseline")
     p.add_argument("run", metavar="RUN", help="the run with pretrained weights")
     p.add_argument("baseline", metavar="BASELINE_RUN", help="the same config with weights none")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.set_defaults(func=cmd_transfer_report)
+    p.set_defaults(func=_cmd_transfer_report)

@@ -193,7 +193,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         return 0
     error = (run["error"] or "").split("\n\nTraceback", 1)[0]
     print(f"run {run_id} {status}" + (f": {error}" if error else "")
-          + f"\nlog: {ws.run_dir(run_id) / jobs.LOG_FILE}", file=sys.stderr)
+          + f"\nlog: {ws.run(run_id).log}", file=sys.stderr)
     return 1
 
 

@@ -30,7 +30,7 @@ def stored_evaluation(ws: Workspace, run_id: str, dataset: str) -> dict[str, Any
     Raises:
         OSError, ValueError: when the stored file cannot be read or parsed.
     """
-    path = evaluate.eval_dir(run_id, ws) / f"{dataset}.json"
+    path = ws.run(run_id).evaluation(dataset)
     if not path.is_file():
         return None
     return _load(str(ws.root), run_id, dataset, path.stat().st_mtime)
