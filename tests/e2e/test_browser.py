@@ -127,6 +127,10 @@ def _class_zip(tmp_path: Path) -> Path:
     return path
 
 
+# Assertions wait this long: the app shares 2 cores with training workers.
+EXPECT_TIMEOUT_MS = 20_000
+
+
 class Shots:
     """Full-page screenshots, numbered in the order taken."""
 
@@ -171,6 +175,8 @@ def _launch(page, name: str, epochs: int, learning_rate: str | None = None) -> N
                                               "chromium); the browser test needs one")
 def test_upload_train_watch_cancel_compare(server, tmp_path):
     from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
 
     url, home = server
     zip_path = _class_zip(tmp_path)
@@ -279,6 +285,8 @@ def test_upload_train_watch_cancel_compare(server, tmp_path):
 def test_deep_links_on_a_fresh_server(server, tmp_path):
     """/evaluate?run=ID and /train?run=ID as the very first requests land on their pages."""
     from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
 
     from tests.evalutil import make_run, run_config
     from tlcore.workspace import Workspace
