@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import re
-import shutil
-import uuid
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -21,6 +20,7 @@ route_through_app()
 
 SAMPLES_PER_CLASS = 8
 MAX_SAMPLE_CLASSES = 12
+POLL_S = 0.25
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -41,27 +41,47 @@ def suggest_name(text: str) -> str:
     return name or "dataset"
 
 
-def run_import(action, what: str) -> None:
-    """Run an import with a progress bar; success selects the new dataset, failure says why.
+def start_import(ws: Workspace, what: str, name: str, **request) -> None:
+    """Start an import in its own process; the page follows it (`follow_import`).
 
     Args:
-        action: Called with a progress callback `(done, total, message)`; returns
-            the new dataset's record.
-        what: What is imported, for the bar's first line.
+        ws: The workspace.
+        what: What is imported, for the progress bar.
+        name: The new dataset's name.
+        **request: `source=`, `upload=` or `demo=True` (see `data.start_import`).
     """
-    bar = st.progress(0.0, text=f"Importing {what}…")
-
-    def progress(done: int, total: int, message: str) -> None:
-        bar.progress(min(1.0, done / total) if total else 0.0,
-                     text=f"Importing {what}: {done} / {total} files · {message}")
-
     try:
-        info = action(progress)
+        job = data.start_import(name, ws=ws, **request, **split_settings())
     except TLCoreError as exc:
-        bar.empty()
         st.error(str(exc))
         return
-    bar.empty()
+    st.session_state["data_import"] = {"job": str(job), "what": what}
+    st.rerun()
+
+
+def follow_import(slot, job: dict) -> None:
+    """Show the running import's progress until it ends; success selects the new dataset.
+
+    Either outcome is kept for the rerun (`flash`) that draws the page again with its
+    buttons enabled.
+
+    The import runs in another process: leaving the page or clicking elsewhere stops
+    only this loop, and the next run of the page picks the import up again.
+    """
+    what = job["what"]
+    bar = slot.progress(0.0, text=f"Importing {what}…")
+    while (status := data.import_status(job["job"])).running:
+        if status.total:
+            bar.progress(min(1.0, status.done / status.total),
+                         text=f"Importing {what}: {status.done} / {status.total} files · "
+                              f"{status.message}")
+        time.sleep(POLL_S)
+    data.forget_import(job["job"])
+    st.session_state.pop("data_import", None)
+    if status.error:
+        flash("data", "error", status.error)  # the rerun shows it with the buttons enabled
+        st.rerun()
+    info = status.info
     flash("data", "success",
           f"Imported **{plain(info['name'])}**: {info['n_images']} images in "
           f"{len(info['classes'])} classes. Next: train a model on it on the Train page.")
@@ -69,7 +89,7 @@ def run_import(action, what: str) -> None:
     st.rerun()
 
 
-def add_dataset_section(ws: Workspace, existing: list[str]) -> None:
+def add_dataset_section(ws: Workspace, existing: list[str], busy: bool) -> None:
     with st.expander("Add a dataset", expanded=not existing, icon=":material/add_photo_alternate:"):
         upload_tab, folder_tab, demo_tab = st.tabs(
             ["Upload a zip", "Server folder or CSV", "Demo dataset"])
@@ -81,41 +101,38 @@ def add_dataset_section(ws: Workspace, existing: list[str]) -> None:
                                  placeholder="defaults to the zip's name",
                                  help="Letters, digits, '_', '-' or '.'")
             if st.button("Import zip", key="data_upload_import", type="primary",
-                         disabled=upload is None):
+                         disabled=upload is None or busy):
                 # Keep the upload's own name: the dataset records it as its source.
-                folder = ws.tmp_dir / f"upload-{uuid.uuid4().hex}"
-                staged = folder / (suggest_name(upload.name) + ".zip")
-                target = name.strip() or suggest_name(upload.name)
-                try:
-                    folder.mkdir()
-                    staged.write_bytes(upload.getvalue())
-                    run_import(lambda progress: data.import_dataset(
-                        staged, target, progress=progress, ws=ws, **split_settings()),
-                        upload.name)
-                finally:
-                    shutil.rmtree(folder, ignore_errors=True)
+                staged = suggest_name(upload.name) + ".zip"
+                start_import(ws, upload.name, name.strip() or suggest_name(upload.name),
+                             upload=(staged, upload.getvalue()))
         with folder_tab:
+            roots = ", ".join(f"`{root}`" for root in data.allowed_roots(ws))
             st.caption("A folder of class folders on the server, or a CSV of "
-                       "`filepath,label` rows (paths relative to the CSV).")
+                       "`filepath,label` rows (paths relative to the CSV), inside "
+                       f"{roots}.")
             path = st.text_input("Path on the server", key="data_folder_path",
-                                 placeholder="/data/flowers or /data/labels.csv")
+                                 placeholder=f"{ws.import_dir}/flowers or labels.csv there")
             name = st.text_input("Dataset name", key="data_folder_name",
                                  placeholder="defaults to the folder's name")
             if st.button("Import", key="data_folder_import", type="primary",
-                         disabled=not path.strip()):
-                source = Path(path.strip()).expanduser()
-                target = name.strip() or suggest_name(source.name)
-                run_import(lambda progress: data.import_dataset(
-                    source, target, progress=progress, ws=ws, **split_settings()), source.name)
+                         disabled=not path.strip() or busy):
+                typed = Path(path.strip())
+                try:
+                    source = data.check_server_path(path, ws)
+                except TLCoreError as exc:
+                    st.error(str(exc))
+                else:
+                    start_import(ws, typed.name, name.strip() or suggest_name(typed.name),
+                                 source=source)
         with demo_tab:
             st.caption("Generated coloured shapes in four classes: no download needed, and a "
                        "model learns them in a few epochs. Good for a first run.")
             if "demo" in existing:
                 st.caption("The demo dataset already exists.")
             if st.button("Create demo dataset", key="data_demo", type="primary",
-                         disabled="demo" in existing):
-                run_import(lambda progress: data.create_demo(
-                    name="demo", ws=ws, progress=progress), "the demo dataset")
+                         disabled="demo" in existing or busy):
+                start_import(ws, "the demo dataset", "demo", demo=True)
         st.markdown("**Split**")
         cols = st.columns(3)
         cols[0].number_input("Validation fraction", key="data_val", value=0.2, step=0.05,
@@ -172,13 +189,12 @@ def health_section(info: dict) -> None:
         st.success("No skipped files, duplicates or leakage.", icon=":material/verified:")
 
 
-def delete_section(ws: Workspace, info: dict) -> None:
-    name = info["name"]
+def delete_section(ws: Workspace, name: str, n_images: int) -> None:
     if st.button("Delete dataset…", key="data_delete", icon=":material/delete:"):
         st.session_state["data_confirm_delete"] = name
     if st.session_state.get("data_confirm_delete") != name:
         return
-    st.warning(f"Delete **{name}** and its {info['n_images']} images? Runs trained on it "
+    st.warning(f"Delete **{name}** and its {n_images} images? Runs trained on it "
                "keep their results, but cannot be resumed or cloned onto it.")
     yes, no, _ = st.columns([1, 1, 4])
     if yes.button("Yes, delete", key="data_delete_yes", type="primary"):
@@ -202,6 +218,8 @@ def dataset_section(ws: Workspace, row: dict) -> None:
         info = dataset_details(str(ws.root), row["name"], row["created"])
     except TLCoreError as exc:
         st.error(str(exc))
+        st.divider()
+        delete_section(ws, row["name"], row["n_images"])  # a broken dataset can still go
         return
     cols = st.columns(5)
     cols[0].metric("Images", info["n_images"])
@@ -221,6 +239,11 @@ def dataset_section(ws: Workspace, row: dict) -> None:
 
     st.markdown("**Samples**")
     samples = dataset_samples(str(ws.root), row["name"], row["created"])
+    if any(not Path(f).is_file() for files in samples.values() for f in files):
+        st.warning("Some images of this dataset are missing on disk; delete it and import it "
+                   "again.", icon=":material/broken_image:")
+        samples = {label: [f for f in files if Path(f).is_file()]
+                   for label, files in samples.items()}
     for label in list(samples)[:MAX_SAMPLE_CLASSES]:
         name_col, images_col = st.columns([1, 7], vertical_alignment="center")
         name_col.markdown(f"**{label}**")
@@ -229,7 +252,7 @@ def dataset_section(ws: Workspace, row: dict) -> None:
     if len(samples) > MAX_SAMPLE_CLASSES:
         st.caption(f"Showing {MAX_SAMPLE_CLASSES} of {len(samples)} classes.")
     st.divider()
-    delete_section(ws, info)
+    delete_section(ws, info["name"], info["n_images"])
 
 
 def render() -> None:
@@ -238,6 +261,15 @@ def render() -> None:
     st.caption("Bring in images sorted into one folder per class. Each dataset is split into "
                "train / validation / test once, and every run on it shares that split.")
     show_flash("data")
+    job = st.session_state.get("data_import")
+    slot = st.empty()
+    datasets_view(ws, busy=job is not None)
+    if job:
+        # Last, so the whole page is drawn (and usable) while the import runs.
+        follow_import(slot, job)
+
+
+def datasets_view(ws: Workspace, busy: bool) -> None:
     pending = st.session_state.pop("data_pending_select", None)
     if pending:
         st.session_state["data_selected"] = pending
@@ -250,7 +282,7 @@ def render() -> None:
     if not rows:
         st.info("No datasets yet — create the demo dataset or upload a zip of class folders "
                 "below.", icon=":material/waving_hand:")
-    add_dataset_section(ws, names)
+    add_dataset_section(ws, names, busy)
     if not rows:
         return
 

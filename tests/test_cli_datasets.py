@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import shutil
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from tlcore.cli.datasets import ProgressPrinter, format_table
@@ -74,6 +78,43 @@ def test_demo_command(ws):
     assert len(shown["classes"]) >= 3 and shown["n_images"] >= 300
     twice = tlcore("demo", "--name", "first-demo")
     assert twice.returncode == 2 and "already exists" in twice.stderr
+
+
+def test_cli_imports_from_any_path_and_deletes_a_dataset_whose_folder_is_gone(ws, tmp_path):
+    # The operator on the server may name paths the browser may not.
+    folder = write_class_folders(tmp_path / "anywhere", ("a", "b"), per_class=5, size=16)
+    assert tlcore("datasets", "import", folder, "--name", "gone").returncode == 0
+    shutil.rmtree(ws.dataset_dir("gone") / "images")
+    shown = tlcore("datasets", "show", "gone")
+    assert shown.returncode == 0  # the manifest alone answers
+    shutil.rmtree(ws.dataset_dir("gone"))
+    broken = tlcore("datasets", "show", "gone")
+    assert broken.returncode == 2 and len(broken.stderr.strip().splitlines()) == 1
+    deleted = tlcore("datasets", "delete", "gone")
+    assert deleted.returncode == 0, deleted.stderr
+    assert json.loads(tlcore("datasets", "list", "--json").stdout) == []
+
+
+def test_cache_clear_removes_staging_left_by_killed_imports(ws):
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()  # a pid that no longer runs
+    killed = ws.tmp_dir / "import-pets-k1ll3d"
+    (killed / "images" / "0").mkdir(parents=True)
+    (killed / "images" / "0" / "a.png").write_bytes(bytes(2_000_000))
+    (killed / ".owner").write_text(json.dumps({"host": socket.gethostname(), "pid": proc.pid}))
+    running = ws.tmp_dir / "job-st1llrunn1ng"
+    running.mkdir()
+    (running / ".owner").write_text(json.dumps({"host": socket.gethostname(),
+                                                "pid": os.getpid()}))
+    hour_ago = time.time() - 3600
+    for folder in (killed, running):
+        os.utime(folder, (hour_ago, hour_ago))
+
+    res = tlcore("cache", "clear")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines() == [
+        "freed 0.0 MB", "removed 1 staging folder left by killed imports (2.0 MB)"]
+    assert not killed.exists() and running.exists()
 
 
 class _Stream(io.StringIO):

@@ -5,6 +5,10 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import socket
+import subprocess
+import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -140,7 +144,11 @@ def test_folder_import_decodes_every_format_and_mode_to_the_right_pixels(ws, mix
     for source, want in expect.items():
         got = pixels[source]
         assert got.shape == want.shape, source
-        assert np.array_equal(got, want), source
+        if source == f"{UNICODE_CLASS}/photo.jpg":
+            # Re-encoded as a JPEG with its own tables: close, not identical.
+            assert np.abs(got.astype(int) - want).mean() < 5, source
+        else:
+            assert np.array_equal(got, want), source
     reasons = skipped_reasons(info)
     assert reasons[f"{UNICODE_CLASS}/.DS_Store"] == "hidden file"
     assert reasons[f"{UNICODE_CLASS}/notes.txt"].startswith("not an image")
@@ -168,10 +176,10 @@ def test_stored_layout_and_manifest_format(ws, mixed_folder):
         assert path.suffix in (".png", ".jpg")
         assert Image.open(path).size == (im["width"], im["height"])
     by_source = {im["source"]: im for im in manifest["images"]}
-    # Plain RGB JPEGs are kept byte for byte; everything else is re-encoded as PNG.
-    assert by_source[f"{UNICODE_CLASS}/photo.jpg"]["file"].endswith(".jpg")
-    assert (folder / by_source[f"{UNICODE_CLASS}/photo.jpg"]["file"]).read_bytes() == (
-        root / UNICODE_CLASS / "photo.jpg").read_bytes()
+    # Plain RGB JPEGs are re-encoded as JPEGs; everything else as PNG.
+    photo = folder / by_source[f"{UNICODE_CLASS}/photo.jpg"]["file"]
+    assert photo.suffix == ".jpg" and Image.open(photo).format == "JPEG"
+    assert by_source[f"{UNICODE_CLASS}/rgb.png"]["file"].endswith(".png")
     assert by_source[f"{UNICODE_CLASS}/cmyk.jpg"]["file"].endswith(".png")
     assert (by_source[f"{CJK_CLASS}/rotated.jpg"]["width"],
             by_source[f"{CJK_CLASS}/rotated.jpg"]["height"]) == (16, 24)
@@ -491,3 +499,63 @@ def test_manifest_is_valid_json_on_disk(ws, tmp_path):
     text = (ws.dataset_dir("j") / data.MANIFEST_NAME).read_text(encoding="utf-8")
     assert UNICODE_CLASS in text  # stored readable, not \u-escaped
     assert json.loads(text)["classes"] == sorted([UNICODE_CLASS, "b"])
+
+
+# ---- imports in their own process -----------------------------------------------------------
+
+def wait_for(job, timeout: float = 60.0) -> data.ImportStatus:
+    deadline = time.monotonic() + timeout
+    while (status := data.import_status(job)).running:
+        assert time.monotonic() < deadline, "the import worker did not finish"
+        time.sleep(0.05)
+    return status
+
+
+def test_background_import_reports_progress_and_the_dataset(ws, tmp_path):
+    folder = write_class_folders(ws.import_dir / "bg", ("a", "b"), per_class=5, size=16)
+    job = data.start_import("bg", source=folder, ws=ws, val=0.2, test=0.2, seed=1)
+    assert job.parent == ws.tmp_dir and job.name.startswith("job-")
+    status = wait_for(job)
+    assert status.error is None and status.info["name"] == "bg"
+    assert status.info["split"] == {"val": 0.2, "test": 0.2, "seed": 1}
+    assert json.loads((job / "progress.json").read_text())["done"] == 10
+    data.forget_import(job)
+    assert list(ws.tmp_dir.iterdir()) == []
+
+
+def test_background_import_failures_are_one_line(ws, tmp_path):
+    one_class = io.BytesIO()
+    with zipfile.ZipFile(one_class, "w") as zf:
+        for i in range(5):
+            zf.writestr(f"cat/{i}.png", encode_png(rgb_array(i, 16)))
+    job = data.start_import("lonely", upload=("one.zip", one_class.getvalue()), ws=ws)
+    status = wait_for(job)
+    assert status.info is None and "\n" not in status.error
+    assert status.error.startswith("Refused: only 1 class folder found (cat)")
+    assert not (job / "upload").exists()  # the worker removed the uploaded zip
+    data.forget_import(job)
+
+    with pytest.raises(ConfigError, match="Only paths inside"):
+        data.start_import("out", source=tmp_path, ws=ws)
+    with pytest.raises(ConfigError, match="dataset name"):
+        data.start_import("../x", demo=True, ws=ws)
+    assert list(ws.tmp_dir.iterdir()) == []
+
+
+def test_a_worker_that_died_without_a_result_is_reported(ws):
+    from tlcore.data import staging
+
+    job = staging.make_staging(ws, "job-")
+    (job / "request.json").write_text(json.dumps({"name": "killed"}))
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    (job / ".owner").write_text(json.dumps({"host": socket.gethostname(), "pid": proc.pid}))
+    status = data.import_status(job)
+    assert not status.running and "\n" not in status.error
+    assert status.error.startswith("The import stopped without a result")
+
+
+def encode_png(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, "PNG")
+    return buf.getvalue()

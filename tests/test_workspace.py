@@ -1,9 +1,11 @@
-"""Workspace paths: env override, validated names and ids, the files of a run."""
+"""Workspace paths: env override, validated names and ids, allowed server paths."""
+
+import os
 
 import pytest
 
 from tlcore.errors import ConfigError
-from tlcore.workspace import Workspace, atomic_write_text
+from tlcore.workspace import Workspace, allowed_roots, atomic_write_text, check_server_path
 
 
 def test_env_home_and_subfolders(tmp_path, monkeypatch):
@@ -57,3 +59,47 @@ def test_atomic_write_text_replaces_whole_files(tmp_path):
     atomic_write_text(path, "x,y\r\n1,2\r\n")
     assert path.read_bytes() == b"x,y\r\n1,2\r\n"
     assert [p.name for p in tmp_path.iterdir()] == ["a.csv"]
+
+
+
+
+# ---- paths typed in the browser -----------------------------------------------------------
+
+def test_import_dir_is_a_workspace_folder(ws):
+    assert ws.import_dir == ws.root / "import" and ws.import_dir.is_dir()
+
+
+def test_server_paths_must_lie_inside_the_allowed_roots(ws, tmp_path, monkeypatch):
+    monkeypatch.delenv("TLCORE_SERVER_ROOTS", raising=False)
+    assert allowed_roots(ws) == [ws.weights_dir, ws.import_dir]
+    flowers = ws.import_dir / "flowers"
+    flowers.mkdir()
+    assert check_server_path(str(flowers), ws) == flowers
+    assert check_server_path("import/flowers/", ws) == flowers  # relative to the workspace
+    assert check_server_path(ws.weights_dir / "vgg16.h5", ws) == ws.weights_dir / "vgg16.h5"
+
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    os.symlink(secret, ws.import_dir / "link")
+    refusals = {}
+    for path in (secret, tmp_path / "missing", f"{flowers}/../../../secret",
+                 ws.import_dir / "link", "/etc/passwd", "/nonexistent/x", "", "a\x00b"):
+        with pytest.raises(ConfigError) as err:
+            check_server_path(path, ws)
+        msg = str(err.value)
+        assert "\n" not in msg and "TLCORE_SERVER_ROOTS" in msg
+        refusals[str(path)] = msg.split(" Received:")[0]
+    # The same words whether or not the path exists: a refusal reveals nothing outside.
+    assert len(set(refusals.values())) == 1
+    assert refusals[str(secret)].startswith(
+        f"Only paths inside {ws.weights_dir}, {ws.import_dir} can be used from the browser")
+
+
+def test_server_roots_from_the_environment(ws, tmp_path, monkeypatch):
+    shared = tmp_path / "shared"
+    (shared / "data").mkdir(parents=True)
+    monkeypatch.setenv("TLCORE_SERVER_ROOTS", os.pathsep.join([str(shared), str(tmp_path / "b")]))
+    assert allowed_roots(ws) == [shared, tmp_path / "b"]
+    assert check_server_path(shared / "data", ws) == shared / "data"
+    with pytest.raises(ConfigError, match="Only paths inside"):
+        check_server_path(ws.import_dir, ws)  # no longer allowed

@@ -7,7 +7,13 @@ Layout (names are constants so every module agrees on them):
     <home>/runs/<id>/         one run's files, named by `RunFiles` (`Workspace.run(id)`)
     <home>/cache/             decoded images and frozen-base features
     <home>/weights/           user-provided pretrained weights files
+    <home>/import/            folders and CSVs to import from the browser
     <home>/tmp/               staging area; a failed import leaves nothing elsewhere
+
+Paths typed in the browser (a folder or CSV to import, a weights file) must lie
+inside an allowed root (`check_server_path`): by default the workspace's
+`weights/` and `import/` folders, or the os.pathsep-separated list in
+$TLCORE_SERVER_ROOTS. The command line may name any path.
 """
 
 from __future__ import annotations
@@ -26,7 +32,9 @@ DATASETS_DIR = "datasets"
 RUNS_DIR = "runs"
 CACHE_DIR = "cache"
 WEIGHTS_DIR = "weights"
+IMPORT_DIR = "import"
 TMP_DIR = "tmp"
+ENV_SERVER_ROOTS = "TLCORE_SERVER_ROOTS"
 
 DATASET_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 RUN_ID_RE = re.compile(r"^[a-z0-9]{6,32}$")
@@ -185,6 +193,10 @@ class Workspace:
         return self._sub(WEIGHTS_DIR)
 
     @property
+    def import_dir(self) -> Path:
+        return self._sub(IMPORT_DIR)
+
+    @property
     def tmp_dir(self) -> Path:
         return self._sub(TMP_DIR)
 
@@ -195,3 +207,42 @@ class Workspace:
     def run(self, run_id: str) -> RunFiles:
         """The files of run `run_id` (validated id; nothing is created)."""
         return RunFiles(self.runs_dir / check_run_id(run_id))
+
+
+def allowed_roots(ws: Workspace) -> list[Path]:
+    """Folders whose contents paths typed in the browser may name, resolved.
+
+    $TLCORE_SERVER_ROOTS (os.pathsep-separated) when set, else the workspace's
+    `weights/` and `import/` folders.
+    """
+    raw = os.environ.get(ENV_SERVER_ROOTS, "")
+    roots = ([Path(p).expanduser() for p in raw.split(os.pathsep) if p.strip()] if raw.strip()
+             else [ws.weights_dir, ws.import_dir])
+    return [root.resolve() for root in roots]
+
+
+def check_server_path(path: str | os.PathLike, ws: Workspace) -> Path:
+    """The resolved `path` when it lies inside an allowed root (see `allowed_roots`).
+
+    For paths typed in the browser: `~` is expanded, a relative path is taken
+    relative to the workspace folder, then symbolic links and `..` are resolved
+    before the check, so neither leads out of the roots. The refusal is the same
+    whether or not the path exists, and names only the allowed roots.
+
+    Raises:
+        ConfigError: The path is empty, cannot be resolved, or lies outside every
+            allowed root.
+    """
+    roots = allowed_roots(ws)
+    text = os.fspath(path).strip()
+    try:
+        resolved = (ws.root / Path(text).expanduser()).resolve() if text else None
+    except (OSError, RuntimeError, ValueError):
+        resolved = None  # a symlink loop or a NUL byte: refused like any other path
+    if resolved is None or not any(resolved.is_relative_to(root) for root in roots):
+        shown = ", ".join(str(root) for root in roots)
+        raise ConfigError(
+            f"Only paths inside {shown} can be used from the browser; put the folder or "
+            f"file under {ws.import_dir} (weights files under {ws.weights_dir}) or ask the "
+            f"operator to allow its root with {ENV_SERVER_ROOTS}. Received: path={text!r}")
+    return resolved

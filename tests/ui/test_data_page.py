@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import io
+import shutil
 import zipfile
 
+import streamlit as st
+
 from tlcore import data
+from tlcore.data import importer
 from tlcore.demo import write_class_folders
 
 
@@ -54,7 +58,7 @@ def test_refused_upload_shows_one_line_reason_and_leaves_nothing(app, ws, tmp_pa
 
 
 def test_folder_import_and_delete_with_confirmation(app, ws, tmp_path):
-    folder = write_class_folders(tmp_path / "shapes", ("a", "b"), per_class=6, size=32)
+    folder = write_class_folders(ws.import_dir / "shapes", ("a", "b"), per_class=6, size=32)
     at = app()
     at.text_input(key="data_folder_path").input(str(folder)).run()
     at.button(key="data_folder_import").click().run()
@@ -80,3 +84,64 @@ def test_create_demo_dataset_in_one_click(app, ws):
     (demo,) = data.list_datasets(ws=ws)
     assert demo["name"] == "demo" and len(demo["classes"]) >= 3
     assert at.button(key="data_demo").disabled
+
+
+def test_failing_import_shows_one_line_error(app, ws):
+    at = app()
+    at.file_uploader(key="data_upload").set_value(
+        ("broken.zip", b"PK\x03\x04 this is not a zip", "application/zip"))
+    at.run()
+    at.button(key="data_upload_import").click().run()
+    assert not at.exception
+    (error,) = at.error
+    assert error.value.startswith("Refused: broken.zip is not a readable zip file")
+    assert "\n" not in error.value
+    assert data.list_datasets(ws=ws) == []
+    assert list(ws.tmp_dir.iterdir()) == []
+    assert not at.button(key="data_upload_import").disabled  # the page is ready for another
+
+
+def test_server_paths_outside_the_allowed_roots_are_refused(app, ws, tmp_path):
+    folder = write_class_folders(tmp_path / "elsewhere", ("a", "b"), per_class=6, size=16)
+    at = app()
+    for path in (str(folder), str(tmp_path / "missing"), f"{ws.import_dir}/../../elsewhere"):
+        at.text_input(key="data_folder_path").input(path).run()
+        at.button(key="data_folder_import").click().run()
+        assert not at.exception
+        (error,) = at.error
+        assert error.value.startswith(f"Only paths inside {ws.weights_dir}, {ws.import_dir} "
+                                      "can be used from the browser")
+        assert "\n" not in error.value
+    assert data.list_datasets(ws=ws) == [] and list(ws.tmp_dir.iterdir()) == []
+
+
+def test_dataset_whose_files_are_gone_can_still_be_deleted(app, ws, tmp_path):
+    folder = write_class_folders(tmp_path / "src", ("a", "b"), per_class=6, size=16)
+    data.import_dataset(folder, "gone", ws=ws)
+    shutil.rmtree(ws.dataset_dir("gone") / "images")
+    at = app()
+    assert not at.exception
+    assert any("missing on disk" in w.value for w in at.warning)
+    shutil.rmtree(ws.dataset_dir("gone"))
+    st.cache_data.clear()  # as after a restart: the manifest is read again
+    at = app()
+    assert not at.exception
+    assert "folder" in at.error[0].value and "missing" in at.error[0].value
+    at.button(key="data_delete").click().run()
+    at.button(key="data_delete_yes").click().run()
+    assert not at.exception
+    assert data.list_datasets(ws=ws) == []
+
+
+def test_imports_run_outside_the_page_process(app, ws, tmp_path, monkeypatch):
+    def not_here(*args, **kwargs):
+        raise AssertionError("decoding ran in the dashboard's process")
+
+    monkeypatch.setattr(importer, "_import", not_here)
+    at = app()
+    at.file_uploader(key="data_upload").set_value(
+        ("pets.zip", _zip_of_class_folders(tmp_path), "application/zip"))
+    at.run()
+    at.button(key="data_upload_import").click().run()
+    assert not at.exception and not at.error
+    assert [d["name"] for d in data.list_datasets(ws=ws)] == ["pets"]

@@ -1,11 +1,15 @@
-"""`python -m tlcore cache list|clear`: the decoded-image and frozen-feature cache."""
+"""`python -m tlcore cache list|clear`: the decoded-image and frozen-feature cache.
+
+`clear` also removes staging folders left in the workspace's tmp/ by killed
+imports and uploads (`data.remove_stale_staging`).
+"""
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
 
-from tlcore import cache
+from tlcore import cache, data
 from tlcore.cli import print_json
 from tlcore.workspace import Workspace
 
@@ -19,7 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = sub.add_parser("list", help="list cache entries, most recently used first")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_cmd_list)
-    p = sub.add_parser("clear", help="remove cache entries (they are rebuilt when needed)")
+    p = sub.add_parser("clear", help="remove cache entries (they are rebuilt when needed) and "
+                                     "staging left by killed imports")
     p.add_argument("--kind", choices=cache.KINDS, help="only this kind of entry")
     p.set_defaults(func=_cmd_clear)
 
@@ -45,6 +50,11 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_clear(args: argparse.Namespace) -> int:
-    freed = cache.clear(Workspace.from_env(), args.kind)
+    ws = Workspace.from_env()
+    freed = cache.clear(ws, args.kind)
     print(f"freed {freed / 1e6:.1f} MB")
+    removed, staged = data.remove_stale_staging(ws)
+    if removed:
+        print(f"removed {removed} staging folder{'s' if removed > 1 else ''} left by killed "
+              f"imports ({staged / 1e6:.1f} MB)")
     return 0

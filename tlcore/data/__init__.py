@@ -7,12 +7,16 @@ variables), decodes and stores every file with Pillow in a form that
 import, stratified per class and seeded (`splits`), reports on its health
 (`health`), and writes `datasets/<name>/manifest.json` (`manifest`). The import
 pipeline itself (`importer`) stages everything and leaves nothing behind when it
-refuses or fails.
+refuses or fails; staging folders of killed imports are removed later
+(`staging`). Imports started from the browser run in their own process
+(`background`, `worker`), and paths typed there must lie inside an allowed root
+(`check_server_path`).
 
 The names below are the package's public API; the modules behind them are not.
 This package never imports TensorFlow: the dashboard imports it.
 """
 
+from tlcore.data.background import ImportStatus, forget_import, import_status, start_import
 from tlcore.data.health import health_report
 from tlcore.data.importer import ProgressFn, create_demo, import_dataset
 from tlcore.data.limits import ImportLimits
@@ -27,6 +31,8 @@ from tlcore.data.manifest import (
     show_dataset,
 )
 from tlcore.data.splits import DEFAULT_SEED, DEFAULT_TEST, DEFAULT_VAL, SPLITS, split_counts
+from tlcore.data.staging import remove_stale as remove_stale_staging
+from tlcore.workspace import allowed_roots, check_server_path
 
 __all__ = [
     "DEFAULT_SEED",
@@ -36,15 +42,22 @@ __all__ = [
     "MANIFEST_NAME",
     "SPLITS",
     "ImportLimits",
+    "ImportStatus",
     "ProgressFn",
+    "allowed_roots",
+    "check_server_path",
     "create_demo",
     "delete_dataset",
     "fingerprint",
+    "forget_import",
     "health_report",
     "import_dataset",
+    "import_status",
     "list_datasets",
     "load_manifest",
+    "remove_stale_staging",
     "sample_files",
     "show_dataset",
     "split_counts",
+    "start_import",
 ]

@@ -2,7 +2,13 @@
 
 An import stages everything under `<workspace>/tmp/`, renames the staging folder
 to `datasets/<name>` only when all of it validated, and then records the row in
-the run store: a refused or failed import leaves no folder and no row.
+the run store: a refused or failed import leaves no folder and no row. A full
+disk stops it with a one-line error, and staging folders left by killed imports
+are removed when the next one starts (`staging`).
+
+Files are read and their headers parsed in the calling thread; decoding and
+encoding run in a few threads, and an image starts only when the estimated
+memory of all images in flight stays under `max_import_memory_mb`.
 """
 
 from __future__ import annotations
@@ -10,15 +16,15 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import tempfile
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from tlcore.data.decode import finish_image, open_image
+from tlcore.data import staging as staging_dirs
+from tlcore.data.decode import Opened, Stored, finish_image, open_image
 from tlcore.data.health import health_report, skipped_note
 from tlcore.data.limits import ImportLimits
 from tlcore.data.manifest import (
@@ -28,7 +34,7 @@ from tlcore.data.manifest import (
     store_summary,
     write_manifest,
 )
-from tlcore.data.sources import Plan, plan_source, read_entry
+from tlcore.data.sources import Entry, Plan, plan_source, read_entry
 from tlcore.data.splits import (
     DEFAULT_SEED,
     DEFAULT_TEST,
@@ -43,8 +49,6 @@ from tlcore.workspace import Workspace, check_dataset_name
 
 ProgressFn = Callable[[int, int, str], None]
 
-_STAGING_PREFIX = "import-"
-_STALE_STAGING_S = 24 * 3600
 _PROGRESS_EVERY_S = 0.1
 
 
@@ -103,11 +107,18 @@ def create_demo(name: str = "demo", ws: Workspace | None = None, per_class: int 
     ws = ws or Workspace.from_env()
     check_dataset_name(name)
     _check_name_free(RunStore(ws), ws, name)
-    with tempfile.TemporaryDirectory(prefix="demo-", dir=ws.tmp_dir) as tmp:
-        root = write_class_folders(Path(tmp) / name, DEMO_CLASSES, per_class, size, seed)
+    tmp = staging_dirs.make_staging(ws, "demo-")
+    try:
+        root = write_class_folders(tmp / name, DEMO_CLASSES, per_class, size, seed)
         return _import(root, name, val=DEFAULT_VAL, test=DEFAULT_TEST, seed=seed, limits=None,
                        progress=progress, ws=ws, csv_zip=None,
                        source_label="generated demo (tlcore.demo)")
+    except OSError as exc:
+        if staging_dirs.is_disk_full(exc):
+            raise staging_dirs.disk_full_error(ws.tmp_dir, exc) from None
+        raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _import(src: Path, name: str, *, val: float, test: float, seed: int,
@@ -123,13 +134,15 @@ def _import(src: Path, name: str, *, val: float, test: float, seed: int,
         raise DatasetError(f"Refused: {src} does not exist; give a .zip of class folders, a "
                            f"folder of class folders or a .csv of filepath,label. "
                            f"Received: source={str(src)!r}")
-    _remove_stale_staging(ws)
-    staging = Path(tempfile.mkdtemp(prefix=f"{_STAGING_PREFIX}{name}-", dir=ws.tmp_dir))
+    staging_dirs.remove_stale(ws)
+    staging: Path | None = None
     try:
+        staging = staging_dirs.make_staging(ws, f"import-{name}-")
         with contextlib.ExitStack() as stack:
             manifest = _build(plan_source(src, csv_zip, limits, stack), staging, name=name, val=val,
                               test=test, seed=seed, limits=limits, progress=progress,
                               source_label=source_label)
+        staging_dirs.release(staging)
         target = ws.dataset_dir(name)
         try:
             os.rename(staging, target)
@@ -142,8 +155,15 @@ def _import(src: Path, name: str, *, val: float, test: float, seed: int,
         except BaseException:
             shutil.rmtree(target, ignore_errors=True)
             raise
+    except OSError as exc:
+        if not staging_dirs.is_disk_full(exc):
+            raise
+        if staging is not None:  # removed first, so the message counts the space it held
+            shutil.rmtree(staging, ignore_errors=True)
+        raise staging_dirs.disk_full_error(ws.tmp_dir, exc) from None
     finally:
-        shutil.rmtree(staging, ignore_errors=True)  # gone already after a successful rename
+        if staging is not None:  # gone already after a successful rename
+            shutil.rmtree(staging, ignore_errors=True)
     return show_dataset(name, ws)
 
 
@@ -159,16 +179,6 @@ def _check_name_free(store: RunStore, ws: Workspace, name: str) -> None:
             f"or choose another name. Received: name={name!r}")
 
 
-def _remove_stale_staging(ws: Workspace) -> None:
-    # A killed import cannot clean up after itself; its staging folder is harmless
-    # but takes disk, so the next import removes it once it is clearly abandoned.
-    cutoff = time.time() - _STALE_STAGING_S
-    for path in ws.tmp_dir.glob(f"{_STAGING_PREFIX}*"):
-        with contextlib.suppress(OSError):
-            if path.stat().st_mtime < cutoff:
-                shutil.rmtree(path, ignore_errors=True)
-
-
 def _build(plan: Plan, staging: Path, *, name: str, val: float, test: float, seed: int,
            limits: ImportLimits, progress: ProgressFn | None,
            source_label: str) -> dict[str, Any]:
@@ -180,31 +190,27 @@ def _build(plan: Plan, staging: Path, *, name: str, val: float, test: float, see
     index = {c: i for i, c in enumerate(classes)}
     images: list[dict[str, Any]] = []
     written: set[str] = set()
-    workers = max(1, min(4, os.cpu_count() or 1))
+    reduced: Counter = Counter()
     reporter = _Reporter(progress, len(entries))
-    budget = limits.max_total_bytes
-    with ThreadPoolExecutor(workers) as pool:
-        for start in range(0, len(entries), 4 * workers):
-            batch = entries[start:start + 4 * workers]
-            opened = []
-            for entry in batch:
-                data_or_reason, budget = read_entry(entry, limits, budget)
-                opened.append(open_image(data_or_reason, limits)
-                              if isinstance(data_or_reason, bytes) else data_or_reason)
-            for entry, result in zip(batch, pool.map(finish_image, opened), strict=True):
-                reporter.step(entry.source)
-                if isinstance(result, str):
-                    skipped.append({"file": entry.source, "reason": result})
-                    continue
-                label = index[entry.label]
-                rel = f"{IMAGES_DIR}/{label}/{result.sha256[:16]}{result.ext}"
-                if rel not in written:  # exact duplicates in one class share a file
-                    _store_image(staging / rel, result.payload)
-                    written.add(rel)
-                images.append({"file": rel, "label": label, "class": entry.label,
-                               "split": "train", "sha256": result.sha256,
-                               "width": result.width, "height": result.height,
-                               "source": entry.source})
+
+    def keep(entry: Entry, result: Stored | str) -> None:
+        reporter.step(entry.source)
+        if isinstance(result, str):
+            skipped.append({"file": entry.source, "reason": result})
+            return
+        label = index[entry.label]
+        rel = f"{IMAGES_DIR}/{label}/{result.sha256[:16]}{result.ext}"
+        if rel not in written:  # identical images in one class share a file
+            _store_image(staging / rel, result.payload)
+            written.add(rel)
+        if result.scale > 1:
+            reduced[result.scale] += 1
+        images.append({"file": rel, "label": label, "class": entry.label,
+                       "split": "train", "sha256": result.sha256,
+                       "width": result.width, "height": result.height,
+                       "source": entry.source})
+
+    _decode_all(entries, limits, max(1, min(4, os.cpu_count() or 1)), keep)
     _check_classes(Counter(im["class"] for im in images), limits, kind, skipped, before=False)
     assign_splits(images, val, test, seed)
     manifest = {
@@ -216,11 +222,69 @@ def _build(plan: Plan, staging: Path, *, name: str, val: float, test: float, see
         "fingerprint": fingerprint(images),
         "images": images,
         "skipped": skipped,
-        "health": health_report(images, classes, skipped, plan.notes),
+        "health": health_report(images, classes, skipped, plan.notes + _reduced_notes(reduced)),
     }
     write_manifest(staging, manifest)
     reporter.done()
     return manifest
+
+
+def _decode_all(entries: list[Entry], limits: ImportLimits, workers: int,
+                keep: Callable[[Entry, Stored | str], None]) -> None:
+    """Read, decode and encode every entry, calling `keep` with each result in order.
+
+    The calling thread reads files and parses headers; `workers` threads decode.
+    An image is handed to them only when the estimated memory of every image in
+    flight (`Opened.cost`, which includes the file's bytes) stays under
+    `max_import_memory_mb`, so threads never decode more at once than that allows.
+    """
+    memory = limits.max_import_memory_mb << 20
+    budget = limits.max_total_bytes
+    in_flight: deque[tuple[Entry, int, Future]] = deque()
+    used = 0
+
+    def collect_oldest() -> None:
+        nonlocal used
+        entry, cost, future = in_flight.popleft()
+        result = future.result()
+        used -= cost
+        keep(entry, result)
+
+    with ThreadPoolExecutor(workers) as pool:
+        try:
+            for entry in entries:
+                # Room for the file's bytes before reading them, then for the whole decode.
+                while in_flight and (len(in_flight) >= 4 * workers
+                                     or used + min(entry.size, limits.max_file_bytes) > memory):
+                    collect_oldest()
+                opened, budget = _open_entry(entry, limits, budget)
+                cost = opened.cost if isinstance(opened, Opened) else 0
+                while in_flight and used + cost > memory:
+                    collect_oldest()
+                used += cost
+                in_flight.append((entry, cost, pool.submit(finish_image, opened)))
+            while in_flight:
+                collect_oldest()
+        except BaseException:
+            for _, _, future in in_flight:
+                future.cancel()
+            raise
+
+
+def _open_entry(entry: Entry, limits: ImportLimits, budget: int) -> tuple[Opened | str, int]:
+    """The entry read and its header parsed (or why it is skipped), and the byte budget left."""
+    data, budget = read_entry(entry, limits, budget)
+    return (open_image(data, limits) if isinstance(data, bytes) else data), budget
+
+
+def _reduced_notes(reduced: Counter) -> list[str]:
+    if not reduced:
+        return []
+    n = sum(reduced.values())
+    scales = ", ".join(f"1/{s}" for s in sorted(reduced))
+    return [f"{n} JPEG image{'s' if n > 1 else ''} larger than max_image_bytes "
+            f"{'were' if n > 1 else 'was'} decoded and stored at reduced size ({scales} of "
+            f"each side)."]
 
 
 def _check_classes(counts: Counter, limits: ImportLimits, kind: str,

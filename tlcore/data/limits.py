@@ -11,6 +11,15 @@ environment:
     TLCORE_MAX_IMAGE_PIXELS       89478485    width x height; larger images are skipped
                                               before decoding (Pillow's own hard limit of
                                               twice its MAX_IMAGE_PIXELS still applies)
+    TLCORE_MAX_IMAGE_BYTES        256 MiB     one decoded image, width x height x bytes per
+                                              pixel as Pillow holds it (16-bit gray: 2, RGB:
+                                              4); larger JPEGs are decoded at 1/2, 1/4 or 1/8
+                                              scale, other larger images are skipped unread
+    TLCORE_MAX_IMPORT_MEMORY_MB   1024        estimated memory of all images being decoded
+                                              at once (input bytes, pixels, conversions and
+                                              the encoded copy); decoding threads wait for
+                                              room, and an image that alone needs more is
+                                              skipped
     TLCORE_MIN_PER_CLASS          5           valid images each class needs
     TLCORE_MIN_CLASSES            2           classes a dataset needs
 """
@@ -40,6 +49,10 @@ class ImportLimits:
         max_compression_ratio: Largest uncompressed/compressed ratio of a zip, per
             entry and overall (checked for sizes over 1 MiB).
         max_image_pixels: Largest width x height; larger images are skipped unread.
+        max_image_bytes: Largest decoded image in bytes (width x height x bytes per
+            pixel); larger JPEGs are decoded at reduced scale, others skipped unread.
+        max_import_memory_mb: Most memory, in MiB, that the images being decoded at
+            once may need together (estimated from their headers).
         min_per_class: Valid images each class needs.
         min_classes: Classes a dataset needs (at least 2).
     """
@@ -49,6 +62,8 @@ class ImportLimits:
     max_file_bytes: int = 256 * _MiB
     max_compression_ratio: float = 200.0
     max_image_pixels: int = 89_478_485
+    max_image_bytes: int = 256 * _MiB
+    max_import_memory_mb: int = 1024
     min_per_class: int = 5
     min_classes: int = 2
 

@@ -15,7 +15,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from tlcore.errors import NotFoundError
+from tlcore.data.staging import claim
+from tlcore.errors import DatasetError, NotFoundError
 from tlcore.store import RunStore
 from tlcore.workspace import Workspace
 
@@ -87,23 +88,34 @@ def show_dataset(name: str, ws: Workspace | None = None) -> dict[str, Any]:
 def delete_dataset(name: str, ws: Workspace | None = None) -> None:
     """Remove dataset `name`: its folder and its record.
 
-    Also removes a folder left without a record by an interrupted import.
+    Also removes a folder left without a record by an interrupted import, and a
+    record whose folder or images are gone.
 
     Raises:
         NotFoundError: Neither a record nor a folder of that name exists.
+        DatasetError: The folder cannot be removed (permissions).
     """
     ws = ws or Workspace.from_env()
     store = RunStore(ws)
     folder = ws.dataset_dir(name)
     has_row = store.has_dataset(name)
-    if not has_row and not folder.exists():
+    if not has_row and not folder.exists() and not folder.is_symlink():
         raise NotFoundError(f"No dataset named {name!r} to delete "
                             "(`python -m tlcore datasets list` shows what exists).")
-    if folder.exists():
-        # Rename first so readers never see a half-deleted dataset.
-        trash = ws.tmp_dir / f"delete-{name}-{uuid.uuid4().hex[:8]}"
-        os.rename(folder, trash)
-        shutil.rmtree(trash, ignore_errors=True)
+    try:
+        if folder.is_symlink():
+            folder.unlink()
+        elif folder.exists():
+            # Rename first so readers never see a half-deleted dataset; a delete killed
+            # halfway leaves a staging folder that a later cleanup removes.
+            trash = ws.tmp_dir / f"delete-{name}-{uuid.uuid4().hex[:8]}"
+            os.rename(folder, trash)
+            claim(trash)
+            shutil.rmtree(trash, ignore_errors=True)
+    except OSError as exc:
+        raise DatasetError(f"Cannot delete the folder of dataset {name!r}: {exc.strerror or exc}; "
+                           f"check its permissions and delete again. Received: name={name!r}"
+                           ) from None
     if has_row:
         store.delete_dataset(name)
 

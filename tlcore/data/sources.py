@@ -11,9 +11,16 @@ A source is one of
 
 Planning reads names and sizes only; `read_entry` then reads each file under the
 byte limits. Junk (`__MACOSX/`, hidden files, `Thumbs.db`, unsafe paths,
-symlinks) is skipped with a per-file reason. Entries with absolute paths, `..`
-or drive letters are skipped as unsafe; stored paths come from content hashes,
-never from entry names, so no entry can write outside the dataset folder anyway.
+symlinks, folders nested deeper than `MAX_DEPTH`) is skipped with a per-file
+reason. Entries with absolute paths, `..` or drive letters are skipped as unsafe;
+stored paths come from content hashes, never from entry names, so no entry can
+write outside the dataset folder anyway.
+
+Nothing on the server is read from outside the import root: the root is resolved
+first, a folder walk never follows a symbolic link, a CSV row whose path leads
+through a symbolic link out of the CSV's folder is skipped, and each file is
+opened without following a final link and must still be the file that was
+listed (same device and inode), so a path swapped for a link meanwhile is not read.
 """
 
 from __future__ import annotations
@@ -40,6 +47,9 @@ _SYSTEM_FILES = ("thumbs.db", "desktop.ini")
 _SPLIT_FOLDERS = ("train", "training", "val", "valid", "validation", "test", "testing")
 _RATIO_MIN_BYTES = 1 << 20  # tiny entries may compress well (flat BMPs) and harm nobody
 _DRIVE_RE = re.compile(r"^[A-Za-z]:")
+MAX_DEPTH = 64  # folders below the import root; deeper entries are skipped unread
+_DEPTH_REASON = f"nested deeper than {MAX_DEPTH} folders (not read)"
+_LINK_REASON = "symbolic link (not followed)"
 
 
 @dataclass(frozen=True)
@@ -68,6 +78,7 @@ def plan_source(src: Path, csv_zip: str | os.PathLike | None, limits: ImportLimi
     if csv_zip is not None and src.suffix.lower() != ".csv":
         raise DatasetError(f"Refused: csv_zip only goes with a .csv source. "
                            f"Received: source={src.name!r}")
+    src = src.resolve()
     if src.is_dir():
         return _plan_folder(src, limits)
     suffix = src.suffix.lower()
@@ -119,7 +130,7 @@ def _plan_zip(zf: zipfile.ZipFile, limits: ImportLimits) -> Plan:
             continue
         reason = _unsafe_reason(info.filename) or _zip_entry_reason(info)
         parts = _parts(info.filename)
-        reason = reason or _junk_reason(parts)
+        reason = reason or _junk_reason(parts) or _depth_reason(parts)
         if reason:
             skipped.append({"file": info.filename, "reason": reason})
         else:
@@ -162,41 +173,73 @@ def _find_top_csv(zf: zipfile.ZipFile, files: list[tuple[tuple[str, ...], zipfil
 
 
 def _plan_folder(root: Path, limits: ImportLimits) -> Plan:
+    """Files below `root` (resolved), walked without recursion and without following links."""
     skipped: list[dict[str, str]] = []
     files: list[tuple[tuple[str, ...], int, Callable[[], IO[bytes]]]] = []
     seen = 0
-    for dirpath, dirnames, filenames in os.walk(root):
-        here = Path(dirpath)
-        rel = here.relative_to(root).parts
-        for d in list(dirnames):
-            reason = ("symbolic link (not followed)" if (here / d).is_symlink()
-                      else _junk_reason((*rel, d)))
-            if reason:
-                # Pruned folders (.git, __MACOSX, links) are reported once, not per file.
-                skipped.append({"file": "/".join((*rel, d)) + "/", "reason": reason})
-                dirnames.remove(d)
-        dirnames.sort()
-        for fname in sorted(filenames):
+    pending: list[tuple[str, ...]] = [()]  # folders still to read, the next one last
+    while pending:
+        rel = pending.pop()
+        try:
+            with os.scandir(root.joinpath(*rel)) as it:
+                items = sorted(it, key=lambda item: item.name)
+        except OSError as exc:
+            skipped.append({"file": "/".join(rel) + "/",
+                            "reason": f"unreadable folder: {exc.strerror or exc}"})
+            continue
+        folders = []
+        # Folders not entered (links, .git, __MACOSX, too deep) are reported once, not
+        # per file.
+        for item in items:
+            parts = (*rel, item.name)
+            if item.is_symlink():
+                if item.is_dir():
+                    skipped.append({"file": "/".join(parts) + "/", "reason": _LINK_REASON})
+                else:
+                    skipped.append({"file": "/".join(parts), "reason": _LINK_REASON})
+                continue
+            if item.is_dir(follow_symlinks=False):
+                reason = _junk_reason(parts) or (_DEPTH_REASON if len(parts) > MAX_DEPTH
+                                                  else None)
+                if reason:
+                    skipped.append({"file": "/".join(parts) + "/", "reason": reason})
+                else:
+                    folders.append(parts)
+                continue
             seen += 1
             if seen > limits.max_files:
                 raise DatasetError(f"Refused: {root.name} has more than max_files="
                                    f"{limits.max_files} files; import a smaller folder or raise "
                                    f"TLCORE_MAX_FILES. Received: over {limits.max_files} files")
-            parts = (*rel, fname)
-            path = here / fname
-            st = os.lstat(path)
-            if stat.S_ISLNK(st.st_mode):
-                reason = "symbolic link (not followed)"
-            elif not stat.S_ISREG(st.st_mode):
-                reason = "not a regular file"
-            else:
-                reason = _junk_reason(parts)
+            st = item.stat(follow_symlinks=False)
+            reason = (_junk_reason(parts) if stat.S_ISREG(st.st_mode)
+                      else "not a regular file")
             if reason:
                 skipped.append({"file": "/".join(parts), "reason": reason})
             else:
-                files.append((parts, st.st_size, functools.partial(path.open, "rb")))
+                files.append((parts, st.st_size,
+                              functools.partial(_open_listed, Path(item.path), st)))
+        pending.extend(reversed(folders))
     _check_total_size(sum(size for _, size, _ in files), limits, root.name)
     return _assign_classes(files, skipped)
+
+
+def _open_listed(path: Path, listed: os.stat_result) -> IO[bytes]:
+    """Open `path` for reading unless it is no longer the regular file that was listed.
+
+    Raises:
+        OSError: The path is now a symbolic link, or another file.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != (listed.st_dev,
+                                                                      listed.st_ino):
+            raise OSError(f"{path.name} changed since it was listed")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def _plan_csv(text: str, csv_name: str, folder: Path | None, zf: zipfile.ZipFile | None,
@@ -230,7 +273,7 @@ def _plan_csv(text: str, csv_name: str, folder: Path | None, zf: zipfile.ZipFile
         if not rel or not label:
             skipped.append({"file": where, "reason": "empty filepath or label"})
             continue
-        reason = _unsafe_reason(rel) or _junk_reason(_parts(rel))
+        reason = _unsafe_reason(rel) or _junk_reason(_parts(rel)) or _depth_reason(_parts(rel))
         if reason:
             skipped.append({"file": rel, "reason": reason})
             continue
@@ -245,18 +288,30 @@ def _plan_csv(text: str, csv_name: str, folder: Path | None, zf: zipfile.ZipFile
                 entries.append(Entry(posix, label, info.file_size,
                                       functools.partial(zf.open, info)))
             continue
-        path = folder / posix
+        # A linked folder on the way may lead out of the CSV's folder: check where the
+        # path really is before looking at it (so nothing outside is even probed), and
+        # read it from there.
+        try:
+            path = (folder / posix).parent.resolve() / (folder / posix).name
+        except (OSError, RuntimeError):  # a loop of links
+            skipped.append({"file": rel, "reason": _LINK_REASON})
+            continue
+        if not path.is_relative_to(folder):
+            skipped.append({"file": rel,
+                            "reason": "symbolic link leads out of the CSV's folder (not followed)"})
+            continue
         try:
             st = os.lstat(path)
         except OSError:
             skipped.append({"file": rel, "reason": f"missing file ({where})"})
             continue
         if stat.S_ISLNK(st.st_mode):
-            skipped.append({"file": rel, "reason": "symbolic link (not followed)"})
+            skipped.append({"file": rel, "reason": _LINK_REASON})
         elif not stat.S_ISREG(st.st_mode):
             skipped.append({"file": rel, "reason": "not a regular file"})
         else:
-            entries.append(Entry(posix, label, st.st_size, functools.partial(path.open, "rb")))
+            entries.append(Entry(posix, label, st.st_size,
+                                 functools.partial(_open_listed, path, st)))
     if zf is None:
         _check_total_size(sum(e.size for e in entries), limits, csv_name)
     return Plan(entries, skipped, "csv")
@@ -308,6 +363,10 @@ def _unsafe_reason(name: str) -> str | None:
     if "\x00" in posix:
         return "unsafe path: NUL character"
     return None
+
+
+def _depth_reason(parts: tuple[str, ...]) -> str | None:
+    return _DEPTH_REASON if len(parts) > MAX_DEPTH + 1 else None
 
 
 def _junk_reason(parts: tuple[str, ...]) -> str | None:
