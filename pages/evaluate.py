@@ -12,7 +12,6 @@ import datetime as dt
 import functools
 import json
 import shutil
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ import streamlit as st
 from PIL import Image
 
 from tlcore import evalcharts, evaluate, transfer
+from tlcore.data.staging import make_staging
 from tlcore.errors import TLCoreError
 from tlcore.export import FORMATS as EXPORT_FORMATS
 from tlcore.store import ACTIVE_STATUSES, COMPLETED, RunStore
@@ -281,8 +281,7 @@ def predict_tab(ws: Workspace, run_id: str) -> None:
                              key="eval_upload")
     with_cam = st.toggle("Grad-CAM overlay", value=True, key="eval_predict_gradcam")
     if st.button("Predict", key="eval_predict", disabled=not files, icon=":material/image_search:"):
-        folder = ws.tmp_dir / f"predict-{uuid.uuid4().hex[:12]}"
-        folder.mkdir(parents=True)
+        folder = make_staging(ws, "predict-")
         try:
             paths = []
             for i, f in enumerate(files):

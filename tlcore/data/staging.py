@@ -1,8 +1,9 @@
 """Staging folders under `<workspace>/tmp/`: who owns them, and removing abandoned ones.
 
 An import stages its files in `tmp/import-*`, a browser import keeps its request,
-upload and progress in `tmp/job-*`, the demo writes its images in `tmp/demo-*`
-and a delete moves the dataset to `tmp/delete-*` before removing it. Each holds
+upload and progress in `tmp/job-*`, the demo writes its images in `tmp/demo-*`,
+a delete moves the dataset to `tmp/delete-*` before removing it, and the
+Evaluate page's Predict tab keeps uploaded images in `tmp/predict-*`. Each holds
 an owner file naming the host and process that works in it. A process that is
 killed cannot clean up after itself, so every import start (and `python -m
 tlcore cache clear`) removes staging folders older than `STALE_AFTER_S` whose
@@ -25,7 +26,7 @@ from pathlib import Path
 from tlcore.errors import DatasetError
 from tlcore.workspace import Workspace
 
-PREFIXES = ("import-", "job-", "upload-", "demo-", "delete-")
+PREFIXES = ("import-", "job-", "upload-", "demo-", "delete-", "predict-")
 OWNER_FILE = ".owner"
 STALE_AFTER_S = 10 * 60
 UNOWNED_STALE_AFTER_S = 24 * 3600
