@@ -27,7 +27,7 @@ from tlcore.ui.deeplinks import route_through_app
 from tlcore.ui.flash import flash, show_flash
 from tlcore.ui.status import STATUS_ICONS, status_badge
 from tlcore.ui.text import percent, plain
-from tlcore.workspace import Workspace
+from tlcore.workspace import Workspace, check_server_path
 
 route_through_app()
 
@@ -106,16 +106,19 @@ def parse_dense(text: str) -> list[Any]:
     return out
 
 
-def build_config() -> config.RunConfig:
+def build_config(ws: Workspace) -> config.RunConfig:
     """The RunConfig the form describes.
 
     Raises:
-        ConfigError: with the config's own message when a value is invalid.
+        ConfigError: with the config's own message when a value is invalid, or when
+            the weights file lies outside the folders the browser may name.
     """
     s = st.session_state
     # Only the chosen mode's widget is drawn, so the other's state may be gone.
-    source = config.WeightsSource(kind=s[PREFIX + "weights_mode"],
-                                  path=s.get(PREFIX + "weights_file", "").strip(),
+    path = s.get(PREFIX + "weights_file", "").strip()
+    if path and s[PREFIX + "weights_mode"] == "file":
+        path = str(check_server_path(path, ws))
+    source = config.WeightsSource(kind=s[PREFIX + "weights_mode"], path=path,
                                   run_id=s.get(PREFIX + "weights_run") or "")
     data: dict[str, Any] = {"dataset": s[PREFIX + "dataset"] or "",
                             "image_size": s[PREFIX + "image_size"],
@@ -163,8 +166,10 @@ def base_tab(ws: Workspace, store: RunStore) -> None:
         weights_panel(ws)
     elif mode == "file":
         st.text_input("Weights file path", key=PREFIX + "weights_file",
-                      placeholder="/path/to/vgg16_notop.weights.h5",
-                      help="A VGG16 notop weights file (.h5 or .weights.h5) on the server.")
+                      placeholder=str(ws.weights_dir / "vgg16_notop.weights.h5"),
+                      help="A VGG16 notop weights file (.h5 or .weights.h5) on the server, "
+                           "inside the workspace's weights folder or another folder the "
+                           "operator allows (TLCORE_SERVER_ROOTS).")
     elif mode == "run":
         done = [r for r in store.list_runs(statuses=[COMPLETED])]
         labels = charts.run_labels(done)
@@ -496,7 +501,7 @@ def render() -> None:
                 augment_tab()
         save_form()
         try:
-            cfg = build_config()
+            cfg = build_config(ws)
             problem = None
         except TLCoreError as exc:
             cfg, problem = None, str(exc)

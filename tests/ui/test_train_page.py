@@ -194,3 +194,19 @@ def test_weights_from_an_earlier_run(app, ws, populated):
         for r in RunStore(ws).list_runs(statuses=ACTIVE_STATUSES):
             jobs.delete(r["id"], ws=ws)
     assert run["config"]["base"]["weights"] == f"run:{populated['sgd']}"
+
+
+def test_weights_file_path_is_confined_to_the_allowed_folders(app, populated, ws, tmp_path,
+                                                              monkeypatch):
+    monkeypatch.delenv("TLCORE_SERVER_ROOTS", raising=False)
+    outside = tmp_path / "elsewhere.weights.h5"
+    outside.write_bytes(b"\x89HDF")
+    at = app(TRAIN)
+    at.selectbox(key="cfg.weights_mode").set_value("file").run()
+    at.text_input(key="cfg.weights_file").input(str(outside)).run()
+    errors = _form_errors(at)
+    assert len(errors) == 1 and errors[0].startswith("Only paths inside")
+    assert str(ws.weights_dir) in errors[0] and at.button(key="train_launch").disabled
+    # The same words for a path that does not exist: nothing about the outside leaks.
+    at.text_input(key="cfg.weights_file").input(str(tmp_path / "missing.h5")).run()
+    assert _form_errors(at)[0].split(" Received:")[0] == errors[0].split(" Received:")[0]
