@@ -49,17 +49,17 @@ def run_import(action, what: str) -> None:
             the new dataset's record.
         what: What is imported, for the bar's first line.
     """
-    bar = st.progress(0.0, text=f"Importing {what}…")
+    bar = st.progress(0.0, text=f"Importing {plain(what)}…")
 
     def progress(done: int, total: int, message: str) -> None:
         bar.progress(min(1.0, done / total) if total else 0.0,
-                     text=f"Importing {what}: {done} / {total} files · {message}")
+                     text=f"Importing {plain(what)}: {done} / {total} files · {plain(message)}")
 
     try:
         info = action(progress)
     except TLCoreError as exc:
         bar.empty()
-        st.error(str(exc))
+        st.error(plain(exc))
         return
     bar.empty()
     flash("data", "success",
@@ -160,7 +160,7 @@ def health_section(info: dict) -> None:
                    f"{sizes['height']['median']:g} px, {sizes['n_distinct']} distinct size(s). "
                    "Each run resizes them to its own image size.")
     for note in health["warnings"]:
-        st.warning(note, icon=":material/warning:")
+        st.warning(plain(note), icon=":material/warning:")
     if duplicates:
         with st.expander(f"Duplicate groups ({len(duplicates)})"):
             st.dataframe(groups_frame(duplicates), key="data_duplicates", hide_index=True)
@@ -178,7 +178,7 @@ def delete_section(ws: Workspace, info: dict) -> None:
         st.session_state["data_confirm_delete"] = name
     if st.session_state.get("data_confirm_delete") != name:
         return
-    st.warning(f"Delete **{name}** and its {info['n_images']} images? Runs trained on it "
+    st.warning(f"Delete **{plain(name)}** and its {info['n_images']} images? Runs trained on it "
                "keep their results, but cannot be resumed or cloned onto it.")
     yes, no, _ = st.columns([1, 1, 4])
     if yes.button("Yes, delete", key="data_delete_yes", type="primary"):
@@ -186,7 +186,7 @@ def delete_section(ws: Workspace, info: dict) -> None:
         try:
             data.delete_dataset(name, ws=ws)
         except TLCoreError as exc:
-            st.error(str(exc))
+            st.error(plain(exc))
             return
         dataset_details.clear()
         dataset_samples.clear()
@@ -201,7 +201,7 @@ def dataset_section(ws: Workspace, row: dict) -> None:
     try:
         info = dataset_details(str(ws.root), row["name"], row["created"])
     except TLCoreError as exc:
-        st.error(str(exc))
+        st.error(plain(exc))
         return
     cols = st.columns(5)
     cols[0].metric("Images", info["n_images"])
@@ -209,7 +209,7 @@ def dataset_section(ws: Workspace, row: dict) -> None:
     for col, split in zip(cols[2:], data.SPLITS, strict=True):
         col.metric(split.capitalize(), info["splits"].get(split, 0))
     split = info["split"]
-    st.caption(f"Source: {info['source']} · split: validation {split['val']:g}, "
+    st.caption(f"Source: {plain(info['source'])} · split: validation {split['val']:g}, "
                f"test {split['test']:g}, seed {split['seed']}")
 
     left, right = st.columns([3, 2], gap="large")
@@ -223,7 +223,7 @@ def dataset_section(ws: Workspace, row: dict) -> None:
     samples = dataset_samples(str(ws.root), row["name"], row["created"])
     for label in list(samples)[:MAX_SAMPLE_CLASSES]:
         name_col, images_col = st.columns([1, 7], vertical_alignment="center")
-        name_col.markdown(f"**{label}**")
+        name_col.markdown(f"**{plain(label)}**")
         if samples[label]:
             images_col.image(samples[label], width=80)
     if len(samples) > MAX_SAMPLE_CLASSES:
@@ -244,7 +244,7 @@ def render() -> None:
     try:
         rows = data.list_datasets(ws=ws)
     except TLCoreError as exc:
-        st.error(str(exc))
+        st.error(plain(exc))
         return
     names = [r["name"] for r in rows]
     if not rows:

@@ -32,3 +32,7 @@ class WeightsError(TLCoreError, RuntimeError):
 
 class RunStateError(TLCoreError, RuntimeError):
     """An action does not fit the run's current status (e.g. resume a running run)."""
+
+
+class StoreError(TLCoreError, RuntimeError):
+    """The run store's database cannot be read or written (corrupt, locked, disk full)."""

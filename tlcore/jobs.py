@@ -40,7 +40,7 @@ from tlcore.store import (
     RUNNING,
     RunStore,
 )
-from tlcore.workspace import Workspace
+from tlcore.workspace import Workspace, check_run_name
 
 # Files and folders of `runs/<id>/`.
 CONFIG_FILE = "config.json"
@@ -128,6 +128,7 @@ def launch(config: RunConfig, name: str | None = None, ws: Workspace | None = No
     Raises:
         NotFoundError: if the dataset does not exist.
         WeightsError, RunStateError: if `base.weights` names an unusable file or run.
+        ConfigError: if `name` is not a valid run name (`workspace.check_run_name`).
     """
     from tlcore.data import load_manifest
 
@@ -139,9 +140,7 @@ def launch(config: RunConfig, name: str | None = None, ws: Workspace | None = No
     _check_base_weights(config, store)
     max_workers()  # a bad setting fails here, not in a background start later
     if name is not None:
-        name = name.strip()
-        if not name or len(name) > 120:
-            raise ConfigError(f"A run name must be 1-120 characters. Received: name={name!r}")
+        name = check_run_name(name)
     run_id = store.create_run(config, name=name)
     run_dir = ws.run_dir(run_id)
     run_dir.mkdir(parents=True, exist_ok=True)
