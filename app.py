@@ -1,7 +1,8 @@
 """Transfer-learning studio: the Streamlit entry point (`streamlit run app.py`).
 
 A router only: page config, navigation and the sidebar every page shares
-(workspace, training device, run queue). The pages live in `pages/`. This
+(workspace, training device, run queue, and a warning while the studio is open
+to the network without a login). The pages live in `pages/`. This
 process never imports TensorFlow; training runs in worker processes.
 """
 
@@ -13,6 +14,7 @@ from tlcore import jobs
 from tlcore.errors import TLCoreError
 from tlcore.store import ACTIVE_STATUSES, RunStore
 from tlcore.ui.deeplinks import mark_app_ran
+from tlcore.ui.network import exposure_warning
 from tlcore.ui.status import STATUS_ICONS
 from tlcore.ui.text import plain
 from tlcore.workspace import Workspace
@@ -53,7 +55,7 @@ def queue_panel(ws: Workspace) -> None:
         jobs.refresh(ws=ws)
         active = RunStore(ws).list_runs(statuses=ACTIVE_STATUSES)
     except TLCoreError as exc:
-        st.error(str(exc))
+        st.error(plain(exc))
         return
     if not active:
         st.caption("Nothing running. Launch a run on the Train page.")
@@ -65,6 +67,9 @@ def queue_panel(ws: Workspace) -> None:
 
 def sidebar(ws: Workspace) -> None:
     with st.sidebar:
+        exposed = exposure_warning()
+        if exposed:
+            st.warning(exposed, icon=":material/public:")
         st.markdown("**Workspace**")
         st.code(str(ws.root), language=None, wrap_lines=True)
         st.markdown("**Training runs on**")
@@ -75,11 +80,11 @@ def sidebar(ws: Workspace) -> None:
     with device_slot.container():
         info = device_summary(str(ws.root))
         if info.get("error"):
-            st.warning(f"Could not check the device: {info['error']}")
+            st.warning(f"Could not check the device: {plain(info['error'])}")
         else:
             precision = "mixed precision on" if info["mixed_precision"] else "float32"
             icon = ":material/memory:" if info["gpus"] else ":material/computer:"
-            st.caption(f"{icon} {info['device']} · {precision}")
+            st.caption(f"{icon} {plain(info['device'])} · {precision}")
 
 
 page = st.navigation(list(PAGES.values()))

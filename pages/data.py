@@ -53,7 +53,7 @@ def start_import(ws: Workspace, what: str, name: str, **request) -> None:
     try:
         job = data.start_import(name, ws=ws, **request, **split_settings())
     except TLCoreError as exc:
-        st.error(str(exc))
+        st.error(plain(exc))
         return
     st.session_state["data_import"] = {"job": str(job), "what": what}
     st.rerun()
@@ -69,17 +69,17 @@ def follow_import(slot, job: dict) -> None:
     only this loop, and the next run of the page picks the import up again.
     """
     what = job["what"]
-    bar = slot.progress(0.0, text=f"Importing {what}…")
+    bar = slot.progress(0.0, text=f"Importing {plain(what)}…")
     while (status := data.import_status(job["job"])).running:
         if status.total:
             bar.progress(min(1.0, status.done / status.total),
-                         text=f"Importing {what}: {status.done} / {status.total} files · "
-                              f"{status.message}")
+                         text=f"Importing {plain(what)}: {status.done} / {status.total} files · "
+                              f"{plain(status.message)}")
         time.sleep(POLL_S)
     data.forget_import(job["job"])
     st.session_state.pop("data_import", None)
     if status.error:
-        flash("data", "error", status.error)  # the rerun shows it with the buttons enabled
+        flash("data", "error", plain(status.error))  # the rerun shows it with the buttons enabled
         st.rerun()
     info = status.info
     flash("data", "success",
@@ -177,7 +177,7 @@ def health_section(info: dict) -> None:
                    f"{sizes['height']['median']:g} px, {sizes['n_distinct']} distinct size(s). "
                    "Each run resizes them to its own image size.")
     for note in health["warnings"]:
-        st.warning(note, icon=":material/warning:")
+        st.warning(plain(note), icon=":material/warning:")
     if duplicates:
         with st.expander(f"Duplicate groups ({len(duplicates)})"):
             st.dataframe(groups_frame(duplicates), key="data_duplicates", hide_index=True)
@@ -194,7 +194,7 @@ def delete_section(ws: Workspace, name: str, n_images: int) -> None:
         st.session_state["data_confirm_delete"] = name
     if st.session_state.get("data_confirm_delete") != name:
         return
-    st.warning(f"Delete **{name}** and its {n_images} images? Runs trained on it "
+    st.warning(f"Delete **{plain(name)}** and its {n_images} images? Runs trained on it "
                "keep their results, but cannot be resumed or cloned onto it.")
     yes, no, _ = st.columns([1, 1, 4])
     if yes.button("Yes, delete", key="data_delete_yes", type="primary"):
@@ -202,7 +202,7 @@ def delete_section(ws: Workspace, name: str, n_images: int) -> None:
         try:
             data.delete_dataset(name, ws=ws)
         except TLCoreError as exc:
-            st.error(str(exc))
+            st.error(plain(exc))
             return
         dataset_details.clear()
         dataset_samples.clear()
@@ -217,7 +217,7 @@ def dataset_section(ws: Workspace, row: dict) -> None:
     try:
         info = dataset_details(str(ws.root), row["name"], row["created"])
     except TLCoreError as exc:
-        st.error(str(exc))
+        st.error(plain(exc))
         st.divider()
         delete_section(ws, row["name"], row["n_images"])  # a broken dataset can still go
         return
@@ -227,7 +227,7 @@ def dataset_section(ws: Workspace, row: dict) -> None:
     for col, split in zip(cols[2:], data.SPLITS, strict=True):
         col.metric(split.capitalize(), info["splits"].get(split, 0))
     split = info["split"]
-    st.caption(f"Source: {info['source']} · split: validation {split['val']:g}, "
+    st.caption(f"Source: {plain(info['source'])} · split: validation {split['val']:g}, "
                f"test {split['test']:g}, seed {split['seed']}")
 
     left, right = st.columns([3, 2], gap="large")
@@ -246,7 +246,7 @@ def dataset_section(ws: Workspace, row: dict) -> None:
                    for label, files in samples.items()}
     for label in list(samples)[:MAX_SAMPLE_CLASSES]:
         name_col, images_col = st.columns([1, 7], vertical_alignment="center")
-        name_col.markdown(f"**{label}**")
+        name_col.markdown(f"**{plain(label)}**")
         if samples[label]:
             images_col.image(samples[label], width=80)
     if len(samples) > MAX_SAMPLE_CLASSES:
@@ -276,7 +276,7 @@ def datasets_view(ws: Workspace, busy: bool) -> None:
     try:
         rows = data.list_datasets(ws=ws)
     except TLCoreError as exc:
-        st.error(str(exc))
+        st.error(plain(exc))
         return
     names = [r["name"] for r in rows]
     if not rows:

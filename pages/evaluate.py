@@ -84,8 +84,8 @@ def evaluate_button(ws: Workspace, run: dict, dataset: str, evaluation: dict | N
         args = ["evaluate", run["id"], "--top-k", str(TOP_K)]
         if dataset != run["dataset"]:
             args += ["--dataset", dataset]
-        if run_cli(ws, args, f"Evaluating on {dataset} (with Grad-CAM of the worst mistakes)…") \
-                is not None:
+        if run_cli(ws, args, f"Evaluating on {plain(dataset)} (with Grad-CAM of the worst "
+                             "mistakes)…") is not None:
             flash("eval", "success", f"Evaluated on {plain(dataset)}.")
             st.rerun()
 
@@ -99,16 +99,22 @@ def metric_cards(m: dict) -> None:
     cols[3].metric("Macro ROC AUC", percent(m["macro"]["auc"]))
     cols[4].metric("Images", m["n"])
     for note in m["notes"]:
-        st.caption(f":material/info: {note}")
+        st.caption(f":material/info: {plain(note)}")
 
 
-def select_cell_from_chart() -> None:
-    """Clicking a confusion-matrix cell selects it in the two selectboxes."""
+def select_cell_from_chart(classes: list[str]) -> None:
+    """Clicking a confusion-matrix cell selects it in the two selectboxes.
+
+    Args:
+        classes: The matrix's class names, in index order.
+    """
     event = st.session_state.get("eval_confusion")
     points = event.selection.points if event else []
     if points:
-        st.session_state["eval_cell_true"] = points[0]["y"]
-        st.session_state["eval_cell_pred"] = points[0]["x"]
+        # The axes show names escaped for Plotly; the cell's indexes name the classes.
+        true, predicted = points[0]["customdata"][:2]
+        st.session_state["eval_cell_true"] = classes[int(true)]
+        st.session_state["eval_cell_pred"] = classes[int(predicted)]
 
 
 def image_path(ws: Workspace, dataset: str, rel: str) -> str | None:
@@ -142,7 +148,8 @@ def confusion_section(ws: Workspace, evaluation: dict, m: dict) -> None:
     with left:
         fig = evalcharts.confusion_figure(m["confusion"]["counts"], classes,
                                           m["confusion"]["normalized"])
-        st.plotly_chart(fig, key="eval_confusion", on_select=select_cell_from_chart,
+        st.plotly_chart(fig, key="eval_confusion",
+                        on_select=functools.partial(select_cell_from_chart, classes),
                         selection_mode="points", width="stretch", theme=None)
         st.caption("Colour: share of the true class's images; number: count. Click a cell to "
                    "see its images.")
@@ -164,14 +171,15 @@ def confusion_section(ws: Workspace, evaluation: dict, m: dict) -> None:
                   if t == ti and p == pi]
         picked.sort(key=lambda k: -s["confidence"][k])
         st.markdown(f"**{len(picked)}** image{'s' if len(picked) != 1 else ''} of "
-                    f"**{true}** predicted as **{pred}**")
+                    f"**{plain(true)}** predicted as **{plain(pred)}**")
         items = []
         for k in picked[:GALLERY]:
             path = image_path(ws, evaluation["dataset"], s["file"][k])
             if path:
                 items.append((path, f"{percent(s['confidence'][k])} sure"))
         if picked and not items:
-            st.warning(f"The images of dataset {evaluation['dataset']!r} are no longer there.")
+            st.warning(f"The images of dataset {plain(repr(evaluation['dataset']))} are no longer "
+                       "there.")
         image_grid(items)
 
 
@@ -217,7 +225,8 @@ def mistakes_tab(ws: Workspace, run_id: str, evaluation: dict | None, split: str
         cam = evaluate.gradcam_path(run_id, w, ws=ws)
         image = side_by_side(original, str(cam)) if original and cam else original or cam
         if image is not None:
-            items.append((image, f"{w['true']} → {w['predicted']} ({percent(w['confidence'])})"))
+            items.append((image, f"{plain(w['true'])} → {plain(w['predicted'])} "
+                                 f"({percent(w['confidence'])})"))
     image_grid(items)
     if len(wrong) > GALLERY:
         with st.expander(f"All {len(wrong)} mistakes"):
@@ -231,7 +240,7 @@ def transfer_tab(ws: Workspace, run: dict) -> None:
         st.info("This run trains from scratch (weights: none), so it is itself the baseline "
                 "that pretrained runs are compared with.")
         return
-    st.caption(f"Does starting from {transfer.source_label(weights)} beat training the same "
+    st.caption(f"Does starting from {plain(transfer.source_label(weights))} beat training the same "
                "network from random weights on this data?")
     try:
         baseline = transfer.find_baseline(run["id"], ws=ws)
@@ -254,10 +263,10 @@ def transfer_tab(ws: Workspace, run: dict) -> None:
             return
         report = transfer.transfer_report(run["id"], baseline, ws=ws)
     except TLCoreError as exc:
-        st.error(str(exc))
+        st.error(plain(exc))
         return
     VERDICT_BOXES.get(report["verdict"], st.info)(
-        f"**{report['verdict'].capitalize()}.** {report['summary']}")
+        f"**{report['verdict'].capitalize()}.** {plain(report['summary'])}")
     rows = pd.DataFrame(report["metrics"]).replace({None: float("nan")})
     rows["delta"] = rows["delta"] * 100
     rows["metric"] = rows["metric"].map({
@@ -269,7 +278,7 @@ def transfer_tab(ws: Workspace, run: dict) -> None:
         "pretrained": st.column_config.NumberColumn("Pretrained", format="percent"),
         "baseline": st.column_config.NumberColumn("From scratch", format="percent"),
         "delta": st.column_config.NumberColumn("Difference", format="%+.1f pts")})
-    left.caption(f"Baseline run: {RunStore(ws).get_run(baseline)['name']} ({baseline}). "
+    left.caption(f"Baseline run: {plain(RunStore(ws).get_run(baseline)['name'])} ({baseline}). "
                  "Curve area: mean val accuracy over the epochs both runs trained, high when "
                  "a run gets good early.")
     right.plotly_chart(evalcharts.transfer_curves_figure(report), key="eval_transfer_chart",
@@ -305,7 +314,7 @@ def predict_tab(ws: Workspace, run_id: str) -> None:
     for i, item in enumerate(shown["items"]):
         st.divider()
         c1, c2, c3 = st.columns([1, 1, 2])
-        c1.image(item["image"], caption=item["name"], width="stretch")
+        c1.image(item["image"], caption=plain(item["name"]), width="stretch")
         if item.get("overlay_png_base64"):
             c2.image(base64.b64decode(item["overlay_png_base64"]), caption="Grad-CAM",
                      width="stretch")
@@ -338,15 +347,15 @@ def export_tab(ws: Workspace, run_id: str) -> None:
 # ---- page -----------------------------------------------------------------------
 def render() -> None:
     ws = Workspace.from_env()
-    store = RunStore(ws)
     st.title("Evaluate")
     st.caption("How good a finished run is, where it fails and why; whether transfer helped; "
                "classify new images and take the model away.")
     show_flash("eval")
     try:
+        store = RunStore(ws)
         runs = store.list_runs(statuses=(COMPLETED,))
     except TLCoreError as exc:
-        st.error(str(exc))
+        st.error(plain(exc))
         return
     if not runs:
         st.info("No completed runs yet. Train one on the Train page, then evaluate it here.",
@@ -369,9 +378,9 @@ def render() -> None:
     with c1:
         if evaluation:
             when = dt.datetime.fromtimestamp(evaluation["created"]).strftime("%Y-%m-%d %H:%M")
-            shift = " — domain shift: trained on " + evaluation["trained_on"] \
+            shift = " — domain shift: trained on " + plain(evaluation["trained_on"]) \
                 if evaluation["domain_shift"] else ""
-            st.caption(f"Evaluated {when} on {evaluation['dataset']}{shift}.")
+            st.caption(f"Evaluated {when} on {plain(evaluation['dataset'])}{shift}.")
         splits = [s for s in ("test", "val") if evaluation and s in evaluation["splits"]]
         split = None
         if splits:

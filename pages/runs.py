@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from tlcore import charts, evalcharts, evaluate, jobs
+from tlcore import charts, evalcharts, evaluate, jobs, tables
 from tlcore.config import flatten
 from tlcore.errors import TLCoreError
 from tlcore.store import COMPLETED, STATUSES, RunStore
@@ -65,7 +65,7 @@ def actions(ws: Workspace, store: RunStore, selected: list[dict]) -> None:
             try:
                 store.rename_run(run["id"], new_name)
             except TLCoreError as exc:
-                st.error(str(exc))
+                st.error(plain(exc))
             else:
                 flash("runs", "success", f"Renamed to {plain(new_name.strip())}.")
                 st.rerun()
@@ -79,7 +79,7 @@ def actions(ws: Workspace, store: RunStore, selected: list[dict]) -> None:
         st.session_state["runs_confirm_delete"] = [r["id"] for r in selected]
     if st.session_state.get("runs_confirm_delete") != [r["id"] for r in selected]:
         return
-    st.warning(f"Delete {names} with their models, logs and metrics? This cannot be undone.")
+    st.warning(f"Delete {plain(names)} with their models, logs and metrics? This cannot be undone.")
     yes, no, _ = st.columns([1, 1, 4])
     if yes.button("Yes, delete", key="runs_delete_yes", type="primary"):
         st.session_state.pop("runs_confirm_delete", None)
@@ -88,7 +88,7 @@ def actions(ws: Workspace, store: RunStore, selected: list[dict]) -> None:
             try:
                 jobs.delete(run["id"], ws=ws)
             except TLCoreError as exc:
-                errors.append(f"{run['name']}: {exc}")
+                errors.append(plain(f"{run['name']}: {exc}"))
         if errors:
             st.error("\n\n".join(errors))
             return
@@ -136,7 +136,7 @@ def evaluation_compare(ws: Workspace, chosen: pd.DataFrame, runs: dict[str, dict
         return
     st.markdown("**Confusion matrices and per-class F1**")
     if missing:
-        names = ", ".join(missing)
+        names = plain(", ".join(missing))
         st.caption(f":material/info: Evaluate {'run' if len(missing) == 1 else 'runs'} {names} "
                    "on the Evaluate page to compare confusion matrices.")
     if len(evaluations) < 2:
@@ -167,7 +167,8 @@ def evaluation_compare(ws: Workspace, chosen: pd.DataFrame, runs: dict[str, dict
     st.caption("Rows: true class; columns: predicted. Colour: share of the true class's images; "
                "number: count.")
     if ev_a["dataset"] != ev_b["dataset"]:
-        st.caption(f"Evaluated on different datasets ({ev_a['dataset']}, {ev_b['dataset']}): "
+        st.caption(f"Evaluated on different datasets ({plain(ev_a['dataset'])}, "
+                   f"{plain(ev_b['dataset'])}): "
                    "classes are matched by name.")
     delta = evalcharts.f1_delta_frame(m_a, m_b)
     if delta["delta"].isna().all():
@@ -176,9 +177,10 @@ def evaluation_compare(ws: Workspace, chosen: pd.DataFrame, runs: dict[str, dict
     st.plotly_chart(evalcharts.f1_delta_figure(delta, labels[a], labels[b]),
                     key="runs_f1_delta", theme=None)
     if (delta["delta"].dropna().abs() < 5e-4).all():
-        st.caption(f"{labels[a]} and {labels[b]} have the same F1 on every class they share.")
+        st.caption(f"{plain(labels[a])} and {plain(labels[b])} have the same F1 on every class "
+                   "they share.")
     else:
-        st.caption(f"Bars above zero: {labels[b]} has the higher F1 on that class.")
+        st.caption(f"Bars above zero: {plain(labels[b])} has the higher F1 on that class.")
 
 
 def compare(ws: Workspace, store: RunStore, chosen: pd.DataFrame,
@@ -211,15 +213,19 @@ def compare(ws: Workspace, store: RunStore, chosen: pd.DataFrame,
 
 def render() -> None:
     ws = Workspace.from_env()
-    store = RunStore(ws)
     st.title("Runs & compare")
     st.caption("Every run in this workspace. Tick rows to rename, clone or delete a run; tick "
                "two or more to compare them.")
     show_flash("runs")
     try:
+        store = RunStore(ws)  # opening reads the database: an unreadable one stops here
+    except TLCoreError as exc:
+        st.error(plain(exc))
+        return
+    try:
         jobs.refresh(ws=ws)
     except TLCoreError as exc:
-        st.error(str(exc))
+        st.error(plain(exc))
     runs = store.list_runs()
     if not runs:
         st.info("No runs yet — launch one on the Train page.", icon=":material/waving_hand:")
@@ -237,7 +243,8 @@ def render() -> None:
     if status_filter:
         view = view[view["status"].isin(status_filter)]
     view = view.reset_index(drop=True)
-    c3.download_button("Download CSV", view.drop(columns=["duration_s"]).to_csv(index=False),
+    # Names are free text: the CSV keeps any that starts like a formula as text.
+    c3.download_button("Download CSV", tables.to_csv(view.drop(columns=["duration_s"])),
                        file_name="runs.csv", mime="text/csv", key="runs_csv",
                        icon=":material/download:", width="stretch")
     if view.empty:

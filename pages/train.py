@@ -79,7 +79,7 @@ def init_form(names: list[str]) -> None:
             load_form(form_values(config.RunConfig.from_dict(prefill)))
             flash("train", "success", "Loaded the cloned run's settings. Edit and launch.")
         except TLCoreError as exc:
-            flash("train", "error", str(exc))
+            flash("train", "error", plain(exc))
     elif PREFIX + "image_size" not in st.session_state:
         saved = st.session_state.get(SAVED_KEY)
         if saved:
@@ -187,22 +187,22 @@ def base_tab(ws: Workspace, store: RunStore) -> None:
 def weights_panel(ws: Workspace) -> None:
     status = backbones.weights_status(ws)
     if status["available"]:
-        st.caption(f":material/check_circle: {status['message']}")
+        st.caption(f":material/check_circle: {plain(status['message'])}")
         return
     st.warning("No ImageNet weights on this machine yet. Keras downloads them (58 MB) when the "
                "run starts; without internet, upload a VGG16 weights file here (it is checked "
                "and stored in the workspace) or choose **Random init**.",
                icon=":material/cloud_off:")
     with st.expander("Other ways to provide the weights"):
-        st.caption(status["message"])
+        st.caption(plain(status["message"]))
     upload = st.file_uploader("VGG16 weights file", type=["h5", "hdf5"], key="train_weights_upload")
     if upload is not None and st.button("Check and store", key="train_weights_save"):
         try:
             path = backbones.save_weights_upload(upload.getvalue(), upload.name, ws=ws)
         except TLCoreError as exc:
-            st.error(str(exc))
+            st.error(plain(exc))
             return
-        st.success(f"Stored {path.name}; ImageNet runs will use it.")
+        st.success(f"Stored {plain(path.name)}; ImageNet runs will use it.")
 
 
 def head_tab() -> None:
@@ -228,7 +228,7 @@ def gpu_batch_hint() -> str | None:
     mixed = st.session_state.get(PREFIX + "train.mixed_precision", "auto") != "off"
     n = backbones.batch_size_hint(size, free, mixed)
     return (f"About {n} images per batch fit in the {free / 2**30:.0f} GiB free on "
-            f"{info['gpus'][0]} at {size} px when training through the base.")
+            f"{plain(info['gpus'][0])} at {size} px when training through the base.")
 
 
 def optimizer_tab() -> None:
@@ -340,27 +340,27 @@ def progress_text(progress: dict) -> tuple[float, str]:
 def run_details(ws: Workspace, store: RunStore, run: dict, queue: list[dict]) -> None:
     status = run["status"]
     head, actions = st.columns([4, 1])
-    head.markdown(f"#### {run['name']}")
+    head.markdown(f"#### {plain(run['name'])}")
     status_badge(status, head)
     cfg = run["config"]
-    head.caption(f"Dataset {run['dataset']} · {cfg['image_size']} px · weights "
-                 f"{cfg['base']['weights']} · {run['device'] or 'device chosen at start'} · "
-                 f"id {run['id']}")
+    head.caption(f"Dataset {plain(run['dataset'])} · {cfg['image_size']} px · weights "
+                 f"{plain(cfg['base']['weights'])} · "
+                 f"{plain(run['device'] or 'device chosen at start')} · id {run['id']}")
     if status in ACTIVE_STATUSES:
         if actions.button("Cancel run", key=f"train_cancel_{run['id']}", icon=":material/stop:"):
             try:
                 jobs.cancel(run["id"], ws=ws)
-                st.toast(f"Cancelling {run['name']}…")
+                st.toast(f"Cancelling {plain(run['name'])}…")
             except TLCoreError as exc:
-                st.error(str(exc))
+                st.error(plain(exc))
     elif status in (FAILED, CANCELLED, LOST):
         if actions.button("Resume", key=f"train_resume_{run['id']}", icon=":material/replay:",
                           help="Continue from the last saved epoch."):
             try:
                 jobs.resume(run["id"], ws=ws)
-                st.toast(f"Resuming {run['name']}…")
+                st.toast(f"Resuming {plain(run['name'])}…")
             except TLCoreError as exc:
-                st.error(str(exc))
+                st.error(plain(exc))
 
     if status == QUEUED:
         ahead = [r for r in queue if r["seq"] < run["seq"]]
@@ -383,7 +383,7 @@ def run_details(ws: Workspace, store: RunStore, run: dict, queue: list[dict]) ->
             (run["ended"] or time.time()) - run["started"]) if run.get("started") else "—")
     elif run.get("error"):
         first, _, rest = run["error"].strip().partition("\n")
-        st.error(first)
+        st.error(plain(first))
         if rest.strip():
             with st.expander("Details"):
                 st.code(rest, language=None)
@@ -425,7 +425,7 @@ def live_panel(ws: Workspace, polling: bool) -> None:
     try:
         jobs.refresh(ws=ws)
     except TLCoreError as exc:
-        st.error(str(exc))
+        st.error(plain(exc))
     store = RunStore(ws)
     runs = store.list_runs()
     if polling and not any(r["status"] in ACTIVE_STATUSES for r in runs):
@@ -452,7 +452,7 @@ def launch(ws: Workspace, cfg: config.RunConfig) -> None:
     try:
         run_id = jobs.launch(cfg, name=name, ws=ws)
     except TLCoreError as exc:
-        st.error(str(exc))
+        st.error(plain(exc))
         return
     st.query_params["run"] = run_id
     st.toast("Run queued. It starts as soon as a worker is free.",
@@ -461,16 +461,16 @@ def launch(ws: Workspace, cfg: config.RunConfig) -> None:
 
 def render() -> None:
     ws = Workspace.from_env()
-    store = RunStore(ws)
     st.title("Train")
     st.caption("VGG16 pretrained on ImageNet plus a small dense head: train the head first, "
                "then optionally fine-tune the last blocks. Runs train in the background; "
                "leave the page whenever you like.")
     try:
+        store = RunStore(ws)  # opening reads the database: an unreadable one stops here
         rows = datasets_api.list_datasets(ws=ws)
     except TLCoreError as exc:
-        st.error(str(exc))
-        rows = []
+        st.error(plain(exc))
+        return
     names = [r["name"] for r in rows]
     init_form(names)
     show_flash("train")
@@ -507,7 +507,7 @@ def render() -> None:
             cfg, problem = None, str(exc)
         with preview:
             if cfg is None:
-                st.error(problem, icon=":material/block:")
+                st.error(plain(problem), icon=":material/block:")
             else:
                 classes = rows[names.index(cfg.dataset)]["classes"]
                 model_preview(cfg, max(2, len(classes)))

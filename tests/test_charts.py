@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import inspect
+import json
 
 import plotly.graph_objects as go
 import pytest
 
-from tlcore import charts
+from tlcore import charts, evalcharts
 from tlcore.config import RunConfig
 
 
@@ -197,3 +198,65 @@ def test_charts_module_does_not_import_streamlit_or_tensorflow():
             "print(any(m in sys.modules for m in ('streamlit', 'tensorflow', 'keras')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# Names a class or run may have; Plotly would render the tags (a link, bold text).
+HTML_NAMES = ("<a href='http://127.0.0.1:9/'>open</a>", "<b>bold</b> & co")
+
+
+def _plotly_strings(fig: go.Figure) -> list[str]:
+    """Every string of a figure (titles, ticks, names, hover templates, meta)."""
+    def walk(value):
+        if isinstance(value, str):
+            yield value
+        elif isinstance(value, dict):
+            for item in value.values():
+                yield from walk(item)
+        elif isinstance(value, list | tuple):
+            for item in value:
+                yield from walk(item)
+
+    return list(walk(json.loads(fig.to_json())))
+
+
+def test_chart_text_escapes_tags_and_entities_only():
+    assert charts.chart_text("<b>x</b> & y") == "&lt;b&gt;x&lt;/b&gt; &amp; y"
+    assert charts.chart_text("it's \"fine\" :red[ok] $x$") == "it's \"fine\" :red[ok] $x$"
+    assert charts.chart_text(42) == "42"
+
+
+def _name_figures() -> dict[str, go.Figure]:
+    a, b = HTML_NAMES
+    metrics = charts.metrics_frame(_metrics(a, "r1", [1, 1]) + _metrics(b, "r2", [1, 2]),
+                                   {"r1": a, "r2": b})
+    runs = charts.runs_frame([_run("r1", a), _run("r2", b, head={"pooling": "avg"})])
+    per_class = [{"class": name, "precision": 0.5, "recall": 0.5, "f1": f1, "auc": 0.5,
+                  "support": 3} for name, f1 in zip(HTML_NAMES, (0.4, 0.6), strict=True)]
+    delta = evalcharts.f1_delta_frame({"per_class": per_class},
+                                      {"per_class": per_class[::-1]})
+    return {
+        "class_balance": charts.class_balance(charts.counts_frame(
+            {name: {"train": 3, "val": 1, "test": 1} for name in HTML_NAMES})),
+        "learning_curves": charts.learning_curves(metrics, "loss", title=f"Loss of {a}"),
+        "learning_curves_single": charts.learning_curves(metrics[metrics["run"] == a], "loss"),
+        "final_metrics_bar": charts.final_metrics_bar(runs),
+        "confusion": evalcharts.confusion_figure([[1, 2], [0, 3]], HTML_NAMES,
+                                                 title=f"{b} · test"),
+        "per_class": evalcharts.per_class_figure(per_class),
+        "topk": evalcharts.topk_figure([{"class": name, "probability": 0.5}
+                                        for name in HTML_NAMES]),
+        "f1_delta": evalcharts.f1_delta_figure(delta, a, b),
+    }
+
+
+@pytest.mark.parametrize("name", list(_name_figures()))
+def test_names_in_figures_show_as_typed_never_as_html(name):
+    strings = _plotly_strings(_name_figures()[name])
+    for text in strings:
+        assert "<a " not in text and "<b>" not in text, text
+    escaped = {charts.chart_text(n) for n in HTML_NAMES}
+    assert any(e in text for text in strings for e in escaped)
+    # Hover templates read names from `meta` or the point: a name is never parsed as one.
+    for text in strings:
+        if "%{" in text:
+            assert not any(e in text for e in escaped), text

@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tlcore.cli.datasets import ProgressPrinter, format_table
 from tlcore.demo import write_class_folders
 
@@ -67,6 +69,19 @@ def test_refused_import_exits_2_with_one_line(ws, tmp_path):
     assert len(lines) == 1
     assert lines[0].startswith("error: Refused: only 1 class folder found (only)")
     assert not ws.dataset_dir("lonely").exists()
+    assert json.loads(tlcore("datasets", "list", "--json").stdout) == []
+
+
+@pytest.mark.parametrize("name", ["x\n", "nl\nname", "esc\x1b[31m"])
+def test_import_refuses_a_name_with_control_characters_in_one_line(ws, tmp_path, name):
+    # `$` in the name pattern once let "x\n" through: a dataset no command could delete.
+    folder = write_class_folders(tmp_path / "src", ("cat", "dog"), per_class=6, size=16)
+    res = tlcore("datasets", "import", folder, "--name", name)
+    assert res.returncode != 0 and res.stdout == ""
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: A dataset name must be")
+    assert f"Received: name={name!r}" in lines[0]
+    assert list(ws.datasets_dir.iterdir()) == []
     assert json.loads(tlcore("datasets", "list", "--json").stdout) == []
 
 

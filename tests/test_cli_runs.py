@@ -96,6 +96,9 @@ def test_train_refuses_bad_input_with_one_line(ws, config_file, tmp_path):
          "does not exist"),
         (["--config", str(config_file), "--set", "dataset=other"], "No dataset named 'other'"),
     ]
+    for bad in ("a\x1b[31mb", "two\nlines", "x" * 121):
+        cases.append((["--config", str(config_file), "--name", bad],
+                      "A run name must be 1-120 characters without control characters "))
     for args, message in cases:
         result = tlcore("train", *args)
         assert result.returncode == 2, result.stderr

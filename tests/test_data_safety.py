@@ -440,3 +440,28 @@ def test_stale_staging_is_removed_when_an_import_starts(ws, tmp_path):
     assert not killed_import.exists() and not killed_upload.exists()
     assert not legacy_upload.exists()
     assert live.exists() and fresh.exists() and recent_unowned.exists()
+
+
+def test_names_with_control_characters_are_skipped_and_listed_printably(ws, tmp_path):
+    # Class names come from folder names and CSV labels and are kept as typed, so a
+    # newline or a terminal escape in one would reach every listing; such entries are
+    # skipped instead, and the skip list spells the characters out.
+    folder = write_class_folders(tmp_path / "src", ("a", "b", "evil\x1b[2J"), 5, 16)
+    (folder / "a" / "new\nline.png").write_bytes(png_bytes())
+    info = data.import_dataset(folder, "folders", ws=ws)
+    assert info["classes"] == ["a", "b"] and info["n_images"] == 10
+    reasons = {s["file"]: s["reason"] for s in info["skipped"]}
+    assert reasons["evil\\x1b[2J/"] == "control character in the name"
+    assert reasons["a/new\\nline.png"] == "control character in the name"
+
+    zpath = class_zip(tmp_path / "labels.zip", tmp_path)
+    with zipfile.ZipFile(zpath, "a") as zf:
+        rows = [f"{name},{name[0]}" for name in sorted(zf.namelist())]
+        zf.writestr("labels.csv", "\n".join(["filepath,label", *rows, 'a/0000.png,"two\nlines"',
+                                             "b/0000.png,line\u2028sep"]))
+    info = data.import_dataset(zpath, "labels", ws=ws)
+    assert info["classes"] == ["a", "b"]
+    reasons = [s["reason"] for s in info["skipped"]]
+    assert reasons.count("control character in the label (labels.csv:12)") == 1
+    assert reasons.count("control character in the label (labels.csv:13)") == 1
+    assert all("\n" not in s["file"] and "\u2028" not in s["file"] for s in info["skipped"])

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from tlcore.config import RunConfig
-from tlcore.errors import ConfigError, NotFoundError
+from tlcore.errors import ConfigError, NotFoundError, StoreError, TLCoreError
 from tlcore.store import COMPLETED, QUEUED, RUNNING, RunStore
 
 
@@ -78,6 +78,9 @@ def test_rename_validates(store):
     assert store.get_run(run_id)["name"] == "baseline"
     with pytest.raises(ConfigError):
         store.rename_run(run_id, "   ")
+    with pytest.raises(ConfigError, match="control characters"):
+        store.rename_run(run_id, "a\x1b[2Jb")
+    assert store.get_run(run_id)["name"] == "baseline"
 
 
 def test_another_process_sees_writes_while_a_writer_holds_the_store(store, ws):
@@ -98,3 +101,22 @@ def test_dataset_rows(store):
     assert [(d["name"], d["classes"]) for d in store.list_datasets()] == [("d", ["a", "b"])]
     store.delete_dataset("d")
     assert not store.has_dataset("d") and store.list_datasets() == []
+
+
+def test_an_unreadable_database_raises_one_line_store_error(ws):
+    ws.db_path.write_bytes(b"garbage, not SQLite " * 256)
+    with pytest.raises(StoreError) as info:
+        RunStore(ws)
+    message = str(info.value)
+    assert isinstance(info.value, TLCoreError) and isinstance(info.value, RuntimeError)
+    assert message.startswith(f"The run store at {ws.db_path} cannot be read")
+    assert "file is not a database" in message and "\n" not in message
+
+
+def test_errors_inside_a_transaction_become_store_errors(store, ws):
+    store.create_run(RunConfig(dataset="d"))
+    ws.db_path.write_bytes(b"\0" * 4096)  # damaged under a store already open
+    with pytest.raises(StoreError):
+        store.list_runs()
+    with pytest.raises(StoreError):
+        store.create_run(RunConfig(dataset="d"))

@@ -10,10 +10,15 @@ Plotly template, `TEMPLATE` (`plotly_white` with the `COLORWAY` colour
 sequence, fonts, title, margins and legend), applied by `styled` where the
 figure is built; pages draw figures as they are (`st.plotly_chart(fig,
 theme=None)`). A run keeps one colour across charts (`run_colors`).
+
+Plotly renders a few HTML tags (`<a href>`, `<b>`, `<span style>`) and entities
+in titles, tick labels, legends and hover text. Names of classes and runs go in
+through `chart_text`, and `styled` escapes titles, so every name shows as typed.
 """
 
 from __future__ import annotations
 
+import html
 import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -65,9 +70,24 @@ def _template() -> go.layout.Template:
 TEMPLATE = _template()
 
 
+def chart_text(text: object) -> str:
+    """`text` escaped for Plotly's text fields, so that it shows exactly as typed.
+
+    Args:
+        text: A user-supplied string (a class or run name), or anything with a `str`.
+
+    Returns:
+        The text with `&`, `<` and `>` written as HTML entities, which Plotly
+        shows as the characters themselves and never reads as tags.
+    """
+    return html.escape(str(text), quote=False)
+
+
 def styled(fig: go.Figure, title: str | None, x_title: str | None = None,
            y_title: str | None = None, height: int = HEIGHT) -> go.Figure:
     """`fig` in the project's look: `TEMPLATE`, a title, axis titles, a height.
+
+    Titles are plain text: names in them show as typed (see `chart_text`).
 
     Args:
         fig: The figure, changed in place.
@@ -80,11 +100,12 @@ def styled(fig: go.Figure, title: str | None, x_title: str | None = None,
     Returns:
         `fig`.
     """
-    fig.update_layout(template=TEMPLATE, title_text=title, height=height)
+    fig.update_layout(template=TEMPLATE, height=height,
+                      title_text=None if title is None else chart_text(title))
     if x_title is not None:
-        fig.update_xaxes(title_text=x_title)
+        fig.update_xaxes(title_text=chart_text(x_title))
     if y_title is not None:
-        fig.update_yaxes(title_text=y_title)
+        fig.update_yaxes(title_text=chart_text(y_title))
     return fig
 
 
@@ -123,13 +144,14 @@ def class_balance(df: pd.DataFrame, title: str = "Images per class") -> go.Figur
     if df.empty:
         return _empty(title, "No images")
     classes = list(dict.fromkeys(df["class"]))
+    ticks = [chart_text(c) for c in classes]
     fig = go.Figure()
     present = [s for s in SPLITS if s in set(df["split"])]
     present += [s for s in dict.fromkeys(df["split"]) if s not in present]
     for split in present:
         part = df[df["split"] == split].set_index("class")["count"].reindex(classes, fill_value=0)
         fig.add_trace(go.Bar(
-            x=classes, y=part.to_list(), name=split,
+            x=ticks, y=part.to_list(), name=split,
             marker_color=SPLIT_COLORS.get(split),
             hovertemplate="%{x}<br>" + split + ": %{y} images<extra></extra>",
         ))
@@ -185,14 +207,14 @@ def learning_curves(metrics_df: pd.DataFrame, metric: str = "loss",
                 continue
             fig.add_trace(go.Scatter(
                 x=part["epoch"], y=part[column], mode="lines+markers",
-                name=split if single else f"{run} · {split}",
-                legendgroup=run,
+                name=split if single else chart_text(f"{run} · {split}"),
+                legendgroup=chart_text(run), meta=[chart_text(run)],
                 # One run: colour by split for contrast; several: colour by run, dash by split.
                 line={"color": SPLIT_COLORS[split] if single else colors[run],
                       "dash": "solid" if split == "train" else "dash", "width": 2},
                 marker={"size": 5},
-                hovertemplate=(f"{run}<br>epoch %{{x}}<br>{split} {metric}: %{{y:.4f}}"
-                               "<extra></extra>"),
+                hovertemplate=(f"%{{meta[0]}}<br>epoch %{{x}}<br>{split} {metric}: "
+                               "%{y:.4f}<extra></extra>"),
             ))
         if phase_boundaries and "phase" in part and (part["phase"] > 1).any():
             first = part.loc[part["phase"] > 1, "epoch"].min()
@@ -226,7 +248,7 @@ def final_metrics_bar(runs_df: pd.DataFrame,
     for i, column in enumerate(m for m in metrics if m in runs_df):
         values = runs_df[column]
         fig.add_trace(go.Bar(
-            x=runs_df["run"], y=values, name=METRIC_LABELS.get(column, column),
+            x=runs_df["run"].map(chart_text), y=values, name=METRIC_LABELS.get(column, column),
             marker_color=COLORWAY[i % len(COLORWAY)],
             text=[f"{v:.3f}" if pd.notna(v) else "" for v in values], textposition="outside",
             hovertemplate="%{x}<br>%{y:.4f}<extra></extra>",

@@ -36,3 +36,7 @@ class RunStateError(TLCoreError, RuntimeError):
 
 class RunCancelled(RunStateError):
     """The run's cancel flag was seen; training stopped at the next batch."""
+
+
+class StoreError(TLCoreError, RuntimeError):
+    """The run store's database cannot be read or written (corrupt, locked, disk full)."""

@@ -1,6 +1,7 @@
 """Plotly figures of evaluations: plain data in, `go.Figure` out (no Streamlit, no TF).
 
-They share the dashboard's template and palette (`tlcore.charts.styled`).
+They share the dashboard's template and palette (`tlcore.charts.styled`); class
+and run names go in through `tlcore.charts.chart_text`, so they show as typed.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from tlcore.charts import COLORWAY, MUTED_COLOR, styled
+from tlcore.charts import COLORWAY, MUTED_COLOR, chart_text, styled
 
 PRETRAINED_COLOR = COLORWAY[0]
 BASELINE_COLOR = MUTED_COLOR
@@ -51,7 +52,7 @@ def confusion_figure(counts: Sequence[Sequence[int]], labels: Sequence[str],
     else:
         share = np.array([[np.nan if v is None else v for v in row] for row in normalized],
                          dtype=np.float64)
-    labels = [str(label) for label in labels]
+    labels = [chart_text(label) for label in labels]
     fig = go.Figure(go.Heatmap(
         z=share, x=labels, y=labels, zmin=0, zmax=1, colorscale="Blues",
         text=cm, texttemplate="%{text}", hoverinfo="skip",
@@ -75,7 +76,7 @@ def per_class_figure(per_class: pd.DataFrame | list[dict[str, Any]],
     df = pd.DataFrame(per_class)
     fig = go.Figure()
     for metric, color in METRIC_COLORS.items():
-        fig.add_trace(go.Bar(x=df["class"].astype(str), y=df[metric], name=metric,
+        fig.add_trace(go.Bar(x=df["class"].map(chart_text), y=df[metric], name=metric,
                              marker_color=color,
                              hovertemplate=f"%{{x}}<br>{metric} %{{y:.3f}}<extra></extra>"))
     fig.update_layout(barmode="group", yaxis={"range": [0, 1.05]})
@@ -86,7 +87,8 @@ def transfer_curves_figure(report: dict[str, Any]) -> go.Figure:
     """Val accuracy per epoch of the pretrained run and its from-scratch baseline."""
     fig = go.Figure()
     for key, name, color, dash in (
-            ("pretrained", f"pretrained ({report['source_label']})", PRETRAINED_COLOR, "solid"),
+            ("pretrained", chart_text(f"pretrained ({report['source_label']})"), PRETRAINED_COLOR,
+             "solid"),
             ("baseline", "from scratch", BASELINE_COLOR, "dash")):
         curve = report["curves"][key]
         fig.add_trace(go.Scatter(x=curve["epoch"], y=curve["val_accuracy"], mode="lines+markers",
@@ -98,7 +100,8 @@ def transfer_curves_figure(report: dict[str, Any]) -> go.Figure:
 def topk_figure(top: list[dict[str, Any]], title: str = "") -> go.Figure:
     """Horizontal bars of one image's top-k class probabilities, best on top."""
     fig = go.Figure(go.Bar(
-        x=[t["probability"] for t in top], y=[str(t["class"]) for t in top], orientation="h",
+        x=[t["probability"] for t in top], y=[chart_text(t["class"]) for t in top],
+        orientation="h",
         marker_color=PRETRAINED_COLOR, text=[f"{t['probability'] * 100:.1f}%" for t in top],
         textposition="auto", hovertemplate="%{y}: %{x:.3f}<extra></extra>"))
     fig = styled(fig, title or None, height=60 + 40 * len(top))
@@ -137,10 +140,10 @@ def f1_delta_figure(frame: pd.DataFrame, name_a: str = "A", name_b: str = "B") -
     # Labels keep a class with no change readable: its bar has no height.
     labels = ["" if np.isnan(d) else f"{d:+.2f}" for d in delta]
     fig = go.Figure(go.Bar(
-        x=frame["class"].astype(str), y=delta, marker_color=colors,
+        x=frame["class"].map(chart_text), y=delta, marker_color=colors,
         text=labels, textposition="outside", cliponaxis=False,
-        customdata=frame[["f1_a", "f1_b"]].to_numpy(),
-        hovertemplate=(f"%{{x}}<br>{name_a} %{{customdata[0]:.3f}} → {name_b} "
+        customdata=frame[["f1_a", "f1_b"]].to_numpy(), meta=[chart_text(name_a), chart_text(name_b)],
+        hovertemplate=("%{x}<br>%{meta[0]} %{customdata[0]:.3f} → %{meta[1]} "
                        "%{customdata[1]:.3f}<br>Δ %{y:+.3f}<extra></extra>")))
     fig.update_layout(yaxis={"zeroline": True, "zerolinewidth": 2})
     return styled(fig, f"Per-class F1: {name_b} minus {name_a}", y_title="Δ F1")

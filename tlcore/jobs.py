@@ -40,7 +40,7 @@ from tlcore.store import (
     RUNNING,
     RunStore,
 )
-from tlcore.workspace import Workspace, atomic_write_text
+from tlcore.workspace import Workspace, atomic_write_text, check_run_name
 
 DEVICE_CACHE_FILE = "device.json"  # in the workspace cache folder
 
@@ -109,6 +109,7 @@ def launch(config: RunConfig, name: str | None = None, ws: Workspace | None = No
     Raises:
         NotFoundError: if the dataset does not exist.
         WeightsError, RunStateError: if `base.weights` names an unusable file or run.
+        ConfigError: if `name` is not a valid run name (`workspace.check_run_name`).
     """
     from tlcore.data import load_manifest
 
@@ -120,9 +121,7 @@ def launch(config: RunConfig, name: str | None = None, ws: Workspace | None = No
     _check_base_weights(config, store)
     max_workers()  # a bad setting fails here, not in a background start later
     if name is not None:
-        name = name.strip()
-        if not name or len(name) > 120:
-            raise ConfigError(f"A run name must be 1-120 characters. Received: name={name!r}")
+        name = check_run_name(name)
     run_id = store.create_run(config, name=name)
     files = ws.run(run_id)
     files.dir.mkdir(parents=True, exist_ok=True)

@@ -23,8 +23,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from tlcore.config import RunConfig
-from tlcore.errors import ConfigError, NotFoundError
-from tlcore.workspace import Workspace, check_run_id
+from tlcore.errors import ConfigError, NotFoundError, StoreError
+from tlcore.workspace import Workspace, check_run_id, check_run_name
 
 DATASETS_TABLE = "datasets"
 RUNS_TABLE = "runs"
@@ -128,15 +128,22 @@ class RunStore:
     # ---- plumbing -----------------------------------------------------
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        con = sqlite3.connect(self.ws.db_path, timeout=30.0, isolation_level=None)
+        """A connection; any SQLite error inside the block becomes a one-line StoreError."""
         try:
-            con.row_factory = sqlite3.Row
-            con.execute("PRAGMA journal_mode=WAL")
-            con.execute("PRAGMA synchronous=NORMAL")
-            con.execute("PRAGMA busy_timeout=30000")
-            yield con
-        finally:
-            con.close()
+            con = sqlite3.connect(self.ws.db_path, timeout=30.0, isolation_level=None)
+            try:
+                con.row_factory = sqlite3.Row
+                con.execute("PRAGMA journal_mode=WAL")
+                con.execute("PRAGMA synchronous=NORMAL")
+                con.execute("PRAGMA busy_timeout=30000")
+                yield con
+            finally:
+                con.close()
+        except sqlite3.Error as exc:
+            raise StoreError(
+                f"The run store at {self.ws.db_path} cannot be read or written: {exc}. Check "
+                "that it is a tlcore database, that no other program holds it locked and that "
+                "its disk has room; a store moved aside is replaced by an empty one.") from exc
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -314,10 +321,7 @@ class RunStore:
         return extra
 
     def rename_run(self, run_id: str, name: str) -> None:
-        name = (name or "").strip()
-        if not name or len(name) > 120:
-            raise ConfigError(f"A run name must be 1-120 characters. Received: name={name!r}")
-        self.update_run(run_id, name=name)
+        self.update_run(run_id, name=check_run_name(name))
 
     def delete_run(self, run_id: str) -> None:
         """Remove a run's rows (the caller removes its folder)."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,13 +37,33 @@ IMPORT_DIR = "import"
 TMP_DIR = "tmp"
 ENV_SERVER_ROOTS = "TLCORE_SERVER_ROOTS"
 
-DATASET_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-RUN_ID_RE = re.compile(r"^[a-z0-9]{6,32}$")
+# Matched whole (`fullmatch`): `$` would also accept a trailing newline.
+DATASET_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+RUN_ID_RE = re.compile(r"[a-z0-9]{6,32}")
+RUN_NAME_MAX = 120
+# Unicode categories no name may contain: control characters (Cc: newline, tab, the
+# escape that starts terminal sequences, ...) and the line and paragraph separators.
+CONTROL_CATEGORIES = ("Cc", "Zl", "Zp")
+
+
+def has_control_characters(text: str) -> bool:
+    """Whether `text` holds a control character or a line or paragraph separator.
+
+    Such a character in a name breaks the one-line output of the CLI, or moves
+    the cursor and recolours a terminal that prints it.
+
+    Args:
+        text: A name (run, class, dataset).
+
+    Returns:
+        True when any character of `text` is in `CONTROL_CATEGORIES`.
+    """
+    return any(unicodedata.category(c) in CONTROL_CATEGORIES for c in text)
 
 
 def check_dataset_name(name: str) -> str:
     """Return `name` if it is a valid dataset name, else raise ConfigError."""
-    if not isinstance(name, str) or not DATASET_NAME_RE.match(name) or ".." in name:
+    if not isinstance(name, str) or not DATASET_NAME_RE.fullmatch(name) or ".." in name:
         raise ConfigError(
             "A dataset name must be 1-64 characters of letters, digits, '_', '-' or '.', "
             f"starting with a letter or digit. Received: name={name!r}"
@@ -52,7 +73,7 @@ def check_dataset_name(name: str) -> str:
 
 def check_run_id(run_id: str) -> str:
     """Return `run_id` if it looks like a run id, else raise ConfigError."""
-    if not isinstance(run_id, str) or not RUN_ID_RE.match(run_id):
+    if not isinstance(run_id, str) or not RUN_ID_RE.fullmatch(run_id):
         raise ConfigError(
             f"A run id is 6-32 lowercase letters or digits. Received: run_id={run_id!r}"
         )
@@ -152,6 +173,29 @@ class RunFiles:
     def export_zip(self, fmt: str) -> Path:
         """`exports/<id>-<fmt>.zip`: the run's model exported in format `fmt`."""
         return self.exports_dir / f"{self.id}-{fmt}.zip"
+
+
+def check_run_name(name: str) -> str:
+    """A run's display name without surrounding whitespace, if it is valid.
+
+    Run names are free text: any letters, spaces and punctuation, but no control
+    characters (see `has_control_characters`).
+
+    Args:
+        name: The name as typed.
+
+    Returns:
+        `name.strip()`.
+
+    Raises:
+        ConfigError: if the stripped name is empty, longer than `RUN_NAME_MAX`
+            characters or holds a control character.
+    """
+    text = name.strip() if isinstance(name, str) else ""
+    if not text or len(text) > RUN_NAME_MAX or has_control_characters(text):
+        raise ConfigError(f"A run name must be 1-{RUN_NAME_MAX} characters without control "
+                          f"characters (newlines, tabs, escape sequences). Received: name={name!r}")
+    return text
 
 
 @dataclass(frozen=True)

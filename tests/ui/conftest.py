@@ -1,8 +1,9 @@
 """Fixtures for the page tests: the app under AppTest, and a workspace with data and runs.
 
 Every page test starts from `app.py`, as a user's browser does, and switches to
-its page from there: navigation, page config and the sidebar are part of what
-each test sees.
+its page from there: navigation and page config are part of what each test
+sees, and the sidebar too on the app's first run (AppTest shows what `app.py`
+draws around a page on that run only).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from streamlit import config as streamlit_config
 from streamlit.testing.v1 import AppTest
 
 from tlcore import data, jobs
@@ -33,6 +35,23 @@ def known_device(ws):
     subprocesses some tests start.
     """
     (ws.cache_dir / jobs.DEVICE_CACHE_FILE).write_text(json.dumps(CPU))
+
+
+@pytest.fixture(autouse=True)
+def server_address():
+    """`server_address(value)` sets Streamlit's `server.address`; loopback until then.
+
+    The page tests run as a server started by `make run` (127.0.0.1) whatever
+    folder they run from; the option is restored afterwards.
+    """
+    before = streamlit_config.get_option("server.address")
+
+    def set_address(value: str | None) -> None:
+        streamlit_config.set_option("server.address", value)
+
+    set_address("127.0.0.1")
+    yield set_address
+    set_address(before)
 
 
 @pytest.fixture

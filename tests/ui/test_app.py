@@ -9,6 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.ui.markup import shown
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = ("pages/data.py", "pages/train.py", "pages/runs.py", "pages/evaluate.py")
@@ -86,3 +89,49 @@ print(json.dumps({{"errors": errors,
                          text=True, timeout=120, check=True)
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result == {"errors": [], "loaded": []}
+
+
+def _sidebar_warnings(at) -> list[str]:
+    return [shown(w.value) for w in at.sidebar.warning]
+
+
+# AppTest shows what `app.py` draws around the page (the sidebar) on an app's first run
+# only; after `switch_page` or a rerun it shows the page's own elements. The sidebar is the
+# same on every page, so it is checked on that first run.
+@pytest.mark.parametrize("address", ["0.0.0.0", "", "192.168.1.20", "::"])
+def test_sidebar_warns_while_shared_on_the_network_without_a_login(app, server_address,
+                                                                   address):
+    server_address(address)
+    at = app()
+    assert not at.exception
+    (warning,) = _sidebar_warnings(at)
+    where = f"{address}:8501" if address else "port 8501 of this machine"
+    assert warning.startswith("Shared on the network without a login: anyone who can reach "
+                              f"{where} can use this studio.")
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "127.0.1.1", "localhost", "::1", "[::1]"])
+def test_no_network_warning_on_loopback(app, server_address, address):
+    server_address(address)
+    at = app()
+    assert not at.exception and _sidebar_warnings(at) == []
+
+
+def test_no_network_warning_with_a_login(app, server_address):
+    server_address("0.0.0.0")
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.secrets["auth"] = {"redirect_uri": "http://localhost:8501/oauth2callback",
+                          "cookie_secret": "x"}
+    at.run()
+    assert not at.exception and _sidebar_warnings(at) == []
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_an_unreadable_store_shows_one_line_on_every_page(app, ws, page):
+    ws.db_path.write_bytes(b"this is not a database " * 512)
+    at = app(None if page == PAGES[0] else page)
+    assert not at.exception, at.exception
+    errors = [shown(e.value) for e in at.main.error]
+    assert errors and errors[0].startswith(f"The run store at {ws.db_path} cannot be read")
+    assert "file is not a database" in errors[0]
+    assert all("\n" not in e and "Traceback" not in e for e in errors)

@@ -8,6 +8,7 @@ import zipfile
 
 import streamlit as st
 
+from tests.ui.markup import shown
 from tlcore import data
 from tlcore.data import importer
 from tlcore.demo import write_class_folders
@@ -94,7 +95,7 @@ def test_failing_import_shows_one_line_error(app, ws):
     at.button(key="data_upload_import").click().run()
     assert not at.exception
     (error,) = at.error
-    assert error.value.startswith("Refused: broken.zip is not a readable zip file")
+    assert shown(error.value).startswith("Refused: broken.zip is not a readable zip file")
     assert "\n" not in error.value
     assert data.list_datasets(ws=ws) == []
     assert list(ws.tmp_dir.iterdir()) == []

@@ -13,6 +13,7 @@ import pytest
 
 from tests.evalutil import CLASSES, SIZE, make_dataset, run_config, write_evaluation
 from tests.evalutil import make_run as add_eval_run
+from tests.ui.markup import shown
 from tlcore import jobs
 from tlcore.evaluate import classification_metrics, mistakes, png_bytes
 from tlcore.store import RunStore
@@ -24,7 +25,7 @@ PAGE = "pages/evaluate.py"
 def _texts(at) -> str:
     parts = [e.value for kind in ("title", "markdown", "caption", "info", "warning", "success",
                                   "error") for e in getattr(at, kind)]
-    return "\n".join(str(p) for p in parts)
+    return "\n".join(shown(str(p)) for p in parts)
 
 
 def stored_evaluation(ws, run_id: str, dataset: str = "shapes") -> dict:
@@ -137,7 +138,7 @@ def test_not_evaluated_and_failing_evaluation_shows_one_line(app, ws):
     at.button(key="eval_evaluate").click().run(timeout=120)
     assert not at.exception
     (error,) = at.error
-    assert "has no model.keras" in error.value and "Traceback" not in error.value
+    assert "has no model.keras" in shown(error.value) and "Traceback" not in error.value
 
 
 def test_the_page_never_imports_tensorflow(ws, evaluated):

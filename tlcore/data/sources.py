@@ -21,6 +21,9 @@ first, a folder walk never follows a symbolic link, a CSV row whose path leads
 through a symbolic link out of the CSV's folder is skipped, and each file is
 opened without following a final link and must still be the file that was
 listed (same device and inode), so a path swapped for a link meanwhile is not read.
+A file whose path or class holds a control character (a newline, a terminal
+escape) is skipped too: class names are kept exactly as given and reach every
+listing. The skip list writes such characters as escapes.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import io
 import os
 import re
 import stat
+import unicodedata
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -42,6 +46,7 @@ from typing import IO
 
 from tlcore.data.limits import ImportLimits, TooLarge, human_bytes, read_limited
 from tlcore.errors import DatasetError
+from tlcore.workspace import CONTROL_CATEGORIES, has_control_characters
 
 _SYSTEM_FILES = ("thumbs.db", "desktop.ini")
 _SPLIT_FOLDERS = ("train", "training", "val", "valid", "validation", "test", "testing")
@@ -74,7 +79,30 @@ class Plan:
 
 def plan_source(src: Path, csv_zip: str | os.PathLike | None, limits: ImportLimits,
                 stack: contextlib.ExitStack) -> Plan:
-    """What to read from `src`; zips stay open until `stack` closes."""
+    """What to read from `src`; zips stay open until `stack` closes.
+
+    Names in the plan's skip list are printable (see `printable`).
+    """
+    plan = _plan_source(src, csv_zip, limits, stack)
+    plan.skipped = [{**record, "file": printable(record["file"])} for record in plan.skipped]
+    return plan
+
+
+def printable(name: str) -> str:
+    """`name` with its control characters written as escapes (a newline as `\\n`).
+
+    Args:
+        name: A file name or path from an import source.
+
+    Returns:
+        The name, one printable line.
+    """
+    return "".join(c.encode("unicode_escape").decode("ascii")
+                   if unicodedata.category(c) in CONTROL_CATEGORIES else c for c in name)
+
+
+def _plan_source(src: Path, csv_zip: str | os.PathLike | None, limits: ImportLimits,
+                 stack: contextlib.ExitStack) -> Plan:
     if csv_zip is not None and src.suffix.lower() != ".csv":
         raise DatasetError(f"Refused: csv_zip only goes with a .csv source. "
                            f"Received: source={src.name!r}")
@@ -273,6 +301,9 @@ def _plan_csv(text: str, csv_name: str, folder: Path | None, zf: zipfile.ZipFile
         if not rel or not label:
             skipped.append({"file": where, "reason": "empty filepath or label"})
             continue
+        if has_control_characters(label):
+            skipped.append({"file": rel, "reason": f"control character in the label ({where})"})
+            continue
         reason = _unsafe_reason(rel) or _junk_reason(_parts(rel)) or _depth_reason(_parts(rel))
         if reason:
             skipped.append({"file": rel, "reason": reason})
@@ -370,9 +401,11 @@ def _depth_reason(parts: tuple[str, ...]) -> str | None:
 
 
 def _junk_reason(parts: tuple[str, ...]) -> str | None:
-    """Why a relative path is junk (OS metadata, hidden, system file), or None."""
+    """Why a relative path is junk (OS metadata, hidden, system file) or unusable, or None."""
     if not parts:
         return "empty name"
+    if any(has_control_characters(p) for p in parts):
+        return "control character in the name"
     if "__MACOSX" in parts or parts[-1].startswith("._"):
         return "macOS metadata"
     if any(p.startswith(".") for p in parts):

@@ -13,6 +13,7 @@ import sys
 import streamlit as st
 
 from tlcore import jobs
+from tlcore.ui.text import plain
 from tlcore.workspace import Workspace
 
 CLI_TIMEOUT_S = 3600
@@ -43,7 +44,8 @@ def run_cli(ws: Workspace, args: list[str], message: str,
     Args:
         ws: The workspace the command works in.
         args: The command and its arguments, e.g. `["export", run_id, "--format", "keras"]`.
-        message: The spinner's text while it runs.
+        message: The spinner's text while it runs (Markdown: pass names through
+            `text.plain`).
         timeout_s: Stop the command after this many seconds.
 
     Returns:
@@ -57,6 +59,6 @@ def run_cli(ws: Workspace, args: list[str], message: str,
             st.error(f"`{args[0]}` took longer than {timeout_s / 60:g} minutes and was stopped.")
             return None
     if proc.returncode != 0:
-        st.error(error_line(proc.stderr))
+        st.error(plain(error_line(proc.stderr)))
         return None
     return proc.stdout

@@ -1,11 +1,15 @@
 """How pages write values: user-supplied strings as plain text, percentages.
 
-Streamlit renders Markdown in `st.markdown`, `st.caption`, the message boxes
-and widget labels, with its own additions: `:red[...]` colours,
-`:material/icon:` icons, `:smile:` emoji shortcodes and `$...$` LaTeX. A class,
-dataset, run or folder name put there as is can turn into a heading, a link, an
-image or coloured text. `plain` escapes such a string so that it shows exactly
-as typed; use `st.text` or a widget's `format_func` where no Markdown is needed.
+Streamlit renders Markdown in `st.markdown`, `st.caption`, the message boxes,
+toasts, progress and spinner texts, image captions, metric values and widget
+labels (page links, expanders, buttons), with its own additions: `:red[...]`
+colours, `:material/icon:` icons, `:smile:` emoji shortcodes and `$...$` LaTeX.
+A class, dataset, run or folder name put there as is can turn into a heading, a
+link, an image (which every viewer's browser fetches) or coloured text. `plain` escapes such a string so that it shows exactly
+as typed. Every page writes names through it, error messages too (they quote
+what they received). `st.text`, tables, and the options of a selectbox or
+multiselect show text as it is; radio, pills and segmented-control options are
+Markdown.
 """
 
 from __future__ import annotations
