@@ -36,3 +36,7 @@ class RunStateError(TLCoreError, RuntimeError):
 
 class RunCancelled(RunStateError):
     """The run's cancel flag was seen; training stopped at the next batch."""
+
+
+class DivergedError(TLCoreError, FloatingPointError):
+    """Training diverged: the loss became nan or inf, or exploded."""
