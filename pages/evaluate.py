@@ -21,6 +21,7 @@ import streamlit as st
 from PIL import Image
 
 from tlcore import evalcharts, evaluate, transfer
+from tlcore.config import RunConfig
 from tlcore.data.staging import make_staging
 from tlcore.errors import TLCoreError
 from tlcore.export import FORMATS as EXPORT_FORMATS
@@ -49,6 +50,21 @@ def run_label(run: dict) -> str:
 
 
 # ---- pickers ------------------------------------------------------------------
+def linked_run_warning(store: RunStore, completed: list[dict]) -> None:
+    """Say so when the run in the URL cannot be shown: missing, or not completed."""
+    wanted = st.query_params.get("run")
+    if not wanted or any(r["id"] == wanted for r in completed):
+        return
+    try:
+        status = store.get_run(wanted)["status"]
+    except TLCoreError:
+        st.warning(f"Run '{plain(wanted)}' not found: it may have been deleted, or the link is "
+                   "mistyped. Pick a completed run below.", icon=":material/search_off:")
+        return
+    st.warning(f"Run '{plain(wanted)}' is {status}, not completed; only completed runs can be "
+               "evaluated. Pick one below.", icon=":material/search_off:")
+
+
 def pick_run(runs: list[dict]) -> dict:
     by_id = {r["id"]: r for r in runs}
     wanted = st.query_params.get("run")
@@ -235,13 +251,24 @@ def mistakes_tab(ws: Workspace, run_id: str, evaluation: dict | None, split: str
 
 
 def transfer_tab(ws: Workspace, run: dict) -> None:
-    weights = run["config"]["base"]["weights"]
-    if weights == transfer.SCRATCH:
-        st.info("This run trains from scratch (weights: none), so it is itself the baseline "
-                "that pretrained runs are compared with.")
+    try:
+        cfg = RunConfig.from_dict(run["config"])
+    except TLCoreError as exc:
+        st.error(str(exc))
         return
-    st.caption(f"Does starting from {plain(transfer.source_label(weights))} beat training the same "
-               "network from random weights on this data?")
+    if cfg.base.from_scratch:
+        st.info("This run trains every layer from scratch (random init), so it is itself the "
+                "baseline that pretrained runs are compared with.")
+        return
+    if cfg.base.random_frozen:
+        st.info("This run keeps an untrained (random) base frozen and trains only the head: it "
+                "is neither pretrained nor a from-scratch baseline, so there is no transfer to "
+                "report. A from-scratch baseline trains every layer (weights **From scratch** "
+                "on the Train page).")
+        return
+    st.caption(f"Does starting from {plain(transfer.source_label(cfg.base.weights))} beat "
+               "training the same network from scratch on this data? Compared: "
+               f"{plain(transfer.comparison(cfg))}")
     try:
         baseline = transfer.find_baseline(run["id"], ws=ws)
         if baseline is None:
@@ -251,13 +278,16 @@ def transfer_tab(ws: Workspace, run: dict) -> None:
                 st.info(f"The matching from-scratch baseline is {status}; the report appears "
                         "here when it completes.")
                 return
-            st.write("No from-scratch baseline yet: the same config with weights **none**.")
+            scratch = transfer.baseline_config(cfg)
+            st.write("No from-scratch baseline yet: the same data, image size, head and seed, "
+                     "with every layer trained from random weights "
+                     f"({scratch.train.optimizer} at {scratch.train.learning_rate:g}, "
+                     f"{scratch.train.epochs} epochs).")
             if st.button("Train the matching baseline", key="eval_train_baseline",
                          icon=":material/model_training:"):
                 from tlcore import jobs
 
-                jobs.launch(transfer.baseline_config(run["config"]),
-                            name=f"{run['name']} · from scratch", ws=ws)
+                jobs.launch(scratch, name=f"{run['name']} · from scratch", ws=ws)
                 flash("eval", "success", "Baseline queued. The report appears here when it completes.")
                 st.rerun()
             return
@@ -357,6 +387,7 @@ def render() -> None:
     except TLCoreError as exc:
         st.error(plain(exc))
         return
+    linked_run_warning(store, runs)
     if not runs:
         st.info("No completed runs yet. Train one on the Train page, then evaluate it here.",
                 icon=":material/waving_hand:")

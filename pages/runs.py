@@ -21,13 +21,20 @@ from tlcore.workspace import Workspace
 route_through_app()
 
 TABLE_COLUMNS = {
-    "run": "Run", "dataset": "Dataset", "status": "Status", "image_size": "Size",
+    "run": "Run", "dataset": "Dataset", "status": "Status", "problem": "Problem",
+    "image_size": "Size",
     "base.weights": "Weights", "head.pooling": "Pooling", "head.dense": "Dense",
     "train.optimizer": "Optimizer", "train.learning_rate": "LR", "train.epochs": "Epochs",
     "fine_tune.blocks": "FT blocks", "best_val_accuracy": "Best val acc",
     "test_accuracy": "Test acc", "duration": "Duration", "device": "Device",
     "created": "Created",
 }
+
+
+def problem(run: dict) -> str | None:
+    """Why a run stopped short (the first line of its error, e.g. a diverged loss), else None."""
+    error = (run.get("error") or "").strip()
+    return error.splitlines()[0] if error else None
 
 
 def runs_table(view: pd.DataFrame) -> list[str]:
@@ -44,6 +51,9 @@ def runs_table(view: pd.DataFrame) -> list[str]:
         hide_index=True, height=min(420, 38 + 35 * len(table)), placeholder="—",
         column_config={
             **{k: st.column_config.Column(v) for k, v in TABLE_COLUMNS.items()},
+            "problem": st.column_config.TextColumn(
+                "Problem", help="Why a failed or lost run stopped; the Train page shows the "
+                                "whole message."),
             "train.learning_rate": st.column_config.NumberColumn("LR", format="%.0e"),
             "best_val_accuracy": st.column_config.NumberColumn("Best val acc", format="%.1f%%"),
             "test_accuracy": st.column_config.NumberColumn("Test acc", format="%.1f%%"),
@@ -232,6 +242,7 @@ def render() -> None:
         st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
         return
     frame = charts.runs_frame(runs)
+    frame.insert(frame.columns.get_loc("status") + 1, "problem", [problem(r) for r in runs])
     c1, c2, c3 = st.columns([2, 2, 1], vertical_alignment="bottom")
     dataset_filter = c1.multiselect("Dataset", sorted(frame["dataset"].unique()),
                                     key="runs_filter_dataset", placeholder="All datasets")

@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from tlcore import backbones, charts, config, jobs
+from tlcore import advice, backbones, charts, config, jobs
 from tlcore import data as datasets_api
 from tlcore.errors import TLCoreError
 from tlcore.store import (
@@ -36,9 +36,13 @@ LOG_LINES = 40
 PREFIX = "cfg."  # session-state keys of the config form
 SAVED_KEY = "train_saved"  # the form's values, kept while another page is open
 PREFILL_KEY = "train_prefill"  # a config dict to load (set by "Clone and edit")
+# The base's start and freeze policy: a weights source, except "scratch" (weights none,
+# every layer trained) and "none" (weights none, base frozen).
+SCRATCH_MODE = "scratch"
 WEIGHT_MODES = {
     "imagenet": "ImageNet (pretrained)",
-    "none": "Random init (from scratch)",
+    SCRATCH_MODE: "From scratch (train every layer)",
+    "none": "Random frozen features (not a from-scratch baseline)",
     "file": "Weights file on the server",
     "run": "An earlier run's base",
 }
@@ -51,7 +55,7 @@ def form_values(cfg: config.RunConfig) -> dict[str, Any]:
               if k not in ("base.name", "base.weights")}
     values[PREFIX + "head.dense"] = ", ".join(str(u) for u in cfg.head.dense)
     source = cfg.base.source
-    values[PREFIX + "weights_mode"] = source.kind
+    values[PREFIX + "weights_mode"] = SCRATCH_MODE if cfg.base.from_scratch else source.kind
     values[PREFIX + "weights_file"] = source.path or ""
     values[PREFIX + "weights_run"] = source.run_id
     return values
@@ -114,15 +118,19 @@ def build_config(ws: Workspace) -> config.RunConfig:
             the weights file lies outside the folders the browser may name.
     """
     s = st.session_state
-    # Only the chosen mode's widget is drawn, so the other's state may be gone.
+    mode = s[PREFIX + "weights_mode"]
+    # Only the chosen mode's widgets are drawn, so the others' state may be gone.
     path = s.get(PREFIX + "weights_file", "").strip()
-    if path and s[PREFIX + "weights_mode"] == "file":
+    if path and mode == "file":
         path = str(check_server_path(path, ws))
-    source = config.WeightsSource(kind=s[PREFIX + "weights_mode"], path=path,
+    source = config.WeightsSource(kind="none" if mode == SCRATCH_MODE else mode, path=path,
                                   run_id=s.get(PREFIX + "weights_run") or "")
+    trainable = mode == SCRATCH_MODE or (
+        mode != "none" and bool(s.get(PREFIX + "base.trainable", False)))
     data: dict[str, Any] = {"dataset": s[PREFIX + "dataset"] or "",
                             "image_size": s[PREFIX + "image_size"],
-                            "base": {"name": "vgg16", "weights": source.text}}
+                            "base": {"name": "vgg16", "weights": source.text,
+                                     "trainable": trainable}}
     for key, value in s.items():
         if not isinstance(key, str) or not key.startswith(PREFIX):
             continue
@@ -153,15 +161,31 @@ def select(where: Any, label: str, name: str) -> None:
     where.selectbox(label, key=PREFIX + name, **selectbox_kwargs(config.field_spec(name)))
 
 
+def reset_trainable() -> None:
+    """Weights mode changed: a pretrained base starts frozen again (the toggle is opt-in)."""
+    st.session_state[PREFIX + "base.trainable"] = False
+
+
 def base_tab(ws: Workspace, store: RunStore) -> None:
     st.caption("VGG16's convolutional base (5 blocks, 14.7 M parameters) turns each image into "
                "features; the head on top learns your classes.")
     number(st, "Image size (px)", "image_size", step=16)
     mode = st.selectbox("Pretrained weights", list(WEIGHT_MODES), key=PREFIX + "weights_mode",
-                        format_func=WEIGHT_MODES.get,
+                        format_func=WEIGHT_MODES.get, on_change=reset_trainable,
                         help="ImageNet weights transfer what VGG16 learned on 1.2 M photos. "
-                             "Random init trains from scratch: the baseline that shows "
-                             "whether transfer helps.")
+                             "From scratch trains every layer from random weights: the "
+                             "baseline that shows whether transfer helps. Random frozen "
+                             "features keep an untrained base frozen and train only the head.")
+    if mode == SCRATCH_MODE:
+        st.caption("Every layer starts from random weights and trains from the first epoch, "
+                   "so each epoch runs the whole network. The preset **From scratch "
+                   "(baseline)** has settings that suit it (Adam at 1e-4, 30 epochs).")
+    elif mode == "none":
+        st.caption("The base keeps random, untrained weights and stays frozen; only the head "
+                   "learns. Beating this says little: compare with **From scratch** instead.")
+    else:
+        st.toggle("Train the whole base from the first epoch", key=PREFIX + "base.trainable",
+                  help=config.field_spec("base.trainable").help)
     if mode == "imagenet":
         weights_panel(ws)
     elif mode == "file":
@@ -191,7 +215,7 @@ def weights_panel(ws: Workspace) -> None:
         return
     st.warning("No ImageNet weights on this machine yet. Keras downloads them (58 MB) when the "
                "run starts; without internet, upload a VGG16 weights file here (it is checked "
-               "and stored in the workspace) or choose **Random init**.",
+               "and stored in the workspace) or choose **From scratch**.",
                icon=":material/cloud_off:")
     with st.expander("Other ways to provide the weights"):
         st.caption(plain(status["message"]))
@@ -232,7 +256,8 @@ def gpu_batch_hint() -> str | None:
 
 
 def optimizer_tab() -> None:
-    st.caption("Phase 1 trains only the head, with the whole base frozen.")
+    st.caption("Phase 1 trains only the head, with the whole base frozen (every layer when the "
+               "base trains from the first epoch).")
     c1, c2 = st.columns(2)
     number(c1, "Epochs", "train.epochs", step=1)
     number(c2, "Batch size", "train.batch_size", step=8)
@@ -273,7 +298,8 @@ def model_preview(cfg: config.RunConfig, num_classes: int) -> None:
     c1, c2, c3 = st.columns(3)
     c1.metric("Parameters", compact(summary["total"]), help=f"{summary['total']:,} in all.")
     c2.metric("Phase 1 trains", compact(summary["trainable_phase1"]),
-              help="The head only; the whole base stays frozen.")
+              help="Every layer: the base trains from the first epoch." if cfg.base.trainable
+              else "The head only; the whole base stays frozen.")
     c3.metric("Phase 2 trains", compact(summary["trainable_phase2"]) if
               cfg.fine_tune.enabled else "—",
               help="The head plus the unfrozen blocks while fine-tuning.")
@@ -298,7 +324,11 @@ def model_preview(cfg: config.RunConfig, num_classes: int) -> None:
         rows["output_shape"] = rows["output_shape"].map(lambda s: " × ".join(map(str, s)))
         st.dataframe(rows[["layer", "block", "type", "output_shape", "params"]],
                      key="train_layers", hide_index=True)
-    if cfg.augment.enabled:
+    if cfg.base.trainable:
+        st.caption(":material/info: Every layer trains from the first epoch, so each epoch runs "
+                   "the whole network (nothing frozen to cache): much slower than training "
+                   "the head alone.")
+    elif cfg.augment.enabled:
         st.info("Augmentation is on, so the frozen base runs on every image every epoch. Turn "
                 "it off to use the fast path: base features are computed once, cached, and "
                 "only the head trains (seconds per epoch).", icon=":material/lightbulb:")
@@ -307,13 +337,40 @@ def model_preview(cfg: config.RunConfig, num_classes: int) -> None:
                    "reused, so phase 1 is fast.")
 
 
+@st.cache_data(show_spinner=False, max_entries=64)
+def dataset_sizes(root: str, name: str, created: float) -> dict | None:
+    """A dataset's image sizes from its manifest's health report; None when unreadable.
+
+    `created` is part of the cache key, so a dataset imported again is read again.
+    """
+    try:
+        return datasets_api.load_manifest(name, Workspace.from_env(root))["health"]["sizes"]
+    except (TLCoreError, OSError, ValueError, KeyError):
+        return None
+
+
+def launch_warnings(ws: Workspace, cfg: config.RunConfig, row: dict) -> None:
+    """Allowed but suspicious settings, as warnings above *Launch run* (never blocking)."""
+    sizes = dataset_sizes(str(ws.root), row["name"], row["created"])
+    for warning in advice.launch_warnings(cfg, sizes):
+        st.warning(warning, icon=":material/warning:")
+
+
 # ---- live panel --------------------------------------------------------------
 def watched_run(runs: list[dict]) -> dict | None:
-    """The run to show in detail: the one in the URL, else a running one, else the newest."""
+    """The run to show in detail: the one in the URL, else a running one, else the newest.
+
+    A run in the URL that does not exist (deleted, or a mistyped link) is named in a
+    warning; the panel then shows the run it would show without one.
+    """
     by_id = {r["id"]: r for r in runs}
     wanted = st.query_params.get("run")
     if wanted in by_id:
         return by_id[wanted]
+    if wanted:
+        st.warning(f"Run '{plain(wanted)}' not found: it may have been deleted, or the link is "
+                   "mistyped. Runs are listed below and on the Runs page.",
+                   icon=":material/search_off:")
     running = [r for r in runs if r["status"] == RUNNING]
     if running:
         return running[0]
@@ -430,10 +487,10 @@ def live_panel(ws: Workspace, polling: bool) -> None:
     runs = store.list_runs()
     if polling and not any(r["status"] in ACTIVE_STATUSES for r in runs):
         st.rerun()  # the last run just ended: redraw once without the timer
-    if not runs:
+    run = watched_run(runs)
+    if run is None:
         st.caption("No runs yet. Launched runs appear here and update live.")
         return
-    run = watched_run(runs)
     queue = [r for r in runs if r["status"] == QUEUED]
     others = [r for r in runs if r["status"] in ACTIVE_STATUSES and r["id"] != run["id"]]
     run_details(ws, store, run, queue)
@@ -511,6 +568,8 @@ def render() -> None:
             else:
                 classes = rows[names.index(cfg.dataset)]["classes"]
                 model_preview(cfg, max(2, len(classes)))
+        if cfg is not None:
+            launch_warnings(ws, cfg, rows[names.index(cfg.dataset)])
         c1, c2, _ = st.columns([2, 1, 3], vertical_alignment="bottom")
         c1.text_input("Run name (optional)", key="train_run_name",
                       placeholder="e.g. gap-head-lr1e-3")

@@ -119,6 +119,20 @@ def test_param_table_fine_tune_batchnorm_and_augment():
     assert summary["trainable_phase2"] == head + block5
 
 
+def test_param_table_trainable_base_trains_every_block_from_phase_one():
+    config = _cfg(base={"weights": "none", "trainable": True})
+    rows = backbones.param_table(config, 2)
+    base = [r for r in rows if r["block"].startswith("block")]
+    assert base and all(r["trainable_phase1"] for r in base)
+    assert backbones.trainable_blocks(config, 1) == (1, 2, 3, 4, 5)
+    summary = backbones.param_summary(config, 2)
+    assert summary["trainable_phase1"] == summary["total"] - 12  # all but preprocessing
+    assert summary["frozen"] == 12
+    # Weights none alone keeps the random base frozen, as configs written before did.
+    frozen = backbones.param_summary(_cfg(base={"weights": "none"}), 2)
+    assert frozen["frozen"] == VGG16_NOTOP_PARAMS + 12
+
+
 def test_param_table_rejects_one_class():
     with pytest.raises(ValueError, match="num_classes"):
         backbones.param_table(_cfg(), 1)
@@ -251,7 +265,7 @@ def test_save_weights_upload(ws, tmp_path):
 
 
 def test_ui_modules_do_not_import_tensorflow():
-    code = ("import sys, tlcore.backbones, tlcore.jobs, tlcore.cli.runs; "
+    code = ("import sys, tlcore.backbones, tlcore.jobs, tlcore.cli.runs, tlcore.advice; "
             "bad = [m for m in ('tensorflow', 'keras') if m in sys.modules]; "
             "sys.exit(f'imported {bad}' if bad else 0)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

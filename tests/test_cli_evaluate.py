@@ -85,10 +85,13 @@ def test_export_prints_the_zip(ws, run, tmp_path, capsys):
 def test_transfer_report_text_and_json(ws, capsys):
     pre = make_run(ws, run_config("shapes", "imagenet"), val_accuracy=[0.3, 0.5],
                    test_accuracy=0.50)
-    base = make_run(ws, run_config("shapes"), val_accuracy=[0.6, 0.7], test_accuracy=0.70)
+    base = make_run(ws, run_config("shapes", **{"base.trainable": True}),
+                    val_accuracy=[0.6, 0.7], test_accuracy=0.70)
     assert main(["transfer-report", pre, base]) == 0
     out = capsys.readouterr().out
     assert out.startswith("NEGATIVE TRANSFER: ") and "test_accuracy" in out
+    assert ("compared: ImageNet-pretrained (frozen base, head trained) vs trained from scratch "
+            "(every layer, random init)") in out
     assert main(["transfer-report", pre, base, "--json"]) == 0
     assert _json(capsys)["verdict"] == "negative transfer"
 

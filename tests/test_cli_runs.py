@@ -88,6 +88,20 @@ def test_foreground_train_of_a_failing_run_exits_nonzero(ws, config_file):
     assert "log:" in result.stderr
 
 
+@pytest.mark.slow
+def test_train_warns_first_and_a_diverging_run_fails_with_the_reason(ws, config_file):
+    result = tlcore("train", "--config", str(config_file), "--set", "train.learning_rate=10")
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith("warning: train.learning_rate 10 is very high for adam")
+    run_id = result.stdout.strip()
+    run = RunStore(ws).get_run(run_id)
+    assert run["status"] == "failed" and run["config"]["train"]["learning_rate"] == 10.0
+    assert run["error"].startswith("Training diverged at epoch ")
+    assert f"run {run_id} failed: Training diverged at epoch " in result.stderr
+    assert "train.learning_rate is now 10.0" in result.stderr
+
+
 def test_train_refuses_bad_input_with_one_line(ws, config_file, tmp_path):
     cases = [
         (["--config", str(tmp_path / "missing.json")], "Cannot read the config file"),

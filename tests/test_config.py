@@ -173,8 +173,26 @@ def test_existing_config_json_still_loads():
         "augment": {"flip": "both", "rotation": 0.1, "zoom": 0.2, "translate": 0.0,
                     "contrast": 0.5}})
     cfg = RunConfig.from_json(text)
-    assert cfg.to_json(None) == text
+    # Fields added since take their defaults, which keep the old meaning.
+    assert cfg.to_json(None) == text.replace('"weights": "run:abc123"}',
+                                             '"weights": "run:abc123", "trainable": false}')
     assert cfg.head.dense == (128, 64) and cfg.fine_tune.enabled and cfg.augment.enabled
+
+
+def test_weights_none_in_an_old_config_still_means_a_frozen_random_base():
+    # Written before base.trainable existed: the base stayed frozen with random weights.
+    old = RunConfig.from_json('{"dataset": "d", "base": {"name": "vgg16", "weights": "none"}}')
+    assert old.base.random_frozen and not old.base.from_scratch and not old.base.trainable
+    scratch = old.with_overrides(["base.trainable=true"])
+    assert scratch.base.from_scratch and not scratch.base.random_frozen
+    assert not RunConfig(dataset="d", base={"trainable": True}).base.from_scratch  # imagenet
+
+
+def test_from_scratch_preset_trains_every_layer_with_its_own_rate_and_epochs():
+    cfg = preset("From scratch (baseline)", "d")
+    assert cfg.base.from_scratch
+    assert (cfg.train.optimizer, cfg.train.learning_rate, cfg.train.epochs) == ("adam", 1e-4, 30)
+    assert cfg.image_size == preset(config.DEFAULT_PRESET, "d").image_size
 
 
 def test_weights_source_parses_every_form():

@@ -52,10 +52,13 @@ CONFIGS = [
          fine_tune={"blocks": 3, "epochs": 1}, augment={"flip": "both", "rotation": 0.1}),
     dict(image_size=40, head={"dense": [8]}, fine_tune={"blocks": 5, "epochs": 2},
          augment={"zoom": 0.1, "translate": 0.1, "contrast": 0.2}),
+    dict(base={"weights": "none", "trainable": True}, head={"dense": [8]},
+         fine_tune={"blocks": 1, "epochs": 1}),
 ]
 
 
-@pytest.mark.parametrize("data", CONFIGS, ids=["default", "bn-ft1", "max-ft3-aug", "ft5-aug"])
+@pytest.mark.parametrize("data", CONFIGS, ids=["default", "bn-ft1", "max-ft3-aug", "ft5-aug",
+                                               "scratch"])
 def test_param_table_matches_keras(data):
     config = _cfg(**data)
     model = build_model(config, 3)
@@ -69,7 +72,7 @@ def test_param_table_matches_keras(data):
     summary = backbones.param_summary(config, 3)
     assert model.count_params() == summary["total"]
     assert _count(model.trainable_weights) == summary["trainable_phase1"]
-    assert model.get_layer(BASE_NAME).trainable is False
+    assert model.get_layer(BASE_NAME).trainable is config.base.trainable
     if config.fine_tune.enabled:
         set_phase(model, config, 2)
         assert _count(model.trainable_weights) == summary["trainable_phase2"]
@@ -80,6 +83,16 @@ def test_param_table_matches_keras(data):
         assert trainable == expected
         set_phase(model, config, 1)
         assert _count(model.trainable_weights) == summary["trainable_phase1"]
+
+
+def test_an_integer_learning_rate_reaches_keras_as_a_float():
+    config = _cfg(head={"dense": [4]}).with_overrides(["train.learning_rate=1"])
+    model = build_model(config, 2)
+    compile_for_phase(model, config, 1)
+    rate = model.optimizer.learning_rate
+    assert rate.dtype == "float32" and float(keras.ops.convert_to_numpy(rate)) == 1.0
+    loss = model.train_on_batch(_images(2, 32), np.array([0, 1]))
+    assert np.isfinite(loss).all()
 
 
 def test_output_shape_and_probabilities():

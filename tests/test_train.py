@@ -15,7 +15,7 @@ from tlcore import data as datasets_api
 from tlcore import train
 from tlcore.config import RunConfig
 from tlcore.demo import write_class_folders
-from tlcore.errors import NotFoundError, RunCancelled
+from tlcore.errors import DivergedError, NotFoundError, RunCancelled
 from tlcore.store import RunStore
 
 CLASSES = ("disc", "square", "triangle")
@@ -127,6 +127,70 @@ def test_phase_two_follows_an_early_stopped_phase_one(ws, dataset, monkeypatch):
     monkeypatch.setattr(train.RunRecorder, "on_epoch_end", stop_in_phase_one)
     train.run_training(run_id, ws)
     assert _epochs(store, run_id) == [(1, 1), (2, 1), (3, 2)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("trainable", [False, True])
+def test_from_scratch_trains_every_layer_without_the_feature_cache(ws, dataset, monkeypatch,
+                                                                  trainable):
+    store = RunStore(ws)
+    run_id = store.create_run(_config(dataset, base={"weights": "none", "trainable": trainable},
+                                      train={"learning_rate": 1e-4}))
+    initial = {}
+    build_model = train.build_model
+
+    def remember_initial_weights(*args, **kwargs):
+        model = build_model(*args, **kwargs)
+        initial["block1"] = model.get_layer("vgg16").get_layer("block1_conv1").get_weights()
+        return model
+
+    monkeypatch.setattr(train, "build_model", remember_initial_weights)
+    train.run_training(run_id, ws)
+
+    saved = keras.models.load_model(ws.run(run_id).model, safe_mode=True)
+    after = saved.get_layer("vgg16").get_layer("block1_conv1").get_weights()
+    changed = any(not np.array_equal(a, b) for a, b in zip(initial["block1"], after, strict=True))
+    features = list((ws.cache_dir / "features").glob("*"))
+    if trainable:  # from scratch: block1 learned, and nothing was frozen to cache
+        assert changed and features == []
+    else:  # weights none alone: a frozen random base under a trained head, as before
+        assert not changed and features
+
+
+@pytest.mark.slow
+def test_a_diverging_run_stops_with_the_reason(ws, dataset):
+    store = RunStore(ws)
+    # An integer learning rate (as `--set train.learning_rate=10` gives) reaches Keras as a
+    # float: the run trains, then diverges.
+    config = _config(dataset, train={"epochs": 3}).with_overrides(["train.learning_rate=10"])
+    run_id = store.create_run(config)
+    with pytest.raises(DivergedError) as info:
+        train.run_training(run_id, ws)
+    message = str(info.value)
+    assert message.startswith("Training diverged at epoch ")
+    assert "Lower the learning rate (train.learning_rate is now 10.0)" in message
+    assert "\n" not in message
+
+
+def test_divergence_guard_rules():
+    config = _config("d")
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+
+    def feed(losses):
+        guard = train.DivergenceGuard(config, 1)
+        guard.set_model(model)
+        guard.on_epoch_begin(1)
+        for batch, loss in enumerate(losses):
+            guard.on_train_batch_end(batch, {"loss": loss})
+
+    feed([1.1, 0.9, 5.0, 80.0, 0.5])  # noisy, but no explosion
+    feed([2000.0, 1500.0])  # high from the start (e.g. a large l2 penalty) is not divergence
+    with pytest.raises(DivergedError, match="epoch 2: the loss is nan"):
+        feed([1.0, float("nan")])
+    with pytest.raises(DivergedError, match="epoch 2: the loss is inf"):
+        feed([1.0, float("inf")])
+    with pytest.raises(DivergedError, match=r"rose to 5e\+03, over 100 times its lowest"):
+        feed([1.0, 0.8, 5000.0])
 
 
 def test_recorder_best_checkpoint_and_early_stopping(ws, tmp_path):

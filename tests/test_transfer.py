@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.evalutil import make_run, run_config
+from tlcore.config import DEFAULT_PRESET, preset
 from tlcore.errors import ConfigError, RunStateError
 from tlcore.store import QUEUED, RUNNING
 from tlcore.transfer import (
@@ -12,16 +13,20 @@ from tlcore.transfer import (
     POSITIVE,
     UNCLEAR,
     baseline_config,
+    comparison,
     find_baseline,
     transfer_report,
 )
 
 
+def _scratch(dataset="shapes", **overrides):
+    return run_config(dataset, "none", **{"base.trainable": True, **overrides})
+
+
 def _pair(ws, pretrained, baseline, test=(None, None), weights="imagenet"):
     run = make_run(ws, run_config("shapes", weights), val_accuracy=pretrained,
                    test_accuracy=test[0])
-    base = make_run(ws, run_config("shapes", "none"), val_accuracy=baseline,
-                    test_accuracy=test[1])
+    base = make_run(ws, _scratch(), val_accuracy=baseline, test_accuracy=test[1])
     return run, base
 
 
@@ -38,6 +43,9 @@ def test_positive_transfer(ws):
     assert report["curves"]["baseline"]["epoch"] == [1, 2, 3, 4]
     assert "ImageNet" in report["summary"] and "raised test accuracy by 26.0 points" in \
         report["summary"]
+    assert report["compared"] == (
+        "ImageNet-pretrained (frozen base, head trained) vs trained from scratch (every layer, "
+        "random init); same data, image size, head and seed.")
 
 
 def test_negative_transfer_from_own_run_uses_val_without_test(ws):
@@ -56,8 +64,7 @@ def test_small_difference_is_no_clear_difference(ws):
 
 def test_mismatched_pair_names_the_differing_fields(ws):
     run = make_run(ws, run_config("shapes", "imagenet"), val_accuracy=[0.9])
-    other = make_run(ws, run_config("other", "none", **{"head.dense": [16]}),
-                     val_accuracy=[0.5])
+    other = make_run(ws, _scratch("other", **{"head.dense": [16]}), val_accuracy=[0.5])
     with pytest.raises(ConfigError) as info:
         transfer_report(run, other, ws=ws)
     assert "dataset: 'shapes' vs 'other'" in str(info.value)
@@ -66,22 +73,63 @@ def test_mismatched_pair_names_the_differing_fields(ws):
         transfer_report(run, run, ws=ws)
     with pytest.raises(ConfigError, match="pass the pretrained run first"):
         transfer_report(other, run, ws=ws)
-    running = make_run(ws, run_config("shapes", "none"), status=RUNNING)
+    running = make_run(ws, _scratch(), status=RUNNING)
     with pytest.raises(RunStateError, match="running, not completed"):
         transfer_report(run, running, ws=ws)
+
+
+def test_random_frozen_features_are_not_a_baseline(ws):
+    """weights none with a frozen base (every such run before base.trainable existed)."""
+    run = make_run(ws, run_config("shapes", "imagenet"), val_accuracy=[0.9], test_accuracy=0.9)
+    frozen = make_run(ws, run_config("shapes", "none"), val_accuracy=[0.4], test_accuracy=0.4)
+    assert find_baseline(run, ws=ws) is None
+    with pytest.raises(ConfigError, match="must train from scratch .* base.trainable=false"):
+        transfer_report(run, frozen, ws=ws)
+    with pytest.raises(ConfigError, match="keeps random features frozen"):
+        baseline_config(run_config("shapes", "none"))
+
+
+def test_baseline_config_trains_every_layer_from_random_init():
+    config = run_config("shapes", "imagenet", **{
+        "train.epochs": 7, "train.optimizer": "sgd", "train.learning_rate": 0.01,
+        "train.batch_size": 16, "train.seed": 3, "augment.flip": "horizontal",
+        "fine_tune.blocks": 2, "fine_tune.epochs": 4})
+    base_cfg = baseline_config(config)
+    assert base_cfg.base.from_scratch
+    assert (base_cfg.train.optimizer, base_cfg.train.learning_rate) == ("adam", 1e-4)
+    assert base_cfg.train.epochs == 30 and not base_cfg.fine_tune.enabled
+    # Same data, size, head, batch, augmentation and seed.
+    for key in ("dataset", "image_size", "head.dense", "head.dropout", "train.batch_size",
+                "train.seed", "augment.flip", "train.early_stopping_patience"):
+        assert base_cfg.flat()[key] == config.flat()[key], key
+    # A long pretrained run gets a baseline at least as long (both phases together).
+    long = baseline_config(config.with_overrides({"train.epochs": 40}))
+    assert long.train.epochs == 44
+    assert baseline_config(config.with_overrides({"train.epochs": 9000, "fine_tune.epochs": 9000})
+                           ).train.epochs == 10_000
+    # The "From scratch (baseline)" preset is the baseline of the default recipe.
+    assert baseline_config(preset(DEFAULT_PRESET, "d")) == preset("From scratch (baseline)", "d")
+    with pytest.raises(ConfigError, match="already trains from scratch"):
+        baseline_config(base_cfg)
+
+
+def test_comparison_says_what_each_side_trains():
+    assert comparison(run_config("d", "run:abc", **{"fine_tune.blocks": 1,
+                                                   "fine_tune.epochs": 2})).startswith(
+        "Pretrained on your run abc (frozen base, head trained, then the last 1 block "
+        "fine-tuned) vs trained from scratch (every layer, random init)")
+    assert comparison(run_config("d", "imagenet", **{"base.trainable": True})).startswith(
+        "ImageNet-pretrained (every layer trained) vs")
 
 
 def test_baseline_config_and_find_baseline(ws):
     config = run_config("shapes", "imagenet", **{"train.epochs": 7})
     base_cfg = baseline_config(config)
-    assert base_cfg.base.weights == "none" and base_cfg.train.epochs == 7
-    assert base_cfg.with_overrides({"base.weights": "imagenet"}) == config
-    with pytest.raises(ConfigError, match="already trains from scratch"):
-        baseline_config(base_cfg)
 
     run = make_run(ws, config, val_accuracy=[0.9])
     assert find_baseline(run, ws=ws) is None
-    make_run(ws, run_config("shapes", "none"), val_accuracy=[0.5])  # other epochs: no match
+    make_run(ws, run_config("shapes", "none"), val_accuracy=[0.5])  # frozen random: no match
+    make_run(ws, _scratch(**{"head.dense": [16]}), val_accuracy=[0.5])  # other head: no match
     queued = make_run(ws, base_cfg, status=QUEUED)
     assert find_baseline(run, ws=ws) is None
     assert find_baseline(run, ws=ws, statuses=(QUEUED, RUNNING)) == queued

@@ -93,7 +93,13 @@ def block_of(layer_name: str) -> int | None:
 
 
 def trainable_blocks(config: RunConfig, phase: int) -> tuple[int, ...]:
-    """Block numbers whose weights train in `phase` (1: none; 2: the last `fine_tune.blocks`)."""
+    """Block numbers whose weights train in `phase`.
+
+    With `base.trainable`, every block in both phases. Otherwise phase 1 trains none
+    and phase 2 (when fine-tuning is on) the last `fine_tune.blocks`.
+    """
+    if config.base.trainable:
+        return tuple(range(1, len(BLOCKS) + 1))
     if phase == 1 or not config.fine_tune.enabled:
         return ()
     return tuple(range(len(BLOCKS) - config.fine_tune.blocks + 1, len(BLOCKS) + 1))
@@ -161,18 +167,18 @@ def param_table(config: RunConfig, num_classes: int) -> list[dict[str, Any]]:
     rows.append(_row(PREPROCESS_LAYER, "preprocess", "Conv2D", (size, size, 3), 12, 0,
                      False, False))
 
-    phase2_blocks = trainable_blocks(config, 2)
+    phase1_blocks, phase2_blocks = trainable_blocks(config, 1), trainable_blocks(config, 2)
     channels = 3
     for number, blk in enumerate(BLOCKS, start=1):
-        train2 = number in phase2_blocks
+        train1, train2 = number in phase1_blocks, number in phase2_blocks
         for conv in blk.convs:
             params = KERNEL_SIZE * KERNEL_SIZE * channels * blk.filters + blk.filters
             rows.append(_row(conv, blk.name, "Conv2D", (size, size, blk.filters), params,
-                             params, False, train2))
+                             params, train1, train2))
             channels = blk.filters
         size //= 2
         rows.append(_row(blk.pool, blk.name, "MaxPooling2D", (size, size, blk.filters), 0, 0,
-                         False, train2))
+                         train1, train2))
 
     head = config.head
     if head.pooling == "flatten":
@@ -202,7 +208,8 @@ def param_summary(config: RunConfig, num_classes: int) -> dict[str, int]:
 
     Returns:
         `{"total", "trainable_phase1", "trainable_phase2", "frozen"}` where `frozen`
-        is what never trains in phase 1 (the base, preprocessing and BN statistics).
+        is what never trains in phase 1 (the base unless `base.trainable`,
+        preprocessing and BN statistics).
     """
     rows = param_table(config, num_classes)
     total = sum(r["params"] for r in rows)

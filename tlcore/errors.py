@@ -40,3 +40,7 @@ class RunCancelled(RunStateError):
 
 class StoreError(TLCoreError, RuntimeError):
     """The run store's database cannot be read or written (corrupt, locked, disk full)."""
+
+
+class DivergedError(TLCoreError, FloatingPointError):
+    """Training diverged: the loss became nan or inf, or exploded."""

@@ -343,7 +343,9 @@ def set_phase(model: keras.Model, config: RunConfig, phase: int) -> None:
     """Apply the freeze policy of `phase` (recompile afterwards).
 
     Phase 1: the whole base is frozen, the head trains. Phase 2: the last
-    `fine_tune.blocks` VGG16 blocks train as well. Preprocessing never trains.
+    `fine_tune.blocks` VGG16 blocks train as well. With `base.trainable` every
+    block trains in both phases (from scratch when the weights are none).
+    Preprocessing never trains.
 
     Raises:
         ConfigError: if `phase` is not 1 or 2.

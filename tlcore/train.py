@@ -6,13 +6,15 @@
    (`imagecache.split_arrays`: memory-mapped uint8, decoded once per size).
 2. Build the model (`tlcore.model`) and, when resuming, load the last epoch
    checkpoint.
-3. Phase 1 trains the head on a frozen base. Phase 2 (when `fine_tune.blocks`
+3. Phase 1 trains the head on a frozen base (every layer with `base.trainable`:
+   from scratch when the weights are none). Phase 2 (when `fine_tune.blocks`
    and `fine_tune.epochs` are > 0) unfreezes the last blocks, recompiles at
    `fine_tune.learning_rate` and continues the epoch axis: its first epoch is
    numbered after the last phase-1 epoch.
 4. Every batch: cancel check and (throttled) progress with ETA. Every epoch: a
    metrics row, the best model by validation loss (`model.keras`, full model,
    atomic), the last-epoch checkpoint (for resume), `history.csv`, early stopping.
+   A loss that turns nan/inf or explodes stops the run with `DivergedError`.
 5. Finally the best model is scored on the test split.
 
 What Keras fits in a phase is decided in one place, `plan_phase`. When
@@ -46,7 +48,7 @@ import tensorflow as tf
 from tlcore import backbones, featcache, imagecache
 from tlcore.config import RunConfig
 from tlcore.data import SPLITS, load_manifest
-from tlcore.errors import DatasetError, RunCancelled
+from tlcore.errors import DatasetError, DivergedError, RunCancelled
 from tlcore.model import (
     BASE_NAME,
     HEAD_NAME,
@@ -67,6 +69,10 @@ PROGRESS_INTERVAL_S = 0.5  # progress rows at most twice a second
 IMBALANCE_RATIO = 1.5
 HISTORY_COLUMNS = ("epoch", "phase", *METRIC_COLUMNS)
 ENV_FEATURE_CACHE = "TLCORE_FEATURE_CACHE"
+# A loss above both of these has diverged: a cross-entropy that has been learning never
+# climbs a hundredfold from its lowest value, let alone to a thousand.
+DIVERGED_LOSS = 1e3
+DIVERGED_FACTOR = 100.0
 
 
 # ---- data -------------------------------------------------------------------
@@ -431,6 +437,49 @@ class ProgressReporter(keras.callbacks.Callback):
         self.epoch_seconds = time.monotonic() - self.epoch_start
 
 
+class DivergenceGuard(keras.callbacks.Callback):
+    """Stop a diverging run with the reason and what to change (`DivergedError`).
+
+    After every batch it reads Keras's running mean of the epoch's loss: nan or inf
+    stops the run at once; so does a loss above both `DIVERGED_LOSS` and
+    `DIVERGED_FACTOR` times the lowest loss seen in this phase (the first batch's is
+    the untrained model's, before any update could blow it up).
+
+    Args:
+        config: The run config (for the learning rate named in the message).
+        phase: The phase being fitted.
+    """
+
+    def __init__(self, config: RunConfig, phase: int) -> None:
+        super().__init__()
+        self.config, self.phase = config, phase
+        self.epoch = 0
+        self.lowest = math.inf
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        loss = (logs or {}).get("loss")
+        if loss is None:
+            return
+        loss = float(loss)
+        if not math.isfinite(loss):
+            self._stop(f"the loss is {loss}")
+        if loss > DIVERGED_LOSS and loss > DIVERGED_FACTOR * self.lowest:
+            self._stop(f"the loss rose to {loss:.3g}, over {DIVERGED_FACTOR:g} times its "
+                       f"lowest value ({self.lowest:.3g})")
+        self.lowest = min(self.lowest, loss)
+
+    def _stop(self, reason: str) -> None:
+        self.model.stop_training = True
+        key = "train.learning_rate" if self.phase == 1 else "fine_tune.learning_rate"
+        rate = (self.config.train.learning_rate if self.phase == 1
+                else self.config.fine_tune.learning_rate)
+        raise DivergedError(f"Training diverged at epoch {self.epoch + 1}: {reason}. Lower the "
+                            f"learning rate ({key} is now {rate}).")
+
+
 class RunRecorder(keras.callbacks.Callback):
     """Per-epoch bookkeeping: metrics row, best model, checkpoint, history, early stopping.
 
@@ -570,6 +619,7 @@ def run_training(run_id: str, ws: Workspace | None = None, resume: bool = False
             plan.train, validation_data=plan.val, initial_epoch=first, epochs=last,
             class_weight=weights, shuffle=False, verbose=2,  # the dataset shuffles itself
             callbacks=[ProgressReporter(store, run_id, phase, plan.steps, total),
+                       DivergenceGuard(config, phase),
                        RunRecorder(store, run_id, files, model, config, phase, state,
                                    monitor)],
         )

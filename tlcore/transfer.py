@@ -2,8 +2,14 @@
 
 Transfer is positive when starting from pretrained features (ImageNet, a
 weights file, or the user's own earlier run via `run:<id>`) beats training the
-same network from random weights on the same data, and negative when it does
-worse. The baseline is the same config with `base.weights: none`.
+same network from scratch on the same data, and negative when it does worse.
+The baseline trains every layer from random init (`base.weights: none` with
+`base.trainable: true`) on the same data, image size, head, batch size,
+augmentation and seed; only how it trains differs, at rates and lengths suited
+to a network that starts from noise (`config.SCRATCH_TRAIN`). A run with
+`weights: none` and a frozen base (random features under a trained head) is not
+a baseline: it is easily beaten by any pretrained start, so comparing with it
+would call nearly every run a positive transfer.
 
 Everything here reads stored metrics; no TensorFlow.
 
@@ -27,7 +33,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tlcore.config import RunConfig, WeightsSource
+from tlcore.config import SCRATCH_TRAIN, FineTuneConfig, RunConfig, WeightsSource, field_spec
 from tlcore.errors import ConfigError, RunStateError
 from tlcore.store import COMPLETED, RunStore
 from tlcore.workspace import Workspace
@@ -35,23 +41,51 @@ from tlcore.workspace import Workspace
 SCRATCH = "none"
 DEFAULT_MARGIN = 0.01
 POSITIVE, NEGATIVE, UNCLEAR = "positive transfer", "negative transfer", "no clear difference"
+# How each run trains, which may differ between a pretrained run and its baseline;
+# every other field (data, size, head, batch size, augmentation, seed) must match.
+RECIPE_FIELDS = ("base.weights", "base.trainable", "train.optimizer", "train.learning_rate",
+                 "train.epochs", "fine_tune.blocks", "fine_tune.epochs",
+                 "fine_tune.learning_rate")
+SCRATCH_LABEL = "trained from scratch (every layer, random init)"
 
 
 def _config(config: RunConfig | dict[str, Any]) -> RunConfig:
     return config if isinstance(config, RunConfig) else RunConfig.from_dict(config)
 
 
+def _not_pretrained(config: RunConfig, what: str) -> ConfigError:
+    """Why a run with weights none cannot stand for the pretrained side of a comparison."""
+    if config.base.from_scratch:
+        return ConfigError(f"{what} already trains from scratch (base.weights=none, "
+                           "base.trainable=true); it is a baseline itself. Received: "
+                           "base.weights='none'")
+    return ConfigError(f"{what} keeps random features frozen (base.weights=none, "
+                       "base.trainable=false): it is neither pretrained nor a from-scratch "
+                       "baseline. Received: base.weights='none'")
+
+
 def baseline_config(config: RunConfig | dict[str, Any]) -> RunConfig:
-    """The matching from-scratch config: the same config with `base.weights: none`.
+    """The from-scratch baseline of a pretrained run's config.
+
+    Same dataset, image size, head, batch size, class weights, augmentation, seed
+    and precision; the base starts from random init and trains with the head from
+    the first epoch (`base.trainable`), with `config.SCRATCH_TRAIN`'s optimizer and
+    learning rate, at least as many epochs as the pretrained run's two phases
+    together (and at least `SCRATCH_TRAIN["epochs"]`), and no fine-tuning phase.
 
     Raises:
-        ConfigError: if the config already trains from scratch.
+        ConfigError: if the config does not start from pretrained weights.
     """
     config = _config(config)
     if config.base.weights == SCRATCH:
-        raise ConfigError("This run already trains from scratch (base.weights=none); it is a "
-                          "baseline itself. Received: base.weights='none'")
-    return config.with_overrides({"base.weights": SCRATCH})
+        raise _not_pretrained(config, "This run")
+    spent = config.train.epochs + (config.fine_tune.epochs if config.fine_tune.enabled else 0)
+    epochs = min(max(SCRATCH_TRAIN["epochs"], spent), field_spec("train.epochs").upper)
+    data = config.to_dict()
+    data["base"] = {**data["base"], "weights": SCRATCH, "trainable": True}
+    data["train"] = {**data["train"], **SCRATCH_TRAIN, "epochs": epochs}
+    data["fine_tune"] = FineTuneConfig().model_dump(mode="json")
+    return RunConfig.from_dict(data)
 
 
 def source_label(weights: str) -> str:
@@ -66,8 +100,34 @@ def source_label(weights: str) -> str:
     return f"weights file {weights}"
 
 
+def pretrained_label(config: RunConfig | dict[str, Any]) -> str:
+    """How a pretrained run starts and what it trains, in words.
+
+    E.g. "ImageNet-pretrained (frozen base, head trained)".
+    """
+    config = _config(config)
+    source = source_label(config.base.weights)
+    start = "ImageNet-pretrained" if config.base.weights == "imagenet" else \
+        f"Pretrained on {source}"
+    if config.base.trainable:
+        what = "every layer trained"
+    elif config.fine_tune.enabled:
+        blocks = config.fine_tune.blocks
+        what = (f"frozen base, head trained, then the last {blocks} "
+                f"block{'s' if blocks != 1 else ''} fine-tuned")
+    else:
+        what = "frozen base, head trained"
+    return f"{start} ({what})"
+
+
+def comparison(config: RunConfig | dict[str, Any]) -> str:
+    """What a transfer report compares, in one line, for a pretrained run's config."""
+    return (f"{pretrained_label(config)} vs {SCRATCH_LABEL}; same data, image size, head "
+            "and seed.")
+
+
 def config_differences(a: RunConfig | dict[str, Any], b: RunConfig | dict[str, Any],
-                       ignore: tuple[str, ...] = ("base.weights",)) -> dict[str, tuple[Any, Any]]:
+                       ignore: tuple[str, ...] = RECIPE_FIELDS) -> dict[str, tuple[Any, Any]]:
     """Flat config fields whose values differ: `{"head.dense": ([256], [128])}`."""
     fa, fb = _config(a).flat(), _config(b).flat()
     return {k: (fa.get(k), fb.get(k)) for k in sorted(set(fa) | set(fb))
@@ -76,9 +136,9 @@ def config_differences(a: RunConfig | dict[str, Any], b: RunConfig | dict[str, A
 
 def find_baseline(run_id: str, ws: Workspace | None = None,
                   statuses: tuple[str, ...] = (COMPLETED,)) -> str | None:
-    """The newest run with the matching baseline config and one of `statuses`, else None.
+    """The newest run with the config `baseline_config` makes and one of `statuses`, else None.
 
-    Returns None too when the run itself trains from scratch.
+    Returns None too when the run itself does not start from pretrained weights.
     """
     store = RunStore(ws or Workspace.from_env())
     config = RunConfig.from_dict(store.get_run(run_id)["config"])
@@ -117,13 +177,15 @@ def transfer_report(run_id: str, baseline_run_id: str, ws: Workspace | None = No
 
     Args:
         run_id: The run with pretrained weights (imagenet, a file or `run:<id>`).
-        baseline_run_id: A run with the same config but `base.weights: none`.
+        baseline_run_id: A from-scratch run (`base.weights: none`,
+            `base.trainable: true`) that matches the run outside `RECIPE_FIELDS`.
         ws: The workspace (default: from $TLCORE_HOME).
         margin: Smallest accuracy difference that counts as a clear difference.
 
     Returns:
         `run_id`, `baseline_run_id`, `dataset`, `source` (the weights setting),
-        `source_label`, `metrics` (rows of `metric`, `pretrained`, `baseline`,
+        `source_label`, `compared` (what was compared, one line), `metrics`
+        (rows of `metric`, `pretrained`, `baseline`,
         `delta`), `criterion`, `delta`, `margin`, `verdict`, `summary` (one
         sentence) and `curves` (`pretrained` and `baseline`, each with
         `epoch` and `val_accuracy` lists).
@@ -142,17 +204,21 @@ def transfer_report(run_id: str, baseline_run_id: str, ws: Workspace | None = No
                                 "needs both runs finished.")
     cfg, base_cfg = RunConfig.from_dict(run["config"]), RunConfig.from_dict(base["config"])
     if cfg.base.weights == SCRATCH:
-        raise ConfigError(f"Run {run_id} trains from scratch, so there is no transfer to report; "
-                          "pass the pretrained run first. Received: base.weights='none'")
-    if base_cfg.base.weights != SCRATCH:
-        raise ConfigError(f"The baseline run {baseline_run_id} must train from scratch "
-                          f"(base.weights=none). Received: base.weights={base_cfg.base.weights!r}")
+        raise ConfigError(f"Run {run_id} does not start from pretrained weights, so there is no "
+                          "transfer to report; pass the pretrained run first. Received: "
+                          "base.weights='none'")
+    if not base_cfg.base.from_scratch:
+        raise ConfigError(
+            f"The baseline run {baseline_run_id} must train from scratch (base.weights=none, "
+            f"base.trainable=true). Received: base.weights={base_cfg.base.weights!r}, "
+            f"base.trainable={str(base_cfg.base.trainable).lower()}")
     diff = config_differences(cfg, base_cfg)
     if diff:
         fields = "; ".join(f"{k}: {a!r} vs {b!r}" for k, a, b in
                            ((k, *v) for k, v in diff.items()))
-        raise ConfigError(f"Runs {run_id} and {baseline_run_id} differ in more than base.weights "
-                          f"({fields}); a baseline must match the run otherwise.")
+        raise ConfigError(f"Runs {run_id} and {baseline_run_id} differ in more than how they "
+                          f"train ({fields}); a baseline must match the run's data, image size, "
+                          "head and seed.")
 
     curves = {"pretrained": _val_curve(store.metrics(run_id)),
               "baseline": _val_curve(store.metrics(baseline_run_id))}
@@ -193,6 +259,7 @@ def transfer_report(run_id: str, baseline_run_id: str, ws: Workspace | None = No
         "dataset": cfg.dataset,
         "source": cfg.base.weights,
         "source_label": source_label(cfg.base.weights),
+        "compared": comparison(cfg),
         "metrics": metrics,
         "criterion": criterion,
         "delta": delta,

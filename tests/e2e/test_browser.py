@@ -201,7 +201,9 @@ def test_upload_train_watch_cancel_compare(server, tmp_path):
             # Train: tiny config, launch, watch the live panel until it completes.
             page.get_by_role("link", name="Train").click()
             _commit(page.get_by_role("spinbutton", name="Image size (px)"), "32")
-            _choose(page, "Pretrained weights", "Random init (from scratch)")
+            # Frozen random features: a head-only run, the quickest to train on a CPU.
+            _choose(page, "Pretrained weights",
+                    "Random frozen features (not a from-scratch baseline)")
             _launch(page, "e2e-first", epochs=2)
             expect(page.get_by_text("Phase 1 · epoch")).to_be_visible(timeout=TRAIN_TIMEOUT_MS)
             shots("train-running")

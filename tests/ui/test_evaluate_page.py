@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ from tests.ui.markup import shown
 from tlcore import jobs
 from tlcore.evaluate import classification_metrics, mistakes, png_bytes
 from tlcore.store import RunStore
+from tlcore.transfer import baseline_config
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = "pages/evaluate.py"
@@ -108,7 +110,8 @@ def test_completed_run_with_stored_evaluation(app, ws, evaluated):
         jobs.launch = jobs_launch
     assert not at.exception
     (config, name), = launched
-    assert config.base.weights == "none" and config.dataset == "shapes"
+    assert config.base.from_scratch and config.dataset == "shapes"
+    assert (config.train.optimizer, config.train.learning_rate) == ("adam", 1e-4)
     assert name == "pretrained · from scratch"
     assert "Baseline queued" in _texts(at)
     assert "baseline is queued" in _texts(at)
@@ -118,7 +121,7 @@ def test_completed_run_with_stored_evaluation(app, ws, evaluated):
 
 def test_transfer_report_when_baseline_completed(app, ws, evaluated):
     run_id, _ = evaluated
-    add_eval_run(ws, run_config("shapes", "none"), name="scratch",
+    add_eval_run(ws, baseline_config(run_config("shapes", "imagenet")), name="scratch",
                  val_accuracy=[0.3, 0.4, 0.5], test_accuracy=0.45)
     at = app(PAGE)
     assert not at.exception
@@ -127,6 +130,39 @@ def test_transfer_report_when_baseline_completed(app, ws, evaluated):
     assert not at.exception
     assert "Positive transfer." in "\n".join(s.value for s in at.success)
     assert "raised test accuracy by 40.0 points" in _texts(at)
+    shown = re.sub(r"\\(.)", r"\1", _texts(at))  # Markdown escapes of plain()
+    assert ("Compared: ImageNet-pretrained (frozen base, head trained) vs trained from scratch "
+            "(every layer, random init); same data, image size, head and seed.") in shown
+
+
+def test_random_frozen_features_are_not_a_baseline(app, ws, evaluated):
+    """A run with weights none and a frozen base, as runs were before base.trainable."""
+    run_id, _ = evaluated
+    add_eval_run(ws, run_config("shapes", "none"), name="frozen random",
+                 val_accuracy=[0.3, 0.4, 0.5], test_accuracy=0.45)
+    at = app(PAGE)
+    assert "neither pretrained nor a from-scratch baseline" in _texts(at)
+    at.selectbox(key="eval_run").set_value(run_id).run()
+    assert not at.exception and not at.success  # no verdict against random features
+    assert at.button(key="eval_train_baseline")
+    assert "every layer trained from random weights (adam at 0.0001, 30 epochs)" in _texts(at)
+
+
+@pytest.mark.parametrize("link, message", [
+    ("nope", "Run 'nope' not found"),
+    ("running", "is running, not completed"),
+])
+def test_a_link_to_a_run_that_cannot_be_shown_says_so(app, ws, evaluated, link, message):
+    run_id, _ = evaluated
+    if link == "running":
+        link = add_eval_run(ws, run_config("shapes"), status="running")
+    at = app(PAGE)
+    at.query_params["run"] = link
+    at.run()
+    assert not at.exception
+    (warning,) = at.warning
+    assert message in warning.value
+    assert at.selectbox(key="eval_run").value == run_id  # the picker still offers the rest
 
 
 def test_not_evaluated_and_failing_evaluation_shows_one_line(app, ws):

@@ -40,6 +40,18 @@ def test_table_shows_every_run_and_filters(app, populated):
     assert len(at.dataframe(key="runs_table").value) == 3
 
 
+def test_a_failed_run_shows_its_problem_in_the_table(app, ws, populated):
+    RunStore(ws).update_run(populated["failed"], error=(
+        "Training diverged at epoch 2: the loss is nan. Lower the learning rate "
+        "(train.learning_rate is now 10.0).\n\nTraceback (last lines):\n  ..."))
+    at = app(RUNS)
+    table = at.dataframe(key="runs_table").value
+    assert list(table.columns[:4]) == ["run", "dataset", "status", "problem"]
+    assert table["problem"].fillna("").to_list() == [
+        "", "", "Training diverged at epoch 2: the loss is nan. Lower the learning rate "
+                    "(train.learning_rate is now 10.0)."]
+
+
 def test_two_selected_runs_are_compared(app, populated):
     at = app(RUNS)
     assert "Tick the boxes" in at.caption[-1].value

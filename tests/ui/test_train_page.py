@@ -26,6 +26,15 @@ def _form_errors(at) -> list[str]:
             if shown(e.value) != "Out of memory while training."]
 
 
+def _weights_warnings(at) -> list[str]:
+    # Launch warnings (e.g. 150 px on the 32 px images of "pets") are other warnings.
+    return [w.value for w in at.warning if "ImageNet weights" in w.value]
+
+
+def _launch_warnings(at) -> list[str]:
+    return [w.value for w in at.warning if w.icon == ":material/warning:"]
+
+
 def test_invalid_value_shows_the_config_message_and_blocks_launch(app, populated):
     at = app(TRAIN)
     assert not _form_errors(at) and not at.button(key="train_launch").disabled
@@ -84,6 +93,87 @@ def test_model_preview_counts_frozen_and_trainable_blocks(app, populated):
     assert {m.label: m.value for m in at.metric}["Phase 2 trains"].endswith("M")
 
 
+def test_from_scratch_trains_every_layer_and_random_frozen_says_what_it_is(app, ws, populated):
+    at = app(TRAIN)
+    modes = at.selectbox(key="cfg.weights_mode")
+    assert modes.format_func("scratch") == "From scratch (train every layer)"
+    assert modes.format_func("none") == "Random frozen features (not a from-scratch baseline)"
+    modes.set_value("scratch").run()
+    blocks = at.dataframe[0].value
+    assert blocks["phase1"].to_list() == [False] + [True] * 6  # every block, and the head
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Phase 1 trains"] == metrics["Parameters"]
+    assert any("nothing frozen to cache" in c.value for c in at.caption)
+
+    at.selectbox(key="cfg.weights_mode").set_value("none").run()
+    assert at.dataframe[0].value["phase1"].to_list() == [False] * 6 + [True]
+    assert any("only the head learns" in c.value for c in at.caption)
+
+    # The preset made for the baseline: every layer, Adam at 1e-4, more epochs.
+    at.selectbox(key="train_preset").set_value("From scratch (baseline)").run()
+    assert at.selectbox(key="cfg.weights_mode").value == "scratch"
+    assert at.number_input(key="cfg.train.learning_rate").value == 1e-4
+    assert at.number_input(key="cfg.train.epochs").value == 30
+    at.button(key="train_launch").click().run()
+    try:
+        run = RunStore(ws).list_runs()[-1]
+    finally:
+        for r in RunStore(ws).list_runs(statuses=ACTIVE_STATUSES):
+            jobs.delete(r["id"], ws=ws)
+    assert run["config"]["base"] == {"name": "vgg16", "weights": "none", "trainable": True}
+
+
+def test_imagenet_run_can_train_its_whole_base_from_the_first_epoch(app, populated):
+    at = app(TRAIN)
+    at.toggle(key="cfg.base.trainable").set_value(True).run()
+    assert at.dataframe[0].value["phase1"].to_list() == [False] + [True] * 6
+    assert at.toggle(key="cfg.base.trainable").help == config.field_spec("base.trainable").help
+    # After the from-scratch preset, choosing ImageNet starts from a frozen base again.
+    at.selectbox(key="train_preset").set_value("From scratch (baseline)").run()
+    at.selectbox(key="cfg.weights_mode").set_value("imagenet").run()
+    assert not at.toggle(key="cfg.base.trainable").value
+    assert at.dataframe[0].value["phase1"].to_list() == [False] * 6 + [True]
+
+
+def test_suspicious_settings_warn_before_launch_without_blocking(app, populated):
+    at = app(TRAIN)
+    # "pets" has 32 px images: the recipe's 150 px is more than 4 times that.
+    (size,) = _launch_warnings(at)
+    assert size.startswith("image_size 150 is over 4 times the dataset's median image side "
+                           "(32 px)")
+    at.number_input(key="cfg.image_size").set_value(32)
+    at.number_input(key="cfg.train.learning_rate").set_value(5.0)
+    at.number_input(key="cfg.train.batch_size").set_value(1).run()
+    found = _launch_warnings(at)
+    assert [w.split()[0] for w in found] == ["train.learning_rate", "train.batch_size"]
+    assert not at.button(key="train_launch").disabled
+    at.number_input(key="cfg.train.learning_rate").set_value(1e-3)
+    at.number_input(key="cfg.train.batch_size").set_value(16).run()
+    assert not _launch_warnings(at)
+
+
+def test_a_link_to_a_missing_run_says_so_and_still_lists_runs(app, populated):
+    at = app(TRAIN)
+    at.query_params["run"] = "no_pe*"
+    at.run()
+    assert not at.exception
+    (warning,) = [w.value for w in at.warning if "not found" in w.value]
+    assert warning.startswith("Run 'no\\_pe\\*' not found")  # shown as typed, not Markdown
+    # The panel below still shows a run and the way to all of them.
+    assert any(m.value == "#### oom" for m in at.markdown)
+    assert any(link.label == "All runs, side by side" for link in at.get("page_link"))
+
+
+def test_a_diverged_run_shows_why_in_the_live_panel(app, ws, populated):
+    store = RunStore(ws)
+    store.update_run(populated["failed"], error=(
+        "Training diverged at epoch 2: the loss is nan. Lower the learning rate "
+        "(train.learning_rate is now 10.0).\n\nTraceback (last lines):\n  ..."))
+    at = app(TRAIN)
+    assert ("Training diverged at epoch 2: the loss is nan. Lower the learning rate "
+            "(train.learning_rate is now 10.0).") in [shown(e.value) for e in at.error]
+
+
 def test_preset_fills_every_knob_and_keeps_the_dataset(app, populated):
     at = app(TRAIN)
     assert at.selectbox(key="cfg.dataset").value == "pets"
@@ -98,7 +188,7 @@ def test_preset_fills_every_knob_and_keeps_the_dataset(app, populated):
 def test_imagenet_offline_says_what_to_do(app, populated, no_local_weights):
     at = app(TRAIN)
     assert at.selectbox(key="cfg.weights_mode").value == "imagenet"
-    assert any("Random init" in w.value for w in at.warning)
+    assert any("**From scratch**" in w for w in _weights_warnings(at))
     assert at.file_uploader(key="train_weights_upload")
     at.file_uploader(key="train_weights_upload").set_value(
         ("vgg.h5", b"not an h5 file", "application/octet-stream"))
@@ -106,8 +196,8 @@ def test_imagenet_offline_says_what_to_do(app, populated, no_local_weights):
     at.button(key="train_weights_save").click().run()
     assert not at.exception
     assert any("vgg.h5" in e for e in _form_errors(at))
-    at.selectbox(key="cfg.weights_mode").set_value("none").run()
-    assert not at.warning and not at.file_uploader
+    at.selectbox(key="cfg.weights_mode").set_value("scratch").run()
+    assert not _weights_warnings(at) and not at.file_uploader
 
 
 def test_launch_queues_a_run_and_shows_it_at_once(app, ws, populated, no_local_weights):

@@ -74,6 +74,7 @@ def _cmd_transfer_report(args: argparse.Namespace) -> int:
         print_json(report)
         return 0
     print(f"{report['verdict'].upper()}: {report['summary']}")
+    print(f"  compared: {report['compared']}")
     for m in report["metrics"]:
         delta = "-" if m["delta"] is None else f"{m['delta'] * 100:+.1f} pts"
         print(f"  {m['metric']:<18} pretrained {_pct(m['pretrained']):>6}  "
@@ -112,6 +113,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "transfer-report", help="compare a pretrained run with its from-scratch baseline")
     p.add_argument("run", metavar="RUN", help="the run with pretrained weights")
-    p.add_argument("baseline", metavar="BASELINE_RUN", help="the same config with weights none")
+    p.add_argument("baseline", metavar="BASELINE_RUN",
+                   help="a from-scratch run (weights none, base.trainable true) with the same "
+                        "data, image size, head and seed")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=_cmd_transfer_report)

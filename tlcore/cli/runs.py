@@ -20,10 +20,11 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from tlcore import backbones, jobs
+from tlcore import advice, backbones, jobs
 from tlcore.cli import print_json
 from tlcore.config import RunConfig
-from tlcore.errors import ConfigError
+from tlcore.data import load_manifest
+from tlcore.errors import ConfigError, TLCoreError
 from tlcore.store import COMPLETED, FINAL_STATUSES, QUEUED, RUNNING, RunStore
 from tlcore.workspace import Workspace
 
@@ -167,9 +168,20 @@ def follow(run_id: str, ws: Workspace, stream: TextIO | None = None) -> str:
         time.sleep(POLL_S)
 
 
+def launch_warnings(config: RunConfig, ws: Workspace) -> list[str]:
+    """`advice.launch_warnings` with the dataset's image sizes when its manifest reads."""
+    try:
+        sizes = load_manifest(config.dataset, ws)["health"]["sizes"]
+    except (TLCoreError, OSError, ValueError, KeyError):
+        sizes = None  # a missing or unreadable dataset is for `jobs.launch` to refuse
+    return advice.launch_warnings(config, sizes)
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.overrides)
     ws = Workspace.from_env()
+    for warning in launch_warnings(config, ws):
+        print(f"warning: {warning}", file=sys.stderr)
     run_id = jobs.launch(config, name=args.name, ws=ws)
     print(run_id, flush=True)
     if config.augment.enabled:
