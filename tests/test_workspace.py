@@ -1,9 +1,12 @@
 """Workspace paths: env override, validated names and ids, the files of a run."""
 
+import errno
+from pathlib import Path
+
 import pytest
 
-from tlcore.errors import ConfigError
-from tlcore.workspace import Workspace, atomic_write_text
+from tlcore.errors import ConfigError, DiskFullError
+from tlcore.workspace import Workspace, atomic_write_text, min_free_bytes, space_for
 
 
 def test_env_home_and_subfolders(tmp_path, monkeypatch):
@@ -57,3 +60,32 @@ def test_atomic_write_text_replaces_whole_files(tmp_path):
     atomic_write_text(path, "x,y\r\n1,2\r\n")
     assert path.read_bytes() == b"x,y\r\n1,2\r\n"
     assert [p.name for p in tmp_path.iterdir()] == ["a.csv"]
+
+
+def test_a_full_disk_is_one_error_and_leaves_no_temp_file(tmp_path, monkeypatch, full_disk):
+    target = tmp_path / "state.json"
+    target.write_text("old")
+
+    real_write = Path.write_text
+
+    def no_space(self, text, *args, **kwargs):
+        real_write(self, text[:1], *args, **kwargs)  # half written, then the disk is full
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as patch, pytest.raises(OSError, match="No space left"):
+        patch.setattr(Path, "write_text", no_space)
+        atomic_write_text(target, "new")
+    assert [p.name for p in tmp_path.iterdir()] == ["state.json"]
+    assert target.read_text() == "old"
+
+    monkeypatch.setenv("TLCORE_MIN_FREE_MB", "1")
+    with pytest.raises(DiskFullError, match=f"^disk full: 5 MB free in {tmp_path} "):
+        with space_for(tmp_path, 10**7):  # 10 MB would leave less than 1 MB
+            pytest.fail("the write must not start")
+    with pytest.raises(DiskFullError, match="^disk full: "):
+        with space_for(tmp_path, 0):
+            raise OSError(errno.ENOSPC, "No space left on device")
+    for bad in ("lots", "-1", "inf"):
+        monkeypatch.setenv("TLCORE_MIN_FREE_MB", bad)
+        with pytest.raises(ConfigError, match="TLCORE_MIN_FREE_MB must be a number"):
+            min_free_bytes()

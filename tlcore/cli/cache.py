@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 
-from tlcore import cache
+from tlcore import cache, jobs
 from tlcore.cli import print_json
 from tlcore.workspace import Workspace
 
@@ -19,8 +19,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = sub.add_parser("list", help="list cache entries, most recently used first")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_cmd_list)
-    p = sub.add_parser("clear", help="remove cache entries (they are rebuilt when needed)")
-    p.add_argument("--kind", choices=cache.KINDS, help="only this kind of entry")
+    p = sub.add_parser("clear", help="remove cache entries (they are rebuilt when needed) and "
+                                     "run folders whose run is gone from the database")
+    p.add_argument("--kind", choices=cache.KINDS,
+                   help="only this kind of entry (leftover run folders stay)")
     p.set_defaults(func=_cmd_clear)
 
 
@@ -45,6 +47,12 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_clear(args: argparse.Namespace) -> int:
-    freed = cache.clear(Workspace.from_env(), args.kind)
+    ws = Workspace.from_env()
+    freed = cache.clear(ws, args.kind)
     print(f"freed {freed / 1e6:.1f} MB")
+    if args.kind is None:
+        orphans = jobs.remove_orphaned_runs(ws)
+        if orphans["folders"]:
+            print(f"removed {orphans['folders']} leftover run folder(s) with no run in the "
+                  f"database ({orphans['bytes'] / 1e6:.1f} MB)")
     return 0

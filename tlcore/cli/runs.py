@@ -60,7 +60,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     for action, helptext, func in (
         ("cancel", "stop a running run at its next batch, or drop a queued one", _cmd_cancel),
         ("resume", "continue a failed, cancelled or lost run from its last epoch", _cmd_resume),
-        ("delete", "delete a run (stops it first) with its files", _cmd_delete),
+        ("delete", "delete a run (stops it first) with its files, or a leftover run folder",
+         _cmd_delete),
     ):
         p = sub.add_parser(action, help=helptext)
         p.add_argument("run_id", metavar="ID")
@@ -266,8 +267,10 @@ def _cmd_resume(args: argparse.Namespace) -> int:
 
 
 def _cmd_delete(args: argparse.Namespace) -> int:
-    jobs.delete(args.run_id)
-    print(f"run {args.run_id}: deleted")
+    if jobs.delete(args.run_id):
+        print(f"run {args.run_id}: deleted")
+    else:
+        print(f"run {args.run_id}: no such run in the database; removed its leftover folder")
     return 0
 
 
