@@ -430,6 +430,12 @@ def run_details(ws: Workspace, store: RunStore, run: dict, queue: list[dict]) ->
             st.progress(fraction, text=text)
         else:
             st.progress(0.0, text="Starting: loading data and building the model…")
+        try:
+            silence = jobs.silence_warning(run, (progress or {}).get("stage"))
+        except TLCoreError:
+            silence = None  # a bad setting: refresh's error is already shown above
+        if silence:
+            st.warning(silence, icon=":material/heart_broken:")
     elif status == COMPLETED:
         test = run.get("test_metrics") or {}
         c1, c2, c3, c4 = st.columns(4)
@@ -559,6 +565,8 @@ def render() -> None:
         save_form()
         try:
             cfg = build_config(ws)
+            classes = rows[names.index(cfg.dataset)]["classes"]
+            backbones.check_model_size(cfg, max(2, len(classes)))
             problem = None
         except TLCoreError as exc:
             cfg, problem = None, str(exc)
@@ -566,7 +574,6 @@ def render() -> None:
             if cfg is None:
                 st.error(plain(problem), icon=":material/block:")
             else:
-                classes = rows[names.index(cfg.dataset)]["classes"]
                 model_preview(cfg, max(2, len(classes)))
         if cfg is not None:
             launch_warnings(ws, cfg, rows[names.index(cfg.dataset)])

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+from collections import namedtuple
+
 import pytest
 
 from tlcore.workspace import Workspace
@@ -14,3 +17,12 @@ def ws(tmp_path, monkeypatch) -> Workspace:
     monkeypatch.setenv("TLCORE_HOME", str(home))
     monkeypatch.setenv("TLCORE_MAX_WORKERS", "1")
     return Workspace.from_env(home)
+
+
+DiskUsage = namedtuple("DiskUsage", "total used free")
+
+
+@pytest.fixture
+def full_disk(monkeypatch) -> None:
+    """Every disk reports 5 MB free: below the 200 MB that large writes keep free."""
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: DiskUsage(10**12, 10**12, 5 * 10**6))

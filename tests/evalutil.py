@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import zipfile
+from pathlib import Path
 from typing import Any
 
 from tlcore import data as datasets_api
@@ -67,3 +69,20 @@ def write_evaluation(ws: Workspace, run_id: str, evaluation: dict[str, Any]) -> 
     folder = ws.run(run_id).dir / "eval"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{evaluation['dataset']}.json").write_text(json.dumps(evaluation))
+
+
+def write_keras_zip(path: Path, *, truncated: bool = False) -> Path:
+    """A file shaped like `model.keras`: the zip entries Keras writes, with dummy contents.
+
+    With `truncated`, only its first half is kept, as an interrupted copy or a
+    full disk leaves a file.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("metadata.json", json.dumps({"keras_version": "3"}))
+        zf.writestr("config.json", json.dumps({"class_name": "Functional"}))
+        zf.writestr("model.weights.h5", b"\0" * 4096)
+    if truncated:
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+    return path

@@ -11,7 +11,7 @@ import pytest
 
 from tlcore import backbones
 from tlcore.config import RunConfig
-from tlcore.errors import WeightsError
+from tlcore.errors import ConfigError, WeightsError
 
 VGG16_NOTOP_PARAMS = 14_714_688  # keras.applications.VGG16(include_top=False).count_params()
 BIAS1 = np.arange(64, dtype=np.float32) / 100
@@ -136,6 +136,31 @@ def test_param_table_trainable_base_trains_every_block_from_phase_one():
 def test_param_table_rejects_one_class():
     with pytest.raises(ValueError, match="num_classes"):
         backbones.param_table(_cfg(), 1)
+
+
+def test_model_size_limit_refuses_runaway_heads_and_keeps_sensible_ones(monkeypatch):
+    flatten = {"pooling": "flatten", "dense": [256]}
+    assert backbones.check_model_size(_cfg(image_size=150, head=flatten), 2)["total"] == (
+        pytest.approx(16.8e6, rel=0.01))
+    assert backbones.check_model_size(_cfg(image_size=512, head=flatten), 2)["total"] == (
+        pytest.approx(48.3e6, rel=0.01))
+    huge = _cfg(image_size=512, head={"pooling": "flatten", "dense": [8192]})
+    total = backbones.param_summary(huge, 2)["total"]
+    assert total > 10**9  # 16 x 16 x 512 = 131,072 features into each of 8192 units
+    with pytest.raises(ConfigError) as info:
+        backbones.check_model_size(huge, 2)
+    message = str(info.value)
+    assert message.startswith(f"This model would have {total:,} parameters; the limit is "
+                              "200,000,000 ($TLCORE_MAX_PARAMS).")
+    assert "Received: image_size=512, head.pooling='flatten', head.dense=[8192]" in message
+    assert backbones.check_model_size(_cfg(image_size=512, head={"pooling": "avg",
+                                                                 "dense": [8192]}), 2)
+    monkeypatch.setenv(backbones.ENV_MAX_PARAMS, "2e9")
+    assert backbones.check_model_size(huge, 2)["total"] == total
+    for bad in ("lots", "0", "-1", "nan"):
+        monkeypatch.setenv(backbones.ENV_MAX_PARAMS, bad)
+        with pytest.raises(ConfigError, match="TLCORE_MAX_PARAMS must be a positive number"):
+            backbones.max_params()
 
 
 # ---- weights files ------------------------------------------------------------------

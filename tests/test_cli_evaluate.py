@@ -14,7 +14,14 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.evalutil import CLASSES, engine_model, make_dataset, make_run, run_config
+from tests.evalutil import (
+    CLASSES,
+    engine_model,
+    make_dataset,
+    make_run,
+    run_config,
+    write_keras_zip,
+)
 from tlcore.cli import main
 from tlcore.errors import DatasetError
 from tlcore.predict import predict_images
@@ -104,6 +111,18 @@ def test_unfinished_run_says_to_wait(ws, capsys):
         err = capsys.readouterr().err.strip()
         assert err == (f"error: Run {run_id} is running, not completed; wait for it to finish, "
                        "or train it again if it failed."), argv
+
+
+def test_a_truncated_model_is_unreadable_not_missing(ws, capsys):
+    run_id = make_run(ws, run_config("shapes"))
+    write_keras_zip(ws.run(run_id).model, truncated=True)
+    for argv in (["evaluate", run_id], ["predict", run_id, "x.png"],
+                 ["export", run_id, "--format", "keras", "--out", "x.zip"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"error: runs/{run_id}/model.keras is unreadable (truncated or "
+                              "corrupt): "), argv
+        assert err.endswith("; train the run again.") and len(err.splitlines()) == 1
 
 
 def test_cli_parser_and_transfer_report_do_not_import_tensorflow(ws):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.evalutil import write_keras_zip
 from tlcore import data
 from tlcore.config import RunConfig
 from tlcore.demo import write_class_folders
@@ -77,14 +78,17 @@ def test_train_detached_and_foreground_then_list_and_show(ws, config_file):
 
 @pytest.mark.slow
 def test_foreground_train_of_a_failing_run_exits_nonzero(ws, config_file):
-    # A completed run whose model file is gone: launch accepts it, the worker fails.
+    # A completed run whose model file is a well-formed zip that Keras cannot load:
+    # launch accepts it (it checks the zip only), the worker fails.
     source = RunStore(ws).create_run(RunConfig(dataset="shapes", image_size=32),
                                      status=COMPLETED)
+    write_keras_zip(ws.run(source).model)
     result = tlcore("train", "--config", str(config_file), "--set",
                     f"base.weights=run:{source}")
     assert result.returncode == 1
     run_id = result.stdout.strip()
-    assert f"run {run_id} failed" in result.stderr and "model.keras is missing" in result.stderr
+    assert f"run {run_id} failed" in result.stderr
+    assert "cannot be loaded as a Keras model" in result.stderr
     assert "log:" in result.stderr
 
 
@@ -103,7 +107,14 @@ def test_train_warns_first_and_a_diverging_run_fails_with_the_reason(ws, config_
 
 
 def test_train_refuses_bad_input_with_one_line(ws, config_file, tmp_path):
+    source = RunStore(ws).create_run(RunConfig(dataset="shapes", image_size=32),
+                                     status=COMPLETED)
+    write_keras_zip(ws.run(source).model, truncated=True)
     cases = [
+        (["--config", str(config_file), "--set", "image_size=512", "--set",
+          "head.dense=[8192]"], "parameters; the limit is 200,000,000"),
+        (["--config", str(config_file), "--set", f"base.weights=run:{source}"],
+         f"runs/{source}/model.keras is unreadable (truncated or corrupt)"),
         (["--config", str(tmp_path / "missing.json")], "Cannot read the config file"),
         (["--config", str(config_file), "--set", "train.epoch=3"], "Unknown key train.epoch"),
         (["--config", str(config_file), "--set", "base.weights=/nowhere/w.h5"],
@@ -118,7 +129,32 @@ def test_train_refuses_bad_input_with_one_line(ws, config_file, tmp_path):
         assert result.returncode == 2, result.stderr
         assert result.stderr.startswith("error: ") and message in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
-    assert json.loads(tlcore("runs", "list", "--json").stdout) == []
+    assert [r["id"] for r in json.loads(tlcore("runs", "list", "--json").stdout)] == [source]
+
+
+def test_leftover_run_folders_are_removed_by_runs_delete_and_cache_clear(ws):
+    store = RunStore(ws)
+    kept = store.create_run(RunConfig(dataset="d", image_size=32))
+    ws.run(kept).dir.mkdir(parents=True)
+    # Folders whose rows are gone, as after restoring an older copy of the database.
+    orphans = [store.create_run(RunConfig(dataset="d", image_size=32)) for _ in range(3)]
+    for run_id in orphans:
+        write_keras_zip(ws.run(run_id).model)
+        store.delete_run(run_id)
+
+    result = tlcore("runs", "delete", orphans[0])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == (f"run {orphans[0]}: no such run in the database; removed "
+                                     "its leftover folder")
+    again = tlcore("runs", "delete", orphans[0])
+    assert again.returncode == 2 and "No run with id" in again.stderr
+
+    assert "leftover" not in tlcore("cache", "clear", "--kind", "images").stdout
+    result = tlcore("cache", "clear")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1].startswith("removed 2 leftover run folder(s) with no "
+                                                     "run in the database")
+    assert [p.name for p in ws.runs_dir.iterdir()] == [kept]
 
 
 def test_runs_cancel_resume_delete(ws):

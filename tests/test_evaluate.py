@@ -8,8 +8,15 @@ import math
 import numpy as np
 import pytest
 
-from tests.evalutil import CLASSES, engine_model, make_dataset, make_run, run_config
-from tlcore.errors import DatasetError, RunStateError
+from tests.evalutil import (
+    CLASSES,
+    engine_model,
+    make_dataset,
+    make_run,
+    run_config,
+    write_keras_zip,
+)
+from tlcore.errors import DatasetError, NotFoundError, RunStateError, WeightsError
 from tlcore.evaluate import (
     class_mapping,
     classification_metrics,
@@ -17,6 +24,7 @@ from tlcore.evaluate import (
     gradcam_path,
     list_evaluations,
     load_evaluation,
+    load_model,
     mistakes,
     roc_auc,
 )
@@ -180,11 +188,19 @@ def test_evaluate_on_another_dataset_with_same_classes(ws, dataset):
 def test_domain_shift_class_mismatch_names_the_classes(ws, dataset):
     make_dataset(ws, "pets", classes=("disc", "ring"))
     run_id = make_run(ws, run_config(dataset))
-    (ws.run(run_id).dir / "model.keras").write_bytes(b"never loaded")
+    write_keras_zip(ws.run(run_id).model)  # never loaded
     with pytest.raises(DatasetError) as info:
         evaluate_run(run_id, ws=ws, dataset="pets")
     message = str(info.value)
     assert "missing 'square', 'triangle'" in message and "extra 'ring'" in message
+
+
+def test_a_truncated_model_file_is_reported_as_unreadable(ws, tmp_path):
+    path = write_keras_zip(tmp_path / "model.keras", truncated=True)
+    with pytest.raises(WeightsError, match=r"model.keras is unreadable \(truncated or corrupt\)"):
+        load_model(path)
+    with pytest.raises(NotFoundError, match="No model file"):
+        load_model(tmp_path / "missing.keras")
 
 
 def test_unfinished_run_is_refused(ws, dataset):

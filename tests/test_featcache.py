@@ -4,9 +4,10 @@ import keras
 import numpy as np
 import pytest
 
-from tlcore import cache, demo, featcache, train
+from tlcore import cache, demo, featcache, imagecache, train
 from tlcore import data as datasets_api
 from tlcore.config import RunConfig
+from tlcore.errors import DiskFullError
 from tlcore.model import build_model, set_phase
 from tlcore.store import COMPLETED, RunStore
 
@@ -152,3 +153,32 @@ def test_feature_key_names_the_precision_the_prefix_computes_in(ws, dataset):
     half = build_model(config, 2, mixed_precision=True)
     assert train.feature_key(full, "block5_pool") == "block5_pool@float32"
     assert train.feature_key(half, "block5_pool") == "block5_pool@mixed_float16"
+
+
+def _mean_colour(batch):
+    """A stand-in prefix without TensorFlow: one feature per channel."""
+    return batch.astype(np.float32).mean(axis=(1, 2))
+
+
+def test_chunks_shrink_with_image_size_and_report_progress(ws, dataset, monkeypatch):
+    assert [featcache.chunk_images(s) for s in (32, 150, 224, 512)] == [256, 256, 114, 21]
+    manifest = datasets_api.load_manifest(dataset, ws)
+    monkeypatch.setattr(featcache, "CHUNK", 4)
+    monkeypatch.setattr(featcache, "MIN_CHUNK", 1)
+    calls = []
+    feats, labels, hit = featcache.split_features(ws, manifest, "train", 32, _mean_colour,
+                                                  "cut", "fp", lambda *p: calls.append(p))
+    n = len(labels)
+    assert not hit and feats.shape == (n, 3) and n > 8
+    # Once before the first chunk (a stage can take long), then after every chunk.
+    assert calls == [(0, n), *((min(i, n), n) for i in range(4, n + 4, 4))]
+
+
+def test_a_full_disk_refuses_the_feature_build_and_leaves_no_temp_file(ws, dataset,
+                                                                        monkeypatch):
+    manifest = datasets_api.load_manifest(dataset, ws)
+    imagecache.split_arrays(ws, manifest, "train", 32)
+    monkeypatch.setenv("TLCORE_MIN_FREE_MB", "1e12")  # more than any disk has
+    with pytest.raises(DiskFullError, match=r"^disk full: \d+ MB free in .*/cache/features/"):
+        featcache.split_features(ws, manifest, "train", 32, _mean_colour, "cut", "fp")
+    assert [p for p in (ws.cache_dir / "features").rglob("*") if p.is_file()] == []

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tlcore import cache, data, demo, imagecache
-from tlcore.errors import ConfigError
+from tlcore.errors import ConfigError, DiskFullError
 
 
 @pytest.fixture
@@ -44,6 +44,12 @@ def test_size_and_content_change_miss(ws, manifest, tmp_path):
     changed = dict(manifest, fingerprint="f" * 64)
     assert imagecache.entry_dir(ws, changed["fingerprint"], 32) != imagecache.entry_dir(
         ws, manifest["fingerprint"], 32)
+
+
+def test_a_full_disk_refuses_the_build_and_leaves_nothing(ws, manifest, full_disk):
+    with pytest.raises(DiskFullError, match=r"^disk full: 5 MB free in .*/cache/images/"):
+        imagecache.split_arrays(ws, manifest, "train", 32)
+    assert [p.name for p in ws.cache_dir.rglob("*") if p.is_file()] == []
 
 
 def test_unknown_split_is_refused(ws, manifest):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -12,12 +14,30 @@ import time
 
 import pytest
 
+from tests.evalutil import write_keras_zip
+from tlcore import backbones, jobs, worker
 from tlcore import data as datasets_api
-from tlcore import jobs, worker
+from tlcore import store as store_module
 from tlcore.config import RunConfig
 from tlcore.demo import write_class_folders
-from tlcore.errors import ConfigError, NotFoundError, RunStateError, WeightsError
-from tlcore.store import CANCELLED, COMPLETED, FAILED, LOST, QUEUED, RUNNING, RunStore
+from tlcore.errors import (
+    ConfigError,
+    DiskFullError,
+    NotFoundError,
+    RunStateError,
+    StoreError,
+    WeightsError,
+)
+from tlcore.store import (
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    LOST,
+    QUEUED,
+    RUNNING,
+    STAGE_FEATURES,
+    RunStore,
+)
 
 RUN_TIMEOUT_S = 180
 
@@ -61,6 +81,7 @@ def _claim_for(store: RunStore, proc: subprocess.Popen | None, heartbeat: float)
     assert run_id is not None
     if proc is not None:
         store.update_run(run_id, pid=proc.pid)
+
 
 
 # ---- real workers -----------------------------------------------------------------------
@@ -150,6 +171,22 @@ def test_a_failing_worker_stores_its_error(ws):
 
 
 @pytest.mark.slow
+def test_a_worker_on_a_full_disk_records_why_it_failed(ws, dataset):
+    store = RunStore(ws)
+    run_id = store.create_run(_config(dataset))
+    # Started by hand with a reserve no disk has: every large write is refused.
+    env = {**jobs.worker_env(ws), "TLCORE_MIN_FREE_MB": "1e12"}
+    proc = subprocess.run([sys.executable, "-m", "tlcore.worker", run_id], env=env,
+                          timeout=RUN_TIMEOUT_S)
+    assert proc.returncode == 1
+    run = store.get_run(run_id)
+    assert run["status"] == FAILED
+    assert run["error"].startswith("disk full: ") and " MB free in " in run["error"]
+    assert [p.name for p in ws.run(run_id).dir.iterdir()] == ["log.txt"]
+    assert jobs.refresh(ws) == [] and store.get_run(run_id)["status"] == FAILED
+
+
+@pytest.mark.slow
 def test_device_info_runs_in_a_subprocess_and_is_cached(ws):
     cached = ws.cache_dir / jobs.DEVICE_CACHE_FILE
     cached.write_text(json.dumps({"device": "from cache", "gpus": [], "mixed_precision": False}))
@@ -173,6 +210,153 @@ def test_launch_refuses_what_cannot_run(ws, dataset, tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="TLCORE_MAX_WORKERS"):
         jobs.launch(_config(dataset), ws=ws)
     assert [r["id"] for r in store.list_runs()] == [queued]
+
+
+def test_launch_refuses_a_model_over_the_parameter_limit(ws, dataset, monkeypatch):
+    huge = _config(dataset, image_size=512, head={"pooling": "flatten", "dense": [8192]})
+    with pytest.raises(ConfigError, match=r"would have 1,088,\d{3},\d{3} parameters; the limit "
+                                          r"is 200,000,000 \(\$TLCORE_MAX_PARAMS\)"):
+        jobs.launch(huge, ws=ws)
+    monkeypatch.setenv(backbones.ENV_MAX_PARAMS, "1e6")
+    with pytest.raises(ConfigError, match="the limit is 1,000,000"):
+        jobs.launch(_config(dataset), ws=ws)
+    assert RunStore(ws).list_runs() == []
+
+
+def test_launch_refuses_a_base_run_whose_model_is_missing_or_truncated(ws, dataset):
+    store = RunStore(ws)
+    source = store.create_run(_config(dataset), status=COMPLETED)
+    config = _config(dataset, base={"weights": f"run:{source}"})
+    with pytest.raises(WeightsError, match=f"run:{source}' cannot be used: runs/{source}/"
+                                           "model.keras does not exist"):
+        jobs.launch(config, ws=ws)
+    write_keras_zip(ws.run(source).model, truncated=True)
+    with pytest.raises(WeightsError) as info:
+        jobs.launch(config, ws=ws)
+    assert (f"runs/{source}/model.keras is unreadable (truncated or corrupt): "
+            in str(info.value)) and str(info.value).endswith("train the run again.")
+    write_keras_zip(ws.run(source).model)
+    assert ws.run(source).check_model() == ws.run(source).model
+    assert [r["id"] for r in store.list_runs()] == [source]
+
+
+def test_launch_refuses_and_the_queue_waits_while_the_disk_is_full(ws, dataset, full_disk):
+    with pytest.raises(DiskFullError, match=r"^disk full: 5 MB free in .*TLCORE_MIN_FREE_MB"):
+        jobs.launch(_config(dataset), ws=ws)
+    store = RunStore(ws)
+    queued = store.create_run(_config(dataset))
+    assert jobs.start_queued(ws) == [] and store.get_run(queued)["status"] == QUEUED
+
+
+def test_reads_work_when_the_disk_is_too_full_for_sqlite(ws, monkeypatch):
+    store = RunStore(ws)
+    running = store.create_run(_config("d"))
+    queued = store.create_run(_config("d"))
+    proc = _fake_worker(running)
+    try:
+        _claim_for(store, proc, heartbeat=time.time())
+        real_connect = sqlite3.connect
+
+        class NoRoomForWal(sqlite3.Connection):
+            """What a full disk does to a normal connection: no room for its -shm file."""
+
+            def execute(self, *args, **kwargs):
+                exc = sqlite3.OperationalError("disk I/O error")
+                exc.sqlite_errorname = "SQLITE_IOERR_SHMSIZE"
+                raise exc
+
+        def connect(database, *args, uri=False, **kwargs):
+            if uri:  # the read-only fallback reads the database file alone
+                return real_connect(database, *args, uri=uri, **kwargs)
+            return real_connect(database, *args, factory=NoRoomForWal, **kwargs)
+
+        monkeypatch.setattr(store_module.sqlite3, "connect", connect)
+        assert [r["id"] for r in RunStore(ws).list_runs()] == [running, queued]
+        assert jobs.refresh(ws) == []  # nothing to change, so nothing is written
+        details = jobs.get_run_details(running, ws)
+        assert details["status"] == RUNNING and details["heartbeat_age_s"] < 60
+        with pytest.raises(StoreError, match="cannot be read or written: disk I/O error"):
+            store.update_run(running, name="renamed")
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_stopped_worker_is_killed_marked_lost_and_frees_its_slot(ws, monkeypatch):
+    store = RunStore(ws)
+    hung = store.create_run(_config("d"))
+    waiting = store.create_run(_config("d"))
+    proc = _fake_worker(hung)
+    spawned = []
+
+    def spawn(run_id, ws):
+        spawned.append(_fake_worker(run_id))
+        return spawned[-1].pid
+
+    monkeypatch.setattr(jobs, "_spawn", spawn)
+    monkeypatch.setenv(jobs.ENV_HEARTBEAT_TIMEOUT, "2")
+    try:
+        _claim_for(store, proc, heartbeat=time.time() - 3)
+        os.kill(proc.pid, signal.SIGSTOP)
+        # The frozen-feature stage is allowed twice as long between beats.
+        store.set_progress(hung, phase=1, epoch=1, epochs=1, batch=0, batches=9, eta_s=None,
+                           stage=STAGE_FEATURES)
+        store.update_run(hung, heartbeat=time.time() - 3)
+        assert jobs.refresh(ws) == [] and store.get_run(hung)["status"] == RUNNING
+        store.update_run(hung, heartbeat=time.time() - 5)
+
+        assert jobs.refresh(ws) == [hung]
+        run = store.get_run(hung)
+        assert run["status"] == LOST and run["ended"] is not None
+        assert run["error"].startswith(f"No heartbeat for 5 s from the worker (pid {proc.pid}; "
+                                       "limit 4 s, $TLCORE_HEARTBEAT_TIMEOUT_S)")
+        assert proc.wait(timeout=10) == -signal.SIGKILL
+        assert store.get_run(waiting)["status"] == RUNNING
+        assert store.get_run(waiting)["pid"] == spawned[0].pid
+    finally:
+        for p in (proc, *spawned):
+            p.kill()
+            p.wait()
+
+
+def test_heartbeat_age_timeout_setting_and_warning(ws, monkeypatch):
+    store = RunStore(ws)
+    run_id = store.create_run(_config("d"))
+    assert jobs.heartbeat_age(store.get_run(run_id)) is None  # queued: nothing to watch
+    assert jobs.heartbeat_timeout() == 120 and jobs.heartbeat_timeout(STAGE_FEATURES) == 240
+    store.update_run(run_id, status=RUNNING, heartbeat=time.time() - 2)
+    run = store.get_run(run_id)
+    assert 2 <= jobs.heartbeat_age(run) < 10 and jobs.silence_warning(run) is None
+    store.update_run(run_id, heartbeat=time.time() - 40)
+    assert jobs.silence_warning(store.get_run(run_id)) == (
+        "No sign of life from the worker for 40 s; it is marked lost after 120 s.")
+    assert jobs.silence_warning(store.get_run(run_id), STAGE_FEATURES).endswith("after 240 s.")
+    for bad in ("0", "-5", "soon", "inf"):
+        monkeypatch.setenv(jobs.ENV_HEARTBEAT_TIMEOUT, bad)
+        with pytest.raises(ConfigError, match="TLCORE_HEARTBEAT_TIMEOUT_S must be a positive"):
+            jobs.heartbeat_timeout()
+
+
+def test_delete_and_cache_clear_remove_orphaned_run_folders(ws):
+    store = RunStore(ws)
+    kept = store.create_run(_config("d"))
+    ws.run(kept).dir.mkdir(parents=True)
+    # Rows gone, folders left: as after restoring an older copy of the database.
+    orphans = [store.create_run(_config("d")) for _ in range(2)]
+    for run_id in orphans:
+        write_keras_zip(ws.run(run_id).model)
+        store.delete_run(run_id)
+    (ws.runs_dir / "Not-A-Run").mkdir()
+    assert jobs.orphaned_runs(ws) == sorted(orphans)
+
+    assert jobs.delete(orphans[0], ws) is False
+    assert not ws.run(orphans[0]).dir.exists()
+    with pytest.raises(NotFoundError, match="No run with id"):
+        jobs.delete(orphans[0], ws)
+    removed = jobs.remove_orphaned_runs(ws)
+    assert removed["folders"] == 1 and removed["bytes"] > 4096
+    assert sorted(p.name for p in ws.runs_dir.iterdir()) == sorted([kept, "Not-A-Run"])
+    assert jobs.delete(kept, ws) is True and not ws.run(kept).dir.exists()
 
 
 def test_claims_never_exceed_the_limit(ws):
@@ -284,3 +468,12 @@ def test_failure_message_hints_at_out_of_memory():
     assert "Traceback (last lines):" in message and "test_jobs.py" in message
     plain = worker.failure_message(ValueError("bad value"))
     assert plain.startswith("ValueError: bad value") and "Out of memory" not in plain
+
+
+def test_failure_message_of_a_full_disk(ws, full_disk):
+    try:
+        raise OSError(errno.ENOSPC, "No space left on device", "history.csv.tmp1")
+    except OSError as exc:
+        message = worker.failure_message(exc, {}, ws)
+    assert message.startswith(f"disk full: 5 MB free in {ws.root} (writes keep 200 MB free")
+    assert "Traceback (last lines):" in message

@@ -3,12 +3,16 @@ safe-mode reload, mixed precision, and where the base weights come from (offline
 
 from __future__ import annotations
 
+import hashlib
+import http.server
+import threading
 import time
 
 import keras
 import numpy as np
 import pytest
 
+from tests.evalutil import write_keras_zip
 from tlcore import backbones
 from tlcore.config import RunConfig
 from tlcore.errors import RunStateError, WeightsError
@@ -18,6 +22,7 @@ from tlcore.model import (
     build_base,
     build_model,
     compile_for_phase,
+    load_base_weights,
     set_phase,
 )
 from tlcore.store import COMPLETED, RunStore
@@ -175,6 +180,65 @@ def test_base_from_a_completed_run(ws):
     want = source.get_layer(BASE_NAME).get_layer("block3_conv2").get_weights()
     for got, expected in zip(base.get_layer("block3_conv2").get_weights(), want, strict=True):
         np.testing.assert_array_equal(got, expected)
+
+
+def test_base_from_a_run_whose_model_is_truncated_or_not_a_model(ws):
+    store = RunStore(ws)
+    run_id = store.create_run(_cfg(), status=COMPLETED)
+    target = _cfg(base={"weights": f"run:{run_id}"})
+    write_keras_zip(ws.run(run_id).model, truncated=True)
+    with pytest.raises(WeightsError, match=rf"^runs/{run_id}/model.keras is unreadable "
+                                           r"\(truncated or corrupt\)"):
+        load_base_weights(target, ws)
+    write_keras_zip(ws.run(run_id).model)  # a complete zip, but no Keras model inside
+    with pytest.raises(WeightsError, match="cannot be loaded as a Keras model"):
+        load_base_weights(target, ws)
+
+
+@pytest.fixture
+def weights_server(monkeypatch, tmp_path):
+    """A local HTTP server in place of the ImageNet weights download; returns its file body."""
+    body = bytes(range(256)) * 9000  # a little over two download chunks
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (the name http.server calls)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setattr(backbones, "VGG16_NOTOP_URL",
+                        f"http://127.0.0.1:{server.server_port}/vgg16_notop.h5")
+    monkeypatch.delenv(backbones.ENV_WEIGHTS, raising=False)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
+    yield body
+    server.shutdown()
+    server.server_close()
+
+
+def test_imagenet_download_reports_progress_and_checks_the_md5(ws, weights_server,
+                                                             monkeypatch):
+    from tlcore.model import _download_imagenet
+
+    monkeypatch.setattr(backbones, "KERAS_WEIGHTS_MD5",
+                        hashlib.md5(weights_server, usedforsecurity=False).hexdigest())
+    calls = []
+    path = _download_imagenet(ws, lambda done, total: calls.append((done, total)))
+    assert path == backbones.keras_cache_file() and path.read_bytes() == weights_server
+    n = len(weights_server)
+    assert len(calls) >= 3 and calls[-1] == (n, n)  # one beat per chunk
+    assert list(path.parent.iterdir()) == [path]
+
+    path.unlink()
+    monkeypatch.setattr(backbones, "KERAS_WEIGHTS_MD5", "0" * 32)
+    with pytest.raises(WeightsError, match="MD5 is .*, expected 0{32}"):
+        _download_imagenet(ws)
+    assert list(path.parent.iterdir()) == []  # no partial file left behind
 
 
 def test_imagenet_offline_fails_fast_with_what_to_do(ws, tmp_path, monkeypatch):

@@ -4,18 +4,20 @@ early stopping, class weights and the input pipeline."""
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import math
+import re
 
 import keras
 import numpy as np
 import pytest
 
 from tlcore import data as datasets_api
-from tlcore import train
+from tlcore import jobs, train, worker
 from tlcore.config import RunConfig
 from tlcore.demo import write_class_folders
-from tlcore.errors import DivergedError, NotFoundError, RunCancelled
+from tlcore.errors import DiskFullError, DivergedError, NotFoundError, RunCancelled
 from tlcore.store import RunStore
 
 CLASSES = ("disc", "square", "triangle")
@@ -226,6 +228,76 @@ def test_recorder_best_checkpoint_and_early_stopping(ws, tmp_path):
     for got, want in zip(restored.get_weights(), model.get_weights(), strict=True):
         np.testing.assert_array_equal(got, want)
     assert [p.name for p in (run_dir / "checkpoint").glob("*.npz")] == ["weights-e4.npz"]
+
+
+@pytest.mark.slow
+def test_the_loop_beats_through_every_long_step(ws, dataset, monkeypatch):
+    store = RunStore(ws)
+    run_id = store.create_run(_config(dataset, train={"epochs": 1}))
+    monkeypatch.setattr(jobs, "HEARTBEAT_INTERVAL_S", 0.0)  # record every beat
+    step, beats = ["start"], []
+    monkeypatch.setattr(RunStore, "heartbeat", lambda self, _: beats.append(step[0]))
+
+    def labelled(name, original):
+        def run(*args, **kwargs):
+            step[0] = name
+            try:
+                return original(*args, **kwargs)
+            finally:
+                step[0] = f"after {name}"
+        return run
+
+    for name in ("load_data", "predict_splits", "_evaluate"):
+        monkeypatch.setattr(train, name, labelled(name, getattr(train, name)))
+    monkeypatch.setattr(train.Heartbeat, "on_test_batch_end",
+                        labelled("validation", train.Heartbeat.on_test_batch_end))
+    train.run_training(run_id, ws)
+    # Decoding images, validation batches, test predictions (with their feature pass)
+    # and the stored evaluation each beat on their own, however long they take.
+    assert {"load_data", "validation", "predict_splits", "_evaluate"} <= set(beats)
+
+
+@pytest.mark.slow
+def test_a_full_disk_at_checkpoint_time_fails_with_one_line(ws, dataset, monkeypatch):
+    store = RunStore(ws)
+    run_id = store.create_run(_config(dataset))
+
+    def savez(fh, *arrays):
+        fh.write(b"half a checkpoint")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(train.np, "savez", savez)
+    with pytest.raises(DiskFullError) as info:
+        train.run_training(run_id, ws)
+    files = ws.run(run_id)
+    message = worker.failure_message(info.value, store.get_run(run_id)["config"], ws)
+    assert message.startswith("disk full: ") and f"MB free in {files.checkpoint_dir} " in message
+    assert [p.name for p in files.dir.rglob("*") if ".tmp" in p.name] == []
+    assert not files.checkpoint_state.exists()
+
+
+def _tiny_model() -> keras.Model:
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    return model
+
+
+def test_checkpoint_and_model_are_refused_on_a_full_disk(ws, monkeypatch):
+    files = ws.run("abcdef123456")
+    files.dir.mkdir(parents=True)
+    model = _tiny_model()
+    train.save_checkpoint(files, model, train.TrainState(epoch=1))
+    train.save_model(model, files.model)
+    before = sorted(p.name for p in files.dir.rglob("*"))
+    monkeypatch.setenv("TLCORE_MIN_FREE_MB", "1e12")  # more than any disk has
+    with pytest.raises(DiskFullError, match=rf"^disk full: \d+ MB free in "
+                                            rf"{re.escape(str(files.checkpoint_dir))} "):
+        train.save_checkpoint(files, model, train.TrainState(epoch=2))
+    with pytest.raises(DiskFullError, match=rf"^disk full: \d+ MB free in "
+                                            rf"{re.escape(str(files.dir))} "):
+        train.save_model(model, files.model)
+    assert sorted(p.name for p in files.dir.rglob("*")) == before  # the old pair stays
+    assert train.load_checkpoint(files, _tiny_model()).epoch == 1
 
 
 def test_missing_dataset_fails_before_training(ws):

@@ -1,10 +1,12 @@
 """Workspace paths: env override, validated names and ids, allowed server paths."""
 
+import errno
 import os
+from pathlib import Path
 
 import pytest
 
-from tlcore.errors import ConfigError
+from tlcore.errors import ConfigError, DiskFullError
 from tlcore.workspace import (
     Workspace,
     allowed_roots,
@@ -12,6 +14,8 @@ from tlcore.workspace import (
     check_run_name,
     check_server_path,
     has_control_characters,
+    min_free_bytes,
+    space_for,
 )
 
 
@@ -142,3 +146,32 @@ def test_good_run_names_are_kept_as_typed_without_surrounding_spaces(name):
 def test_control_characters_are_cc_and_line_separators():
     assert has_control_characters("a\tb") and has_control_characters("\u2028")
     assert not has_control_characters("café · 猫 \u200b") and not has_control_characters("")
+
+
+def test_a_full_disk_is_one_error_and_leaves_no_temp_file(tmp_path, monkeypatch, full_disk):
+    target = tmp_path / "state.json"
+    target.write_text("old")
+
+    real_write = Path.write_text
+
+    def no_space(self, text, *args, **kwargs):
+        real_write(self, text[:1], *args, **kwargs)  # half written, then the disk is full
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as patch, pytest.raises(OSError, match="No space left"):
+        patch.setattr(Path, "write_text", no_space)
+        atomic_write_text(target, "new")
+    assert [p.name for p in tmp_path.iterdir()] == ["state.json"]
+    assert target.read_text() == "old"
+
+    monkeypatch.setenv("TLCORE_MIN_FREE_MB", "1")
+    with pytest.raises(DiskFullError, match=f"^disk full: 5 MB free in {tmp_path} "):
+        with space_for(tmp_path, 10**7):  # 10 MB would leave less than 1 MB
+            pytest.fail("the write must not start")
+    with pytest.raises(DiskFullError, match="^disk full: "):
+        with space_for(tmp_path, 0):
+            raise OSError(errno.ENOSPC, "No space left on device")
+    for bad in ("lots", "-1", "inf"):
+        monkeypatch.setenv("TLCORE_MIN_FREE_MB", bad)
+        with pytest.raises(ConfigError, match="TLCORE_MIN_FREE_MB must be a number"):
+            min_free_bytes()

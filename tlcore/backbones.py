@@ -27,7 +27,7 @@ import h5py
 import numpy as np
 
 from tlcore.config import RunConfig
-from tlcore.errors import WeightsError
+from tlcore.errors import ConfigError, WeightsError
 from tlcore.workspace import Workspace
 
 
@@ -73,6 +73,10 @@ AUGMENT_LAYERS = (
     ("contrast", "augment_contrast", "RandomContrast"),
 )
 OUTPUT_LAYER = "predictions"
+
+ENV_MAX_PARAMS = "TLCORE_MAX_PARAMS"
+# Sensible recipes stay far below: 150 px flatten + 256 has 16.8 M, 512 px flatten + 256 48 M.
+DEFAULT_MAX_PARAMS = 200_000_000
 
 
 def conv_shapes() -> dict[str, tuple[tuple[int, ...], tuple[int, ...]]]:
@@ -219,6 +223,49 @@ def param_summary(config: RunConfig, num_classes: int) -> dict[str, int]:
         phase2 = 0
     return {"total": total, "trainable_phase1": phase1, "trainable_phase2": phase2,
             "frozen": total - phase1}
+
+
+def max_params() -> int:
+    """The most parameters a run's model may have: `$TLCORE_MAX_PARAMS` (default 200 M).
+
+    Raises:
+        ConfigError: if the variable is set but not a positive integer.
+    """
+    raw = os.environ.get(ENV_MAX_PARAMS, "").strip()
+    if not raw:
+        return DEFAULT_MAX_PARAMS
+    try:
+        value = int(float(raw))  # 2e8 reads as well as 200000000
+    except (ValueError, OverflowError):
+        value = 0
+    if value < 1:
+        raise ConfigError(f"{ENV_MAX_PARAMS} must be a positive number of parameters, e.g. "
+                          f"200000000. Received: {ENV_MAX_PARAMS}={raw!r}")
+    return value
+
+
+def check_model_size(config: RunConfig, num_classes: int) -> dict[str, int]:
+    """Refuse a config whose model has more than `max_params()` parameters.
+
+    A flatten head on large images multiplies fast (512 px: 131,072 features into
+    every unit of the first dense layer); such a model would exhaust memory and
+    disk long before it trained.
+
+    Returns:
+        The model's `param_summary`.
+
+    Raises:
+        ConfigError: naming the parameter count, the limit and what shrinks the model.
+    """
+    summary = param_summary(config, num_classes)
+    limit = max_params()
+    if summary["total"] > limit:
+        raise ConfigError(
+            f"This model would have {summary['total']:,} parameters; the limit is {limit:,} "
+            f"(${ENV_MAX_PARAMS}). Use head.pooling 'avg' or 'max', fewer head.dense units or "
+            f"a smaller image_size. Received: image_size={config.image_size}, "
+            f"head.pooling={config.head.pooling!r}, head.dense={list(config.head.dense)}")
+    return summary
 
 
 # ---- weights files -------------------------------------------------------

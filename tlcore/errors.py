@@ -27,7 +27,11 @@ class NotFoundError(TLCoreError, KeyError):
 
 
 class WeightsError(TLCoreError, RuntimeError):
-    """Pretrained weights are missing, unreachable or of the wrong shape."""
+    """Pretrained weights or a run's saved model are missing, unreadable or of the wrong shape."""
+
+
+class DiskFullError(TLCoreError, OSError):
+    """The workspace's disk has too little free space for a write (see `TLCORE_MIN_FREE_MB`)."""
 
 
 class RunStateError(TLCoreError, RuntimeError):

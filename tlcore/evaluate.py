@@ -27,6 +27,7 @@ import math
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ import numpy as np
 from tlcore.config import RunConfig
 from tlcore.errors import DatasetError, NotFoundError, RunStateError, TLCoreError
 from tlcore.store import COMPLETED, RunStore
-from tlcore.workspace import Workspace, atomic_write_text, check_dataset_name
+from tlcore.workspace import Workspace, atomic_write_text, check_dataset_name, check_keras_file
 
 EVAL_SPLITS = ("test", "val")
 GRADCAM_PER_SPLIT = 12
@@ -224,6 +225,7 @@ def completed_run(run_id: str, ws: Workspace | None = None) -> tuple[dict[str, A
 
     Raises:
         NotFoundError: if the run or its saved model does not exist.
+        WeightsError: if the saved model is truncated or corrupt.
         RunStateError: if the run is not completed.
     """
     ws = ws or Workspace.from_env()
@@ -232,9 +234,11 @@ def completed_run(run_id: str, ws: Workspace | None = None) -> tuple[dict[str, A
         raise RunStateError(
             f"Run {run_id} is {run['status']}, not completed; wait for it to finish, or train "
             "it again if it failed.")
-    path = ws.run(run_id).model
-    if not path.is_file():
-        raise NotFoundError(f"Run {run_id} is completed but has no {path.name} in {path.parent}.")
+    files = ws.run(run_id)
+    if not files.model.is_file():
+        raise NotFoundError(
+            f"Run {run_id} is completed but has no {files.model.name} in {files.dir}.")
+    files.check_model()
     return run, RunConfig.from_dict(run["config"])
 
 
@@ -266,6 +270,7 @@ def load_model(path: str | os.PathLike) -> Any:
 
     Raises:
         NotFoundError: if the file does not exist.
+        WeightsError: if it is truncated or corrupt.
         TLCoreError: if Keras refuses or cannot read it.
     """
     import keras
@@ -273,6 +278,7 @@ def load_model(path: str | os.PathLike) -> Any:
     path = Path(path)
     if not path.is_file():
         raise NotFoundError(f"No model file at {path}.")
+    check_keras_file(path, str(path))
     try:
         return keras.models.load_model(path, compile=False, safe_mode=True)
     except Exception as exc:  # Keras raises ValueError, TypeError, OSError, ... here
@@ -327,7 +333,8 @@ def evaluate_run(run_id: str, ws: Workspace | None = None, dataset: str | None =
                  splits: tuple[str, ...] = EVAL_SPLITS, k: int = 3,
                  gradcam_per_split: int = GRADCAM_PER_SPLIT, model: Any = None,
                  require_completed: bool = True,
-                 probs: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
+                 probs: dict[str, np.ndarray] | None = None,
+                 progress: Callable[[], None] | None = None) -> dict[str, Any]:
     """Evaluate a completed run and store the result with the run.
 
     Args:
@@ -345,6 +352,8 @@ def evaluate_run(run_id: str, ws: Workspace | None = None, dataset: str | None =
             it marks the run completed, so results are there when it is.
         probs: Class probabilities per split the caller already has (the
             trainer's, from cached frozen features); other splits are predicted.
+        progress: Called between steps (before and after each split's
+            predictions and Grad-CAM); the worker's heartbeat.
 
     Returns:
         The stored evaluation: `run_id`, `dataset`, `trained_on`,
@@ -382,6 +391,8 @@ def evaluate_run(run_id: str, ws: Workspace | None = None, dataset: str | None =
     cam_dir.mkdir(parents=True)
     results: dict[str, Any] = {}
     for split in splits:
+        if progress:
+            progress()
         x, y = split_arrays(ws, manifest, split, config.image_size)
         y = mapping[y] if len(y) else y.astype(np.int32)
         files = [im["file"] for im in manifest["images"] if im["split"] == split]
@@ -389,6 +400,8 @@ def evaluate_run(run_id: str, ws: Workspace | None = None, dataset: str | None =
             split_probs = probs[split]
         else:
             split_probs = predict_probs(model, x) if len(x) else np.zeros((0, len(classes)))
+        if progress:
+            progress()
         metrics = classification_metrics(y, split_probs, classes, k=k)
         wrong = mistakes(y, split_probs, classes, files)
         chosen = wrong[:gradcam_per_split]

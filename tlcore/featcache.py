@@ -23,10 +23,21 @@ from typing import Any
 import numpy as np
 
 from tlcore import cache, imagecache
-from tlcore.workspace import Workspace
+from tlcore.workspace import Workspace, allocate, space_for
 
 FEATURES_SUBDIR = "features"  # one of cache.KINDS
-CHUNK = 256  # images per forward call: bounded memory, large enough to keep the device busy
+CHUNK = 256  # images per forward call at CHUNK_PX px or less: keeps the device busy
+CHUNK_PX = 150
+MIN_CHUNK = 8
+
+
+def chunk_images(size: int) -> int:
+    """Images per forward call at `size` px: `CHUNK` at 150 px, fewer as pixels grow.
+
+    A chunk then takes about the same time and memory at any size, so progress
+    (and with it the run's heartbeat) comes at a steady pace even on a CPU.
+    """
+    return max(MIN_CHUNK, min(CHUNK, CHUNK * CHUNK_PX ** 2 // size ** 2))
 
 
 def weights_fingerprint(layers: list[Any]) -> str:
@@ -61,7 +72,8 @@ def split_features(ws: Workspace, manifest: dict[str, Any], split: str, size: in
             layer's output (a Keras model or compiled function, inference mode).
         cut: Name of the cut layer (part of the key).
         weights_fp: `weights_fingerprint` of the prefix's layers.
-        progress: Optional callback `(done, total)` while computing on a miss.
+        progress: Optional callback `(done, total)` while computing on a miss: once
+            before the first chunk, then after every chunk.
 
     Returns:
         `(features, labels, hit)`: float32 read-only memmap, int32 labels, and
@@ -86,18 +98,24 @@ def _build(images: np.ndarray, prefix: Callable[[np.ndarray], Any], f_path: Path
            progress: Callable[[int, int], None] | None) -> None:
     f_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = f_path.with_suffix(f".tmp{os.getpid()}.npy")
+    n = len(images)
+    chunk = chunk_images(images.shape[1])
+    if progress:
+        progress(0, n)
     try:
-        n = len(images)
         out = None
-        for start in range(0, max(n, 1), CHUNK):
-            batch = np.asarray(images[start:start + CHUNK])
+        for start in range(0, max(n, 1), chunk):
+            batch = np.asarray(images[start:start + chunk])
             feats = np.asarray(prefix(batch), dtype=np.float32)
             if out is None:
-                out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
-                                                shape=(n, *feats.shape[1:]))
+                shape = (n, *feats.shape[1:])
+                with space_for(f_path.parent, 4 * int(np.prod(shape))):
+                    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
+                                                    shape=shape)
+                    allocate(tmp, tmp.stat().st_size)
             out[start:start + len(feats)] = feats
             if progress:
-                progress(min(start + CHUNK, n), n)
+                progress(min(start + chunk, n), n)
         out.flush()
         del out
         os.replace(tmp, f_path)

@@ -20,7 +20,7 @@ from PIL import Image
 
 from tlcore import cache
 from tlcore.data import SPLITS
-from tlcore.workspace import Workspace
+from tlcore.workspace import Workspace, allocate, space_for
 
 IMAGES_SUBDIR = "images"  # one of cache.KINDS
 
@@ -76,19 +76,22 @@ def _build(ws: Workspace, manifest: dict[str, Any], split: str, size: int, x_pat
     tmp_x = x_path.with_suffix(f".tmp{os.getpid()}.npy")
     tmp_y = y_path.with_suffix(f".tmp{os.getpid()}.npy")
     try:
-        x = np.lib.format.open_memmap(tmp_x, mode="w+", dtype=np.uint8,
-                                      shape=(len(items), size, size, 3))
-        for i, im in enumerate(items):
-            x[i] = decode(root / im["file"], size)
-            if progress and (i % 64 == 0 or i == len(items) - 1):
-                progress(i + 1, len(items))
-        x.flush()
-        del x
-        np.save(tmp_y, np.asarray([im["label"] for im in items], dtype=np.int32))
-        os.replace(tmp_y, y_path)
-        os.replace(tmp_x, x_path)  # last: its presence marks the entry complete
-        (x_path.parent / cache.META_FILE).write_text(json.dumps(
-            {"dataset": manifest["name"], "fingerprint": manifest["fingerprint"], "size": size}))
+        with space_for(x_path.parent, len(items) * (size * size * 3 + 4)):
+            x = np.lib.format.open_memmap(tmp_x, mode="w+", dtype=np.uint8,
+                                          shape=(len(items), size, size, 3))
+            allocate(tmp_x, tmp_x.stat().st_size)
+            for i, im in enumerate(items):
+                x[i] = decode(root / im["file"], size)
+                if progress and (i % 64 == 0 or i == len(items) - 1):
+                    progress(i + 1, len(items))
+            x.flush()
+            del x
+            np.save(tmp_y, np.asarray([im["label"] for im in items], dtype=np.int32))
+            os.replace(tmp_y, y_path)
+            os.replace(tmp_x, x_path)  # last: its presence marks the entry complete
+            (x_path.parent / cache.META_FILE).write_text(json.dumps(
+                {"dataset": manifest["name"], "fingerprint": manifest["fingerprint"],
+                 "size": size}))
     finally:
         for tmp in (tmp_x, tmp_y):
             tmp.unlink(missing_ok=True)

@@ -12,8 +12,12 @@ worker so through `$TLCORE_CLAIMED_RUN`; a worker started by hand claims a queue
 run itself.
 
 Liveness: a running run whose process is gone (crash, out of memory, kill -9)
-becomes `lost` with the reason on the next `refresh`. A cancelled run that does
-not stop within `CANCEL_GRACE_S` is killed and marked `cancelled`.
+becomes `lost` with the reason on the next `refresh`. So does a worker that is
+alive but silent: the training loop itself writes the heartbeat as it makes
+progress (never a side thread, which would beat on through a deadlock), so a
+stopped or hung worker is killed once its heartbeat is older than
+`heartbeat_timeout()`. A cancelled run that does not stop within
+`CANCEL_GRACE_S` is killed and marked `cancelled`.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from typing import Any
 
 from tlcore import backbones
 from tlcore.config import RunConfig
-from tlcore.errors import ConfigError, RunStateError
+from tlcore.errors import ConfigError, NotFoundError, RunStateError, WeightsError
 from tlcore.store import (
     CANCELLED,
     COMPLETED,
@@ -38,15 +42,31 @@ from tlcore.store import (
     LOST,
     QUEUED,
     RUNNING,
+    STAGE_FEATURES,
     RunStore,
 )
-from tlcore.workspace import Workspace, atomic_write_text, check_run_name
+from tlcore.workspace import (
+    RUN_ID_RE,
+    Workspace,
+    atomic_write_text,
+    check_free_space,
+    check_run_name,
+    free_bytes,
+    min_free_bytes,
+)
 
 DEVICE_CACHE_FILE = "device.json"  # in the workspace cache folder
 
 ENV_MAX_WORKERS = "TLCORE_MAX_WORKERS"
 ENV_CLAIMED = "TLCORE_CLAIMED_RUN"
+ENV_HEARTBEAT_TIMEOUT = "TLCORE_HEARTBEAT_TIMEOUT_S"
+# A worker writes its heartbeat at least this often while it makes progress.
 HEARTBEAT_INTERVAL_S = 5.0
+DEFAULT_HEARTBEAT_TIMEOUT_S = 120.0
+# One batch of the frozen-feature pass may legitimately take longer (huge images, CPU).
+FEATURE_STAGE_TIMEOUT_FACTOR = 2.0
+# The UI warns about a silent worker after this long, well before it is declared lost.
+STALE_HEARTBEAT_S = 3 * HEARTBEAT_INTERVAL_S
 # A claimed run whose worker never reported within this time is lost.
 LOST_AFTER_S = 30.0
 CANCEL_GRACE_S = 20.0
@@ -77,8 +97,53 @@ def max_workers() -> int:
     return value
 
 
+def heartbeat_timeout(stage: str | None = None) -> float:
+    """Seconds of silence after which a running worker is declared hung and killed.
+
+    `$TLCORE_HEARTBEAT_TIMEOUT_S` (default 120), times `FEATURE_STAGE_TIMEOUT_FACTOR`
+    while the run computes frozen-base features (`stage` "features").
+
+    Raises:
+        ConfigError: if the variable is set but not a positive number.
+    """
+    raw = os.environ.get(ENV_HEARTBEAT_TIMEOUT, "").strip()
+    try:
+        value = float(raw) if raw else DEFAULT_HEARTBEAT_TIMEOUT_S
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise ConfigError(f"{ENV_HEARTBEAT_TIMEOUT} must be a positive number of seconds. "
+                          f"Received: {ENV_HEARTBEAT_TIMEOUT}={raw!r}")
+    return value * (FEATURE_STAGE_TIMEOUT_FACTOR if stage == STAGE_FEATURES else 1.0)
+
+
+def heartbeat_age(run: dict[str, Any], now: float | None = None) -> float | None:
+    """Seconds since a running run's worker last showed life; None unless it is running."""
+    if run["status"] != RUNNING:
+        return None
+    last = run["heartbeat"] or run["started"] or run["created"]
+    return max(0.0, (time.time() if now is None else now) - last)
+
+
+def silence_warning(run: dict[str, Any], stage: str | None = None) -> str | None:
+    """A warning about a running worker silent for over `STALE_HEARTBEAT_S`, else None.
+
+    Args:
+        run: The run's row.
+        stage: Its progress stage (the frozen-feature stage may stay silent longer).
+
+    Raises:
+        ConfigError: if `$TLCORE_HEARTBEAT_TIMEOUT_S` is set but unusable.
+    """
+    silent = heartbeat_age(run)
+    if silent is None or silent <= STALE_HEARTBEAT_S:
+        return None
+    return (f"No sign of life from the worker for {silent:.0f} s; it is marked lost after "
+            f"{heartbeat_timeout(stage):.0f} s.")
+
+
 # ---- launching --------------------------------------------------------------
-def _check_base_weights(config: RunConfig, store: RunStore) -> None:
+def _check_base_weights(config: RunConfig, store: RunStore, ws: Workspace) -> None:
     """Refuse unusable weights at launch; the worker checks again before training."""
     weights = config.base.weights
     if weights in ("imagenet", "none"):
@@ -91,6 +156,10 @@ def _check_base_weights(config: RunConfig, store: RunStore) -> None:
                 f"base.weights 'run:{source}' needs a completed run to take its VGG16 base "
                 f"from. Received: run {source} is {status}. Wait for it or pick another run."
             )
+        try:
+            ws.run(source).check_model()
+        except (NotFoundError, WeightsError) as exc:
+            raise WeightsError(f"base.weights 'run:{source}' cannot be used: {exc}") from None
         return
     backbones.check_weights_file(weights)
 
@@ -108,8 +177,10 @@ def launch(config: RunConfig, name: str | None = None, ws: Workspace | None = No
 
     Raises:
         NotFoundError: if the dataset does not exist.
+        ConfigError: if the model would exceed `backbones.max_params()`.
         WeightsError, RunStateError: if `base.weights` names an unusable file or run.
         ConfigError: if `name` is not a valid run name (`workspace.check_run_name`).
+        DiskFullError: if the workspace's disk has less than `min_free_bytes()` free.
     """
     from tlcore.data import load_manifest
 
@@ -117,9 +188,12 @@ def launch(config: RunConfig, name: str | None = None, ws: Workspace | None = No
     if not isinstance(config, RunConfig):
         raise ConfigError(f"launch needs a RunConfig. Received: {type(config).__name__}")
     store = RunStore(ws)
-    load_manifest(config.dataset, ws)
-    _check_base_weights(config, store)
+    manifest = load_manifest(config.dataset, ws)
+    backbones.check_model_size(config, max(2, len(manifest["classes"])))
+    _check_base_weights(config, store, ws)
     max_workers()  # a bad setting fails here, not in a background start later
+    heartbeat_timeout()
+    check_free_space(ws.root)  # queued runs would wait for space; say so now
     if name is not None:
         name = check_run_name(name)
     run_id = store.create_run(config, name=name)
@@ -176,6 +250,11 @@ def _reap() -> None:
 def start_queued(ws: Workspace | None = None) -> list[str]:
     """Start queued runs in order while fewer than `max_workers()` are running.
 
+    Only writes when a run can start: readers call this through `refresh`, and
+    reads must keep working on a full disk. While the workspace's disk has less
+    than `min_free_bytes()` free, queued runs wait: each would fail at its first
+    checkpoint.
+
     Returns:
         The ids of the runs started.
     """
@@ -183,6 +262,10 @@ def start_queued(ws: Workspace | None = None) -> list[str]:
     ws = ws or Workspace.from_env()
     store = RunStore(ws)
     limit = max_workers()
+    if (not store.list_runs(statuses=(QUEUED,))
+            or len(store.list_runs(statuses=(RUNNING,))) >= limit
+            or free_bytes(ws.root) < min_free_bytes()):
+        return []
     started = []
     while True:
         now = time.time()
@@ -259,7 +342,11 @@ def refresh(ws: Workspace | None = None) -> list[str]:
 
     * running, process gone: `lost` (or `cancelled` if a cancel was pending);
     * running, claimed but no worker reported for `LOST_AFTER_S`: `lost`;
-    * running, cancel requested `CANCEL_GRACE_S` ago and still alive: killed, `cancelled`.
+    * running, cancel requested `CANCEL_GRACE_S` ago and still alive: killed, `cancelled`;
+    * running, alive but no heartbeat for `heartbeat_timeout()` (stopped, deadlocked):
+      killed, `lost`.
+
+    The slots of the killed and lost runs go to queued runs at once.
 
     Returns:
         The ids of runs whose status changed.
@@ -268,6 +355,7 @@ def refresh(ws: Workspace | None = None) -> list[str]:
     store = RunStore(ws)
     changed = []
     now = time.time()
+    heartbeat_timeout()  # a bad setting fails here, before any worker is judged by it
     for run in store.list_runs(statuses=(RUNNING,)):
         run_id, pid = run["id"], run["pid"]
         heartbeat = run["heartbeat"] or run["started"] or run["created"]
@@ -296,6 +384,19 @@ def refresh(ws: Workspace | None = None) -> list[str]:
             if store.transition(run_id, (RUNNING,), status=CANCELLED, ended=time.time(),
                                 error=f"The worker did not stop within {CANCEL_GRACE_S:.0f} s "
                                       "of the cancel and was killed."):
+                changed.append(run_id)
+            continue
+        progress = store.progress(run_id)
+        limit = heartbeat_timeout(progress["stage"] if progress else None)
+        silent = now - heartbeat
+        if silent > limit:
+            _kill(pid)
+            if store.transition(
+                    run_id, (RUNNING,), status=LOST, ended=time.time(),
+                    error=f"No heartbeat for {silent:.0f} s from the worker (pid {pid}; limit "
+                          f"{limit:.0f} s, ${ENV_HEARTBEAT_TIMEOUT}): it was stopped or hung, "
+                          "and was killed. Its log may say more; resume the run to continue "
+                          "from the last finished epoch."):
                 changed.append(run_id)
     start_queued(ws)
     return changed
@@ -362,15 +463,28 @@ def resume(run_id: str, ws: Workspace | None = None) -> None:
     start_queued(ws)
 
 
-def delete(run_id: str, ws: Workspace | None = None) -> None:
+def delete(run_id: str, ws: Workspace | None = None) -> bool:
     """Delete a run: stop it if active (at once: its results are not wanted), drop rows and folder.
 
+    A folder under `runs/` whose row is gone (a database restored from an older
+    copy) is removed too.
+
+    Returns:
+        True when the run had a row; False when only its orphaned folder was removed.
+
     Raises:
-        NotFoundError: if the run does not exist.
+        NotFoundError: if there is neither a run nor a folder with that id.
     """
     ws = ws or Workspace.from_env()
     store = RunStore(ws)
-    run = store.get_run(run_id)
+    try:
+        run = store.get_run(run_id)
+    except NotFoundError:
+        folder = ws.run(run_id).dir
+        if not folder.is_dir() or folder.is_symlink():
+            raise
+        shutil.rmtree(folder)
+        return False
     if store.transition(run_id, (QUEUED,), status=CANCELLED, ended=time.time()):
         run = store.get_run(run_id)
     if run["status"] == RUNNING:
@@ -383,6 +497,41 @@ def delete(run_id: str, ws: Workspace | None = None) -> None:
     store.delete_run(run_id)
     shutil.rmtree(ws.run(run_id).dir, ignore_errors=True)
     start_queued(ws)
+    return True
+
+
+def orphaned_runs(ws: Workspace | None = None) -> list[str]:
+    """Ids of folders under `runs/` that no run row names (sorted).
+
+    Only folders named like a run id count; anything else there is left alone.
+    A launch writes the row before the folder and a delete removes the row first,
+    so a folder without a row is never a run in the making.
+    """
+    ws = ws or Workspace.from_env()
+    folders = {p.name for p in ws.runs_dir.iterdir()
+               if p.is_dir() and not p.is_symlink() and RUN_ID_RE.fullmatch(p.name)}
+    if not folders:
+        return []
+    known = {r["id"] for r in RunStore(ws).list_runs()}
+    return sorted(folders - known)
+
+
+def remove_orphaned_runs(ws: Workspace | None = None) -> dict[str, int]:
+    """Remove the folders `orphaned_runs` finds.
+
+    Returns:
+        `{"folders": how many were removed, "bytes": their size}`.
+    """
+    ws = ws or Workspace.from_env()
+    removed = {"folders": 0, "bytes": 0}
+    for run_id in orphaned_runs(ws):
+        folder = ws.run(run_id).dir
+        size = sum(p.stat().st_size for p in folder.rglob("*")
+                   if p.is_file() and not p.is_symlink())
+        shutil.rmtree(folder)
+        removed["folders"] += 1
+        removed["bytes"] += size
+    return removed
 
 
 # ---- information --------------------------------------------------------------
@@ -453,6 +602,9 @@ def log_tail(run_id: str, lines: int = 40, ws: Workspace | None = None) -> str:
 def get_run_details(run_id: str, ws: Workspace | None = None) -> dict[str, Any]:
     """A run's row plus its per-epoch metrics and progress (after `refresh`).
 
+    Also `heartbeat_age_s` (seconds since a running worker last showed life, else
+    None) and `heartbeat_timeout_s` (the silence after which it is declared lost).
+
     Raises:
         NotFoundError: if the run does not exist.
     """
@@ -462,4 +614,7 @@ def get_run_details(run_id: str, ws: Workspace | None = None) -> dict[str, Any]:
     run = store.get_run(run_id)
     run["metrics"] = store.metrics(run_id)
     run["progress"] = store.progress(run_id)
+    age = heartbeat_age(run)
+    run["heartbeat_age_s"] = None if age is None else round(age, 1)
+    run["heartbeat_timeout_s"] = heartbeat_timeout((run["progress"] or {}).get("stage"))
     return run

@@ -20,8 +20,12 @@ Small composable builders: `build_base`, `build_head`, `build_model`, `set_phase
 
 from __future__ import annotations
 
+import hashlib
+import os
 import socket
 import threading
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -32,8 +36,8 @@ import tensorflow as tf
 
 from tlcore import backbones
 from tlcore.config import RunConfig
-from tlcore.errors import ConfigError, NotFoundError, RunStateError, WeightsError
-from tlcore.workspace import Workspace
+from tlcore.errors import ConfigError, NotFoundError, RunStateError, TLCoreError, WeightsError
+from tlcore.workspace import Workspace, space_for
 
 BASE_NAME = backbones.BACKBONE_NAME
 HEAD_NAME = "head"
@@ -42,6 +46,7 @@ INPUT_NAME = "image"
 PROBE_TIMEOUT_S = 5.0
 # Socket timeout while downloading, so a stalled transfer fails instead of hanging.
 DOWNLOAD_TIMEOUT_S = 60.0
+DOWNLOAD_CHUNK = 1 << 20
 
 
 # ---- devices --------------------------------------------------------------
@@ -93,8 +98,13 @@ def _reachable(host: str, port: int, timeout: float) -> bool:
     return ok.is_set()
 
 
-def _download_imagenet(ws: Workspace) -> Path:
-    """Download the VGG16 notop weights into Keras's cache, failing fast when offline."""
+def _download_imagenet(ws: Workspace, progress: Callable[[int, int], None] | None = None
+                       ) -> Path:
+    """Download the VGG16 notop weights into Keras's cache, failing fast when offline.
+
+    The file arrives in chunks, each reported to `progress(done, total)` (the
+    worker's heartbeat), goes to a temp file first, and must match Keras's MD5.
+    """
     url = backbones.VGG16_NOTOP_URL
     parsed = urlparse(url)
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
@@ -104,20 +114,34 @@ def _download_imagenet(ws: Workspace) -> Path:
             f"cannot be reached to download them (no network?). {backbones.offline_hint(ws)}"
         )
     target = backbones.keras_cache_file()
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    part = target.with_name(f"{target.name}.part{os.getpid()}")
     try:
-        path = keras.utils.get_file(
-            backbones.KERAS_WEIGHTS_FILE, url, cache_subdir=target.parent.name,
-            cache_dir=str(target.parent.parent), file_hash=backbones.KERAS_WEIGHTS_MD5)
+        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
+            total = int(response.headers.get("Content-Length") or 0)
+            digest = hashlib.md5(usedforsecurity=False)
+            done = 0
+            with space_for(target.parent, total), open(part, "wb") as out:
+                while chunk := response.read(DOWNLOAD_CHUNK):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    done += len(chunk)
+                    if progress:
+                        progress(done, total)
+        if digest.hexdigest() != backbones.KERAS_WEIGHTS_MD5:
+            raise ValueError(f"the file's MD5 is {digest.hexdigest()}, expected "
+                             f"{backbones.KERAS_WEIGHTS_MD5}")
+        os.replace(part, target)
+    except TLCoreError:
+        raise
     except Exception as exc:  # any download failure gets the same way out
         raise WeightsError(
             f"Downloading the VGG16 ImageNet weights from {url} failed ({exc}). "
             f"{backbones.offline_hint(ws)}"
         ) from None
     finally:
-        socket.setdefaulttimeout(previous)
-    return Path(path)
+        part.unlink(missing_ok=True)
+    return target
 
 
 def _run_model_path(run_id: str, ws: Workspace) -> Path:
@@ -140,11 +164,16 @@ def _run_model_path(run_id: str, ws: Workspace) -> Path:
     if not path.is_file():
         raise NotFoundError(f"Run {run_id} is completed but its {path.name} is missing at "
                             f"{path}; pick another run for base.weights.")
-    return path
+    return ws.run(run_id).check_model()
 
 
 def _conv_weights_from_model(path: Path) -> dict[str, list[np.ndarray]]:
-    source = keras.models.load_model(path, compile=False, safe_mode=True)
+    try:
+        source = keras.models.load_model(path, compile=False, safe_mode=True)
+    except Exception as exc:  # Keras raises ValueError, KeyError, OSError, ... here
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise WeightsError(f"{path} cannot be loaded as a Keras model (safe mode): {first}; "
+                           "pick another run for base.weights.") from None
     base = source.get_layer(BASE_NAME)
     return {name: [np.asarray(w) for w in base.get_layer(name).get_weights()]
             for name in backbones.CONV_LAYERS}
@@ -168,9 +197,15 @@ def base_weights_source(config: RunConfig, ws: Workspace | None = None) -> str:
     return f"file: {Path(weights).expanduser()}"
 
 
-def load_base_weights(config: RunConfig, ws: Workspace | None = None
+def load_base_weights(config: RunConfig, ws: Workspace | None = None,
+                      progress: Callable[[int, int], None] | None = None
                       ) -> dict[str, list[np.ndarray]] | None:
     """The VGG16 conv weights a config asks for, by layer name (None for `none`).
+
+    Args:
+        config: The run config.
+        ws: The workspace.
+        progress: Optional callback `(bytes done, total)` while ImageNet weights download.
 
     Raises:
         WeightsError: if ImageNet weights are neither local nor downloadable, or a
@@ -182,7 +217,7 @@ def load_base_weights(config: RunConfig, ws: Workspace | None = None
     if weights == "none":
         return None
     if weights == "imagenet":
-        path = backbones.resolve_imagenet_weights(ws) or _download_imagenet(ws)
+        path = backbones.resolve_imagenet_weights(ws) or _download_imagenet(ws, progress)
         return backbones.read_conv_weights(path)
     if config.base.source.kind == "run":
         return _conv_weights_from_model(_run_model_path(config.base.source.run_id, ws))

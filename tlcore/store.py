@@ -87,6 +87,9 @@ CREATE TABLE IF NOT EXISTS {PROGRESS_TABLE} (
 );
 """
 
+# SQLite errors of opening a WAL database whose disk is full or read-only.
+_NO_WAL_ERRORS = ("SQLITE_IOERR", "SQLITE_FULL", "SQLITE_CANTOPEN", "SQLITE_READONLY")
+
 _JSON_RUN_FIELDS = ("test_metrics", "extra")
 _UPDATABLE_RUN_FIELDS = {
     "name", "status", "started", "ended", "device", "error", "pid", "heartbeat",
@@ -127,13 +130,29 @@ class RunStore:
 
     # ---- plumbing -----------------------------------------------------
     @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        """A connection; any SQLite error inside the block becomes a one-line StoreError."""
+    def _connect(self, write: bool = False) -> Iterator[sqlite3.Connection]:
+        """A connection; any SQLite error inside the block becomes a one-line StoreError.
+
+        Args:
+            write: Whether the block writes. A reader on a full (or read-only) disk
+                falls back to reading the database file alone.
+        """
         try:
             con = sqlite3.connect(self.ws.db_path, timeout=30.0, isolation_level=None)
             try:
                 con.row_factory = sqlite3.Row
-                con.execute("PRAGMA journal_mode=WAL")
+                try:
+                    con.execute("PRAGMA journal_mode=WAL")
+                except sqlite3.OperationalError as exc:
+                    # A full (or read-only) disk has no room for the WAL's shared-memory
+                    # file, which every normal connection needs; reads still work from
+                    # the database file alone (commits not yet checkpointed are not seen).
+                    if write or not (exc.sqlite_errorname or "").startswith(_NO_WAL_ERRORS):
+                        raise
+                    con.close()
+                    con = sqlite3.connect(f"{self.ws.db_path.as_uri()}?immutable=1", uri=True,
+                                          timeout=30.0, isolation_level=None)
+                    con.row_factory = sqlite3.Row
                 con.execute("PRAGMA synchronous=NORMAL")
                 con.execute("PRAGMA busy_timeout=30000")
                 yield con
@@ -147,7 +166,7 @@ class RunStore:
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._connect() as con:
+        with self._connect(write=True) as con:
             con.execute("BEGIN IMMEDIATE")
             try:
                 yield con

@@ -17,6 +17,12 @@
    A loss that turns nan/inf or explodes stops the run with `DivergedError`.
 5. Finally the best model is scored on the test split.
 
+The run's heartbeat (`Heartbeat`) is written by this loop as it makes progress:
+between steps, per decoded-image, feature and download chunk, and per train,
+validation and predict batch. A worker that hangs falls silent and
+`jobs.refresh` kills it. Large writes (checkpoints, the model, cached arrays)
+check free space first and fail the run with "disk full: ..." (`space_for`).
+
 What Keras fits in a phase is decided in one place, `plan_phase`. When
 augmentation is off, the frozen prefix of the network (preprocessing + the base
 up to the last frozen layer) is a pure function of the image: its output comes
@@ -45,7 +51,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tlcore import backbones, featcache, imagecache
+from tlcore import backbones, featcache, imagecache, jobs
 from tlcore.config import RunConfig
 from tlcore.data import SPLITS, load_manifest
 from tlcore.errors import DatasetError, DivergedError, RunCancelled
@@ -56,11 +62,12 @@ from tlcore.model import (
     build_model,
     compile_for_phase,
     configure_devices,
+    load_base_weights,
     set_phase,
     use_mixed_precision,
 )
 from tlcore.store import METRIC_COLUMNS, STAGE_FEATURES, RunStore
-from tlcore.workspace import RunFiles, Workspace, atomic_write_text
+from tlcore.workspace import RunFiles, Workspace, atomic_write_text, check_free_space, space_for
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +96,14 @@ class RunData:
         return len(self.splits[split][1])
 
 
-def load_data(config: RunConfig, ws: Workspace) -> RunData:
+def load_data(config: RunConfig, ws: Workspace,
+              progress: Callable[[int, int], None] | None = None) -> RunData:
     """Decoded images of every split of the run's dataset (cached, memory-mapped).
+
+    Args:
+        config: The run config.
+        ws: The workspace.
+        progress: Optional callback `(done, total)` while images are decoded.
 
     Raises:
         NotFoundError: if the dataset no longer exists.
@@ -98,7 +111,7 @@ def load_data(config: RunConfig, ws: Workspace) -> RunData:
     """
     manifest = load_manifest(config.dataset, ws)
     classes = list(manifest["classes"])
-    splits = {split: imagecache.split_arrays(ws, manifest, split, config.image_size)
+    splits = {split: imagecache.split_arrays(ws, manifest, split, config.image_size, progress)
               for split in SPLITS}
     data = RunData(classes, splits, manifest)
     if len(classes) < 2 or data.size("train") == 0:
@@ -287,20 +300,23 @@ def plan_phase(model: keras.Model, config: RunConfig, phase: int, data: RunData,
 
 
 def predict_splits(model: keras.Model, config: RunConfig, data: RunData,
-                   splits: tuple[str, ...], ws: Workspace, phase: int = 1
-                   ) -> dict[str, np.ndarray]:
+                   splits: tuple[str, ...], ws: Workspace, phase: int = 1,
+                   heartbeat: Heartbeat | None = None) -> dict[str, np.ndarray]:
     """Class probabilities of the full model on each non-empty split.
 
     Uses `phase`'s frozen cut when there is one: the prefix up to it did not train
     in that phase, so its cached output is still valid for the trained model.
+    `heartbeat` beats through feature chunks and predict batches.
     """
     splits = tuple(s for s in splits if data.size(s))
-    run_model, inputs, _ = phase_inputs(model, config, phase, data, ws, splits)
+    run_model, inputs, _ = phase_inputs(model, config, phase, data, ws, splits,
+                                        heartbeat.beat if heartbeat else None)
     out = {}
     for split in splits:
         x, y = inputs[split]
         ds = array_dataset(x, y, config.train.batch_size, shuffle=False, seed=0)
-        out[split] = run_model.predict(ds.map(lambda xb, _: xb), verbose=0)
+        out[split] = run_model.predict(ds.map(lambda xb, _: xb), verbose=0,
+                                       callbacks=[heartbeat] if heartbeat else None)
     return out
 
 
@@ -336,15 +352,25 @@ def save_checkpoint(files: RunFiles, model: keras.Model, state: TrainState) -> N
 
     The weights go to a new file first; `state.json`, which names it, is replaced
     last; then older weights files are removed.
+
+    Raises:
+        DiskFullError: if the disk has no room for the weights; the previous
+            checkpoint stays as it was and no temp file is left.
     """
     files.checkpoint_dir.mkdir(parents=True, exist_ok=True)
     path = files.checkpoint_weights(state.epoch)
     tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        np.savez(fh, *model.get_weights())
-    os.replace(tmp, path)
+    weights = model.get_weights()
+    with space_for(files.checkpoint_dir, sum(w.nbytes for w in weights)):
+        try:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, *weights)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        atomic_write_text(files.checkpoint_state,
+                          json.dumps({**asdict(state), "weights_file": path.name}))
     state.weights_file = path.name
-    atomic_write_text(files.checkpoint_state, json.dumps(asdict(state)))
     for old in files.checkpoint_dir.glob("*.npz"):
         if old != path:
             old.unlink(missing_ok=True)
@@ -362,13 +388,19 @@ def load_checkpoint(files: RunFiles, model: keras.Model) -> TrainState | None:
 
 
 def save_model(model: keras.Model, path: Path) -> None:
-    """Save the full model to `path` atomically (a reader never sees half a file)."""
+    """Save the full model to `path` atomically (a reader never sees half a file).
+
+    Raises:
+        DiskFullError: if the disk has no room for it; the previous file stays.
+    """
     tmp = path.with_name(f"{path.stem}.tmp{os.getpid()}{path.suffix}")
-    try:
-        model.save(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    size = sum(math.prod(w.shape) * np.dtype(w.dtype).itemsize for w in model.weights)
+    with space_for(path.parent, size):
+        try:
+            model.save(tmp)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
 
 def write_history(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -381,6 +413,45 @@ def write_history(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 # ---- callbacks --------------------------------------------------------------
+class Heartbeat(keras.callbacks.Callback):
+    """The worker's sign of life, written by the training loop as it makes progress.
+
+    `beat()` writes the run's heartbeat at most every `jobs.HEARTBEAT_INTERVAL_S`;
+    the loop calls it between steps, as a progress callback of long steps, and
+    (as a Keras callback) after every train, validation and predict batch. Never
+    from a thread of its own: a loop that hangs must fall silent, so that
+    `jobs.refresh` notices and kills the worker.
+
+    Args:
+        store: The run store.
+        run_id: The run.
+    """
+
+    def __init__(self, store: RunStore, run_id: str) -> None:
+        super().__init__()
+        self.store, self.run_id = store, run_id
+        self.last = -math.inf
+
+    def beat(self, *_progress: int) -> None:
+        """Write the heartbeat unless one was written within the interval.
+
+        Takes and ignores a progress callback's `(done, total)`.
+        """
+        now = time.monotonic()
+        if now - self.last >= jobs.HEARTBEAT_INTERVAL_S:
+            self.last = now
+            self.store.heartbeat(self.run_id)
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self.beat()
+
+    def on_test_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self.beat()
+
+    def on_predict_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self.beat()
+
+
 def _check_cancel(store: RunStore, run_id: str) -> None:
     if store.cancel_requested(run_id):
         raise RunCancelled(f"Run {run_id} was cancelled.")
@@ -563,6 +634,7 @@ def run_training(run_id: str, ws: Workspace | None = None, resume: bool = False
 
     Raises:
         RunCancelled: when the cancel flag was seen; what was saved stays.
+        DiskFullError: when the disk is (nearly) full, before or during training.
         TLCoreError: for a missing dataset, unusable weights and the like.
     """
     ws = ws or Workspace.from_env()
@@ -570,10 +642,13 @@ def run_training(run_id: str, ws: Workspace | None = None, resume: bool = False
     config = store.get_config(run_id)
     files = ws.run(run_id)
     files.dir.mkdir(parents=True, exist_ok=True)
+    check_free_space(files.dir)
+    heartbeat = Heartbeat(store, run_id)
 
     device = configure_devices()
     mixed = use_mixed_precision(config)
     store.update_run(run_id, device=device["device"])
+    heartbeat.beat()
     store.merge_extra(run_id, mixed_precision=mixed,
                       weights_source=base_weights_source(config, ws))
     log.info("run %s on %s, mixed precision %s", run_id, device["device"],
@@ -581,11 +656,14 @@ def run_training(run_id: str, ws: Workspace | None = None, resume: bool = False
     _check_cancel(store, run_id)
 
     keras.utils.set_random_seed(config.train.seed)
-    data = load_data(config, ws)
+    data = load_data(config, ws, heartbeat.beat)
     atomic_write_text(files.class_names, json.dumps(data.classes, ensure_ascii=False))
     log.info("data: %s", ", ".join(f"{s} {data.size(s)}" for s in SPLITS))
     _check_cancel(store, run_id)
-    model = build_model(config, len(data.classes), ws, mixed_precision=mixed)
+    heartbeat.beat()
+    model = build_model(config, len(data.classes), ws, mixed_precision=mixed,
+                        base_weights=load_base_weights(config, ws, heartbeat.beat))
+    heartbeat.beat()
 
     state = load_checkpoint(files, model) if resume else None
     if state is None:
@@ -621,15 +699,17 @@ def run_training(run_id: str, ws: Workspace | None = None, resume: bool = False
             callbacks=[ProgressReporter(store, run_id, phase, plan.steps, total),
                        DivergenceGuard(config, phase),
                        RunRecorder(store, run_id, files, model, config, phase, state,
-                                   monitor)],
+                                   monitor),
+                       heartbeat],
         )
         if phase == 1:
             state.phase1_done = True
 
     _restore_best(files, model)
-    probs = predict_splits(model, config, data, ("test", "val"), ws, phases[-1])
+    heartbeat.beat()
+    probs = predict_splits(model, config, data, ("test", "val"), ws, phases[-1], heartbeat)
     test = _test_metrics(store, run_id, ws, probs.get("test"), data)
-    _evaluate(run_id, ws, model, probs)
+    _evaluate(run_id, ws, model, probs, heartbeat)
     return {"epochs": state.epoch, "best_epoch": state.best_epoch,
             "best_val_loss": state.best_val_loss, "best_val_accuracy": state.best_val_accuracy,
             "test_metrics": test}
@@ -665,7 +745,7 @@ def _test_metrics(store: RunStore, run_id: str, ws: Workspace, probs: np.ndarray
 
 
 def _evaluate(run_id: str, ws: Workspace, model: keras.Model,
-              probs: dict[str, np.ndarray]) -> None:
+              probs: dict[str, np.ndarray], heartbeat: Heartbeat) -> None:
     """Store the full evaluation with the run, so the Evaluate page opens instantly.
 
     A trained run stays a good run even if its evaluation breaks: the failure is
@@ -674,7 +754,8 @@ def _evaluate(run_id: str, ws: Workspace, model: keras.Model,
     from tlcore.evaluate import evaluate_run
 
     try:
-        result = evaluate_run(run_id, ws=ws, model=model, require_completed=False, probs=probs)
+        result = evaluate_run(run_id, ws=ws, model=model, require_completed=False, probs=probs,
+                              progress=heartbeat.beat)
         log.info("evaluation stored (%.1f s)", result["eval_seconds"])
     except Exception as exc:  # any failure: see the docstring
         log.warning("evaluation failed, run `python -m tlcore evaluate %s`: %s", run_id, exc)

@@ -5,6 +5,9 @@ run running, trains it (`tlcore.train.run_training`), and records how it ended:
 `completed`, `cancelled`, or `failed` with the message and the tail of the
 traceback. Whatever happens, it then starts the next queued run, so the queue
 moves on without anyone watching. Output goes to `runs/<id>/log.txt`.
+
+The heartbeat comes from the training loop as it makes progress, not from a
+thread of its own: a worker that hangs stops beating and `jobs.refresh` kills it.
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ import logging
 import os
 import signal
 import sys
-import threading
 import time
 import traceback
 from typing import Any
@@ -21,7 +23,7 @@ from typing import Any
 from tlcore import jobs
 from tlcore.errors import RunCancelled, TLCoreError
 from tlcore.store import CANCELLED, COMPLETED, FAILED, QUEUED, RUNNING, RunStore
-from tlcore.workspace import Workspace, check_run_id
+from tlcore.workspace import Workspace, check_run_id, disk_full_error, is_no_space
 
 TRACEBACK_LINES = 25
 log = logging.getLogger("tlcore.worker")
@@ -40,25 +42,21 @@ def _redirect_output(path: os.PathLike) -> None:
     os.close(fd)
 
 
-def _heartbeat(store: RunStore, run_id: str, stop: threading.Event) -> None:
-    """Beat while the process lives, also through long steps without batches."""
-    while not stop.wait(jobs.HEARTBEAT_INTERVAL_S):
-        try:
-            store.heartbeat(run_id)
-        except TLCoreError:
-            return  # the run was deleted
-        except Exception as exc:  # a busy database must not end the beats
-            log.warning("heartbeat failed: %s", exc)
-
-
 def _raise_on_sigterm(signum: int, frame: Any) -> None:
     raise SystemExit(f"The worker received signal {signum} (terminated from outside).")
 
 
-def failure_message(exc: BaseException, config: dict[str, Any] | None = None) -> str:
-    """The error stored for a failed run: a plain message, an OOM hint, the traceback tail."""
+def failure_message(exc: BaseException, config: dict[str, Any] | None = None,
+                    ws: Workspace | None = None) -> str:
+    """The error stored for a failed run: a plain message, an OOM hint, the traceback tail.
+
+    An out-of-space `OSError` from a write that `space_for` does not guard (a
+    small file) reads like the guarded ones, "disk full: N MB free in <ws root>".
+    """
     if isinstance(exc, TLCoreError):
         message = str(exc)
+    elif ws is not None and is_no_space(exc):
+        message = str(disk_full_error(ws.root))
     elif isinstance(exc, SystemExit):
         message = str(exc.code)
     else:
@@ -105,15 +103,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Run {run_id} is {status}, not waiting for this worker; nothing to do.",
               file=sys.stderr)
         return 2
-    _redirect_output(ws.run(run_id).log)
+    files = ws.run(run_id)
+    files.dir.mkdir(parents=True, exist_ok=True)  # absent for a run started by hand
+    _redirect_output(files.log)
     logging.basicConfig(level=logging.INFO, stream=sys.stdout, force=True,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     signal.signal(signal.SIGTERM, _raise_on_sigterm)
     run = store.get_run(run_id)
     resume = bool((run["extra"] or {}).get("resume"))
-    stop = threading.Event()
-    beat = threading.Thread(target=_heartbeat, args=(store, run_id, stop), daemon=True)
-    beat.start()
     code = 0
     try:
         from tlcore.train import run_training  # TensorFlow: only now, and inside the try
@@ -126,11 +123,10 @@ def main(argv: list[str] | None = None) -> int:
         log.info("%s", exc)
     except BaseException as exc:  # every failure is recorded, whatever it is
         code = 1
-        message = failure_message(exc, run["config"])
+        message = failure_message(exc, run["config"], ws)
         traceback.print_exc()
         store.transition(run_id, (RUNNING,), status=FAILED, ended=time.time(), error=message)
     finally:
-        stop.set()
         sys.stdout.flush()
         jobs.start_queued(ws)
     return code

@@ -14,17 +14,26 @@ Paths typed in the browser (a folder or CSV to import, a weights file) must lie
 inside an allowed root (`check_server_path`): by default the workspace's
 `weights/` and `import/` folders, or the os.pathsep-separated list in
 $TLCORE_SERVER_ROOTS. The command line may name any path.
+
+Large writes (checkpoints, models, cached arrays) go through `space_for`, which
+keeps `$TLCORE_MIN_FREE_MB` free on the disk, so the run store can still record
+why a run failed when the disk fills up.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import shutil
 import unicodedata
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tlcore.errors import ConfigError
+from tlcore.errors import ConfigError, DiskFullError, NotFoundError, WeightsError
 
 ENV_HOME = "TLCORE_HOME"
 DEFAULT_HOME = "workspace"
@@ -36,6 +45,13 @@ WEIGHTS_DIR = "weights"
 IMPORT_DIR = "import"
 TMP_DIR = "tmp"
 ENV_SERVER_ROOTS = "TLCORE_SERVER_ROOTS"
+
+ENV_MIN_FREE_MB = "TLCORE_MIN_FREE_MB"
+DEFAULT_MIN_FREE_MB = 200.0
+NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+# What `keras.Model.save` puts in a `.keras` zip: both of these and one weights file.
+KERAS_ZIP_ENTRIES = ("metadata.json", "config.json")
+KERAS_ZIP_WEIGHTS = ("model.weights.h5", "model.weights.npz")
 
 # Matched whole (`fullmatch`): `$` would also accept a trailing newline.
 DATASET_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -86,8 +102,143 @@ def atomic_write_text(path: Path, text: str) -> None:
     A reader sees the old file or the new one, never half of one.
     """
     tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8", newline="")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text, encoding="utf-8", newline="")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # e.g. half written on a full disk
+        raise
+
+
+# ---- disk space ----------------------------------------------------------------
+def min_free_bytes() -> int:
+    """The free space large writes leave on the disk: `$TLCORE_MIN_FREE_MB` (default 200 MB).
+
+    Raises:
+        ConfigError: if the variable is set but not a number of megabytes (0 or more).
+    """
+    raw = os.environ.get(ENV_MIN_FREE_MB, "").strip()
+    try:
+        value = float(raw) if raw else DEFAULT_MIN_FREE_MB
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise ConfigError(f"{ENV_MIN_FREE_MB} must be a number of megabytes, 0 or more. "
+                          f"Received: {ENV_MIN_FREE_MB}={raw!r}")
+    return int(value * 1e6)
+
+
+def free_bytes(path: Path) -> int:
+    """Free bytes on the file system that holds `path` (or its nearest existing parent)."""
+    path = Path(path)
+    while not path.exists() and path.parent != path:
+        path = path.parent
+    return shutil.disk_usage(path).free
+
+
+def disk_full_error(path: Path) -> DiskFullError:
+    """The one error of every write that ran out of space under `path`."""
+    return DiskFullError(
+        f"disk full: {free_bytes(path) / 1e6:.0f} MB free in {path} (writes keep "
+        f"{min_free_bytes() / 1e6:.0f} MB free, ${ENV_MIN_FREE_MB}). Free some space, e.g. "
+        "`python -m tlcore cache clear` or delete old runs, then try again.")
+
+
+def is_no_space(exc: BaseException) -> bool:
+    """Whether `exc` is the operating system saying the disk (or the quota) is full."""
+    return isinstance(exc, OSError) and exc.errno in NO_SPACE_ERRNOS
+
+
+def check_free_space(path: Path, nbytes: int = 0) -> None:
+    """Refuse a write of about `nbytes` under `path` that would leave less than the reserve.
+
+    Raises:
+        DiskFullError: if `free_bytes(path) - nbytes < min_free_bytes()`.
+    """
+    if free_bytes(path) - nbytes < min_free_bytes():
+        raise disk_full_error(path)
+
+
+@contextmanager
+def space_for(path: Path, nbytes: int) -> Iterator[None]:
+    """Guard a write of about `nbytes` under folder `path`.
+
+    Refuses the write up front (`check_free_space`), and turns an out-of-space
+    `OSError` inside the block into the same `DiskFullError`, so a full disk fails
+    the run with one clear line instead of a traceback, and leaves the run store
+    room to record it. The guarded block removes its own temp files on failure.
+
+    Raises:
+        DiskFullError: in both cases.
+    """
+    check_free_space(path, nbytes)
+    try:
+        yield
+    except OSError as exc:
+        if is_no_space(exc):
+            raise disk_full_error(path) from None
+        raise
+
+
+def allocate(path: Path, nbytes: int) -> None:
+    """Reserve disk blocks for the first `nbytes` of the file at `path`.
+
+    A file written through a memory map (`np.lib.format.open_memmap`) starts
+    sparse; running out of space while filling it kills the process with SIGBUS
+    instead of raising. Allocating first turns that into an `OSError` (ENOSPC)
+    here, which `space_for` reports.
+    """
+    if not hasattr(os, "posix_fallocate"):
+        return  # macOS: only the free-space check of `space_for` applies
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, nbytes)
+    except OSError as exc:
+        if is_no_space(exc):
+            raise
+        # EINVAL, EOPNOTSUPP, ...: the file system cannot preallocate; the check stands.
+    finally:
+        os.close(fd)
+
+
+# ---- run files -------------------------------------------------------------------
+def check_keras_file(path: Path, name: str) -> Path:
+    """Check without TensorFlow that `path` is a complete `.keras` zip; return `path`.
+
+    Reads the zip's central directory and the local header of each model entry:
+    a truncated or overwritten file fails here with a plain message instead of
+    Keras's "File not found".
+
+    Args:
+        path: The `.keras` file.
+        name: How the message names it (e.g. `runs/<id>/model.keras`).
+
+    Raises:
+        NotFoundError: if the file does not exist.
+        WeightsError: if it is not a readable Keras model zip.
+    """
+    if not path.is_file():
+        raise NotFoundError(f"{name} does not exist; train the run again.")
+    try:
+        size = path.stat().st_size
+        with zipfile.ZipFile(path) as zf:
+            entries = {info.filename: info for info in zf.infolist()}
+            weights = [w for w in KERAS_ZIP_WEIGHTS if w in entries]
+            missing = [e for e in KERAS_ZIP_ENTRIES if e not in entries]
+            if missing or not weights:
+                raise zipfile.BadZipFile(
+                    f"no {' or '.join(missing or KERAS_ZIP_WEIGHTS)} in the zip")
+            for entry in (*KERAS_ZIP_ENTRIES, weights[0]):
+                info = entries[entry]
+                if info.header_offset + info.compress_size > size:
+                    raise zipfile.BadZipFile(f"{entry} ends past the end of the file")
+                with zf.open(info) as fh:  # checks the entry's local header
+                    fh.read(1)
+    except (OSError, zipfile.BadZipFile, EOFError, ValueError) as exc:
+        detail = str(exc).strip() or type(exc).__name__
+        raise WeightsError(f"{name} is unreadable (truncated or corrupt): {detail}; "
+                           "train the run again.") from None
+    return path
 
 
 @dataclass(frozen=True)
@@ -122,6 +273,15 @@ class RunFiles:
     def model(self) -> Path:
         """`model.keras`: the full model with the best weights so far."""
         return self.dir / "model.keras"
+
+    def check_model(self) -> Path:
+        """`model.keras`, checked to be a complete Keras model zip (no TensorFlow).
+
+        Raises:
+            NotFoundError: if it does not exist.
+            WeightsError: if it is truncated or corrupt.
+        """
+        return check_keras_file(self.model, f"{RUNS_DIR}/{self.id}/{self.model.name}")
 
     @property
     def history(self) -> Path:

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import re
+import subprocess
+import sys
+import time
 
 import pytest
 
+from tests.evalutil import write_keras_zip
 from tests.ui.markup import shown
 from tlcore import config, jobs
 from tlcore.config import PRESETS
-from tlcore.store import ACTIVE_STATUSES, RunStore
+from tlcore.store import ACTIVE_STATUSES, RUNNING, RunStore
 
 TRAIN = "pages/train.py"
 
@@ -76,6 +81,18 @@ def test_changing_the_declaration_changes_the_widgets(app, populated, monkeypatc
     assert (dropout.max, dropout.help) == (0.6, "Changed in one place.")
     assert at.number_input(key="cfg.train.epochs").max == 50
     assert at.selectbox(key="cfg.train.optimizer").options == ["adam", "sgd"]
+
+
+def test_a_model_over_the_parameter_limit_is_refused_in_the_preview(app, populated):
+    at = app(TRAIN)
+    at.number_input(key="cfg.image_size").set_value(512)
+    at.selectbox(key="cfg.head.pooling").set_value("flatten")
+    at.text_input(key="cfg.head.dense").input("8192").run()
+    [error] = _form_errors(at)
+    assert error.startswith("This model would have 1,088,") and "the limit is 200,000,000" in error
+    assert at.button(key="train_launch").disabled
+    at.text_input(key="cfg.head.dense").input("256").run()
+    assert not _form_errors(at) and not at.button(key="train_launch").disabled
 
 
 def test_model_preview_counts_frozen_and_trainable_blocks(app, populated):
@@ -243,6 +260,29 @@ def test_live_panel_shows_a_finished_run_and_a_failure_in_plain_words(app, popul
     assert len(charts) == 2
 
 
+def test_live_panel_warns_about_a_silent_worker(app, populated, ws):
+    store = RunStore(ws)
+    run_id = store.create_run(config.RunConfig.from_dict(
+        {"dataset": "pets", "image_size": 32, "base": {"weights": "none"}}), name="quiet")
+    # A live process that looks like the run's worker but never beats.
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)",
+                             "tlcore.worker", run_id], start_new_session=True)
+    try:
+        store.update_run(run_id, status=RUNNING, pid=proc.pid, started=time.time() - 50,
+                         heartbeat=time.time() - 40)
+        at = app(TRAIN)
+        assert any(m.value == "#### quiet" for m in at.markdown)
+        [silence] = [w.value for w in at.warning if "worker" in w.value]
+        assert re.fullmatch(r"No sign of life from the worker for 4\d s; it is marked lost "
+                            r"after 120 s\.", silence)
+        store.update_run(run_id, heartbeat=time.time())
+        at.run()
+        assert not [w for w in at.warning if "worker" in w.value]
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def test_clone_prefill_loads_the_runs_config(app, populated, ws):
     at = app()
     cfg = RunStore(ws).get_run(populated["sgd"])["config"]
@@ -275,6 +315,7 @@ def test_form_survives_a_visit_to_another_page(app, populated):
 
 
 def test_weights_from_an_earlier_run(app, ws, populated):
+    write_keras_zip(ws.run(populated["sgd"]).model)  # launch checks that the file is whole
     at = app(TRAIN)
     at.selectbox(key="cfg.weights_mode").set_value("run").run()
     at.selectbox(key="cfg.weights_run").set_value(populated["sgd"]).run()

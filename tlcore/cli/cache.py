@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 
-from tlcore import cache, data
+from tlcore import cache, data, jobs
 from tlcore.cli import print_json
 from tlcore.workspace import Workspace
 
@@ -24,8 +24,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_cmd_list)
     p = sub.add_parser("clear", help="remove cache entries (they are rebuilt when needed) and "
-                                     "staging left by killed imports")
-    p.add_argument("--kind", choices=cache.KINDS, help="only this kind of entry")
+                                     "staging left by killed imports and run folders whose run is "
+                                     "gone from the database")
+    p.add_argument("--kind", choices=cache.KINDS,
+                   help="only this kind of entry (staging and leftover run folders stay)")
     p.set_defaults(func=_cmd_clear)
 
 
@@ -53,6 +55,11 @@ def _cmd_clear(args: argparse.Namespace) -> int:
     ws = Workspace.from_env()
     freed = cache.clear(ws, args.kind)
     print(f"freed {freed / 1e6:.1f} MB")
+    if args.kind is None:
+        orphans = jobs.remove_orphaned_runs(ws)
+        if orphans["folders"]:
+            print(f"removed {orphans['folders']} leftover run folder(s) with no run in the "
+                  f"database ({orphans['bytes'] / 1e6:.1f} MB)")
     removed, staged = data.remove_stale_staging(ws)
     if removed:
         print(f"removed {removed} staging folder{'s' if removed > 1 else ''} left by killed "

@@ -61,7 +61,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     for action, helptext, func in (
         ("cancel", "stop a running run at its next batch, or drop a queued one", _cmd_cancel),
         ("resume", "continue a failed, cancelled or lost run from its last epoch", _cmd_resume),
-        ("delete", "delete a run (stops it first) with its files", _cmd_delete),
+        ("delete", "delete a run (stops it first) with its files, or a leftover run folder",
+         _cmd_delete),
     ):
         p = sub.add_parser(action, help=helptext)
         p.add_argument("run_id", metavar="ID")
@@ -180,9 +181,10 @@ def launch_warnings(config: RunConfig, ws: Workspace) -> list[str]:
 def _cmd_train(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.overrides)
     ws = Workspace.from_env()
-    for warning in launch_warnings(config, ws):
+    warnings = launch_warnings(config, ws)
+    run_id = jobs.launch(config, name=args.name, ws=ws)  # a refusal is the only output
+    for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    run_id = jobs.launch(config, name=args.name, ws=ws)
     print(run_id, flush=True)
     if config.augment.enabled:
         print("note: augmentation is on, so every epoch runs the whole network; with "
@@ -278,8 +280,10 @@ def _cmd_resume(args: argparse.Namespace) -> int:
 
 
 def _cmd_delete(args: argparse.Namespace) -> int:
-    jobs.delete(args.run_id)
-    print(f"run {args.run_id}: deleted")
+    if jobs.delete(args.run_id):
+        print(f"run {args.run_id}: deleted")
+    else:
+        print(f"run {args.run_id}: no such run in the database; removed its leftover folder")
     return 0
 
 
