@@ -1,6 +1,7 @@
 """RunStore: rows, metrics, progress, compare-and-set, and readers in other processes."""
 
 import json
+import sqlite3
 import subprocess
 import sys
 
@@ -120,3 +121,12 @@ def test_errors_inside_a_transaction_become_store_errors(store, ws):
         store.list_runs()
     with pytest.raises(StoreError):
         store.create_run(RunConfig(dataset="d"))
+
+
+def test_configs_stored_before_a_new_key_read_with_its_default(store, ws):
+    run_id = store.create_run(RunConfig(dataset="d"))
+    old = RunConfig(dataset="d").to_dict()
+    del old["base"]["trainable"]  # as stored before the key existed
+    with sqlite3.connect(ws.db_path) as con:
+        con.execute("UPDATE runs SET config = ? WHERE id = ?", (json.dumps(old), run_id))
+    assert store.get_run(run_id)["config"]["base"]["trainable"] is False

@@ -365,6 +365,12 @@ class RunStore:
     def _run_row(row: sqlite3.Row) -> dict[str, Any]:
         out = dict(row)
         out["config"] = json.loads(out["config"])
+        try:
+            # Keys added since the run was stored read as their defaults, so old and new
+            # runs compare on equal terms (e.g. `base.trainable`).
+            out["config"] = RunConfig.from_dict(out["config"]).to_dict()
+        except ConfigError:
+            pass  # shown as stored; `get_config` reports what is wrong with it
         for key in _JSON_RUN_FIELDS:
             out[key] = json.loads(out[key]) if out[key] else None
         out["cancel_requested"] = bool(out["cancel_requested"])
