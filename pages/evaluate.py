@@ -288,7 +288,8 @@ def transfer_tab(ws: Workspace, run: dict) -> None:
                 from tlcore import jobs
 
                 jobs.launch(scratch, name=f"{run['name']} · from scratch", ws=ws)
-                flash("eval", "success", "Baseline queued. The report appears here when it completes.")
+                flash("eval", "success",
+                      "Baseline queued. The report appears here when it completes.")
                 st.rerun()
             return
         report = transfer.transfer_report(run["id"], baseline, ws=ws)

@@ -49,7 +49,8 @@ def test_fine_tune_preset_unfreezes_block5_only():
 @pytest.mark.parametrize(
     "data, fragments",
     [
-        ({"train": {"optimizer": "adagrad"}}, ["train.optimizer", "adam, sgd, rmsprop", "'adagrad'"]),
+        ({"train": {"optimizer": "adagrad"}},
+         ["train.optimizer", "adam, sgd, rmsprop", "'adagrad'"]),
         ({"image_size": 16}, ["image_size", "32 to 512", "16"]),
         ({"image_size": 64.0}, ["image_size", "integer"]),
         ({"head": {"dense": [0]}}, ["head.dense", "Received: dense=[0]"]),

@@ -1,4 +1,4 @@
-"""Workers, queue, cancel, liveness, resume and delete, with real worker processes where it matters."""
+"""Workers, queue, cancel, liveness, resume and delete; real worker processes where it matters."""
 
 from __future__ import annotations
 

@@ -88,7 +88,8 @@ def test_another_process_sees_writes_while_a_writer_holds_the_store(store, ws):
     run_id = store.create_run(RunConfig(dataset="d"))
     store.add_epoch(run_id, 1, 1, {"loss": 0.9})
     code = (
-        "import json, sys; from tlcore.store import RunStore; from tlcore.workspace import Workspace;"
+        "import json, sys; from tlcore.store import RunStore; "
+        "from tlcore.workspace import Workspace;"
         f"s = RunStore(Workspace.from_env({str(ws.root)!r}));"
         f"print(json.dumps([r['loss'] for r in s.metrics({run_id!r})]))"
     )

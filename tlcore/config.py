@@ -265,7 +265,8 @@ class RunConfig(_Model):
             ConfigError: on unknown keys or invalid values.
         """
         if not isinstance(data, dict):
-            raise ConfigError(f"A run config must be a JSON object. Received: {type(data).__name__}")
+            raise ConfigError(
+                f"A run config must be a JSON object. Received: {type(data).__name__}")
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
@@ -278,7 +279,8 @@ class RunConfig(_Model):
         except json.JSONDecodeError as exc:
             raise ConfigError(f"The run config is not valid JSON: {exc}") from None
         except RecursionError:
-            raise ConfigError("The run config is not valid JSON: it is nested too deeply.") from None
+            raise ConfigError(
+                "The run config is not valid JSON: it is nested too deeply.") from None
         return cls.from_dict(data)
 
     # ---- derived views -------------------------------------------------
@@ -407,7 +409,8 @@ def _spec(key: str, info: FieldInfo) -> FieldSpec:
     number = float if (kwargs.get("item_type") or kwargs["type"]) == "float" else int
     for side, closed, open_ in (("lower", "ge", "gt"), ("upper", "le", "lt")):
         if bounds.get(closed) is not None or bounds.get(open_) is not None:
-            kwargs[side] = number(bounds[open_] if bounds.get(open_) is not None else bounds[closed])
+            bound = bounds[open_] if bounds.get(open_) is not None else bounds[closed]
+            kwargs[side] = number(bound)
             kwargs[f"{side}_open"] = bounds.get(open_) is not None
     words = [m.text for m in metadata if isinstance(m, Allowed)]
     required = info.is_required()

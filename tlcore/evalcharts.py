@@ -142,7 +142,8 @@ def f1_delta_figure(frame: pd.DataFrame, name_a: str = "A", name_b: str = "B") -
     fig = go.Figure(go.Bar(
         x=frame["class"].map(chart_text), y=delta, marker_color=colors,
         text=labels, textposition="outside", cliponaxis=False,
-        customdata=frame[["f1_a", "f1_b"]].to_numpy(), meta=[chart_text(name_a), chart_text(name_b)],
+        customdata=frame[["f1_a", "f1_b"]].to_numpy(),
+        meta=[chart_text(name_a), chart_text(name_b)],
         hovertemplate=("%{x}<br>%{meta[0]} %{customdata[0]:.3f} → %{meta[1]} "
                        "%{customdata[1]:.3f}<br>Δ %{y:+.3f}<extra></extra>")))
     fig.update_layout(yaxis={"zeroline": True, "zerolinewidth": 2})

@@ -416,7 +416,8 @@ def evaluate_run(run_id: str, ws: Workspace | None = None, dataset: str | None =
             "file": files,
             "true": [int(v) for v in y],
             "predicted": [int(v) for v in split_probs.argmax(axis=1)] if len(split_probs) else [],
-            "confidence": [round(float(v), 6) for v in split_probs.max(axis=1)] if len(split_probs) else [],
+            "confidence": ([round(float(v), 6) for v in split_probs.max(axis=1)]
+                           if len(split_probs) else []),
         }
         results[split] = metrics
     evaluation = {

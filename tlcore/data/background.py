@@ -4,8 +4,9 @@ Decoding untrusted images takes memory and CPU, and a decoder may crash; doing
 it outside the dashboard's process keeps the dashboard responsive and alive, as
 training does. The page calls `start_import`, which writes the request (and an
 uploaded zip) into a job folder `tmp/job-*` and starts `python -m
-tlcore.data.worker` on it; the worker runs `import_dataset` (or `create_demo`), writes its progress to
-`progress.json` and its outcome to `result.json`, both replaced atomically. The
+tlcore.data.worker` on it; the worker runs `import_dataset` (or `create_demo`),
+writes its progress to `progress.json` and its outcome to `result.json`, both
+replaced atomically. The
 page polls `import_status` and removes the folder with `forget_import` once it
 has shown the outcome. A job folder whose worker died and that nobody reads is
 removed by the staging cleanup (`staging.remove_stale`).

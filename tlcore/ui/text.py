@@ -5,8 +5,9 @@ toasts, progress and spinner texts, image captions, metric values and widget
 labels (page links, expanders, buttons), with its own additions: `:red[...]`
 colours, `:material/icon:` icons, `:smile:` emoji shortcodes and `$...$` LaTeX.
 A class, dataset, run or folder name put there as is can turn into a heading, a
-link, an image (which every viewer's browser fetches) or coloured text. `plain` escapes such a string so that it shows exactly
-as typed. Every page writes names through it, error messages too (they quote
+link, an image (which every viewer's browser fetches) or coloured text. `plain`
+escapes such a string so that it shows exactly as typed. Every page writes
+names through it, error messages too (they quote
 what they received). `st.text`, tables, and the options of a selectbox or
 multiselect show text as it is; radio, pills and segmented-control options are
 Markdown.
