@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tlcore import backbones
+from tlcore import backbones, processes
 from tlcore.config import RunConfig
 from tlcore.errors import ConfigError, NotFoundError, RunStateError, WeightsError
 from tlcore.store import (
@@ -297,21 +297,10 @@ def pid_alive(pid: int | None, run_id: str | None = None) -> bool:
     if child is not None and child.poll() is not None:
         del _children[pid]
         return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    if not processes.alive(pid):
         return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    proc = Path(f"/proc/{pid}")
-    try:
-        stat = (proc / "stat").read_text()
-        if stat[stat.rindex(")") + 2:].startswith("Z"):
-            return False
-        args = (proc / "cmdline").read_bytes().split(b"\0")
-    except (OSError, ValueError):
-        return True  # no /proc (macOS): trust the signal check
-    return run_id is None or run_id.encode() in args
+    args = processes.command_line(pid)
+    return run_id is None or args is None or run_id.encode() in args
 
 
 def _kill(pid: int) -> None:

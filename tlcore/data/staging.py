@@ -23,6 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from tlcore import processes
 from tlcore.errors import DatasetError
 from tlcore.workspace import Workspace
 
@@ -67,24 +68,7 @@ def owner_alive(folder: Path) -> bool | None:
         return None
     if host != socket.gethostname():
         return None
-    return pid_alive(pid)
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether process `pid` runs on this host (a zombie does not count)."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by another user
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True  # no /proc (macOS): trust the signal check
-    return not stat[stat.rindex(")") + 2:].startswith("Z")
+    return processes.alive(pid)
 
 
 def remove_stale(ws: Workspace, older_than: float = STALE_AFTER_S) -> tuple[int, int]:
