@@ -31,7 +31,7 @@ from tlcore.data.manifest import show_dataset
 from tlcore.data.splits import DEFAULT_SEED, DEFAULT_TEST, DEFAULT_VAL, check_split_args
 from tlcore.errors import DatasetError, TLCoreError
 from tlcore.store import RunStore
-from tlcore.workspace import Workspace, check_dataset_name, check_server_path
+from tlcore.workspace import Workspace, check_dataset_name, check_server_path, is_no_space
 
 REQUEST_FILE = "request.json"
 PROGRESS_FILE = "progress.json"
@@ -115,7 +115,7 @@ def start_import(name: str, *, source: str | os.PathLike | None = None,
             env=_worker_env(ws), close_fds=True)
     except OSError as exc:
         shutil.rmtree(job, ignore_errors=True)
-        if staging.is_disk_full(exc):
+        if is_no_space(exc):
             raise staging.disk_full_error(ws.tmp_dir, exc) from None
         raise DatasetError(f"Could not start the import process: {exc.strerror or exc}. "
                            f"Received: dataset {name!r}") from None

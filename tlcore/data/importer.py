@@ -45,7 +45,7 @@ from tlcore.data.splits import (
 from tlcore.demo import DEMO_CLASSES, write_class_folders
 from tlcore.errors import DatasetError
 from tlcore.store import RunStore
-from tlcore.workspace import Workspace, check_dataset_name
+from tlcore.workspace import Workspace, check_dataset_name, is_no_space
 
 ProgressFn = Callable[[int, int, str], None]
 
@@ -114,7 +114,7 @@ def create_demo(name: str = "demo", ws: Workspace | None = None, per_class: int 
                        progress=progress, ws=ws, csv_zip=None,
                        source_label="generated demo (tlcore.demo)")
     except OSError as exc:
-        if staging_dirs.is_disk_full(exc):
+        if is_no_space(exc):
             raise staging_dirs.disk_full_error(ws.tmp_dir, exc) from None
         raise
     finally:
@@ -156,7 +156,7 @@ def _import(src: Path, name: str, *, val: float, test: float, seed: int,
             shutil.rmtree(target, ignore_errors=True)
             raise
     except OSError as exc:
-        if not staging_dirs.is_disk_full(exc):
+        if not is_no_space(exc):
             raise
         if staging is not None:  # removed first, so the message counts the space it held
             shutil.rmtree(staging, ignore_errors=True)

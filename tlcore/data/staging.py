@@ -14,7 +14,6 @@ another host go after `UNOWNED_STALE_AFTER_S`.
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import os
 import shutil
@@ -25,13 +24,12 @@ from pathlib import Path
 
 from tlcore import processes
 from tlcore.errors import DatasetError
-from tlcore.workspace import Workspace
+from tlcore.workspace import Workspace, free_bytes
 
 PREFIXES = ("import-", "job-", "upload-", "demo-", "delete-", "predict-")
 OWNER_FILE = ".owner"
 STALE_AFTER_S = 10 * 60
 UNOWNED_STALE_AFTER_S = 24 * 3600
-_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 def make_staging(ws: Workspace, prefix: str) -> Path:
@@ -112,15 +110,10 @@ def _tree_bytes(folder: Path) -> int:
     return total
 
 
-def is_disk_full(exc: OSError) -> bool:
-    """Whether `exc` says the disk (or the user's quota) is full."""
-    return exc.errno in _DISK_FULL
-
-
 def disk_full_error(path: Path, exc: OSError) -> DatasetError:
     """The one-line error for a full disk while writing under `path`."""
     try:
-        free = f"{shutil.disk_usage(path).free / 1e6:.0f} MB"
+        free = f"{free_bytes(path) / 1e6:.0f} MB"
     except OSError:
         free = "no space"
     return DatasetError(
