@@ -18,7 +18,7 @@ import time
 import traceback
 from typing import Any
 
-from tlcore import jobs
+from tlcore import jobs, runlog
 from tlcore.errors import RunCancelled, TLCoreError
 from tlcore.store import CANCELLED, COMPLETED, FAILED, QUEUED, RUNNING, RunStore
 from tlcore.workspace import Workspace, check_run_id
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     _redirect_output(ws.run(run_id).log)
     logging.basicConfig(level=logging.INFO, stream=sys.stdout, force=True,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+                        format=runlog.LOG_FORMAT)
     signal.signal(signal.SIGTERM, _raise_on_sigterm)
     run = store.get_run(run_id)
     resume = bool((run["extra"] or {}).get("resume"))
