@@ -21,6 +21,8 @@ route_through_app()
 SAMPLES_PER_CLASS = 8
 MAX_SAMPLE_CLASSES = 12
 POLL_S = 0.25
+SKIPPED_ROWS_SHOWN = 10  # skipped files listed in full; more scroll inside SKIPPED_HEIGHT_PX
+SKIPPED_HEIGHT_PX = 400
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -158,6 +160,18 @@ def groups_frame(groups: list[dict]) -> pd.DataFrame:
     })
 
 
+def skipped_table(skipped: list[dict]) -> None:
+    """Skipped files and why, reasons wrapped in full (a grid would cut them at its edge).
+
+    `st.table` wraps long cells but reads them as Markdown: names and reasons go
+    through `plain`, so they show as typed.
+    """
+    rows = pd.DataFrame({"File": [plain(s["file"]) for s in skipped],
+                         "Reason": [plain(s["reason"]) for s in skipped]})
+    st.table(rows, hide_index=True,
+             height="content" if len(rows) <= SKIPPED_ROWS_SHOWN else SKIPPED_HEIGHT_PX)
+
+
 def health_section(info: dict) -> None:
     health = info["health"]
     st.markdown("**Health**")
@@ -183,8 +197,7 @@ def health_section(info: dict) -> None:
             st.dataframe(groups_frame(duplicates), key="data_duplicates", hide_index=True)
     if skipped:
         with st.expander(f"Skipped files ({len(skipped)})"):
-            st.dataframe(pd.DataFrame(skipped, columns=["file", "reason"]), key="data_skipped",
-                         hide_index=True, height=min(400, 38 + 35 * len(skipped)))
+            skipped_table(skipped)
     if not (health["warnings"] or duplicates or skipped):
         st.success("No skipped files, duplicates or leakage.", icon=":material/verified:")
 

@@ -7,12 +7,8 @@ the page reads what they store in the run's folder.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import functools
-import json
-import shutil
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,14 +18,16 @@ from PIL import Image
 
 from tlcore import evalcharts, evaluate, transfer
 from tlcore.config import RunConfig
-from tlcore.data.staging import make_staging
 from tlcore.errors import TLCoreError
 from tlcore.export import FORMATS as EXPORT_FORMATS
+from tlcore.export import QUANTIZED, report_summary
+from tlcore.export import read_report as read_export_report
 from tlcore.store import ACTIVE_STATUSES, COMPLETED, RunStore
 from tlcore.ui.cli import run_cli
 from tlcore.ui.deeplinks import route_through_app
 from tlcore.ui.evaluation import stored_evaluation
 from tlcore.ui.flash import flash, show_flash
+from tlcore.ui.predict import TOP_K, UPLOAD_TYPES, classify, show_prediction
 from tlcore.ui.text import percent, plain
 from tlcore.workspace import Workspace
 
@@ -37,8 +35,6 @@ route_through_app()
 
 GALLERY = 12
 GALLERY_COLUMNS = 4
-TOP_K = 3
-UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "webp", "tif", "tiff"]
 VERDICT_BOXES = {transfer.POSITIVE: st.success, transfer.NEGATIVE: st.warning}
 
 
@@ -321,38 +317,16 @@ def predict_tab(ws: Workspace, run_id: str) -> None:
                              key="eval_upload")
     with_cam = st.toggle("Grad-CAM overlay", value=True, key="eval_predict_gradcam")
     if st.button("Predict", key="eval_predict", disabled=not files, icon=":material/image_search:"):
-        folder = make_staging(ws, "predict-")
-        try:
-            paths = []
-            for i, f in enumerate(files):
-                path = folder / f"{i:04d}{Path(f.name).suffix.lower()}"
-                path.write_bytes(f.getvalue())
-                paths.append(str(path))
-            args = ["predict", run_id, *paths, "--json", "--top-k", str(TOP_K)]
-            out = run_cli(ws, args + (["--gradcam"] if with_cam else []),
-                          f"Classifying {len(paths)} image{'s' if len(paths) != 1 else ''}…")
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
-        if out is not None:
-            results = json.loads(out)
-            st.session_state["eval_predictions"] = {
-                "run": run_id,
-                "items": [{"name": f.name, "image": f.getvalue(), **r}
-                          for f, r in zip(files, results, strict=True)]}
+        items = classify(ws, run_id, [(f.name, f.getvalue()) for f in files], top_k=TOP_K,
+                         gradcam=with_cam)
+        if items is not None:
+            st.session_state["eval_predictions"] = {"run": run_id, "items": items}
     shown = st.session_state.get("eval_predictions")
     if not shown or shown["run"] != run_id:
         return
     for i, item in enumerate(shown["items"]):
         st.divider()
-        c1, c2, c3 = st.columns([1, 1, 2])
-        c1.image(item["image"], caption=plain(item["name"]), width="stretch")
-        if item.get("overlay_png_base64"):
-            c2.image(base64.b64decode(item["overlay_png_base64"]), caption="Grad-CAM",
-                     width="stretch")
-        best = item["top"][0]
-        c3.markdown(f"**{plain(best['class'])}** ({percent(best['probability'])})")
-        c3.plotly_chart(evalcharts.topk_figure(item["top"]), key=f"eval_predict_chart_{i}",
-                        width="stretch", theme=None)
+        show_prediction(item, key=f"eval_predict_chart_{i}")
 
 
 def export_tab(ws: Workspace, run_id: str) -> None:
@@ -373,6 +347,15 @@ def export_tab(ws: Workspace, run_id: str) -> None:
                        data=functools.partial(path.read_bytes), file_name=path.name,
                        mime="application/zip", key="eval_export_download",
                        on_click="ignore", icon=":material/download:")
+    try:
+        report = read_export_report(path)
+    except OSError as exc:
+        st.error(plain(exc))
+        return
+    if report is not None:
+        st.caption(f":material/compress: {QUANTIZED[fmt].capitalize()}: "
+                   f"{plain(report_summary(report))}. Measured on the run's test split with "
+                   "the TensorFlow Lite interpreter.")
 
 
 # ---- page -----------------------------------------------------------------------

@@ -1,4 +1,9 @@
-"""Runs & compare: every run in a table; tick two or more to compare them side by side."""
+"""Runs & compare: every run in a table; tick two or more to compare them side by side.
+
+The table lists the newest run first, with the columns the user picks. The
+ticked runs are kept in the URL (`?runs=id1,id2`), so a comparison can be
+shared as a link.
+"""
 
 from __future__ import annotations
 
@@ -21,14 +26,22 @@ from tlcore.workspace import Workspace
 route_through_app()
 
 TABLE_COLUMNS = {
-    "run": "Run", "dataset": "Dataset", "status": "Status", "problem": "Problem",
-    "image_size": "Size",
-    "base.weights": "Weights", "head.pooling": "Pooling", "head.dense": "Dense",
-    "train.optimizer": "Optimizer", "train.learning_rate": "LR", "train.epochs": "Epochs",
-    "fine_tune.blocks": "FT blocks", "best_val_accuracy": "Best val acc",
-    "test_accuracy": "Test acc", "duration": "Duration", "device": "Device",
-    "created": "Created",
+    "run": "Run", "id": "Run id", "dataset": "Dataset", "status": "Status",
+    "problem": "Problem",
+    "image_size": "Size", "base.weights": "Weights", "head.pooling": "Pooling",
+    "head.dense": "Dense", "train.optimizer": "Optimizer", "train.learning_rate": "LR",
+    "train.epochs": "Epochs", "fine_tune.blocks": "FT blocks",
+    "best_val_accuracy": "Best val acc", "test_accuracy": "Test acc", "duration": "Duration",
+    "device": "Device", "created": "Created",
 }
+# The run's name is always shown; these others until the user picks columns.
+DEFAULT_COLUMNS = ["id", "dataset", "status", "problem", "base.weights", "best_val_accuracy",
+                   "test_accuracy", "duration", "created"]
+COLUMNS_KEY = "runs_columns"  # the column picker
+SAVED_COLUMNS_KEY = "runs_columns_saved"  # its value, kept while another page is open
+TABLE_KEY = "runs_table"
+TABLE_IDS_KEY = "runs_table_ids"  # the table's run ids, row by row, when it was last drawn
+URL_RUNS = "runs"  # ?runs=id1,id2: the selected runs, so a comparison can be shared
 
 
 def problem(run: dict) -> str | None:
@@ -37,17 +50,66 @@ def problem(run: dict) -> str | None:
     return error.splitlines()[0] if error else None
 
 
-def runs_table(view: pd.DataFrame) -> list[str]:
-    """The runs table with row selection; returns the selected run ids."""
-    table = view[[c for c in TABLE_COLUMNS if c in view]].copy()
-    table["head.dense"] = table["head.dense"].map(
-        lambda d: ", ".join(map(str, d)) if isinstance(d, list) else d)
-    table["created"] = table["created"].dt.round("s")
+def pick_columns() -> list[str]:
+    """The columns the user shows beside the run name; the choice outlives a page switch."""
+    if COLUMNS_KEY not in st.session_state:
+        st.session_state[COLUMNS_KEY] = list(st.session_state.get(SAVED_COLUMNS_KEY,
+                                                                  DEFAULT_COLUMNS))
+    columns = st.multiselect("Columns", [c for c in TABLE_COLUMNS if c != "run"],
+                             key=COLUMNS_KEY, format_func=TABLE_COLUMNS.get,
+                             placeholder="Run name only")
+    st.session_state[SAVED_COLUMNS_KEY] = columns
+    return columns
+
+
+def url_selection(known: set[str]) -> list[str]:
+    """The run ids of `?runs=`, in order; a warning names those that are not runs here."""
+    text = st.query_params.get(URL_RUNS, "")
+    wanted = [i for i in dict.fromkeys(t.strip() for t in text.split(",")) if i]
+    bad = [i for i in wanted if i not in known]
+    if bad:
+        st.warning(f"The link names {'a run' if len(bad) == 1 else 'runs'} not in this "
+                   f"workspace: {plain(', '.join(bad))}. It may have been deleted.",
+                   icon=":material/link_off:")
+    return [i for i in wanted if i in known]
+
+
+def keep_url(selected_ids: list[str]) -> None:
+    """Write the selection to `?runs=` (no parameter when nothing is selected)."""
+    text = ",".join(selected_ids)
+    if text and st.query_params.get(URL_RUNS) != text:
+        st.query_params[URL_RUNS] = text
+    elif not text and URL_RUNS in st.query_params:
+        del st.query_params[URL_RUNS]
+
+
+def runs_table(view: pd.DataFrame, columns: list[str], wanted: list[str]) -> list[str]:
+    """The runs table with row selection; returns the selected run ids.
+
+    Args:
+        view: The runs to list, in table order.
+        columns: Columns shown after the run name.
+        wanted: Run ids to select when the table is drawn anew (first, or back from
+            another page) or its rows change (filtered, a run added or deleted): the
+            table selects rows by position.
+    """
+    ids = view["id"].to_list()
+    if TABLE_KEY not in st.session_state or st.session_state.get(TABLE_IDS_KEY) != ids:
+        rows = [ids.index(i) for i in wanted if i in ids]
+        st.session_state[TABLE_KEY] = {"selection": {"rows": rows, "columns": []}}
+        st.session_state[TABLE_IDS_KEY] = ids
+    table = view[["run", *[c for c in columns if c in view]]].copy()
+    if "head.dense" in table:
+        table["head.dense"] = table["head.dense"].map(
+            lambda d: ", ".join(map(str, d)) if isinstance(d, list) else d)
+    if "created" in table:
+        table["created"] = table["created"].dt.round("s")
     # Percent with one decimal everywhere (the "percent" format varies its decimals).
     for column in ("best_val_accuracy", "test_accuracy"):
-        table[column] = table[column] * 100
+        if column in table:
+            table[column] = table[column] * 100
     event = st.dataframe(
-        table, key="runs_table", on_select="rerun", selection_mode="multi-row",
+        table, key=TABLE_KEY, on_select="rerun", selection_mode="multi-row",
         hide_index=True, height=min(420, 38 + 35 * len(table)), placeholder="—",
         column_config={
             **{k: st.column_config.Column(v) for k, v in TABLE_COLUMNS.items()},
@@ -243,7 +305,8 @@ def render() -> None:
         return
     frame = charts.runs_frame(runs)
     frame.insert(frame.columns.get_loc("status") + 1, "problem", [problem(r) for r in runs])
-    c1, c2, c3 = st.columns([2, 2, 1], vertical_alignment="bottom")
+    wanted = url_selection(set(frame["id"]))
+    c1, c2, c3, c4 = st.columns([2, 2, 1, 1], vertical_alignment="bottom")
     dataset_filter = c1.multiselect("Dataset", sorted(frame["dataset"].unique()),
                                     key="runs_filter_dataset", placeholder="All datasets")
     status_filter = c2.multiselect("Status", STATUSES, key="runs_filter_status",
@@ -253,15 +316,18 @@ def render() -> None:
         view = view[view["dataset"].isin(dataset_filter)]
     if status_filter:
         view = view[view["status"].isin(status_filter)]
-    view = view.reset_index(drop=True)
+    view = view.iloc[::-1].reset_index(drop=True)  # newest first
     # Names are free text: the CSV keeps any that starts like a formula as text.
-    c3.download_button("Download CSV", tables.to_csv(view.drop(columns=["duration_s"])),
+    with c3.popover("Columns", icon=":material/view_column:", width="stretch"):
+        columns = pick_columns()
+    c4.download_button("Download CSV", tables.to_csv(view.drop(columns=["duration_s"])),
                        file_name="runs.csv", mime="text/csv", key="runs_csv",
                        icon=":material/download:", width="stretch")
     if view.empty:
         st.info("No runs match these filters.")
         return
-    selected_ids = runs_table(view)
+    selected_ids = runs_table(view, columns, wanted)
+    keep_url(selected_ids)
     by_id = {r["id"]: r for r in runs}
     if not selected_ids:
         st.caption("Tick the boxes at the left of the table to select runs.")
@@ -270,7 +336,8 @@ def render() -> None:
     if len(selected_ids) < 2:
         st.info("Tick one more run to compare learning curves, final metrics and configs.")
         return
-    compare(ws, store, view[view["id"].isin(selected_ids)], by_id)
+    # Oldest first in every chart, so run B of a pair is the later run.
+    compare(ws, store, view[view["id"].isin(selected_ids)].iloc[::-1], by_id)
 
 
 render()

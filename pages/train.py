@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
-from tlcore import advice, backbones, charts, config, jobs
+from tlcore import advice, backbones, charts, config, jobs, runlog
 from tlcore import data as datasets_api
 from tlcore.errors import TLCoreError
 from tlcore.store import (
@@ -25,6 +26,7 @@ from tlcore.store import (
 from tlcore.ui.config_widgets import number_input_kwargs, selectbox_kwargs, slider_kwargs
 from tlcore.ui.deeplinks import route_through_app
 from tlcore.ui.flash import flash, show_flash
+from tlcore.ui.predict import UPLOAD_TYPES, classify, show_prediction
 from tlcore.ui.status import STATUS_ICONS, status_badge
 from tlcore.ui.text import percent, plain
 from tlcore.workspace import Workspace, check_server_path
@@ -33,12 +35,14 @@ route_through_app()
 
 LIVE_REFRESH_S = 1.5
 LOG_LINES = 40
+LOG_SCAN_LINES = 400  # raw lines read to find the run's own last LOG_LINES
 PREFIX = "cfg."  # session-state keys of the config form
 SAVED_KEY = "train_saved"  # the form's values, kept while another page is open
 PREFILL_KEY = "train_prefill"  # a config dict to load (set by "Clone and edit")
 # The base's start and freeze policy: a weights source, except "scratch" (weights none,
 # every layer trained) and "none" (weights none, base frozen).
 SCRATCH_MODE = "scratch"
+TRY_KEY = "train_try"  # the last "Try it" prediction: run, picture digest, result
 WEIGHT_MODES = {
     "imagenet": "ImageNet (pretrained)",
     SCRATCH_MODE: "From scratch (train every layer)",
@@ -444,6 +448,7 @@ def run_details(ws: Workspace, store: RunStore, run: dict, queue: list[dict]) ->
         c3.metric("Best epoch", run.get("best_epoch") or "—")
         c4.metric("Duration", charts.format_duration(
             (run["ended"] or time.time()) - run["started"]) if run.get("started") else "—")
+        try_it(ws, run["id"])
     elif run.get("error"):
         first, _, rest = run["error"].strip().partition("\n")
         st.error(plain(first))
@@ -461,11 +466,54 @@ def run_details(ws: Workspace, store: RunStore, run: dict, queue: list[dict]) ->
         right.plotly_chart(charts.learning_curves(metrics, "accuracy"), key="train_live_acc",
                            theme=None)
     with st.expander("Log", expanded=status == RUNNING):
-        try:
-            tail = jobs.log_tail(run["id"], lines=LOG_LINES, ws=ws)
-        except TLCoreError as exc:
-            tail = str(exc)
-        st.code(tail or "(no output yet)", language=None, height=260)
+        log_view(ws, run["id"])
+
+
+def log_view(ws: Workspace, run_id: str) -> None:
+    """The run's own log lines; TensorFlow's and CUDA's messages behind "Show raw log"."""
+    raw = st.toggle("Show raw log", key="train_raw_log",
+                    help="Everything the worker process printed, TensorFlow's and CUDA's "
+                         "messages included.")
+    try:
+        text = jobs.log_tail(run_id, lines=LOG_SCAN_LINES, ws=ws)
+    except TLCoreError as exc:
+        st.code(str(exc), language=None)
+        return
+    lines = text.splitlines() if raw else runlog.own_log_lines(text)
+    if lines:
+        st.code("\n".join(lines[-LOG_LINES:]), language=None, height=260)
+    elif text and not raw:
+        st.code("(no output from the run yet: TensorFlow's messages are in the raw log)",
+                language=None)
+    else:
+        st.code("(no output yet)", language=None)
+
+
+def try_it(ws: Workspace, run_id: str) -> None:
+    """A completed run classifies a picture: class probabilities and Grad-CAM at once."""
+    with st.expander("Try it", icon=":material/photo_camera:"):
+        st.caption("Upload an image or take a picture: the model says what it sees, with the "
+                   "top classes and where it looked (Grad-CAM, red = most).")
+        upload = st.file_uploader("Image", type=UPLOAD_TYPES, key=f"train_try_upload_{run_id}")
+        # The camera only starts (and the browser only asks for it) when switched on.
+        camera = None
+        if st.toggle("Use the camera", key=f"train_try_camera_on_{run_id}"):
+            camera = st.camera_input("Take a picture", key=f"train_try_camera_{run_id}")
+        picture = camera or upload
+        if picture is None:
+            return
+        data = picture.getvalue()
+        digest = hashlib.sha256(data).hexdigest()
+        # The live panel redraws on a timer while runs train: classify each picture once.
+        done = st.session_state.get(TRY_KEY)
+        if not done or done["run"] != run_id or done["digest"] != digest:
+            items = classify(ws, run_id, [(picture.name, data)])
+            done = {"run": run_id, "digest": digest, "item": items[0] if items else None}
+            st.session_state[TRY_KEY] = done
+        elif done["item"] is None:
+            st.warning("This picture could not be classified; choose another one to try again.")
+        if done["item"] is not None:
+            show_prediction(done["item"], key="train_try_chart")
 
 
 def compact(n: int) -> str:

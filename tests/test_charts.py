@@ -260,3 +260,98 @@ def test_names_in_figures_show_as_typed_never_as_html(name):
     for text in strings:
         if "%{" in text:
             assert not any(e in text for e in escaped), text
+
+
+# ---- 10-50 runs: legends, bar labels, the config diff and axis labels stay readable ---------
+def _many_runs(n: int = 40) -> list[dict]:
+    return [_run(f"{i:012x}", f"experiment-{i:02d}-with-a-long-name",
+                 train={"learning_rate": 10.0 ** -(1 + i % 4), "optimizer": ("adam", "sgd")[i % 2],
+                        "early_stopping_patience": i % 5},
+                 head={"dense": [64 * (1 + i % 3)]},
+                 base={"weights": "file:/srv/shared/weights/vgg16_weights_tf_dim_ordering_"
+                                  f"notop-{i % 2}.h5"})
+            for i in range(n)]
+
+
+def _legend_below(fig: go.Figure) -> bool:
+    legend = fig.layout.legend
+    return (legend.orientation == "h" and legend.yref == "container" and legend.y == 0
+            and legend.yanchor == "bottom" and fig.layout.margin.b > charts.MARGIN["b"])
+
+
+def _legend_right(fig: go.Figure) -> bool:
+    legend = fig.layout.legend
+    return legend.orientation == "v" and legend.x > 1 and legend.xanchor == "left"
+
+
+def test_legends_never_sit_over_the_title():
+    few = charts.metrics_frame(_metrics("a", "r1", [1, 1]) + _metrics("b", "r2", [1, 1]),
+                               {"r1": "a", "r2": "b"})
+    assert _legend_below(charts.learning_curves(few, "loss"))
+    runs = _many_runs()
+    labels = charts.run_labels(runs)
+    rows = [row for r in runs for row in _metrics(labels[r["id"]], r["id"], [1, 1, 2])]
+    fig = charts.learning_curves(charts.metrics_frame(rows, labels), "accuracy")
+    # 40 runs: one entry per run (toggling both its curves), in a column at the right.
+    assert len(fig.data) == 80 and charts.legend_entries(fig) == 40
+    assert [t.name for t in fig.data if t.showlegend is not False] == list(labels.values())
+    assert _legend_right(fig) and fig.layout.legend.title.text == "solid: train · dashed: val"
+    # One "fine-tuning" label where 40 runs start fine-tuning at the same epoch.
+    assert [a.text for a in fig.layout.annotations] == ["fine-tuning"]
+    assert len(fig.layout.shapes) == 40
+    # Every legend stays off the title: below the plot or right of it, never on top.
+    for fig in (*_every_figure().values(), charts.final_metrics_bar(charts.runs_frame(runs))):
+        if charts.legend_entries(fig) > 1:
+            assert _legend_below(fig) or _legend_right(fig)
+
+
+def test_final_metrics_of_40_runs_lie_as_rows_without_value_labels():
+    few = charts.final_metrics_bar(charts.runs_frame(_many_runs(5)))
+    assert [t.orientation for t in few.data] == [None, None]
+    assert few.data[0].textposition == "outside" and few.layout.uniformtext.mode == "hide"
+    fig = charts.final_metrics_bar(charts.runs_frame(_many_runs()))
+    assert [t.orientation for t in fig.data] == ["h", "h"]
+    assert [t.textposition for t in fig.data] == ["none", "none"]
+    assert len(fig.data[0].y) == 40 and fig.data[0].y[0] == "experiment-00-with-a-long-name"
+    assert fig.layout.yaxis.autorange == "reversed" and fig.layout.yaxis.automargin
+    # A row per run: the chart grows instead of squeezing 80 bars.
+    assert fig.layout.height >= 40 * charts.BAR_ROW_PX
+    assert "%{x:.4f}" in fig.data[0].hovertemplate
+
+
+def test_config_diff_of_many_runs_has_a_row_per_run():
+    runs = _many_runs()
+    labels = charts.run_labels(runs)
+    configs = {labels[r["id"]]: RunConfig.from_dict(r["config"]).flat() for r in runs}
+    diff = charts.config_diff(configs)
+    assert diff.index.name == "run" and list(diff.index) == list(labels.values())
+    assert {"train.learning_rate", "train.optimizer", "head.dense"} <= set(diff.columns)
+    six = dict(list(configs.items())[:6])
+    assert charts.config_diff(six).index.name == "field"
+    assert list(charts.config_diff(six).columns) == list(six)
+
+
+def test_parallel_coordinates_of_many_runs_keep_labels_and_ticks_whole():
+    df = charts.runs_frame(_many_runs())
+    params = charts.differing_params(df)
+    fig = charts.parallel_coordinates(df, params)
+    (trace,) = fig.data
+    labels = [d.label for d in trace.dimensions]
+    assert "learning_rate" in labels and "early_stopping_patience" in labels
+    assert not any("." in label for label in labels)  # the last part of each dotted key
+    weights = trace.dimensions[labels.index("weights")]
+    # A long value keeps its end (the file name) within the tick length.
+    assert [len(t) for t in weights.ticktext] == [charts.TICK_CHARS_MAX] * 2
+    assert all(t.startswith("…") and t.endswith(".h5") for t in weights.ticktext)
+    # Margins hold the first axis's ticks (drawn at its left), the last label and the colour bar.
+    margin = fig.layout.margin
+    assert labels[0] == "weights" and margin.l >= 7 * charts.TICK_CHARS_MAX
+    assert margin.r >= 72 + 4 * len("Best val accuracy")
+    assert trace.labelangle == 0  # six axes: room enough for these labels side by side
+    # Nine axes with long labels: the labels tilt and the top margin holds them.
+    nine = charts.parallel_coordinates(df, [
+        "train.early_stopping_patience", "train.learning_rate", "train.optimizer", "head.dense",
+        "head.dropout", "image_size", "train.batch_size", "fine_tune.learning_rate"])
+    assert len(nine.data[0].dimensions) == 9 and nine.data[0].labelangle == -20
+    assert nine.layout.margin.t >= 96 + 3 * len("early_stopping_patience")
+    assert nine.layout.height > fig.layout.height

@@ -4,16 +4,28 @@ from __future__ import annotations
 
 import json
 import zipfile
+from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.evalutil import CLASSES, engine_model, make_run, run_config
+from tests.evalutil import CLASSES, engine_model, make_dataset, make_run, run_config
+from tlcore import data
+from tlcore.cli import main
 from tlcore.errors import ConfigError, RunStateError, TLCoreError
 from tlcore.evaluate import load_model
-from tlcore.export import export_run
+from tlcore.export import (
+    FORMATS,
+    QUANTIZED,
+    export_run,
+    quantization_report,
+    read_report,
+    report_summary,
+    tflite_probs,
+)
+from tlcore.imagecache import split_arrays
 from tlcore.store import FAILED
 
 
@@ -104,3 +116,65 @@ def test_unsafe_keras_file_is_refused(tmp_path):
     model.save(path)
     with pytest.raises(TLCoreError, match="safe mode"):
         load_model(path)
+
+
+# ---- quantised TFLite: smaller files, and their accuracy on the test split -----------------
+@pytest.fixture
+def measured(ws):
+    """A completed run on dataset "shapes" (random weights) and its test split."""
+    make_dataset(ws, "shapes")
+    config = run_config("shapes")
+    run_id = make_run(ws, config, model=engine_model(config, len(CLASSES)))
+    x, y = split_arrays(ws, data.load_manifest("shapes", ws), "test", config.image_size)
+    return run_id, np.asarray(x), y
+
+
+@pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated")
+def test_quantized_tflite_exports_are_smaller_and_report_their_accuracy(ws, measured, tmp_path,
+                                                                       capsys):
+    run_id, x, y = measured
+    assert set(QUANTIZED) == {"tflite-dynamic", "tflite-float16"} and set(QUANTIZED) <= set(FORMATS)
+    _unzip(export_run(run_id, "tflite", tmp_path / "f.zip", ws=ws), tmp_path / "f")
+    float32 = tmp_path / "f" / "model.tflite"
+    keras_probs = load_model(ws.run(run_id).model).predict(x.astype(np.float32), verbose=0)
+    keras_accuracy = float((keras_probs.argmax(1) == y).mean())
+    for fmt, most in (("tflite-dynamic", 0.3), ("tflite-float16", 0.55)):
+        # Through the CLI: the zip's path on stdout, the size and accuracy on stderr.
+        assert main(["export", run_id, "--format", fmt, "--out", str(tmp_path / "q.zip")]) == 0
+        out, err = capsys.readouterr()
+        folder = tmp_path / fmt
+        assert {"model.tflite", "report.json"} <= set(_unzip(Path(out.strip()), folder))
+        _check_sidecars(folder, fmt)
+        assert "report.json" in (folder / "README.txt").read_text()
+        size = (folder / "model.tflite").stat().st_size
+        assert size < most * float32.stat().st_size, (fmt, size, float32.stat().st_size)
+        report = read_report(tmp_path / "q.zip")
+        assert report == json.loads((folder / "report.json").read_text())
+        assert report["format"] == fmt and report["model_bytes"] == size
+        assert report["float32_bytes"] == pytest.approx(float32.stat().st_size, rel=0.01)
+        assert report["size_ratio"] == pytest.approx(size / report["float32_bytes"], abs=1e-4)
+        # Measured with the interpreter on the test split, against the Keras model.
+        probs = tflite_probs(folder / "model.tflite", x)
+        assert report["test_images"] == len(y) > 0 and report["note"] is None
+        assert report["test_accuracy"] == pytest.approx(float((probs.argmax(1) == y).mean()))
+        assert report["keras_test_accuracy"] == pytest.approx(keras_accuracy)
+        assert report["accuracy_delta"] == pytest.approx(
+            report["test_accuracy"] - keras_accuracy)
+        assert f"{fmt}: {report_summary(report)}" in err
+        assert np.abs(probs - keras_probs).max() < 0.1
+    assert read_report(tmp_path / "f.zip") is None  # float32 formats carry no report
+
+
+def test_report_without_a_test_split_says_why(tmp_path):
+    small, big = tmp_path / "q.tflite", tmp_path / "f.tflite"
+    small.write_bytes(b"x" * 2**20)
+    big.write_bytes(b"x" * 2**22)
+    report = quantization_report("tflite-float16", None, small, big,
+                                 "dataset 'shapes' is gone, so the test accuracy is not measured")
+    assert report["size_ratio"] == 0.25 and report["test_accuracy"] is None
+    assert report_summary(report) == ("size 1.0 MB (25% of float32); dataset 'shapes' is gone, "
+                                      "so the test accuracy is not measured")
+    report.update(test_accuracy=0.84, keras_test_accuracy=0.85, accuracy_delta=-0.01,
+                  test_images=120, note=None)
+    assert report_summary(report) == ("size 1.0 MB (25% of float32), test accuracy 84.0% "
+                                      "(-1.0 pts vs the Keras model, 120 images)")

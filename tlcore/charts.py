@@ -19,6 +19,7 @@ through `chart_text`, and `styled` escapes titles, so every name shows as typed.
 from __future__ import annotations
 
 import html
+import itertools
 import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -37,6 +38,19 @@ COLORWAY = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#
             "#000000", "#8C564B", "#7F7F7F")
 MUTED_COLOR = "#7F7F7F"  # reference lines, baselines, empty-figure messages
 HEIGHT = 360  # px, unless a builder needs more room
+MARGIN = {"l": 56, "r": 24, "t": 56, "b": 48}
+# Legends: up to LEGEND_BELOW_MAX entries in rows under the plot (the margin counts
+# LEGEND_PER_ROW to a row), more in a column at the right, which scrolls; never over the title.
+LEGEND_BELOW_MAX = 8
+LEGEND_PER_ROW = 2
+LEGEND_ROW_PX = 22
+# Final metrics of more than BARS_VERTICAL_MAX runs: horizontal bars, values in hover.
+BARS_VERTICAL_MAX = 6
+BAR_ROW_PX = 26  # height per run of horizontal bars
+# The config diff shows runs as rows above this many runs (fields as rows up to it).
+DIFF_RUN_COLUMNS_MAX = 6
+TICK_CHARS_MAX = 20  # longer tick values of parallel coordinates keep their end
+PARCOORDS_WIDTH_PX = 800  # the plot width that parallel coordinates' label spacing assumes
 SPLIT_COLORS = {"train": "#0072B2", "val": "#E69F00", "test": "#009E73"}
 METRICS = ("loss", "accuracy")
 METRIC_LABELS = {
@@ -55,14 +69,22 @@ KEY_PARAMS = (
 )
 
 
+# Rows under the plot, from the bottom edge of the figure (the margin makes room).
+LEGEND_BELOW = {"orientation": "h", "yref": "container", "y": 0.0, "yanchor": "bottom",
+                "x": 0.0, "xanchor": "left"}
+# A column right of the plot, from its top; Plotly widens the right margin for it.
+LEGEND_RIGHT = {"orientation": "v", "yref": "paper", "y": 1.0, "yanchor": "top",
+                "x": 1.02, "xanchor": "left"}
+
+
 def _template() -> go.layout.Template:
     template = go.layout.Template(pio.templates["plotly_white"])
     template.layout.update(
         colorway=list(COLORWAY),
         font={"size": 13},
         title={"x": 0.0, "xanchor": "left", "font": {"size": 16}},
-        margin={"l": 56, "r": 24, "t": 56, "b": 48},
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "right", "x": 1.0},
+        margin=MARGIN,
+        legend=LEGEND_BELOW,
     )
     return template
 
@@ -106,7 +128,31 @@ def styled(fig: go.Figure, title: str | None, x_title: str | None = None,
         fig.update_xaxes(title_text=chart_text(x_title))
     if y_title is not None:
         fig.update_yaxes(title_text=chart_text(y_title))
+    place_legend(fig)
     return fig
+
+
+def legend_entries(fig: go.Figure) -> int:
+    """How many entries the figure's legend lists (line and bar traces not hidden from it)."""
+    return sum(1 for t in fig.data if t.type in ("scatter", "bar") and t.showlegend is not False)
+
+
+def place_legend(fig: go.Figure) -> None:
+    """Put the legend where it covers neither the title nor the plot.
+
+    Up to `LEGEND_BELOW_MAX` entries go in rows under the plot, with the bottom
+    margin grown to hold them; more go in a scrolling column at the right.
+
+    Args:
+        fig: The figure, changed in place.
+    """
+    entries = legend_entries(fig)
+    if entries > LEGEND_BELOW_MAX:
+        fig.update_layout(legend=LEGEND_RIGHT)
+    elif entries > 1:
+        rows = -(-entries // LEGEND_PER_ROW)
+        fig.update_layout(legend=LEGEND_BELOW,
+                          margin={"b": MARGIN["b"] + 8 + LEGEND_ROW_PX * rows})
 
 
 def _empty(title: str, message: str) -> go.Figure:
@@ -166,6 +212,9 @@ def learning_curves(metrics_df: pd.DataFrame, metric: str = "loss",
                     title: str | None = None) -> go.Figure:
     """Per-epoch curves of one metric, train solid and val dashed, one colour per run.
 
+    With more curves than `LEGEND_BELOW_MAX`, the legend lists each run once (its
+    entry toggles both curves) and its title says which dash is which split.
+
     Args:
         metrics_df: Frame with columns `run`, `epoch`, `phase` and the metric
             columns (`loss`, `val_loss`, `accuracy`, `val_accuracy`), as from
@@ -196,18 +245,26 @@ def learning_curves(metrics_df: pd.DataFrame, metric: str = "loss",
     order = list(runs) if runs is not None else list(dict.fromkeys(metrics_df["run"]))
     colors = run_colors(order)
     single = len(order) == 1
+    # Many runs: one legend entry per run (it toggles both curves), the dash in its title.
+    per_run = len(order) * len(splits) > LEGEND_BELOW_MAX and len(splits) > 1
     fig = go.Figure()
+    marked: set[float] = set()
     for run in order:
         part = metrics_df[metrics_df["run"] == run].sort_values("epoch")
         if part.empty:
             continue
+        listed = False
         for split in splits:
             column = metric if split == "train" else f"val_{metric}"
             if column not in part or part[column].isna().all():
                 continue
+            if single:
+                name = split
+            else:
+                name = chart_text(run if per_run else f"{run} · {split}")
             fig.add_trace(go.Scatter(
                 x=part["epoch"], y=part[column], mode="lines+markers",
-                name=split if single else chart_text(f"{run} · {split}"),
+                name=name, showlegend=False if per_run and listed else None,
                 legendgroup=chart_text(run), meta=[chart_text(run)],
                 # One run: colour by split for contrast; several: colour by run, dash by split.
                 line={"color": SPLIT_COLORS[split] if single else colors[run],
@@ -216,22 +273,33 @@ def learning_curves(metrics_df: pd.DataFrame, metric: str = "loss",
                 hovertemplate=(f"%{{meta[0]}}<br>epoch %{{x}}<br>{split} {metric}: "
                                "%{y:.4f}<extra></extra>"),
             ))
+            listed = True
         if phase_boundaries and "phase" in part and (part["phase"] > 1).any():
-            first = part.loc[part["phase"] > 1, "epoch"].min()
-            fig.add_vline(x=first - 0.5, line={"dash": "dot", "width": 1.5,
-                                               "color": "#555555" if single else colors[run]},
-                          annotation_text="fine-tuning", annotation_position="top left",
-                          annotation_font={"size": 11, "color": "#555555"})
+            x = part.loc[part["phase"] > 1, "epoch"].min() - 0.5
+            # Runs that start fine-tuning at the same epoch share one label.
+            label_here = {"annotation_text": "fine-tuning", "annotation_position": "top left",
+                          "annotation_font": {"size": 11, "color": "#555555"}}
+            fig.add_vline(x=x, line={"dash": "dot", "width": 1.5,
+                                     "color": "#555555" if single else colors[run]},
+                          **({} if x in marked else label_here))
+            marked.add(x)
     fig.update_xaxes(dtick=1 if metrics_df["epoch"].max() <= 15 else None)
     if metric == "accuracy":
         fig.update_yaxes(rangemode="tozero")
-    return styled(fig, title, "Epoch", label)
+    fig = styled(fig, title, "Epoch", label)
+    if per_run:
+        fig.update_layout(legend_title_text="solid: train · dashed: val")
+    return fig
 
 
 def final_metrics_bar(runs_df: pd.DataFrame,
                       metrics: Sequence[str] = ("best_val_accuracy", "test_accuracy"),
                       title: str = "Final metrics") -> go.Figure:
     """Grouped bars of final metrics per run.
+
+    Up to `BARS_VERTICAL_MAX` runs stand as columns with their values written
+    above them (values that would overlap are hidden); more runs lie as
+    horizontal bars, one row per run name, values in the hover text only.
 
     Args:
         runs_df: One row per run with a `run` label column and the `metrics`
@@ -244,21 +312,34 @@ def final_metrics_bar(runs_df: pd.DataFrame,
     """
     if runs_df.empty:
         return _empty(title, "No runs selected")
+    many = len(runs_df) > BARS_VERTICAL_MAX
+    names = runs_df["run"].map(chart_text)
     fig = go.Figure()
     for i, column in enumerate(m for m in metrics if m in runs_df):
         values = runs_df[column]
-        fig.add_trace(go.Bar(
-            x=runs_df["run"].map(chart_text), y=values, name=METRIC_LABELS.get(column, column),
-            marker_color=COLORWAY[i % len(COLORWAY)],
-            text=[f"{v:.3f}" if pd.notna(v) else "" for v in values], textposition="outside",
-            hovertemplate="%{x}<br>%{y:.4f}<extra></extra>",
-        ))
-    fig.update_layout(barmode="group")
-    fig.update_xaxes(type="category")
+        bar = {"x": values, "y": names, "orientation": "h", "textposition": "none",
+               "hovertemplate": "%{y}<br>%{x:.4f}<extra></extra>"} if many else {
+            "x": names, "y": values, "textposition": "outside", "cliponaxis": False,
+            "text": [f"{v:.3f}" if pd.notna(v) else "" for v in values],
+            "hovertemplate": "%{x}<br>%{y:.4f}<extra></extra>"}
+        fig.add_trace(go.Bar(name=METRIC_LABELS.get(column, column),
+                             marker_color=COLORWAY[i % len(COLORWAY)], **bar))
     accuracies = all("accuracy" in m for m in metrics)
+    value_title = "Accuracy" if accuracies else "Value"
+    if many:
+        fig.update_layout(barmode="group")
+        # The first run on top, each name on its own row, as long as it is.
+        fig.update_yaxes(type="category", autorange="reversed", automargin=True)
+        if accuracies:
+            fig.update_xaxes(range=[0, 1])
+        return styled(fig, title, value_title, "Run",
+                      height=max(HEIGHT, 140 + BAR_ROW_PX * len(runs_df)))
+    # Labels too small to read beside their neighbours are left out, not overlapped.
+    fig.update_layout(barmode="group", uniformtext={"minsize": 10, "mode": "hide"})
+    fig.update_xaxes(type="category", automargin=True)
     if accuracies:
         fig.update_yaxes(range=[0, 1.08])
-    return styled(fig, title, "Run", "Accuracy" if accuracies else "Value")
+    return styled(fig, title, "Run", value_title)
 
 
 def parallel_coordinates(runs_df: pd.DataFrame, params: Sequence[str],
@@ -269,6 +350,12 @@ def parallel_coordinates(runs_df: pd.DataFrame, params: Sequence[str],
     Text parameters (optimizer, pooling, ...) get one tick per value; lists
     (e.g. `head.dense`) are shown as text. Positive numbers spanning 10x or more
     (learning rates) get a log axis, labelled with the real values.
+
+    Axis labels are the last part of each dotted key (`short_labels`); Plotly
+    shows no hover text on these axes, so the full keys are the config
+    diff's. Labels are tilted when there are many axes or long labels, tick
+    values longer than `TICK_CHARS_MAX` keep their end, and the margins
+    grow to fit the outer axes' labels, ticks and the colour bar.
 
     Args:
         runs_df: One row per run with the `params` columns and `target`.
@@ -304,21 +391,39 @@ def parallel_coordinates(runs_df: pd.DataFrame, params: Sequence[str],
             codes = {t: i for i, t in enumerate(ticks)}
             dimensions.append({
                 "label": labels[param], "values": [codes[t] for t in text],
-                "tickvals": list(range(len(ticks))), "ticktext": ticks,
+                "tickvals": list(range(len(ticks))),
+                "ticktext": [chart_text(_tick_end(t)) for t in ticks],
                 "range": [-0.5, len(ticks) - 0.5] if len(ticks) == 1 else [0, len(ticks) - 1],
             })
     target_values = data[target].astype(float).to_list()
     target_label = METRIC_LABELS.get(target, target)
     dimensions.append({"label": target_label, "values": target_values, "tickformat": ".3~f"})
+    longest = max(len(d["label"]) for d in dimensions)
+    # Neighbouring labels overlap when their halves (~7 px a character) meet between
+    # two axes of a typical wide chart; then all of them tilt.
+    spacing = PARCOORDS_WIDTH_PX / max(1, len(dimensions) - 1)
+    tilted = any(3.5 * (len(a["label"]) + len(b["label"])) > spacing
+                 for a, b in itertools.pairwise(dimensions))
     fig = go.Figure(go.Parcoords(
-        dimensions=dimensions,
+        dimensions=dimensions, labelangle=-20 if tilted else 0,
         line={"color": target_values, "colorscale": "Viridis", "showscale": True,
               "colorbar": {"thickness": 12, "tickformat": ".2f"}},
         labelfont={"size": 12}, tickfont={"size": 11},
     ))
-    fig = styled(fig, title, height=400)
-    fig.update_layout(margin={"l": 48, "r": 48, "t": 96, "b": 32})
+    fig = styled(fig, title, height=400 + (40 if tilted else 0))
+    # Room for the outer axes' half labels and the first axis's ticks (drawn at its left),
+    # the tilted labels' rise and the colour bar: ~7 px a character at these font sizes.
+    first_ticks = max((len(t) for t in dimensions[0].get("ticktext", [])), default=6)
+    fig.update_layout(margin={
+        "l": max(48, 7 * first_ticks + 16, 4 * len(dimensions[0]["label"])),
+        "r": 72 + 4 * len(target_label),
+        "t": 96 + (3 * longest if tilted else 0), "b": 32})
     return fig
+
+
+def _tick_end(text: str) -> str:
+    """`text`, or its last `TICK_CHARS_MAX - 1` characters after "…" (a file keeps its name)."""
+    return text if len(text) <= TICK_CHARS_MAX else "…" + text[-(TICK_CHARS_MAX - 1):]
 
 
 def short_labels(keys: Sequence[str]) -> dict[str, str]:
@@ -335,16 +440,22 @@ def short_labels(keys: Sequence[str]) -> dict[str, str]:
     return {k: s if last.count(s) == 1 else k for k, s in zip(keys, last, strict=True)}
 
 
-def config_diff(configs: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+def config_diff(configs: Mapping[str, Mapping[str, Any]],
+                max_run_columns: int = DIFF_RUN_COLUMNS_MAX) -> pd.DataFrame:
     """A table of the config fields that differ between runs.
 
     Args:
         configs: `{run label: flat config}` (as from `RunConfig.flat()`).
+        max_run_columns: Up to this many runs, one column per run; more runs
+            get one row each (a table as wide as the fields that differ, not as
+            the runs compared).
 
     Returns:
-        A frame indexed by field name (`field`), one column per run, holding
-        only the fields whose values are not all equal; values are shown as
-        text and a field a run lacks as "—". Empty when fewer than two runs.
+        A frame holding only the fields whose values are not all equal, values
+        shown as text and a field a run lacks as "—": indexed by field name
+        (`field`) with one column per run, or, above `max_run_columns` runs,
+        indexed by run label (`run`) with one column per field. Empty when
+        fewer than two runs.
     """
     labels = list(configs)
     if len(labels) < 2:
@@ -358,6 +469,9 @@ def config_diff(configs: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
             rows[key] = ["—" if v is missing else _as_text(v) for v in values]
     frame = pd.DataFrame.from_dict(rows, orient="index", columns=labels)
     frame.index.name = "field"
+    if len(labels) > max_run_columns:
+        frame = frame.T
+        frame.index.name, frame.columns.name = "run", None
     return frame
 
 

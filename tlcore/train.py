@@ -55,6 +55,7 @@ from tlcore import backbones, featcache, imagecache, jobs
 from tlcore.config import RunConfig
 from tlcore.data import SPLITS, load_manifest
 from tlcore.errors import DatasetError, DivergedError, RunCancelled
+from tlcore.eta import StepClock
 from tlcore.model import (
     BASE_NAME,
     HEAD_NAME,
@@ -460,6 +461,9 @@ def _check_cancel(store: RunStore, run_id: str) -> None:
 class ProgressReporter(keras.callbacks.Callback):
     """Per-batch cancel check and throttled progress with an ETA for the whole run.
 
+    The ETA comes from measured steady step times (`tlcore.eta.StepClock`),
+    so the first steps' compiling does not inflate it; it is None until then.
+
     Args:
         store: The run store.
         run_id: The run.
@@ -474,8 +478,8 @@ class ProgressReporter(keras.callbacks.Callback):
         self.store, self.run_id, self.phase = store, run_id, phase
         self.steps, self.total_epochs = steps, total_epochs
         self.epoch = 0
-        self.epoch_start = self.last_report = 0.0
-        self.epoch_seconds: float | None = None
+        self.last_report = 0.0
+        self.clock = StepClock(steps)
 
     def _cancel_check(self) -> None:
         if self.store.cancel_requested(self.run_id):
@@ -483,29 +487,25 @@ class ProgressReporter(keras.callbacks.Callback):
             raise RunCancelled(f"Run {self.run_id} was cancelled during epoch {self.epoch + 1}.")
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        self.epoch, self.epoch_start = epoch, time.monotonic()
+        self.epoch = epoch
+        self.clock.epoch_begin(time.monotonic())
         self._cancel_check()
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         self._cancel_check()
         now = time.monotonic()
+        self.clock.step_end(now)
         done = batch + 1
         if now - self.last_report < PROGRESS_INTERVAL_S and done < self.steps:
             return
         self.last_report = now
-        per_batch = (now - self.epoch_start) / done
-        epoch_estimate = self.epoch_seconds or per_batch * self.steps
-        epochs_after = max(self.total_epochs - (self.epoch + 1), 0)
-        eta = (self.steps - done) * per_batch + epochs_after * epoch_estimate
+        eta = self.clock.eta(done, max(self.total_epochs - (self.epoch + 1), 0))
         self.store.set_progress(self.run_id, phase=self.phase, epoch=self.epoch + 1,
                                 epochs=self.total_epochs, batch=done, batches=self.steps,
-                                eta_s=round(eta, 1))
+                                eta_s=None if eta is None else round(eta, 1))
 
     def on_test_batch_end(self, batch: int, logs: dict | None = None) -> None:
         self._cancel_check()
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        self.epoch_seconds = time.monotonic() - self.epoch_start
 
 
 class DivergenceGuard(keras.callbacks.Callback):

@@ -20,7 +20,7 @@ import time
 import traceback
 from typing import Any
 
-from tlcore import jobs
+from tlcore import jobs, runlog
 from tlcore.errors import RunCancelled, TLCoreError
 from tlcore.store import CANCELLED, COMPLETED, FAILED, QUEUED, RUNNING, RunStore
 from tlcore.workspace import Workspace, check_run_id, disk_full_error, is_no_space
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     files.dir.mkdir(parents=True, exist_ok=True)  # absent for a run started by hand
     _redirect_output(files.log)
     logging.basicConfig(level=logging.INFO, stream=sys.stdout, force=True,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+                        format=runlog.LOG_FORMAT)
     signal.signal(signal.SIGTERM, _raise_on_sigterm)
     run = store.get_run(run_id)
     resume = bool((run["extra"] or {}).get("resume"))

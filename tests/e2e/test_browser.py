@@ -233,7 +233,7 @@ def test_upload_train_watch_cancel_compare(server, tmp_path):
             expect(page.get_by_text("Tick the boxes")).to_be_visible()
             page.wait_for_timeout(800)
             box = grid.bounding_box()
-            for row in (0, 1):
+            for row in (1, 2):  # newest first: e2e-cancel, e2e-second, e2e-first
                 # The row-selection checkboxes sit in the first column of the canvas grid.
                 page.mouse.click(box["x"] + 18, box["y"] + 35 + 35 * row + 17)
                 page.wait_for_timeout(400)

@@ -37,11 +37,32 @@ def test_upload_zip_imports_and_shows_the_dataset(app, ws, tmp_path):
     assert at.selectbox(key="data_selected").value == "my-pets"
     assert [m.value for m in at.metric][:2] == ["12", "2"]
     assert len(at.get("plotly_chart")) == 1
-    # The skipped __MACOSX entry is listed with its reason.
-    # Read-only tables carry no key in AppTest: find the one with a reason column.
-    (skipped,) = [d.value for d in at.dataframe if "reason" in d.value.columns]
-    assert skipped["file"].str.contains("__MACOSX").any() and skipped["reason"].all()
+    # The skipped __MACOSX entry is listed with its reason, in a table that wraps text.
+    (skipped,) = [t.value for t in at.table if "Reason" in t.value.columns]
+    assert skipped["File"].map(shown).str.contains("__MACOSX").any() and skipped["Reason"].all()
     assert list(ws.tmp_dir.glob("upload-*")) == []
+
+
+def test_skipped_files_show_whole_reasons_and_names_as_typed(app, ws, tmp_path):
+    """Reasons wrap in full (no grid cutting them at its edge); names stay plain text."""
+    zipped = io.BytesIO(_zip_of_class_folders(tmp_path))
+    odd = "cat/[look](http:evil) *here* " + "long-" * 30 + "name.png"
+    with zipfile.ZipFile(zipped, "a") as zf:
+        zf.writestr(odd, b"not an image at all")
+    at = app()
+    at.file_uploader(key="data_upload").set_value(("odd.zip", zipped.getvalue(),
+                                                   "application/zip"))
+    at.run()
+    at.button(key="data_upload_import").click().run()
+    assert not at.exception
+    assert not [d for d in at.dataframe if "reason" in d.value.columns]
+    (table,) = [t for t in at.table if "Reason" in t.value.columns]
+    rows = dict(zip(table.value["File"].map(shown), table.value["Reason"].map(shown),
+                    strict=True))
+    assert odd in rows and rows[odd] and len(rows) == 2
+    # The cells are Markdown: the link and emphasis are escaped, not rendered.
+    raw = table.value.set_index(table.value["File"].map(shown)).loc[odd, "File"]
+    assert r"\[look\]\(http\:" in raw and r"\*here\*" in raw
 
 
 def test_refused_upload_shows_one_line_reason_and_leaves_nothing(app, ws, tmp_path):

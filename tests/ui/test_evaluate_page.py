@@ -7,16 +7,18 @@ import os
 import re
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.evalutil import CLASSES, SIZE, make_dataset, run_config, write_evaluation
+from tests.evalutil import CLASSES, SIZE, engine_model, make_dataset, run_config, write_evaluation
 from tests.evalutil import make_run as add_eval_run
 from tests.ui.markup import shown
 from tlcore import jobs
 from tlcore.evaluate import classification_metrics, mistakes, png_bytes
+from tlcore.export import FORMATS, QUANTIZED
 from tlcore.store import RunStore
 from tlcore.transfer import baseline_config
 
@@ -195,3 +197,46 @@ def test_the_page_never_imports_tensorflow(ws, evaluated):
                          cwd=ROOT, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "clean"
+
+
+@pytest.mark.slow
+def test_predict_tab_classifies_uploads_through_the_shared_predict_path(app, ws):
+    """The Predict tab and the Train page's "Try it" both use `tlcore.ui.predict`."""
+    make_dataset(ws, "shapes")
+    config = run_config("shapes")
+    add_eval_run(ws, config, model=engine_model(config, len(CLASSES)), name="tiny")
+    at = app(PAGE)
+    pictures = [(f"p{i}.png", png_bytes(np.full((SIZE, SIZE, 3), 60 * i, np.uint8)), "image/png")
+                for i in (1, 2)]
+    at.file_uploader(key="eval_upload").set_value(pictures).run()
+    at.button(key="eval_predict").click().run(timeout=180)
+    assert not at.exception and not at.error
+    keys = [c.key for c in at.get("plotly_chart")]
+    assert {"eval_predict_chart_0", "eval_predict_chart_1"} <= set(keys)
+    captions = [shown(c) for img in at.image for c in img.captions]
+    assert captions.count("Grad-CAM") == 2 and {"p1.png", "p2.png"} <= set(captions)
+
+
+def test_export_tab_lists_quantised_formats_and_states_their_report(app, ws, evaluated):
+    run_id, _ = evaluated
+    report = {"format": "tflite-dynamic", "quantization": QUANTIZED["tflite-dynamic"],
+              "model_bytes": 15 * 2**20, "float32_bytes": 60 * 2**20, "size_ratio": 0.25,
+              "test_images": 120, "test_accuracy": 0.84, "keras_test_accuracy": 0.85,
+              "accuracy_delta": -0.01, "note": None}
+    path = ws.run(run_id).export_zip("tflite-dynamic")
+    path.parent.mkdir(parents=True)
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("model.tflite", b"tflite")
+        zf.writestr("report.json", json.dumps(report))
+    at = app(PAGE)
+    fmt = at.selectbox(key="eval_export_format")
+    assert fmt.options == list(FORMATS.values())
+    assert {"tflite-dynamic", "tflite-float16"} <= set(FORMATS)
+    fmt.set_value("tflite-dynamic").run()
+    assert not at.exception
+    assert at.get("download_button")[0].label.startswith(f"Download {path.name}")
+    assert ("Int8 weights (dynamic-range quantisation): size 15.0 MB (25% of float32), test "
+            "accuracy 84.0% (-1.0 pts vs the Keras model, 120 images)") in _texts(at)
+    # A float32 format has no report to state.
+    at.selectbox(key="eval_export_format").set_value("keras").run()
+    assert "of float32" not in _texts(at)

@@ -132,7 +132,8 @@ def test_every_page_shows_hostile_names_as_typed(app, hostile):
     assert f"Resuming {RUNS['failed']}…" in [shown(t.value) for t in at.toast]
 
     at.switch_page("pages/runs.py").run()
-    at.session_state["runs_table"] = {"selection": {"rows": [0, 1, 2], "columns": []}}
+    # Newest first: failed, queued, c, b, a.
+    at.session_state["runs_table"] = {"selection": {"rows": [2, 3, 4], "columns": []}}
     at.run()
     text = assert_shown_as_typed(at, "runs")
     assert f"Evaluate run {RUNS['c']} on the Evaluate page" in text
@@ -142,7 +143,7 @@ def test_every_page_shows_hostile_names_as_typed(app, hostile):
                for t in titles)
     at.button(key="runs_delete").click().run()
     text = assert_shown_as_typed(at, "runs delete")
-    assert f"Delete {RUNS['a']}, {RUNS['b']}, {RUNS['c']} with" in text
+    assert f"Delete {RUNS['c']}, {RUNS['b']}, {RUNS['a']} with" in text  # in table order
 
     at.switch_page("pages/evaluate.py").run()
     at.selectbox(key="eval_run").set_value(hostile["a"]).run()

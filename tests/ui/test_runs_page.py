@@ -28,10 +28,13 @@ def _select(at, rows: list[int]) -> None:
 def test_table_shows_every_run_and_filters(app, populated):
     at = app(RUNS)
     table = at.dataframe(key="runs_table").value
-    assert {"run", "dataset", "status", "best_val_accuracy", "test_accuracy", "duration",
-            "device", "train.optimizer", "image_size"} <= set(table.columns)
+    assert list(table.columns) == ["run", "id", "dataset", "status", "problem", "base.weights",
+                                   "best_val_accuracy", "test_accuracy", "duration", "created"]
+    # Newest first, with each run's id.
+    assert table["run"].to_list() == ["oom", "sgd-avg", "adam-flatten"]
+    assert table["id"].to_list() == [populated["failed"], populated["sgd"], populated["adam"]]
     assert table["duration"].to_list() == ["1m 35s"] * 3
-    assert table["status"].to_list() == ["completed", "completed", "failed"]
+    assert table["status"].to_list() == ["failed", "completed", "completed"]
     assert at.get("download_button")[0].label == "Download CSV"
     at.multiselect(key="runs_filter_status").select("failed").run()
     assert at.dataframe(key="runs_table").value["run"].to_list() == ["oom"]
@@ -46,10 +49,70 @@ def test_a_failed_run_shows_its_problem_in_the_table(app, ws, populated):
         "(train.learning_rate is now 10.0).\n\nTraceback (last lines):\n  ..."))
     at = app(RUNS)
     table = at.dataframe(key="runs_table").value
-    assert list(table.columns[:4]) == ["run", "dataset", "status", "problem"]
+    assert list(table.columns[:5]) == ["run", "id", "dataset", "status", "problem"]
     assert table["problem"].fillna("").to_list() == [
-        "", "", "Training diverged at epoch 2: the loss is nan. Lower the learning rate "
-                    "(train.learning_rate is now 10.0)."]
+        "Training diverged at epoch 2: the loss is nan. Lower the learning rate "
+        "(train.learning_rate is now 10.0).", "", ""]
+
+
+def test_chosen_columns_are_shown_and_kept(app, populated):
+    at = app(RUNS)
+    picker = at.multiselect(key="runs_columns")
+    assert "Optimizer" in picker.options and "Run" not in picker.options  # labels are shown
+    picker.set_value(["train.optimizer", "image_size", "device"]).run()
+    assert not at.exception
+    table = at.dataframe(key="runs_table").value
+    assert list(table.columns) == ["run", "train.optimizer", "image_size", "device"]
+    assert table["train.optimizer"].to_list() == ["adam", "sgd", "adam"]
+    # Another page and back: the same columns.
+    at.switch_page("pages/train.py").run()
+    at.switch_page(RUNS).run()
+    assert list(at.dataframe(key="runs_table").value.columns) == [
+        "run", "train.optimizer", "image_size", "device"]
+    at.multiselect(key="runs_columns").set_value([]).run()
+    assert list(at.dataframe(key="runs_table").value.columns) == ["run"]
+
+
+def test_selection_is_kept_in_the_url_and_a_link_restores_it(app, populated):
+    at = app(RUNS)
+    _select(at, [1, 2])
+    assert at.query_params["runs"] == f"{populated['sgd']},{populated['adam']}"
+    assert at.subheader[0].value == "Compare"
+    _select(at, [])
+    assert "runs" not in at.query_params
+
+    # A shared link: the page opens with those runs ticked and compared.
+    link = app()
+    link.query_params["runs"] = f"{populated['adam']},{populated['sgd']}"
+    link.switch_page(RUNS).run()
+    assert not link.exception
+    assert link.dataframe(key="runs_table").proto.selection_state
+    assert link.session_state["runs_table"]["selection"]["rows"] == [2, 1]
+    assert link.subheader[0].value == "Compare"
+    assert not link.warning
+
+
+def test_a_link_to_runs_that_are_gone_names_them(app, populated):
+    at = app()
+    at.query_params["runs"] = f"{populated['sgd']},0123456789ab,[x](y)"
+    at.switch_page(RUNS).run()
+    assert not at.exception
+    (warning,) = at.warning
+    assert "0123456789ab, [x](y)" in shown(warning.value) and r"\[x\]\(y\)" in warning.value
+    assert populated["sgd"] not in warning.value
+    # The known run is still selected; the URL keeps only it.
+    assert "Tick one more run" in at.info[0].value
+    assert at.query_params["runs"] == populated["sgd"]
+
+
+def test_selection_follows_its_runs_when_rows_move(app, populated, make_run):
+    at = app(RUNS)
+    _select(at, [1, 2])  # sgd-avg and adam-flatten
+    make_run(name="newer")  # the new run takes the first row
+    at.run()
+    assert not at.exception
+    assert at.query_params["runs"] == f"{populated['sgd']},{populated['adam']}"
+    assert at.session_state["runs_table"]["selection"]["rows"] == [2, 3]
 
 
 def test_two_selected_runs_are_compared(app, populated):
@@ -57,7 +120,7 @@ def test_two_selected_runs_are_compared(app, populated):
     assert "Tick the boxes" in at.caption[-1].value
     _select(at, [0])
     assert "Tick one more run" in at.info[0].value
-    _select(at, [0, 1])
+    _select(at, [1, 2])  # newest first: sgd-avg, adam-flatten
     assert not at.exception
     assert at.subheader[0].value == "Compare"
     # Learning curves, final metrics, parallel coordinates.
@@ -83,7 +146,7 @@ def test_rename_one_run(app, ws, populated):
 
 def test_delete_asks_first(app, ws, populated):
     at = app(RUNS)
-    _select(at, [2])
+    _select(at, [0])
     at.button(key="runs_delete").click().run()
     assert "Delete oom" in at.warning[0].value
     at.button(key="runs_delete_yes").click().run()
@@ -192,7 +255,7 @@ def test_two_evaluated_runs_show_confusion_matrices_and_f1_deltas(app, evaluated
 def test_a_run_without_evaluation_gets_one_caption(app, ws, populated):
     write_eval(ws, populated["adam"], {"test": TRUE})
     at = app(RUNS)
-    _select(at, [0, 1])
+    _select(at, [1, 2])
     assert not at.exception
     assert ("Evaluate run sgd-avg on the Evaluate page to compare confusion matrices."
             in _captions(at))
@@ -203,7 +266,7 @@ def test_more_than_two_evaluated_runs_let_the_user_pick_two(app, ws, evaluated, 
     third = make_run(name="third", train={"learning_rate": 0.1})
     write_eval(ws, third, {"test": TRUE})
     at = app(RUNS)
-    _select(at, [0, 1, 3])
+    _select(at, [0, 2, 3])  # third, sgd-avg, adam-flatten
     assert not at.exception
     assert at.selectbox(key="runs_eval_a").value == evaluated["adam"]
     assert at.selectbox(key="runs_eval_b").value == evaluated["sgd"]
@@ -224,7 +287,7 @@ def test_equal_f1_says_so(app, ws, populated):
     for run in ("adam", "sgd"):
         write_eval(ws, populated[run], {"test": [2] * len(TRUE)})
     at = app(RUNS)
-    _select(at, [0, 1])
+    _select(at, [1, 2])
     assert not at.exception
     assert "have the same F1 on every class they share" in _captions(at)
     assert _values(_figures(at)["runs_f1_delta"].data[0].y) == [0.0, 0.0, 0.0]
@@ -246,7 +309,18 @@ def test_csv_download_keeps_formula_like_names_as_text(app, populated, make_run,
     at = app(RUNS)
     assert not at.exception
     table = pd.read_csv(io.BytesIO(downloads[-1]))
-    assert table["name"].to_list()[-2:] == ["'" + formula, "'@SUM(1+1)*cmd|' /C calc'!A0"]
+    # Newest first, as in the table.
+    assert table["name"].to_list()[:2] == ["'@SUM(1+1)*cmd|' /C calc'!A0", "'" + formula]
     assert not table["name"].str.match(r"[=+\-@\t\r]").any()
     # Numbers stay numbers: the spreadsheet still sums and sorts them.
     assert pd.api.types.is_float_dtype(table["best_val_accuracy"])
+
+
+def test_a_link_opened_after_a_visit_still_selects_its_runs(app, populated):
+    at = app(RUNS)
+    at.switch_page("pages/train.py").run()
+    at.query_params["runs"] = populated["adam"]
+    at.switch_page(RUNS).run()
+    assert not at.exception
+    assert at.session_state["runs_table"]["selection"]["rows"] == [2]
+    assert "Tick one more run" in at.info[0].value

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
-from tests.evalutil import write_keras_zip
+from tests.evalutil import CLASSES, SIZE, engine_model, make_dataset, run_config, write_keras_zip
+from tests.evalutil import make_run as add_eval_run
 from tests.ui.markup import shown
 from tlcore import config, jobs
 from tlcore.config import PRESETS
+from tlcore.evaluate import png_bytes
 from tlcore.store import ACTIVE_STATUSES, RUNNING, RunStore
+from tlcore.ui import predict as ui_predict
 
 TRAIN = "pages/train.py"
 
@@ -343,3 +348,87 @@ def test_weights_file_path_is_confined_to_the_allowed_folders(app, populated, ws
     # The same words for a path that does not exist: nothing about the outside leaks.
     at.text_input(key="cfg.weights_file").input(str(tmp_path / "missing.h5")).run()
     assert _form_errors(at)[0].split(" Received:")[0] == errors[0].split(" Received:")[0]
+
+
+NOISY_LOG = """\
+I0000 00:00:1795836728.535547   20488 cudart_stub.cc:31] Could not find cuda drivers on your machine, GPU will not be used.
+E0000 00:00:1795836732.894844   20488 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error: Failed call to cuInit: UNKNOWN ERROR (303)
+2026-11-28 03:32:12,900 INFO tlcore.train: run abc on CPU, mixed precision off
+Epoch 1/3
+28/28 - 2s - 80ms/step - accuracy: 0.2143 - loss: 1.3913 - val_accuracy: 0.3125 - val_loss: 1.3764
+2026-11-28 03:32:31,559 WARNING tensorflow: 5 out of the last 5 calls triggered tf.function retracing.
+"""
+
+
+def _write_log(ws, run_id: str, text: str) -> None:
+    ws.run(run_id).dir.mkdir(parents=True, exist_ok=True)
+    ws.run(run_id).log.write_text(text)
+
+
+def test_log_shows_the_runs_own_lines_and_the_raw_log_on_request(app, ws, populated):
+    _write_log(ws, populated["failed"], NOISY_LOG)
+    at = app(TRAIN)
+    log = at.code[-1]  # after the failure's details
+    assert log.value.splitlines() == [
+        "2026-11-28 03:32:12,900 INFO tlcore.train: run abc on CPU, mixed precision off",
+        "Epoch 1/3", NOISY_LOG.splitlines()[4]]
+    at.toggle(key="train_raw_log").set_value(True).run()
+    assert not at.exception
+    assert at.code[-1].value == NOISY_LOG.rstrip("\n")
+
+
+def test_log_of_tensorflow_noise_only_points_to_the_raw_log(app, ws, populated):
+    _write_log(ws, populated["failed"], NOISY_LOG.splitlines()[1] + "\n")
+    at = app(TRAIN)
+    assert "TensorFlow's messages are in the raw log" in at.code[-1].value
+
+
+def _camera_inputs(at) -> list:
+    return list(at.get("camera_input"))
+
+
+def test_try_it_is_offered_for_a_completed_run_only(app, ws, populated, make_run):
+    at = app(TRAIN)
+    at.query_params["run"] = populated["adam"]
+    at.run()
+    key = populated["adam"]
+    assert at.file_uploader(key=f"train_try_upload_{key}")
+    assert not _camera_inputs(at)  # the camera starts only when asked for
+    at.toggle(key=f"train_try_camera_on_{key}").set_value(True).run()
+    assert not at.exception and len(_camera_inputs(at)) == 1
+
+    running = make_run(status="running", name="busy")
+    RunStore(ws).update_run(running, ended=None, heartbeat=time.time())
+    at.query_params["run"] = running
+    at.run()
+    assert not at.exception
+    assert any(m.value == "#### busy" for m in at.markdown)
+    assert not [u for u in at.file_uploader if u.key.startswith("train_try")]
+    assert not _camera_inputs(at) and "Try it" not in [e.label for e in at.expander]
+    for r in RunStore(ws).list_runs(statuses=ACTIVE_STATUSES):
+        jobs.delete(r["id"], ws=ws)
+
+
+@pytest.mark.slow
+def test_try_it_shows_probabilities_and_grad_cam(app, ws, monkeypatch):
+    """A tiny model (random weights) classifies an uploaded picture in a subprocess."""
+    make_dataset(ws, "shapes")
+    config_ = run_config("shapes")
+    run_id = add_eval_run(ws, config_, model=engine_model(config_, len(CLASSES)), name="tiny")
+    at = app(TRAIN)
+    assert any(m.value == "#### tiny" for m in at.markdown)
+    picture = png_bytes(np.full((SIZE, SIZE, 3), 200, np.uint8))
+    at.file_uploader(key=f"train_try_upload_{run_id}").set_value(
+        ("photo.png", picture, "image/png"))
+    at.run(timeout=180)
+    assert not at.exception and not at.error
+    (chart,) = [c for c in at.get("plotly_chart") if c.key == "train_try_chart"]
+    bars = json.loads(chart.proto.spec)["data"][0]
+    assert sorted(bars["y"]) == sorted(CLASSES)  # top-3 of 3 classes
+    assert [shown(c) for img in at.image for c in img.captions] == ["photo.png", "Grad-CAM"]
+    # The panel redraws (on its timer, or a click) without classifying the picture again.
+    calls = []
+    monkeypatch.setattr(ui_predict, "run_cli", lambda *args, **kwargs: calls.append(args))
+    at.run()
+    assert not at.exception and calls == []
+    assert [c.key for c in at.get("plotly_chart")].count("train_try_chart") == 1

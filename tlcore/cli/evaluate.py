@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import argparse
 import base64
+import sys
 from typing import Any
 
 from tlcore.cli import print_json
-from tlcore.export import FORMATS
+from tlcore.export import FORMATS, QUANTIZED
 from tlcore.workspace import Workspace
 
 
@@ -60,9 +61,13 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from tlcore.export import export_run
+    from tlcore.export import export_run, read_report, report_summary
 
-    print(export_run(args.run, args.format, args.out, ws=Workspace.from_env()))
+    path = export_run(args.run, args.format, args.out, ws=Workspace.from_env())
+    print(path)
+    report = read_report(path)
+    if report is not None:  # quantised: size and accuracy against the float32 models
+        print(f"{args.format}: {report_summary(report)}", file=sys.stderr)
     return 0
 
 
@@ -104,7 +109,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the predictions as JSON")
     p.set_defaults(func=_cmd_predict)
 
-    p = subparsers.add_parser("export", help="export a finished run's model as a zip")
+    p = subparsers.add_parser(
+        "export", help="export a finished run's model as a zip",
+        description="Write the model, class names, config and a README as one zip. The "
+                    "quantised TensorFlow Lite formats (" + ", ".join(QUANTIZED) + ") add "
+                    "report.json and print their size and test accuracy (TFLite interpreter, "
+                    "against the Keras model) on stderr.")
     p.add_argument("run", metavar="RUN", help="run id")
     p.add_argument("--format", required=True, choices=FORMATS)
     p.add_argument("--out", required=True, metavar="PATH", help="zip file (or folder) to write")

@@ -9,5 +9,6 @@ imports TensorFlow. One small module per concern:
 * `status`: run-status icons, colours and badges.
 * `evaluation`: stored evaluations, cached per file version.
 * `cli`: `python -m tlcore ...` calls under a spinner.
+* `predict`: classifying pictures with a finished run (Evaluate and Train pages).
 * `deeplinks`: deep links on a freshly started server.
 """
