@@ -92,57 +92,85 @@ def follow_import(slot, job: dict) -> None:
 
 
 def add_dataset_section(ws: Workspace, existing: list[str], busy: bool) -> None:
-    with st.expander("Add a dataset", expanded=not existing, icon=":material/add_photo_alternate:"):
-        upload_tab, folder_tab, demo_tab = st.tabs(
-            ["Upload a zip", "Server folder or CSV", "Demo dataset"])
-        with upload_tab:
-            st.caption("A zip with one folder per class (`cat/…`, `dog/…`). Non-images, "
-                       "hidden files and `__MACOSX/` are skipped and listed.")
-            upload = st.file_uploader("Zip of class folders", type=["zip"], key="data_upload")
-            name = st.text_input("Dataset name", key="data_upload_name",
-                                 placeholder="defaults to the zip's name",
-                                 help="Letters, digits, '_', '-' or '.'")
-            if st.button("Import zip", key="data_upload_import", type="primary",
-                         disabled=upload is None or busy):
-                # Keep the upload's own name: the dataset records it as its source.
-                staged = suggest_name(upload.name) + ".zip"
-                start_import(ws, upload.name, name.strip() or suggest_name(upload.name),
-                             upload=(staged, upload.getvalue()))
-        with folder_tab:
-            roots = ", ".join(f"`{root}`" for root in data.allowed_roots(ws))
-            st.caption("A folder of class folders on the server, or a CSV of "
-                       "`filepath,label` rows (paths relative to the CSV), inside "
-                       f"{roots}.")
-            path = st.text_input("Path on the server", key="data_folder_path",
-                                 placeholder=f"{ws.import_dir}/flowers or labels.csv there")
-            name = st.text_input("Dataset name", key="data_folder_name",
-                                 placeholder="defaults to the folder's name")
-            if st.button("Import", key="data_folder_import", type="primary",
-                         disabled=not path.strip() or busy):
-                typed = Path(path.strip())
-                try:
-                    source = data.check_server_path(path, ws)
-                except TLCoreError as exc:
-                    st.error(str(exc))
-                else:
-                    start_import(ws, typed.name, name.strip() or suggest_name(typed.name),
-                                 source=source)
-        with demo_tab:
-            st.caption("Generated coloured shapes in four classes: no download needed, and a "
-                       "model learns them in a few epochs. Good for a first run.")
-            if "demo" in existing:
-                st.caption("The demo dataset already exists.")
-            if st.button("Create demo dataset", key="data_demo", type="primary",
-                         disabled="demo" in existing or busy):
-                start_import(ws, "the demo dataset", "demo", demo=True)
-        st.markdown("**Split**")
-        cols = st.columns(3)
-        cols[0].number_input("Validation fraction", key="data_val", value=0.2, step=0.05,
-                             format="%.2f", help="Share of each class held out for validation.")
-        cols[1].number_input("Test fraction", key="data_test", value=0.1, step=0.05,
-                             format="%.2f", help="Share of each class kept for the final test.")
-        cols[2].number_input("Split seed", key="data_seed", value=0, step=1,
-                             help="Same seed, same split. Every run on the dataset shares it.")
+    """The ways to add a dataset: in plain view on an empty workspace, else in an expander.
+
+    The expander stays open while a zip is chosen or an import runs, so its Import
+    button and progress never fold away.
+    """
+    if not existing:
+        with st.container(border=True):
+            st.markdown("**Or add your own images**")
+            add_dataset_form(ws, existing, busy)
+        return
+    if busy or st.session_state.get("data_upload") is not None:
+        st.session_state["data_add"] = True
+    with st.expander("Add a dataset", key="data_add", on_change="rerun",
+                     icon=":material/add_photo_alternate:"):
+        add_dataset_form(ws, existing, busy)
+
+
+def add_dataset_form(ws: Workspace, existing: list[str], busy: bool) -> None:
+    """Split settings, then one tab per kind of source, each with its Import button.
+
+    The demo has a tab once the workspace holds a dataset; before that, its button
+    sits at the top of the page.
+    """
+    st.markdown("**Split**")
+    cols = st.columns(3)
+    cols[0].number_input("Validation fraction", key="data_val", value=0.2, step=0.05,
+                         format="%.2f", help="Share of each class held out for validation.")
+    cols[1].number_input("Test fraction", key="data_test", value=0.1, step=0.05,
+                         format="%.2f", help="Share of each class kept for the final test.")
+    cols[2].number_input("Split seed", key="data_seed", value=0, step=1,
+                         help="Same seed, same split. Every run on the dataset shares it.")
+    names = ["Upload a zip", "Server folder or CSV"] + (["Demo dataset"] if existing else [])
+    tabs = st.tabs(names)
+    with tabs[0]:
+        st.caption("A zip with one folder per class (`cat/…`, `dog/…`). Non-images, "
+                   "hidden files and `__MACOSX/` are skipped and listed.")
+        upload = st.file_uploader("Zip of class folders", type=["zip"], key="data_upload")
+        name = st.text_input("Dataset name", key="data_upload_name",
+                             placeholder="defaults to the zip's name",
+                             help="Letters, digits, '_', '-' or '.'")
+        if st.button("Import zip", key="data_upload_import", type="primary",
+                     disabled=upload is None or busy):
+            # Keep the upload's own name: the dataset records it as its source.
+            staged = suggest_name(upload.name) + ".zip"
+            start_import(ws, upload.name, name.strip() or suggest_name(upload.name),
+                         upload=(staged, upload.getvalue()))
+    with tabs[1]:
+        roots = ", ".join(f"`{root}`" for root in data.allowed_roots(ws))
+        st.caption("A folder of class folders on the server, or a CSV of "
+                   "`filepath,label` rows (paths relative to the CSV), inside "
+                   f"{roots}.")
+        path = st.text_input("Path on the server", key="data_folder_path",
+                             placeholder=f"{ws.import_dir}/flowers or labels.csv there")
+        name = st.text_input("Dataset name", key="data_folder_name",
+                             placeholder="defaults to the folder's name")
+        if st.button("Import", key="data_folder_import", type="primary",
+                     disabled=not path.strip() or busy):
+            typed = Path(path.strip())
+            try:
+                source = data.check_server_path(path, ws)
+            except TLCoreError as exc:
+                st.error(str(exc))
+            else:
+                start_import(ws, typed.name, name.strip() or suggest_name(typed.name),
+                             source=source)
+    if existing:
+        with tabs[2]:
+            demo_button(ws, existing, busy)
+
+
+def demo_button(ws: Workspace, existing: list[str], busy: bool) -> None:
+    """"Create demo dataset", with what it makes."""
+    st.caption("Generated coloured shapes in four classes: no download needed, and a "
+               "model learns them in a few epochs. Good for a first run.")
+    if "demo" in existing:
+        st.caption("The demo dataset already exists.")
+    if st.button("Create demo dataset", key="data_demo", type="primary",
+                 icon=":material/auto_awesome:", disabled="demo" in existing or busy):
+        start_import(ws, "the demo dataset", "demo", demo=True)
 
 
 def split_settings() -> dict:
@@ -293,8 +321,9 @@ def datasets_view(ws: Workspace, busy: bool) -> None:
         return
     names = [r["name"] for r in rows]
     if not rows:
-        st.info("No datasets yet — create the demo dataset or upload a zip of class folders "
-                "below.", icon=":material/waving_hand:")
+        st.info("No datasets yet. Start with the demo dataset, or add your own images below.",
+                icon=":material/waving_hand:")
+        demo_button(ws, names, busy)
     add_dataset_section(ws, names, busy)
     if not rows:
         return

@@ -35,6 +35,7 @@ route_through_app()
 
 GALLERY = 12
 GALLERY_COLUMNS = 4
+TRANSFER_REFRESH_S = 3.0
 VERDICT_BOXES = {transfer.POSITIVE: st.success, transfer.NEGATIVE: st.warning}
 
 
@@ -114,13 +115,14 @@ def metric_cards(m: dict) -> None:
         st.caption(f":material/info: {plain(note)}")
 
 
-def select_cell_from_chart(classes: list[str]) -> None:
+def select_cell_from_chart(classes: list[str], chart_key: str) -> None:
     """Clicking a confusion-matrix cell selects it in the two selectboxes.
 
     Args:
         classes: The matrix's class names, in index order.
+        chart_key: The chart's widget key.
     """
-    event = st.session_state.get("eval_confusion")
+    event = st.session_state.get(chart_key)
     points = event.selection.points if event else []
     if points:
         # The axes show names escaped for Plotly; the cell's indexes name the classes.
@@ -156,12 +158,20 @@ def image_grid(items: list[tuple[Any, str]]) -> None:
 
 def confusion_section(ws: Workspace, evaluation: dict, m: dict) -> None:
     classes = evaluation["classes"]
+    shown_for = [evaluation["run_id"], evaluation["dataset"]]
+    if st.session_state.get("eval_cell_of") != shown_for:
+        # Another run or dataset: start from its own most-confused cell, not the last pick.
+        st.session_state["eval_cell_of"] = shown_for
+        st.session_state.pop("eval_cell_true", None)
+        st.session_state.pop("eval_cell_pred", None)
+    # One chart widget per run and dataset, so a cell clicked on another run stays there.
+    chart_key = f"eval_confusion_{evaluation['run_id']}_{evaluation['dataset']}"
     left, right = st.columns([3, 2], gap="large")
     with left:
         fig = evalcharts.confusion_figure(m["confusion"]["counts"], classes,
                                           m["confusion"]["normalized"])
-        st.plotly_chart(fig, key="eval_confusion",
-                        on_select=functools.partial(select_cell_from_chart, classes),
+        st.plotly_chart(fig, key=chart_key,
+                        on_select=functools.partial(select_cell_from_chart, classes, chart_key),
                         selection_mode="points", width="stretch", theme=None)
         st.caption("Colour: share of the true class's images; number: count. Click a cell to "
                    "see its images.")
@@ -312,6 +322,32 @@ def transfer_tab(ws: Workspace, run: dict) -> None:
                        width="stretch", theme=None)
 
 
+def training_on(ws: Workspace, dataset: str) -> bool:
+    """Whether a run on `dataset` is queued or running: a pending baseline is one of them."""
+    try:
+        return bool(RunStore(ws).list_runs(dataset=dataset, statuses=ACTIVE_STATUSES))
+    except TLCoreError:
+        return False  # the tab itself shows the store's error
+
+
+def transfer_section(ws: Workspace, run: dict) -> None:
+    """The Transfer tab, drawn again on a timer while runs on its dataset train.
+
+    A queued or running baseline is among them, so its report appears here when it
+    completes, without a reload.
+    """
+    polling = training_on(ws, run["dataset"])
+    st.fragment(transfer_live, run_every=TRANSFER_REFRESH_S if polling else None)(
+        ws, run, polling)
+
+
+def transfer_live(ws: Workspace, run: dict, polling: bool) -> None:
+    """The fragment of `transfer_section`; `polling` says whether it runs on a timer."""
+    if training_on(ws, run["dataset"]) != polling:
+        st.rerun()  # a baseline was queued or the last run ended: with or without the timer
+    transfer_tab(ws, run)
+
+
 def predict_tab(ws: Workspace, run_id: str) -> None:
     files = st.file_uploader("Images to classify", type=UPLOAD_TYPES, accept_multiple_files=True,
                              key="eval_upload")
@@ -411,7 +447,7 @@ def render() -> None:
     with tabs[1]:
         mistakes_tab(ws, run["id"], evaluation, split)
     with tabs[2]:
-        transfer_tab(ws, run)
+        transfer_section(ws, run)
     with tabs[3]:
         predict_tab(ws, run["id"])
     with tabs[4]:

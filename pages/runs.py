@@ -145,6 +145,7 @@ def actions(ws: Workspace, store: RunStore, selected: list[dict]) -> None:
                      icon=":material/content_copy:",
                      help="Open the Train page with this run's settings."):
             st.session_state["train_prefill"] = run["config"]
+            st.session_state["train_prefill_name"] = run["name"]
             st.switch_page("pages/train.py")
     names = ", ".join(r["name"] for r in selected)
     if st.button(f"Delete {len(selected)} run(s)…", key="runs_delete", icon=":material/delete:"):

@@ -34,6 +34,7 @@ from tlcore.workspace import Workspace, check_server_path
 route_through_app()
 
 LIVE_REFRESH_S = 1.5
+IDLE_CHECK_S = 3.0  # how often an idle page looks for a run queued elsewhere
 LOG_LINES = 40
 LOG_SCAN_LINES = 400  # raw lines read to find the run's own last LOG_LINES
 PREFIX = "cfg."  # session-state keys of the config form
@@ -43,6 +44,17 @@ PREFILL_KEY = "train_prefill"  # a config dict to load (set by "Clone and edit")
 # every layer trained) and "none" (weights none, base frozen).
 SCRATCH_MODE = "scratch"
 TRY_KEY = "train_try"  # the last "Try it" prediction: run, picture digest, result
+PREFILL_NAME_KEY = "train_prefill_name"  # the cloned run's name (set with PREFILL_KEY)
+CLONED_KEY = "train_cloned"  # {"name", "settings"} of the clone the form was loaded from
+LAST_VALID_KEY = "train_last_valid"  # the last valid config dict: the preview falls back to it
+ERRORS_KEY = "train_field_errors"  # {config key: message} of the form as it stands
+NAME_KEY = "train_run_name"
+LINK_PARAM = "cfg"  # the form's settings in the URL (config.link_token): reload and share
+NAME_PARAM = "name"  # the run name in the URL
+CUSTOM = "Custom"
+TABS = ("Base & weights", "Head", "Optimizer", "Fine-tuning", "Augmentation")
+TAB_OF = {"image_size": 0, "base": 0, "head": 1, "train": 2, "fine_tune": 3, "augment": 4}
+ERROR_MARK = " ⚠"
 WEIGHT_MODES = {
     "imagenet": "ImageNet (pretrained)",
     SCRATCH_MODE: "From scratch (train every layer)",
@@ -72,41 +84,97 @@ def load_form(values: dict[str, Any], keep_dataset: bool = False) -> None:
         st.session_state[key] = value
 
 
+def comparable(values: dict[str, Any]) -> dict[str, Any]:
+    """Flat config values without the dataset: what a preset or a clone fixes."""
+    return {k: v for k, v in values.items() if k not in ("dataset", "base.name")}
+
+
 def apply_preset() -> None:
     """Preset changed: reload every knob from it, keeping the chosen dataset."""
+    name = st.session_state["train_preset"]
+    if name not in config.PRESETS:  # "Custom" or "Cloned from ...": nothing to load
+        return
     dataset = st.session_state.get(PREFIX + "dataset") or "dataset"
-    load_form(form_values(config.preset(st.session_state["train_preset"], dataset)),
-              keep_dataset=True)
+    load_form(form_values(config.preset(name, dataset)), keep_dataset=True)
+    st.session_state.pop(CLONED_KEY, None)
+
+
+def preset_label(values: dict[str, Any]) -> str:
+    """What the preset selector shows: the clone or preset the form holds, else "Custom"."""
+    current = comparable(values)
+    cloned = st.session_state.get(CLONED_KEY)
+    if cloned and cloned["settings"] == current:
+        return f"Cloned from {cloned['name']}"
+    dataset = values.get("dataset") or "dataset"
+    for name in config.PRESETS:
+        if comparable(config.preset(name, dataset).flat()) == current:
+            return name
+    return CUSTOM
 
 
 def init_form(names: list[str]) -> None:
-    """Fill the form on first visit, after another page, or from "Clone and edit"."""
+    """Fill the form on first visit, after another page, from a link or "Clone and edit".
+
+    Order: a clone; else, when the form is not on screen yet, the settings in the
+    URL (a reload or a shared link), the values kept from this session's last
+    visit, or the default preset. A link that cannot be used is refused with a
+    warning and changes nothing.
+    """
     prefill = st.session_state.pop(PREFILL_KEY, None)
+    cloned_from = st.session_state.pop(PREFILL_NAME_KEY, None)
     if prefill is not None:
         try:
-            load_form(form_values(config.RunConfig.from_dict(prefill)))
-            flash("train", "success", "Loaded the cloned run's settings. Edit and launch.")
+            cfg = config.RunConfig.from_dict(prefill)
         except TLCoreError as exc:
             flash("train", "error", plain(exc))
+        else:
+            load_form(form_values(cfg))
+            st.session_state[CLONED_KEY] = {"name": cloned_from or "an earlier run",
+                                            "settings": comparable(cfg.flat())}
+            flash("train", "success", "Loaded the cloned run's settings. Edit and launch.")
     elif PREFIX + "image_size" not in st.session_state:
+        linked = None
+        token = st.query_params.get(LINK_PARAM)
+        if token:
+            try:
+                linked = config.from_link_token(token)
+            except TLCoreError as exc:
+                st.warning(f"The settings in this link could not be used, so the form shows "
+                           f"the usual ones. {plain(exc)}", icon=":material/link_off:")
         saved = st.session_state.get(SAVED_KEY)
-        if saved:
+        if linked is not None:
+            load_form(form_values(linked))
+            st.session_state[NAME_KEY] = st.query_params.get(NAME_PARAM, "")
+        elif saved:
             load_form(saved)
         else:
             load_form(form_values(config.preset(config.DEFAULT_PRESET,
                                                  names[0] if names else "dataset")))
-            st.session_state["train_preset"] = config.DEFAULT_PRESET
+            st.session_state[NAME_KEY] = st.query_params.get(NAME_PARAM, "")
     if st.session_state.get(PREFIX + "dataset") not in names and names:
         st.session_state[PREFIX + "dataset"] = names[0]
 
 
 def save_form() -> None:
+    """Keep the form (and the run name) for this session's next visit to the page."""
     st.session_state[SAVED_KEY] = {k: v for k, v in st.session_state.items()
-                                   if isinstance(k, str) and k.startswith(PREFIX)}
+                                   if isinstance(k, str) and (k.startswith(PREFIX)
+                                                              or k == NAME_KEY)}
+
+
+def share_form(cfg: config.RunConfig) -> None:
+    """Put `cfg` and the run name in the URL, so a reload or a shared link restores them."""
+    params = {LINK_PARAM: config.link_token(cfg),
+              NAME_PARAM: st.session_state.get(NAME_KEY, "").strip()}
+    for key, value in params.items():
+        if not value:
+            st.query_params.pop(key, None)
+        elif st.query_params.get(key) != value:
+            st.query_params[key] = value
 
 
 def parse_dense(text: str) -> list[Any]:
-    """'256, 128' -> [256, 128]; a bad token stays text so the config names the problem."""
+    """'256, 128' -> [256, 128]; a bad token stays text so the check can quote it."""
     out: list[Any] = []
     for token in (t.strip() for t in str(text).replace(";", ",").split(",")):
         if token:
@@ -114,36 +182,72 @@ def parse_dense(text: str) -> list[Any]:
     return out
 
 
-def build_config(ws: Workspace) -> config.RunConfig:
-    """The RunConfig the form describes.
+def form_settings(ws: Workspace) -> tuple[dict[str, Any], dict[str, str]]:
+    """The form's values as flat config keys, and every problem with them.
 
-    Raises:
-        ConfigError: with the config's own message when a value is invalid, or when
-            the weights file lies outside the folders the browser may name.
+    Returns:
+        `(values, errors)`: `values` as `{"head.dense": [256], ...}`, `errors` as
+        `{config key: message in everyday words}` (see `config.field_errors`),
+        empty when the form describes a valid config.
     """
     s = st.session_state
+    errors: dict[str, str] = {}
+    # Only the chosen mode's widget is drawn, so the other's state may be gone.
     mode = s[PREFIX + "weights_mode"]
-    # Only the chosen mode's widgets are drawn, so the others' state may be gone.
     path = s.get(PREFIX + "weights_file", "").strip()
-    if path and mode == "file":
-        path = str(check_server_path(path, ws))
+    run_id = s.get(PREFIX + "weights_run") or ""
+    if mode == "file":
+        if not path:
+            errors["base.weights"] = "type the path of a VGG16 weights file on the server"
+        else:
+            try:
+                path = str(check_server_path(path, ws))
+            except TLCoreError as exc:
+                errors["base.weights"] = str(exc)
+    elif mode == "run" and not run_id:
+        errors["base.weights"] = "choose a completed run"
     source = config.WeightsSource(kind="none" if mode == SCRATCH_MODE else mode, path=path,
-                                  run_id=s.get(PREFIX + "weights_run") or "")
+                                  run_id=run_id)
     trainable = mode == SCRATCH_MODE or (
         mode != "none" and bool(s.get(PREFIX + "base.trainable", False)))
-    data: dict[str, Any] = {"dataset": s[PREFIX + "dataset"] or "",
-                            "image_size": s[PREFIX + "image_size"],
-                            "base": {"name": "vgg16", "weights": source.text,
-                                     "trainable": trainable}}
-    for key, value in s.items():
-        if not isinstance(key, str) or not key.startswith(PREFIX):
-            continue
-        flat = key[len(PREFIX):]
-        section, _, field = flat.partition(".")
-        if section in config.SECTIONS and section != "base":
-            data.setdefault(section, {})[field] = value
-    data["head"]["dense"] = parse_dense(s[PREFIX + "head.dense"])
-    return config.RunConfig.from_dict(data)
+    values: dict[str, Any] = {"dataset": s.get(PREFIX + "dataset") or "",
+                              "base.weights": source.text, "base.trainable": trainable}
+    for key in config.field_specs():
+        if PREFIX + key in s and key != "dataset" and not key.startswith("base."):
+            values[key] = s[PREFIX + key]
+    values["head.dense"] = parse_dense(s[PREFIX + "head.dense"])
+    errors.update(config.field_errors({k: v for k, v in values.items() if k not in errors}))
+    return values, errors
+
+
+def build_config(values: dict[str, Any]) -> config.RunConfig:
+    """The RunConfig of flat form values without errors (see `form_settings`).
+
+    Raises:
+        ConfigError: with the config's own message when the values do not fit together.
+    """
+    return config.RunConfig.from_dict(config.apply_overrides({}, values))
+
+
+def field_error(where: Any, key: str, label: str) -> None:
+    """Under a widget: what is wrong with config field `key`, if anything, in plain words."""
+    message = st.session_state.get(ERRORS_KEY, {}).get(key)
+    if message:
+        where.caption(f":red[:material/error: {plain(label)}: {plain(message)}]")
+
+
+def tab_labels(errors: dict[str, str]) -> list[str]:
+    """The form's tab names, marked where a field inside has a problem.
+
+    The tabs are keyed: a label that changes would otherwise send the browser
+    back to the first tab, away from the field just typed into.
+    """
+    bad = {TAB_OF.get(key.partition(".")[0]) for key in errors}
+    labels = [name + (ERROR_MARK if i in bad else "") for i, name in enumerate(TABS)]
+    open_tab = str(st.session_state.get("train_tabs") or "").removesuffix(ERROR_MARK)
+    if open_tab in TABS:
+        st.session_state["train_tabs"] = labels[TABS.index(open_tab)]
+    return labels
 
 
 # ---- the form ----------------------------------------------------------------
@@ -152,17 +256,20 @@ def number(where: Any, label: str, name: str, step: int | float, **extra: Any) -
     """A number input for config field `name` (e.g. "train.epochs") in `where`."""
     where.number_input(label, key=PREFIX + name,
                        **number_input_kwargs(config.field_spec(name), step), **extra)
+    field_error(where, name, label)
 
 
 def slider(where: Any, label: str, name: str, step: int | float) -> None:
     """A slider for config field `name` in `where`."""
     where.slider(label, key=PREFIX + name, **slider_kwargs(
         config.field_spec(name), step, st.session_state.get(PREFIX + name)))
+    field_error(where, name, label)
 
 
 def select(where: Any, label: str, name: str) -> None:
     """A selectbox over the choices of config field `name` in `where`."""
     where.selectbox(label, key=PREFIX + name, **selectbox_kwargs(config.field_spec(name)))
+    field_error(where, name, label)
 
 
 def reset_trainable() -> None:
@@ -198,6 +305,7 @@ def base_tab(ws: Workspace, store: RunStore) -> None:
                       help="A VGG16 notop weights file (.h5 or .weights.h5) on the server, "
                            "inside the workspace's weights folder or another folder the "
                            "operator allows (TLCORE_SERVER_ROOTS).")
+        field_error(st, "base.weights", "Weights file path")
     elif mode == "run":
         done = [r for r in store.list_runs(statuses=[COMPLETED])]
         labels = charts.run_labels(done)
@@ -208,6 +316,7 @@ def base_tab(ws: Workspace, store: RunStore) -> None:
                      placeholder="Choose a completed run",
                      help="Start from the convolutional base this run trained: transfer "
                           "from your own source domain.")
+        field_error(st, "base.weights", "Source run")
         if not done:
             st.caption("No completed runs yet.")
 
@@ -230,7 +339,9 @@ def weights_panel(ws: Workspace) -> None:
         except TLCoreError as exc:
             st.error(plain(exc))
             return
-        st.success(f"Stored {plain(path.name)}; ImageNet runs will use it.")
+        # Draw the page again: the panel now shows the weights as available.
+        flash("train", "success", f"Stored {plain(path.name)}; ImageNet runs will use it.")
+        st.rerun()
 
 
 def head_tab() -> None:
@@ -239,11 +350,13 @@ def head_tab() -> None:
     select(c1, "Pooling", "head.pooling")
     c2.text_input("Dense layers", key=PREFIX + "head.dense",
                   help=config.field_spec("head.dense").help)
+    field_error(c2, "head.dense", "Dense layers")
     select(c1, "Activation", "head.activation")
     slider(c2, "Dropout", "head.dropout", step=0.05)
     number(c1, "L2 weight decay", "head.l2", step=1e-4, format="%g")
     c2.toggle("Batch normalisation", key=PREFIX + "head.batchnorm",
               help=config.field_spec("head.batchnorm").help)
+    field_error(c2, "head.batchnorm", "Batch normalisation")
 
 
 def gpu_batch_hint() -> str | None:
@@ -398,6 +511,15 @@ def progress_text(progress: dict) -> tuple[float, str]:
     return done, " · ".join(parts)
 
 
+def queue_position(training: int, queued: int) -> str:
+    """Where a queued run stands: how many runs train or wait before it."""
+    ahead = training + queued
+    if not ahead:
+        return "Waiting for a free worker: it is next in line. It starts on its own."
+    return (f"Waiting for a free worker: {ahead} run{'s' if ahead != 1 else ''} ahead of it "
+            f"({training} training, {queued} queued). It starts on its own.")
+
+
 def run_details(ws: Workspace, store: RunStore, run: dict, queue: list[dict]) -> None:
     status = run["status"]
     head, actions = st.columns([4, 1])
@@ -411,22 +533,26 @@ def run_details(ws: Workspace, store: RunStore, run: dict, queue: list[dict]) ->
         if actions.button("Cancel run", key=f"train_cancel_{run['id']}", icon=":material/stop:"):
             try:
                 jobs.cancel(run["id"], ws=ws)
-                st.toast(f"Cancelling {plain(run['name'])}…")
             except TLCoreError as exc:
                 st.error(plain(exc))
+            else:
+                st.toast(f"Cancelling {plain(run['name'])}…")
+                st.rerun()  # the whole page, so the panel shows the new state at once
     elif status in (FAILED, CANCELLED, LOST):
         if actions.button("Resume", key=f"train_resume_{run['id']}", icon=":material/replay:",
                           help="Continue from the last saved epoch."):
             try:
                 jobs.resume(run["id"], ws=ws)
-                st.toast(f"Resuming {plain(run['name'])}…")
             except TLCoreError as exc:
                 st.error(plain(exc))
+            else:
+                st.toast(f"Resuming {plain(run['name'])}…")
+                st.rerun()  # the whole page: the panel shows the queued run and polls again
 
     if status == QUEUED:
-        ahead = [r for r in queue if r["seq"] < run["seq"]]
-        st.info(f"Waiting for a free worker ({len(ahead)} run(s) ahead). It starts on its own.",
-                icon=":material/schedule:")
+        training = len(store.list_runs(statuses=(RUNNING,)))
+        queued = sum(r["seq"] < run["seq"] for r in queue)
+        st.info(queue_position(training, queued), icon=":material/schedule:")
     elif status == RUNNING:
         progress = store.progress(run["id"])
         if progress:
@@ -539,8 +665,8 @@ def live_panel(ws: Workspace, polling: bool) -> None:
         st.error(plain(exc))
     store = RunStore(ws)
     runs = store.list_runs()
-    if polling and not any(r["status"] in ACTIVE_STATUSES for r in runs):
-        st.rerun()  # the last run just ended: redraw once without the timer
+    if polling != any(r["status"] in ACTIVE_STATUSES for r in runs):
+        st.rerun()  # runs started or all ended: draw the page again, with or without the timer
     run = watched_run(runs)
     if run is None:
         st.caption("No runs yet. Launched runs appear here and update live.")
@@ -557,9 +683,23 @@ def live_panel(ws: Workspace, polling: bool) -> None:
     st.page_link("pages/runs.py", label="All runs, side by side", icon=":material/compare_arrows:")
 
 
+def idle_watch(ws: Workspace) -> None:
+    """Draw an idle page again, live panel and timer, once a run is queued from anywhere.
+
+    Another tab, the Evaluate page's baseline or the CLI may queue one. This draws
+    nothing and reads only the active runs, so its ticks stay cheap.
+    """
+    try:
+        active = RunStore(ws).list_runs(statuses=ACTIVE_STATUSES)
+    except TLCoreError:
+        return  # the live panel above shows the store's error
+    if active:
+        st.rerun()
+
+
 # ---- page ----------------------------------------------------------------------
 def launch(ws: Workspace, cfg: config.RunConfig) -> None:
-    name = st.session_state.get("train_run_name", "").strip() or None
+    name = st.session_state.get(NAME_KEY, "").strip() or None
     try:
         run_id = jobs.launch(cfg, name=name, ws=ws)
     except TLCoreError as exc:
@@ -591,15 +731,26 @@ def render() -> None:
                 "then come back here.", icon=":material/waving_hand:")
         st.page_link("pages/data.py", label="Go to Data", icon=":material/photo_library:")
     else:
+        # Checked before drawing: the tab labels and each widget show the problems.
+        values, errors = form_settings(ws)
+        st.session_state[ERRORS_KEY] = errors
+        cfg, problem = None, None
+        if not errors:
+            try:
+                cfg = build_config(values)
+            except TLCoreError as exc:
+                problem = str(exc)
         form, preview = st.columns([3, 2], gap="large")
         with form:
             c1, c2 = st.columns(2)
             c1.selectbox("Dataset", names, key=PREFIX + "dataset")
-            c2.selectbox("Preset", list(config.PRESETS), key="train_preset",
-                         on_change=apply_preset,
+            field_error(c1, "dataset", "Dataset")
+            label = preset_label(values)
+            st.session_state["train_preset"] = label
+            c2.selectbox("Preset", [*config.PRESETS, *([] if label in config.PRESETS else [label])],
+                         key="train_preset", on_change=apply_preset,
                          help="A starting point; every setting below stays editable.")
-            tabs = st.tabs(["Base & weights", "Head", "Optimizer", "Fine-tuning",
-                            "Augmentation"])
+            tabs = st.tabs(tab_labels(errors), key="train_tabs", on_change="rerun")
             with tabs[0]:
                 base_tab(ws, store)
             with tabs[1]:
@@ -611,30 +762,42 @@ def render() -> None:
             with tabs[4]:
                 augment_tab()
         save_form()
-        try:
-            cfg = build_config(ws)
-            classes = rows[names.index(cfg.dataset)]["classes"]
-            backbones.check_model_size(cfg, max(2, len(classes)))
-            problem = None
-        except TLCoreError as exc:
-            cfg, problem = None, str(exc)
-        with preview:
-            if cfg is None:
-                st.error(plain(problem), icon=":material/block:")
-            else:
-                model_preview(cfg, max(2, len(classes)))
         if cfg is not None:
+            try:
+                classes = rows[names.index(cfg.dataset)]["classes"]
+                backbones.check_model_size(cfg, max(2, len(classes)))
+            except TLCoreError as exc:
+                cfg, problem = None, str(exc)
+        if cfg is not None:
+            st.session_state[LAST_VALID_KEY] = cfg.to_dict()
+            share_form(cfg)
             launch_warnings(ws, cfg, rows[names.index(cfg.dataset)])
-        c1, c2, _ = st.columns([2, 1, 3], vertical_alignment="bottom")
-        c1.text_input("Run name (optional)", key="train_run_name",
-                      placeholder="e.g. gap-head-lr1e-3")
+        with preview:
+            shown = cfg
+            if shown is None:
+                last = st.session_state.get(LAST_VALID_KEY)
+                shown = (config.RunConfig.from_dict(last) if last else
+                         config.preset(config.DEFAULT_PRESET, names[0]))
+                st.caption(":material/history: The preview shows the last valid settings until "
+                           "the marked fields are fixed.")
+            classes = rows[names.index(shown.dataset)]["classes"] if shown.dataset in names else []
+            model_preview(shown, max(2, len(classes)))
+        c1, c2, c3 = st.columns([2, 1, 3], vertical_alignment="bottom")
+        c1.text_input("Run name (optional)", key=NAME_KEY, placeholder="e.g. gap-head-lr1e-3")
         if c2.button("Launch run", key="train_launch", type="primary", disabled=cfg is None,
                      icon=":material/rocket_launch:", width="stretch"):
             launch(ws, cfg)
+        if problem:
+            c3.error(plain(problem), icon=":material/block:")
+        elif errors:
+            c3.caption(f":red[:material/block: Fix the {len(errors)} setting"
+                       f"{'s' if len(errors) != 1 else ''} marked {ERROR_MARK.strip()} to launch.]")
     st.divider()
     # Poll only while something is queued or running; an idle page stays quiet.
     polling = bool(store.list_runs(statuses=ACTIVE_STATUSES))
     st.fragment(live_panel, run_every=LIVE_REFRESH_S if polling else None)(ws, polling)
+    if not polling:
+        st.fragment(idle_watch, run_every=IDLE_CHECK_S)(ws)
 
 
 render()

@@ -272,3 +272,50 @@ def test_module_keeps_no_second_copy_of_bounds_or_choices():
     for name in ("POOLINGS", "OPTIMIZERS", "FLIPS", "IMAGE_SIZE_RANGE", "MAX_FINE_TUNE_BLOCKS",
                  "WEIGHTS_KEYWORDS", "RUN_WEIGHTS_PREFIX"):
         assert not hasattr(config, name)
+
+
+def test_in_words_says_what_a_form_field_takes():
+    assert field_spec("image_size").in_words == "a whole number from 32 to 512"
+    assert field_spec("head.dropout").in_words == "a number at least 0 and below 1"
+    assert field_spec("train.learning_rate").in_words == "a number above 0 and at most 10"
+    assert field_spec("head.dense").in_words == ("up to 8 whole numbers from 1 to 8192, "
+                                                 "separated by commas")
+    assert field_spec("head.batchnorm").in_words == "on or off"
+    assert field_spec("train.optimizer").in_words == "one of adam, sgd, rmsprop"
+
+
+def test_field_errors_lists_every_problem_in_plain_words():
+    errors = config.field_errors({
+        "dataset": "pets", "image_size": 16, "head.dense": [256, "wide"], "head.dropout": 1.0,
+        "train.optimizer": "adamw", "train.epochs": 5, "head.dense_units": 3})
+    assert errors == {
+        "image_size": "use a whole number from 32 to 512 (got 16)",
+        "head.dense": "use up to 8 whole numbers from 1 to 8192, separated by commas "
+                      "(got 'wide')",
+        "head.dropout": "use a number at least 0 and below 1 (got 1.0)",
+        "train.optimizer": "use one of adam, sgd, rmsprop (got 'adamw')",
+        "head.dense_units": "not a setting of a run",
+    }
+    assert config.field_errors({"head.dense": list(range(1, 10))})["head.dense"].endswith(
+        "(got 9 of them)")
+    assert config.field_errors({"head.batchnorm": 1}) == {"head.batchnorm": "use on or off (got 1)"}
+    assert config.field_errors(RunConfig(dataset="d").flat()) == {}
+
+
+def test_a_link_token_holds_the_changed_settings_only():
+    cfg = RunConfig.from_dict({"dataset": "pets", "image_size": 64,
+                               "head": {"dense": [512, 128]}, "base": {"weights": "run:abc"}})
+    assert config.changed_settings(cfg) == {"dataset": "pets", "image_size": 64,
+                                            "base.weights": "run:abc", "head.dense": [512, 128]}
+    token = config.link_token(cfg)
+    assert re.fullmatch(r"[A-Za-z0-9_-]+", token)
+    assert config.from_link_token(token) == cfg
+
+
+@pytest.mark.parametrize("token", [
+    "not base64!", "e30", "W10", "eyJpbWFnZV9zaXplIjogMTZ9", "x" * 5000,
+    "eyJkYXRhc2V0IjogImQiLCAiaGVhZC5ub3BlIjogMX0"])
+def test_a_bad_link_token_is_one_config_error(token):
+    with pytest.raises(ConfigError) as info:
+        config.from_link_token(token)
+    assert "\n" not in str(info.value)

@@ -17,6 +17,8 @@ written to `runs/<id>/config.json` once and never mutated.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import copy
 import functools
 import json
@@ -352,6 +354,52 @@ class FieldSpec:
             return f"a list of {count}, each {_range_words(self.item_type or 'str', self)}"
         return self.allowed_words or "a string"
 
+    @property
+    def in_words(self) -> str:
+        """What the field accepts in everyday words, for people filling in a form.
+
+        "a whole number from 32 to 512", "a number from 0, below 1", "up to 8 whole
+        numbers from 1 to 8192, separated by commas" (a list as a person types it).
+        """
+        if self.type == "bool":
+            return "on or off"
+        if self.type == "choice":
+            return "one of " + ", ".join(str(c) for c in self.choices or ())
+        if self.type in ("int", "float"):
+            return _plain_range(self.type, self)
+        if self.type == "list":
+            count = (f"{self.min_length or 0} to {self.max_length}" if self.min_length
+                     else f"up to {self.max_length}") if self.max_length is not None else "any"
+            items = _plain_range(self.item_type or "str", self)
+            items = items.replace("a whole number", "whole numbers", 1).replace(
+                "a number", "numbers", 1)
+            return f"{count} {items}, separated by commas"
+        return self.allowed_words or "some text"
+
+
+def _plain_range(kind: str, spec: FieldSpec) -> str:
+    """`_range_words` for a form: "a whole number from 1 to 8192", "a number above 0"."""
+    if kind not in ("int", "float"):
+        return "some text"
+    noun = "a whole number" if kind == "int" else "a number"
+    lo, hi = spec.lower, spec.upper
+    lo_open, hi_open = spec.lower_open, spec.upper_open
+    if kind == "int":  # an open bound of a whole number is the next whole number inside
+        lo, lo_open = (lo + 1 if lo is not None and lo_open else lo), False
+        hi, hi_open = (hi - 1 if hi is not None and hi_open else hi), False
+    if lo is not None and hi is not None and not (lo_open or hi_open):
+        return f"{noun} from {_number_words(lo)} to {_number_words(hi)}"
+    parts = []
+    if lo is not None:
+        parts.append(f"{'above' if lo_open else 'at least'} {_number_words(lo)}")
+    if hi is not None:
+        parts.append(f"{'below' if hi_open else 'at most'} {_number_words(hi)}")
+    return " ".join([noun, " and ".join(parts)]) if parts else noun
+
+
+def _number_words(value: int | float) -> str:
+    return str(value) if isinstance(value, int) else f"{value:g}"
+
 
 def _range_words(kind: str, spec: FieldSpec) -> str:
     lo, hi = spec.lower, spec.upper
@@ -464,6 +512,107 @@ def markdown_table() -> str:
         rows.append(f"| `{spec.key}` | {kind} | {default} | {cell(spec.allowed)} | "
                     f"{cell(spec.help)} |")
     return "\n".join(rows)
+
+
+# ---- checking a form, field by field ---------------------------------------------
+def _item_ok(spec: FieldSpec, item: Any) -> bool:
+    """Whether one item of a "list" field has the item type and lies within the bounds."""
+    kind = int if spec.item_type == "int" else float if spec.item_type == "float" else str
+    if isinstance(item, bool) or not isinstance(item, kind):
+        return False
+    if spec.lower is not None and (item <= spec.lower if spec.lower_open else item < spec.lower):
+        return False
+    return spec.upper is None or (item < spec.upper if spec.upper_open else item <= spec.upper)
+
+
+def _got(spec: FieldSpec, value: Any) -> str:
+    """The part of `value` to quote back: a list's first bad item, or how many it has."""
+    if spec.type == "list" and isinstance(value, list | tuple):
+        if spec.max_length is not None and len(value) > spec.max_length:
+            return f"{len(value)} of them"
+        bad = [item for item in value if not _item_ok(spec, item)]
+        if bad:
+            return _received(bad[0])
+    return _received(value)
+
+
+def _field_valid(key: str, value: Any) -> bool:
+    section, _, field = key.partition(".")
+    try:
+        if field:
+            SECTIONS[section](**{field: value})
+        else:
+            RunConfig(**{"dataset": "dataset", key: value})
+    except ConfigError:
+        return False
+    return True
+
+
+def field_errors(values: dict[str, Any]) -> dict[str, str]:
+    """Every invalid value among `values`, each with its own message in everyday words.
+
+    Each field is checked on its own against its declaration, so a form can show
+    every problem at once, next to the field it concerns.
+
+    Args:
+        values: Flat config keys and values, e.g. `{"head.dense": [256, "wide"]}`.
+
+    Returns:
+        `{key: message}` for the keys whose value is invalid, e.g. `{"head.dense":
+        "use up to 8 whole numbers from 1 to 8192, separated by commas (got 'wide')"}`;
+        empty when every value is valid. Messages start in lower case so that a form
+        can put its field's label in front.
+    """
+    specs = field_specs()
+    errors = {}
+    for key, value in values.items():
+        spec = specs.get(key)
+        if spec is None:
+            errors[key] = "not a setting of a run"
+        elif not _field_valid(key, value):
+            errors[key] = f"use {spec.in_words} (got {_got(spec, value)})"
+    return errors
+
+
+# ---- settings links ------------------------------------------------------------------
+LINK_MAX_CHARS = 4096
+
+
+def changed_settings(cfg: RunConfig) -> dict[str, Any]:
+    """The flat keys of `cfg` whose values differ from the declared defaults.
+
+    Required fields (the dataset) are always included.
+    """
+    specs = field_specs()
+    return {key: value for key, value in cfg.flat().items()
+            if specs[key].required or value != specs[key].default}
+
+
+def link_token(cfg: RunConfig) -> str:
+    """`cfg` as a short URL-safe text (base64url of the JSON of `changed_settings`)."""
+    text = json.dumps(changed_settings(cfg), separators=(",", ":"))
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def from_link_token(token: str) -> RunConfig:
+    """The config a `link_token` describes; missing keys take their defaults.
+
+    Raises:
+        ConfigError: if the token is too long, not base64url JSON of an object, or
+            names an unknown key or an invalid value.
+    """
+    allowed = f"the base64url JSON of a settings object, at most {LINK_MAX_CHARS} characters"
+    if not isinstance(token, str) or len(token) > LINK_MAX_CHARS:
+        raise ConfigError(f"A settings link must hold {allowed}. Received: {_received(token)}")
+    try:
+        text = base64.b64decode(token + "=" * (-len(token) % 4), altchars=b"-_", validate=True)
+        values = json.loads(text.decode())
+    except (binascii.Error, ValueError, RecursionError):
+        raise ConfigError(f"A settings link must hold {allowed}. "
+                          f"Received: {_received(token)}") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"A settings link must hold {allowed}. Received: {_received(values)}")
+    return RunConfig.from_dict(apply_overrides({}, values))
 
 
 # ---- error messages ----------------------------------------------------------------

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+import streamlit
 from streamlit import config as streamlit_config
 from streamlit.testing.v1 import AppTest
 
@@ -112,3 +113,24 @@ def populated(ws, tmp_path) -> dict[str, str]:
                        train={"optimizer": "sgd", "learning_rate": 0.01}),
         "failed": add_run(store, status=FAILED, name="oom", epochs=1),
     }
+
+
+@pytest.fixture
+def fragment_timers(monkeypatch) -> dict[str, float | None]:
+    """`{function name: run_every}` of the fragments the app declared; the latest wins.
+
+    AppTest always runs the whole script and never fires a fragment's timer, so a
+    test reads here whether a panel would poll in the browser. Clear it before a
+    run to see only the fragments that run declares.
+    """
+    timers: dict[str, float | None] = {}
+    declare = streamlit.fragment
+
+    def fragment(func=None, *, run_every=None, **kwargs):
+        if func is None:  # the decorator form, @st.fragment(run_every=...)
+            return lambda f: fragment(f, run_every=run_every, **kwargs)
+        timers[func.__name__] = run_every
+        return declare(func, run_every=run_every, **kwargs)
+
+    monkeypatch.setattr(streamlit, "fragment", fragment)
+    return timers

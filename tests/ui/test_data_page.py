@@ -167,3 +167,40 @@ def test_imports_run_outside_the_page_process(app, ws, tmp_path, monkeypatch):
     at.button(key="data_upload_import").click().run()
     assert not at.exception and not at.error
     assert [d["name"] for d in data.list_datasets(ws=ws)] == ["pets"]
+
+
+def _widget_keys(at) -> list[str]:
+    """The keys of the main area's widgets, in reading order."""
+
+    def walk(node):
+        yield node
+        for _, child in sorted(getattr(node, "children", {}).items()):
+            yield from walk(child)
+
+    return [node.key for node in walk(at.main) if getattr(node, "key", None)]
+
+
+def test_first_visit_offers_the_demo_first_and_the_split_before_import(app):
+    at = app()
+    keys = _widget_keys(at)
+    assert keys[0] == "data_demo" and at.button(key="data_demo").proto.type == "primary"
+    assert not at.expander  # nothing to unfold: every way in is in view
+    for split in ("data_val", "data_test", "data_seed"):
+        assert keys.index(split) < keys.index("data_upload_import")
+        assert keys.index(split) < keys.index("data_folder_import")
+
+
+def test_add_a_dataset_stays_open_while_a_zip_is_chosen(app, ws, tmp_path):
+    folder = write_class_folders(tmp_path / "src", ("a", "b"), per_class=6, size=16)
+    data.import_dataset(folder, "shapes", ws=ws)
+    at = app()
+    assert [e.label for e in at.expander][0] == "Add a dataset"
+    assert not at.session_state["data_add"]  # folded while it is not in use
+    for name in ("first.zip", "second.zip"):
+        at.file_uploader(key="data_upload").set_value(
+            (name, _zip_of_class_folders(tmp_path / name), "application/zip"))
+        at.run()
+        assert at.session_state["data_add"] is True
+        assert not at.button(key="data_upload_import").disabled
+    keys = _widget_keys(at)
+    assert keys.index("data_seed") < keys.index("data_upload_import")

@@ -19,7 +19,7 @@ from tests.ui.markup import shown
 from tlcore import jobs
 from tlcore.evaluate import classification_metrics, mistakes, png_bytes
 from tlcore.export import FORMATS, QUANTIZED
-from tlcore.store import RunStore
+from tlcore.store import COMPLETED, QUEUED, RunStore
 from tlcore.transfer import baseline_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -240,3 +240,54 @@ def test_export_tab_lists_quantised_formats_and_states_their_report(app, ws, eva
     # A float32 format has no report to state.
     at.selectbox(key="eval_export_format").set_value("keras").run()
     assert "of float32" not in _texts(at)
+
+
+def test_transfer_tab_polls_until_the_baseline_completes(app, ws, evaluated, fragment_timers,
+                                                         monkeypatch):
+    # No worker process: the test completes the baseline itself.
+    monkeypatch.setattr(jobs, "start_queued", lambda ws=None: [])
+    baseline = add_eval_run(ws, baseline_config(run_config("shapes", "imagenet")),
+                            name="scratch", status=QUEUED,
+                            val_accuracy=[0.3, 0.4, 0.5], test_accuracy=0.45)
+    at = app(PAGE)
+    assert not at.exception
+    assert "baseline is queued" in _texts(at)
+    assert fragment_timers["transfer_live"]
+    RunStore(ws).update_run(baseline, status=COMPLETED)
+    fragment_timers.clear()
+    at.run()  # the tab's next tick
+    assert "Positive transfer." in "\n".join(s.value for s in at.success)
+    assert fragment_timers["transfer_live"] is None  # nothing left to wait for
+
+
+def _cell(at) -> tuple[str, str]:
+    return at.selectbox(key="eval_cell_true").value, at.selectbox(key="eval_cell_pred").value
+
+
+def test_another_run_or_dataset_starts_from_its_own_cell(app, ws, evaluated):
+    run_id, _ = evaluated
+    other = add_eval_run(ws, run_config("shapes", "imagenet", **{"train.seed": 1}),
+                         name="other")
+    stored_evaluation(ws, other)
+    make_dataset(ws, "shapes2")
+    stored_evaluation(ws, other, "shapes2")
+    at = app(PAGE)
+    assert at.selectbox(key="eval_run").value == other
+    true, pred = _cell(at)
+    assert true != pred  # the most-confused cell
+    at.selectbox(key="eval_cell_true").set_value("disc")
+    at.selectbox(key="eval_cell_pred").set_value("disc").run()
+    assert "of **disc** predicted as **disc**" in _texts(at)
+
+    at.selectbox(key="eval_run").set_value(run_id).run()
+    assert not at.exception
+    true, pred = _cell(at)
+    assert true != pred
+
+    at.selectbox(key="eval_run").set_value(other).run()
+    at.selectbox(key="eval_cell_true").set_value("disc")
+    at.selectbox(key="eval_cell_pred").set_value("disc").run()
+    at.selectbox(key="eval_dataset").set_value("shapes2").run()
+    assert not at.exception
+    true, pred = _cell(at)
+    assert true != pred

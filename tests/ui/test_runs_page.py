@@ -164,6 +164,7 @@ def test_clone_and_edit_opens_train_prefilled(app, populated):
     assert at.selectbox(key="cfg.train.optimizer").value == "sgd"
     assert at.selectbox(key="cfg.head.pooling").value == "avg"
     assert at.number_input(key="cfg.train.learning_rate").value == 0.01
+    assert at.selectbox(key="train_preset").value == "Cloned from sgd-avg"
 
 
 # ---- stored evaluations: confusion matrices and per-class F1 deltas ---------------------------

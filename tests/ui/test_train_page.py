@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import re
@@ -11,17 +12,21 @@ import time
 
 import numpy as np
 import pytest
+from streamlit.testing.v1 import AppTest
 
 from tests.evalutil import CLASSES, SIZE, engine_model, make_dataset, run_config, write_keras_zip
 from tests.evalutil import make_run as add_eval_run
+from tests.test_backbones import write_keras3
+from tests.ui.conftest import APP
 from tests.ui.markup import shown
 from tlcore import config, jobs
-from tlcore.config import PRESETS
+from tlcore.config import DEFAULT_PRESET, PRESETS
 from tlcore.evaluate import png_bytes
-from tlcore.store import ACTIVE_STATUSES, RUNNING, RunStore
+from tlcore.store import ACTIVE_STATUSES, CANCELLED, COMPLETED, RUNNING, RunStore
 from tlcore.ui import predict as ui_predict
 
 TRAIN = "pages/train.py"
+FIELD_ERROR = ":red[:material/error: "  # how the page marks a message under a field
 
 
 @pytest.fixture
@@ -45,18 +50,52 @@ def _launch_warnings(at) -> list[str]:
     return [w.value for w in at.warning if w.icon == ":material/warning:"]
 
 
-def test_invalid_value_shows_the_config_message_and_blocks_launch(app, populated):
+def _field_errors(at) -> list[str]:
+    """The messages under the form's fields, as a reader sees them."""
+    return [shown(c.value[len(FIELD_ERROR):-1]) for c in at.caption
+            if c.value.startswith(FIELD_ERROR)]
+
+
+def _reload(query_params: dict) -> AppTest:
+    """A new session opened on the Train page with `query_params` in its URL."""
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.query_params.update(query_params)
+    at.run()
+    return at.switch_page(TRAIN).run()
+
+
+def test_every_problem_shows_at_its_field_in_plain_words(app, populated):
     at = app(TRAIN)
-    assert not _form_errors(at) and not at.button(key="train_launch").disabled
+    assert not _field_errors(at) and not at.button(key="train_launch").disabled
     # Number widgets are bounded by the config, so an out-of-range size cannot be entered.
     at.number_input(key="cfg.image_size").set_value(16).run()
-    assert at.number_input(key="cfg.image_size").value == 32 and not _form_errors(at)
-    at.text_input(key="cfg.head.dense").input("256, wide").run()
-    assert _form_errors(at) == ["head.dense must be a list of 0 to 8 items, each an integer "
-                                "from 1 to 8192. Received: dense=[256, 'wide']"]
-    assert at.button(key="train_launch").disabled
-    at.text_input(key="cfg.head.dense").input("512, 128").run()
-    assert not _form_errors(at) and not at.button(key="train_launch").disabled
+    assert at.number_input(key="cfg.image_size").value == 32 and not _field_errors(at)
+    blocks = at.dataframe[0].value
+    at.text_input(key="cfg.head.dense").input("256, wide")
+    at.selectbox(key="cfg.weights_mode").set_value("run").run()
+    assert _field_errors(at) == [
+        "Source run: choose a completed run",
+        "Dense layers: use up to 8 whole numbers from 1 to 8192, separated by commas "
+        "(got 'wide')"]
+    assert [t.label for t in at.tabs] == ["Base & weights ⚠", "Head ⚠", "Optimizer",
+                                          "Fine-tuning", "Augmentation"]
+    assert at.button(key="train_launch").disabled and not _form_errors(at)
+    # The preview keeps showing the last valid model.
+    assert at.dataframe[0].value.equals(blocks)
+    assert "last valid settings" in "\n".join(c.value for c in at.caption)
+    at.text_input(key="cfg.head.dense").input("512, 128")
+    at.selectbox(key="cfg.weights_mode").set_value("none").run()
+    assert not _field_errors(at) and not at.button(key="train_launch").disabled
+    assert [t.label for t in at.tabs] == ["Base & weights", "Head", "Optimizer", "Fine-tuning",
+                                          "Augmentation"]
+
+
+def test_a_field_error_keeps_its_tab_open(app, populated):
+    at = app(TRAIN)
+    at.session_state["train_tabs"] = "Head"
+    at.text_input(key="cfg.head.dense").input("wide").run()
+    # The label changed: the open tab follows it instead of falling back to the first one.
+    assert at.session_state["train_tabs"] == "Head ⚠"
 
 
 def test_widgets_take_limits_choices_and_help_from_the_config_declaration(app, populated):
@@ -230,7 +269,7 @@ def test_launch_queues_a_run_and_shows_it_at_once(app, ws, populated, no_local_w
     at.text_input(key="train_run_name").input("tiny").run()
     at.button(key="train_launch").click().run()
     try:
-        assert not at.exception and not _form_errors(at)
+        assert not at.exception and not _form_errors(at) and not _field_errors(at)
         run = RunStore(ws).list_runs()[-1]
         assert run["name"] == "tiny" and run["status"] in (*ACTIVE_STATUSES, "completed")
         assert run["config"]["image_size"] == 32
@@ -308,7 +347,7 @@ def test_clone_with_a_value_between_slider_steps_keeps_it(app, populated, ws):
     at.switch_page(TRAIN).run()
     assert not at.exception
     assert at.slider(key="cfg.head.dropout").value == 0.97
-    assert not _form_errors(at)
+    assert not _form_errors(at) and not _field_errors(at)
 
 
 def test_form_survives_a_visit_to_another_page(app, populated):
@@ -324,7 +363,7 @@ def test_weights_from_an_earlier_run(app, ws, populated):
     at = app(TRAIN)
     at.selectbox(key="cfg.weights_mode").set_value("run").run()
     at.selectbox(key="cfg.weights_run").set_value(populated["sgd"]).run()
-    assert not _form_errors(at)
+    assert not _field_errors(at)
     at.button(key="train_launch").click().run()
     try:
         run = RunStore(ws).list_runs()[-1]
@@ -342,12 +381,12 @@ def test_weights_file_path_is_confined_to_the_allowed_folders(app, populated, ws
     at = app(TRAIN)
     at.selectbox(key="cfg.weights_mode").set_value("file").run()
     at.text_input(key="cfg.weights_file").input(str(outside)).run()
-    errors = _form_errors(at)
-    assert len(errors) == 1 and errors[0].startswith("Only paths inside")
+    errors = _field_errors(at)
+    assert len(errors) == 1 and errors[0].startswith("Weights file path: Only paths inside")
     assert str(ws.weights_dir) in errors[0] and at.button(key="train_launch").disabled
     # The same words for a path that does not exist: nothing about the outside leaks.
     at.text_input(key="cfg.weights_file").input(str(tmp_path / "missing.h5")).run()
-    assert _form_errors(at)[0].split(" Received:")[0] == errors[0].split(" Received:")[0]
+    assert _field_errors(at)[0].split(" Received:")[0] == errors[0].split(" Received:")[0]
 
 
 NOISY_LOG = """\
@@ -432,3 +471,116 @@ def test_try_it_shows_probabilities_and_grad_cam(app, ws, monkeypatch):
     at.run()
     assert not at.exception and calls == []
     assert [c.key for c in at.get("plotly_chart")].count("train_try_chart") == 1
+
+
+
+
+def test_storing_a_weights_file_shows_the_weights_as_available(app, populated, no_local_weights,
+                                                                tmp_path):
+    weights = tmp_path / "vgg.weights.h5"
+    write_keras3(weights)
+    at = app(TRAIN)
+    at.file_uploader(key="train_weights_upload").set_value(
+        ("vgg.weights.h5", weights.read_bytes(), "application/octet-stream"))
+    at.run()
+    at.button(key="train_weights_save").click().run()
+    assert not at.exception
+    assert not [w for w in at.warning if "No ImageNet weights" in w.value]
+    assert not at.file_uploader
+    assert "Stored vgg.weights.h5; ImageNet runs will use it." in [shown(s.value)
+                                                                   for s in at.success]
+    assert any(c.value.startswith(":material/check_circle: ImageNet weights") for c in at.caption)
+
+
+def test_the_url_keeps_the_form_for_a_reload_or_a_shared_link(app, populated):
+    at = app(TRAIN)
+    at.number_input(key="cfg.image_size").set_value(64)
+    at.text_input(key="cfg.head.dense").input("512, 128")
+    at.selectbox(key="cfg.weights_mode").set_value("none")
+    at.text_input(key="train_run_name").input("small").run()
+    link = {k: at.query_params[k] for k in ("cfg", "name")}
+    assert config.from_link_token(link["cfg"]).head.dense == (512, 128)
+
+    again = _reload(link)
+    assert not again.exception
+    assert again.number_input(key="cfg.image_size").value == 64
+    assert again.text_input(key="cfg.head.dense").value == "512, 128"
+    assert again.selectbox(key="cfg.weights_mode").value == "none"
+    assert again.text_input(key="train_run_name").value == "small"
+    assert again.selectbox(key="train_preset").value == "Custom"
+    assert not again.warning
+
+
+@pytest.mark.parametrize("token", [
+    "not a link",
+    base64.urlsafe_b64encode(json.dumps({"dataset": "pets", "image_size": 16}).encode()).decode(),
+    base64.urlsafe_b64encode(b'{"head.nope": 1}').decode(),
+])
+def test_a_bad_link_is_refused_with_a_warning(populated, token):
+    at = _reload({"cfg": token})
+    assert not at.exception
+    (warning,) = [w for w in at.warning if "link" in w.value]
+    assert warning.value.startswith("The settings in this link could not be used")
+    assert at.number_input(key="cfg.image_size").value == 150
+    assert at.selectbox(key="train_preset").value == DEFAULT_PRESET
+    assert config.from_link_token(at.query_params["cfg"]).image_size == 150  # the URL is fixed
+
+
+def test_preset_selector_names_what_the_form_holds(app, populated, ws):
+    at = app(TRAIN)
+    assert at.selectbox(key="train_preset").value == DEFAULT_PRESET
+    at.number_input(key="cfg.train.epochs").set_value(7).run()
+    assert at.selectbox(key="train_preset").value == "Custom"
+    at.number_input(key="cfg.train.epochs").set_value(10).run()
+    assert at.selectbox(key="train_preset").value == DEFAULT_PRESET
+
+    at.session_state["train_prefill"] = RunStore(ws).get_run(populated["sgd"])["config"]
+    at.session_state["train_prefill_name"] = "sgd-avg"
+    at.run()
+    assert at.selectbox(key="train_preset").value == "Cloned from sgd-avg"
+    at.number_input(key="cfg.train.epochs").set_value(3).run()
+    assert at.selectbox(key="train_preset").value == "Custom"
+    fast = "Fast feature extraction (GAP head)"
+    at.selectbox(key="train_preset").set_value(fast).run()
+    assert at.selectbox(key="train_preset").value == fast
+    assert at.number_input(key="cfg.image_size").value == PRESETS[fast]["image_size"]
+
+
+def test_queued_run_counts_the_runs_ahead_of_it(app, ws, populated):
+    store = RunStore(ws)
+    cfg = config.RunConfig.from_dict({"dataset": "pets", "image_size": 32,
+                                      "base": {"weights": "none"}})
+    training = store.create_run(cfg, "training")
+    store.update_run(training, status=RUNNING, started=time.time(), heartbeat=time.time())
+    store.create_run(cfg, "first in line")
+    waiting = store.create_run(cfg, "waiting")
+    at = app()
+    at.query_params["run"] = waiting
+    at.switch_page(TRAIN).run()
+    assert not at.exception
+    assert "Waiting for a free worker: 2 runs ahead of it (1 training, 1 queued)." in [
+        i.value.split(" It starts")[0] for i in at.info]
+
+
+def test_resume_restarts_the_live_refresh(app, ws, populated, make_run, fragment_timers,
+                                          monkeypatch):
+    # No worker process: the test moves the run through its states itself.
+    monkeypatch.setattr(jobs, "start_queued", lambda ws=None: [])
+    run_id = make_run(status=CANCELLED, name="stopped")
+    at = app(TRAIN)
+    assert fragment_timers["live_panel"] is None and fragment_timers["idle_watch"]
+    fragment_timers.clear()
+    at.button(key=f"train_resume_{run_id}").click().run()
+    assert not at.exception
+    assert f"train_resume_{run_id}" not in [b.key for b in at.button]
+    assert any(i.value.startswith("Waiting for a free worker") for i in at.info)
+    assert fragment_timers["live_panel"] and "idle_watch" not in fragment_timers
+
+    store = RunStore(ws)
+    store.update_run(run_id, status=RUNNING, started=time.time(), heartbeat=time.time())
+    at.run()  # a tick of the live panel
+    assert [p.value for p in at.get("progress")]
+    store.update_run(run_id, status=COMPLETED, ended=time.time(), best_val_accuracy=0.9)
+    at.run()
+    assert {m.label: m.value for m in at.metric}["Best val accuracy"] == "90.0%"
+    assert fragment_timers["live_panel"] is None  # idle again: the timer stops
