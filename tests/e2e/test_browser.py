@@ -271,8 +271,10 @@ def test_upload_train_watch_cancel_compare(server, tmp_path):
             expect(cards).to_have_count(5)
             for label in ("Accuracy", "Top-3 accuracy", "Macro F1", "Macro ROC AUC", "Images"):
                 expect(cards.filter(has_text=label).first).to_be_visible()
-            expect(page.locator(".st-key-eval_confusion .js-plotly-plot")).to_be_visible()
-            expect(page.locator(".st-key-eval_confusion")).to_contain_text("Confusion matrix")
+            # The matrix is keyed per run and dataset: eval_confusion_<run id>_<dataset>.
+            confusion = page.locator("[class*='st-key-eval_confusion_']")
+            expect(confusion.locator(".js-plotly-plot")).to_be_visible()
+            expect(confusion).to_contain_text("Confusion matrix")
             expect(page.get_by_role("button", name="Re-evaluate")).to_be_visible()
             shots("evaluate")
         except Exception:
