@@ -8,7 +8,7 @@ PORT ?= 8501
 HOST ?= 127.0.0.1
 export TLCORE_HOME ?= $(CURDIR)/workspace
 
-.PHONY: run test lint bench venv clean
+.PHONY: run test test-fast test-browser lint bench venv clean
 
 venv: $(STAMP)
 
@@ -24,6 +24,13 @@ run: $(STAMP)
 test: $(STAMP)
 	$(PY) -m ruff check .
 	env -u TLCORE_HOME $(PY) -m pytest
+
+# Slow groups can run alone: the browser test, and everything but it and the training tests.
+test-browser: $(STAMP)
+	env -u TLCORE_HOME $(PY) -m pytest -m e2e
+
+test-fast: $(STAMP)
+	env -u TLCORE_HOME $(PY) -m pytest -m "not e2e and not slow"
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

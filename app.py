@@ -53,6 +53,7 @@ def queue_panel(ws: Workspace) -> None:
     st.markdown("**Queue**")
     try:
         jobs.refresh(ws=ws)
+        jobs.ensure_warm(ws)  # the next launch starts in a worker that has TensorFlow loaded
         active = RunStore(ws).list_runs(statuses=ACTIVE_STATUSES)
     except TLCoreError as exc:
         st.error(plain(exc))

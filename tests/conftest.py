@@ -10,6 +10,12 @@ import pytest
 from tlcore.workspace import Workspace
 
 
+@pytest.fixture(autouse=True)
+def no_warm_workers(monkeypatch) -> None:
+    """No warm worker pool unless a test asks for one (and stops it): runs start cold."""
+    monkeypatch.setenv("TLCORE_WARM_WORKERS", "0")
+
+
 @pytest.fixture
 def ws(tmp_path, monkeypatch) -> Workspace:
     """A fresh workspace in a temp dir, also exported as TLCORE_HOME for subprocesses."""

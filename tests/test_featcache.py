@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from tlcore import cache, demo, featcache, imagecache, train
+from tlcore import cache, demo, featcache, imagecache, runmodel, train
 from tlcore import data as datasets_api
 from tlcore.config import RunConfig
 from tlcore.errors import DiskFullError
@@ -119,7 +119,7 @@ def test_augmentation_or_opt_out_disables_the_cache(ws, dataset, monkeypatch):
     assert _feature_entries(ws) == []
 
 
-def test_trained_model_file_matches_the_cached_path(ws, dataset):
+def test_assembled_model_matches_the_cached_path(ws, dataset):
     config = _config(train={"epochs": 2, "batch_size": 8}, fine_tune={"blocks": 1, "epochs": 1})
     store = RunStore(ws)
     run_id = store.create_run(config)
@@ -127,7 +127,10 @@ def test_trained_model_file_matches_the_cached_path(ws, dataset):
     store.update_run(run_id, status=COMPLETED)
     assert result["epochs"] == 3
     assert [r["phase"] for r in store.metrics(run_id)] == [1, 1, 2]
-    saved = keras.models.load_model(ws.run(run_id).dir / "model.keras", safe_mode=True)
+    # The run stores its trained layers only; the full model is assembled from its base,
+    # written as a .keras file for download, and loads without tlcore (safe mode).
+    assert not ws.run(run_id).model.exists()
+    saved = keras.models.load_model(runmodel.model_file(run_id, ws), safe_mode=True)
     set_phase(saved, config, 2)
     data = train.load_data(config, ws)
     rest, inputs, cut = train.phase_inputs(saved, config, 2, data, ws, ("test",))
@@ -135,6 +138,8 @@ def test_trained_model_file_matches_the_cached_path(ws, dataset):
     images = np.asarray(data.splits["test"][0], dtype=np.float32)
     np.testing.assert_allclose(rest.predict(np.asarray(inputs["test"][0]), verbose=0),
                                saved.predict(images, verbose=0), atol=1e-4)
+    np.testing.assert_allclose(runmodel.load_run_model(run_id, ws).predict(images, verbose=0),
+                               saved.predict(images, verbose=0), atol=1e-6)
 
 
 def test_eviction_keeps_the_entry_in_use(ws, dataset, monkeypatch):

@@ -73,7 +73,7 @@ def test_clear_and_bound_setting(ws, manifest, monkeypatch):
     imagecache.split_arrays(ws, manifest, "train", 32)
     assert cache.clear(ws, "images") > 0 and cache.entries(ws) == []
     with pytest.raises(ConfigError, match="kind must be one of"):
-        cache.clear(ws, "models")
+        cache.clear(ws, "everything")
     monkeypatch.setenv(cache.ENV_MAX_GB, "zero")
     with pytest.raises(ConfigError, match="TLCORE_CACHE_MAX_GB"):
         cache.max_bytes()

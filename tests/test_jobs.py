@@ -131,7 +131,9 @@ def test_cancel_of_a_running_run_stops_it_promptly(ws, dataset):
 
 
 @pytest.mark.slow
-def test_kill_9_is_detected_and_resume_continues_from_the_checkpoint(ws, dataset):
+def test_kill_9_is_detected_and_resume_continues_from_the_checkpoint(ws, dataset,
+                                                                     monkeypatch):
+    monkeypatch.setenv("TLCORE_CHECKPOINT_INTERVAL_S", "0")  # a checkpoint after every epoch
     store = RunStore(ws)
     run_id = jobs.launch(_config(dataset, epochs=8), ws=ws)
     checkpoint = ws.run(run_id).dir / "checkpoint" / "state.json"
@@ -155,7 +157,8 @@ def test_kill_9_is_detected_and_resume_continues_from_the_checkpoint(ws, dataset
     assert run["status"] == COMPLETED, run["error"]
     assert [m["epoch"] for m in store.metrics(run_id)] == list(range(1, 9))
     assert store.metrics(run_id)[:done] == kept
-    assert f"resuming after epoch {done}" in jobs.log_tail(run_id, lines=200, ws=ws)
+    assert (f"resuming after epoch {done} (phase 1), optimizer state restored"
+            in jobs.log_tail(run_id, lines=200, ws=ws))
 
 
 @pytest.mark.slow

@@ -11,7 +11,7 @@ import os
 import numpy as np
 import pytest
 
-from tlcore import backbones, data
+from tlcore import backbones, bases, data
 from tlcore.config import RunConfig
 from tlcore.demo import write_class_folders
 from tlcore.store import RunStore
@@ -32,8 +32,7 @@ def test_the_weights_file_passes_the_check():
 
 @pytest.mark.slow
 def test_training_starts_from_imagenet_weights(ws, tmp_path, monkeypatch):
-    import keras
-
+    from tlcore import runmodel
     from tlcore.train import run_training
 
     monkeypatch.setenv(backbones.ENV_WEIGHTS, WEIGHTS)
@@ -50,7 +49,9 @@ def test_training_starts_from_imagenet_weights(ws, tmp_path, monkeypatch):
     run = store.get_run(run_id)
     assert run["extra"]["weights_source"] == f"imagenet: {os.path.realpath(WEIGHTS)}"
     assert len(store.metrics(run_id)) == 1
-    model = keras.models.load_model(ws.run(run_id).dir / "model.keras", safe_mode=True)
+    # The run keeps its head; the ImageNet base is stored once and the model assembled.
+    assert bases.exists(ws, bases.run_base(ws.run(run_id)))
+    model = runmodel.load_run_model(run_id, ws, require_completed=False)
     bias = model.get_layer("vgg16").get_layer("block1_conv1").get_weights()[1]
-    # Phase 1 freezes the base, so the saved model still holds the ImageNet values.
+    # Phase 1 freezes the base, so the assembled model still holds the ImageNet values.
     np.testing.assert_allclose(bias[:4], BLOCK1_CONV1_BIAS, rtol=1e-6)

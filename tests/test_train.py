@@ -13,8 +13,8 @@ import keras
 import numpy as np
 import pytest
 
+from tlcore import bases, jobs, runmodel, train, worker
 from tlcore import data as datasets_api
-from tlcore import jobs, train, worker
 from tlcore.config import RunConfig
 from tlcore.demo import write_class_folders
 from tlcore.errors import DiskFullError, DivergedError, NotFoundError, RunCancelled
@@ -77,9 +77,14 @@ def test_two_phases_on_one_epoch_axis(ws, dataset):
     assert (progress["epoch"], progress["epochs"], progress["phase"]) == (4, 4, 2)
     assert progress["batch"] == progress["batches"] == math.ceil(21 / 8)
 
-    state = json.loads((run_dir / "checkpoint" / "state.json").read_text())
-    assert (state["epoch"], state["phase"], state["phase1_epochs"]) == (4, 2, 2)
-    model = keras.models.load_model(run_dir / "model.keras", safe_mode=True)
+    # The run keeps what it trained (the head and block 5), not the frozen base; the
+    # checkpoint is gone once the trained weights are written.
+    trained = bases.load_layer_weights(ws.run(run_id).trained)
+    assert "predictions" in trained and "block5_conv1" in trained
+    assert not any(name.startswith(("block1", "block4")) for name in trained)
+    assert not (run_dir / "checkpoint").exists() and not (run_dir / "model.keras").exists()
+    assert bases.exists(ws, bases.run_base(ws.run(run_id)))
+    model = runmodel.load_run_model(run_id, ws, require_completed=False)
     x = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3)).astype("float32")
     assert model.predict(x, verbose=0).shape == (2, len(CLASSES))
 
@@ -110,6 +115,52 @@ def test_cancel_in_phase_two_then_resume(ws, dataset, monkeypatch):
     assert _epochs(store, run_id) == [(1, 1), (2, 1), (3, 2), (4, 2)]
     assert store.metrics(run_id)[:3] == first  # finished epochs are kept, not re-run
     assert store.get_run(run_id)["test_metrics"]["n"] == 3
+
+
+@pytest.mark.slow
+def test_resume_continues_the_optimizer_instead_of_restarting_it(ws, dataset, monkeypatch):
+    monkeypatch.setenv(train.ENV_CHECKPOINT_INTERVAL, "0")
+    store = RunStore(ws)
+    run_id = store.create_run(_config(dataset, train={"epochs": 4}))
+    original = train.RunRecorder.on_epoch_end
+
+    def cancel_after_epoch_2(self, epoch, logs=None):
+        original(self, epoch, logs)
+        if epoch + 1 == 2:
+            self.store.request_cancel(self.run_id)
+
+    monkeypatch.setattr(train.RunRecorder, "on_epoch_end", cancel_after_epoch_2)
+    with pytest.raises(RunCancelled):
+        train.run_training(run_id, ws)
+    files = ws.run(run_id)
+    saved = train.load_checkpoint(files)
+    steps = math.ceil(21 / 8)
+    iterations = [v for v in saved.optimizer if v.shape == ()]
+    assert int(iterations[0]) == 2 * steps  # Adam's step count after two epochs
+    assert any(v.ndim and np.abs(v).sum() > 0 for v in saved.optimizer)  # and its moments
+
+    restored, after_fit = [], []
+    real_restore, real_fit = train.restore_optimizer, train.fastfit.fit_in_memory
+
+    def restore(model, values):
+        ok = real_restore(model, values)
+        restored.append((ok, [keras.ops.convert_to_numpy(v) for v in model.optimizer.variables]))
+        return ok
+
+    def fit(model, *args, **kwargs):  # the head trains on cached features in memory
+        real_fit(model, *args, **kwargs)
+        after_fit.append(int(keras.ops.convert_to_numpy(model.optimizer.iterations)))
+
+    monkeypatch.setattr(train.RunRecorder, "on_epoch_end", original)
+    monkeypatch.setattr(train, "restore_optimizer", restore)
+    monkeypatch.setattr(train.fastfit, "fit_in_memory", fit)
+    store.update_run(run_id, cancel_requested=0)
+    train.run_training(run_id, ws, resume=True)
+    assert len(restored) == 1 and restored[0][0] is True
+    for got, want in zip(restored[0][1], saved.optimizer, strict=True):
+        np.testing.assert_array_equal(got, want)  # moments and step count as checkpointed
+    assert after_fit == [4 * steps]  # a fresh optimizer would stand at 2 * steps
+    assert _epochs(store, run_id) == [(1, 1), (2, 1), (3, 1), (4, 1)]
 
 
 @pytest.mark.slow
@@ -149,7 +200,7 @@ def test_from_scratch_trains_every_layer_without_the_feature_cache(ws, dataset, 
     monkeypatch.setattr(train, "build_model", remember_initial_weights)
     train.run_training(run_id, ws)
 
-    saved = keras.models.load_model(ws.run(run_id).model, safe_mode=True)
+    saved = runmodel.load_run_model(run_id, ws, require_completed=False)
     after = saved.get_layer("vgg16").get_layer("block1_conv1").get_weights()
     changed = any(not np.array_equal(a, b) for a, b in zip(initial["block1"], after, strict=True))
     features = list((ws.cache_dir / "features").glob("*"))
@@ -195,45 +246,57 @@ def test_divergence_guard_rules():
         feed([1.0, 0.8, 5000.0])
 
 
-def test_recorder_best_checkpoint_and_early_stopping(ws, tmp_path):
+def test_recorder_keeps_the_best_in_memory_checkpoints_and_stops_early(ws, monkeypatch):
+    monkeypatch.setenv(train.ENV_CHECKPOINT_INTERVAL, "0")  # a checkpoint every epoch
     store = RunStore(ws)
     config = _config("anything", train={"epochs": 10, "early_stopping_patience": 2})
     run_id = store.create_run(config)
     files = ws.run(run_id)
-    run_dir = files.dir
-    run_dir.mkdir(parents=True)
-    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, activation="softmax")])
+    files.dir.mkdir(parents=True)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, activation="softmax",
+                                                                    name="predictions")])
     model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
+    model.optimizer.build(model.trainable_variables)
     state = train.TrainState()
     recorder = train.RunRecorder(store, run_id, files, model, config, 1, state, "val_loss")
     recorder.set_model(model)
     model.stop_training = False
     sequence = [1.0, 0.8, float("nan"), 0.85]
+    at_best = None
     for epoch, val_loss in enumerate(sequence):
         recorder.on_epoch_begin(epoch)
         recorder.on_epoch_end(epoch, {"loss": 1.0, "accuracy": 0.5, "val_loss": val_loss,
                                       "val_accuracy": 0.25 * epoch})
         if epoch == 1:
-            saved_at_best = (run_dir / "model.keras").stat().st_mtime_ns
+            at_best = [w.copy() for w in model.get_weights()]
+        model.layers[0].set_weights([w + 1.0 for w in model.get_weights()])  # "training"
     assert model.stop_training is True
-    assert (run_dir / "model.keras").stat().st_mtime_ns == saved_at_best
+    for got, want in zip(recorder.best["predictions"], at_best, strict=True):
+        np.testing.assert_array_equal(got, want)  # the best epoch's weights, kept in memory
+    assert not files.model.exists() and not files.trained.exists()  # nothing written per epoch
     run = store.get_run(run_id)
     assert (run["best_epoch"], run["best_val_loss"]) == (2, pytest.approx(0.8))
     assert run["best_val_accuracy"] == pytest.approx(0.75)
     assert [m["val_loss"] for m in store.metrics(run_id)] == [1.0, pytest.approx(0.8), None,
                                                                pytest.approx(0.85)]
     assert state.phase1_done and state.phase1_epochs == 4 and state.wait == 2
-    restored = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, activation="softmax")])
-    assert train.load_checkpoint(files, restored).epoch == 4
-    for got, want in zip(restored.get_weights(), model.get_weights(), strict=True):
+    saved = train.load_checkpoint(files)
+    assert saved.state.epoch == 4
+    before_last_step = [w - 1.0 for w in model.get_weights()]
+    for got, want in zip(saved.weights["predictions"], before_last_step, strict=True):
+        np.testing.assert_allclose(got, want)
+    for got, want in zip(saved.best["predictions"], at_best, strict=True):
         np.testing.assert_array_equal(got, want)
-    assert [p.name for p in (run_dir / "checkpoint").glob("*.npz")] == ["weights-e4.npz"]
+    assert len(saved.optimizer) == len(model.optimizer.variables)
+    assert [p.name for p in files.checkpoint_dir.glob("*.npz")] == ["weights-e4.npz"]
 
 
 @pytest.mark.slow
 def test_the_loop_beats_through_every_long_step(ws, dataset, monkeypatch):
     store = RunStore(ws)
-    run_id = store.create_run(_config(dataset, train={"epochs": 1}))
+    # Phase 2 validates through Keras's fit (phase 1's head validates in one call).
+    run_id = store.create_run(_config(dataset, train={"epochs": 1},
+                                      fine_tune={"blocks": 1, "epochs": 1}))
     monkeypatch.setattr(jobs, "HEARTBEAT_INTERVAL_S", 0.0)  # record every beat
     step, beats = ["start"], []
     monkeypatch.setattr(RunStore, "heartbeat", lambda self, _: beats.append(step[0]))
@@ -262,7 +325,11 @@ def test_a_full_disk_at_checkpoint_time_fails_with_one_line(ws, dataset, monkeyp
     store = RunStore(ws)
     run_id = store.create_run(_config(dataset))
 
-    def savez(fh, *arrays):
+    real_savez = np.savez
+
+    def savez(fh, *args, **kwargs):
+        if "/checkpoint/" not in str(getattr(fh, "name", "")):  # the frozen base goes through
+            return real_savez(fh, *args, **kwargs)
         fh.write(b"half a checkpoint")
         raise OSError(errno.ENOSPC, "No space left on device")
 
@@ -282,22 +349,22 @@ def _tiny_model() -> keras.Model:
     return model
 
 
-def test_checkpoint_and_model_are_refused_on_a_full_disk(ws, monkeypatch):
+def test_checkpoint_and_trained_weights_are_refused_on_a_full_disk(ws, monkeypatch):
     files = ws.run("abcdef123456")
     files.dir.mkdir(parents=True)
-    model = _tiny_model()
-    train.save_checkpoint(files, model, train.TrainState(epoch=1))
-    train.save_model(model, files.model)
+    weights = {"dense": _tiny_model().layers[0].get_weights()}
+    train.save_checkpoint(files, train.TrainState(epoch=1), weights)
+    runmodel.save_trained(files, weights)
     before = sorted(p.name for p in files.dir.rglob("*"))
     monkeypatch.setenv("TLCORE_MIN_FREE_MB", "1e12")  # more than any disk has
     with pytest.raises(DiskFullError, match=rf"^disk full: \d+ MB free in "
                                             rf"{re.escape(str(files.checkpoint_dir))} "):
-        train.save_checkpoint(files, model, train.TrainState(epoch=2))
+        train.save_checkpoint(files, train.TrainState(epoch=2), weights)
     with pytest.raises(DiskFullError, match=rf"^disk full: \d+ MB free in "
                                             rf"{re.escape(str(files.dir))} "):
-        train.save_model(model, files.model)
+        runmodel.save_trained(files, weights)
     assert sorted(p.name for p in files.dir.rglob("*")) == before  # the old pair stays
-    assert train.load_checkpoint(files, _tiny_model()).epoch == 1
+    assert train.load_checkpoint(files).state.epoch == 1
 
 
 def test_missing_dataset_fails_before_training(ws):

@@ -1,11 +1,14 @@
 """The workspace cache as a whole: list entries, bound its size, clear it.
 
-Two kinds of entries live under `<workspace>/cache/`, one folder each:
-`images/<key>/` (decoded uint8 arrays, `tlcore.imagecache`) and
-`features/<key>/` (frozen-base outputs, `tlcore.featcache`). An entry's folder
+Three kinds of entries live under `<workspace>/cache/`, one folder each:
+`images/<key>/` (decoded uint8 arrays, `tlcore.imagecache`), `features/<key>/`
+(frozen-base outputs, `tlcore.featcache`) and `models/<run>-<version>/` (a
+run's full model assembled for download, `tlcore.runmodel`). An entry's folder
 mtime is its last use; when the cache grows past its bound the least recently
 used entries go first. Entries in use by a run are protected by passing them in
-`keep`. No TensorFlow here: the CLI and the dashboard use it.
+`keep`. Frozen bases (`tlcore.bases`) are not cache entries, since runs need
+them, but the ones no run uses go with the cache's LRU pass and with `clear`.
+No TensorFlow here: the CLI and the dashboard use it.
 """
 
 from __future__ import annotations
@@ -17,10 +20,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tlcore import bases
 from tlcore.errors import ConfigError
 from tlcore.workspace import Workspace
 
-KINDS = ("images", "features")
+MODELS_KIND = "models"  # full models assembled for download (tlcore.runmodel)
+KINDS = ("images", "features", MODELS_KIND)
 ENV_MAX_GB = "TLCORE_CACHE_MAX_GB"
 DEFAULT_MAX_GB = 20.0
 META_FILE = "meta.json"
@@ -82,9 +87,12 @@ def evict(ws: Workspace, limit: int | None = None, keep: tuple[Path, ...] = ()) 
         limit: Bound in bytes; default `max_bytes()`.
         keep: Entry folders that must stay (the ones a running job uses).
 
+    Bases no run uses are removed too (`bases.collect`).
+
     Returns:
         Keys of the removed entries.
     """
+    bases.collect(ws)
     limit = max_bytes() if limit is None else limit
     keep_set = {Path(k).resolve() for k in keep}
     items = entries(ws)
@@ -101,11 +109,20 @@ def evict(ws: Workspace, limit: int | None = None, keep: tuple[Path, ...] = ()) 
     return removed
 
 
+def forget_run(ws: Workspace, run_id: str) -> None:
+    """Remove the models assembled for a run (`models/<run>-<version>/`): it was deleted."""
+    for folder in (ws.cache_dir / MODELS_KIND).glob(f"{run_id}-*"):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def clear(ws: Workspace, kind: str | None = None) -> int:
-    """Remove every entry (of one kind, if given). Returns the bytes freed."""
+    """Remove every entry (of one kind, if given). Returns the bytes freed.
+
+    Without a kind, the bases no run uses go as well (`bases.collect`).
+    """
     if kind is not None and kind not in KINDS:
         raise ConfigError(f"kind must be one of {', '.join(KINDS)}. Received: kind={kind!r}")
-    freed = 0
+    freed = bases.collect(ws, grace_s=0)[1] if kind is None else 0
     for entry in entries(ws):
         if kind is None or entry["kind"] == kind:
             shutil.rmtree(entry["path"], ignore_errors=True)

@@ -235,10 +235,12 @@ def completed_run(run_id: str, ws: Workspace | None = None) -> tuple[dict[str, A
             f"Run {run_id} is {run['status']}, not completed; wait for it to finish, or train "
             "it again if it failed.")
     files = ws.run(run_id)
-    if not files.model.is_file():
+    if not files.has_model():
         raise NotFoundError(
-            f"Run {run_id} is completed but has no {files.model.name} in {files.dir}.")
-    files.check_model()
+            f"Run {run_id} is completed but has no model in {files.dir}: neither trained "
+            f"weights ({files.trained.name}) nor {files.model.name}.")
+    if not files.trained.is_file():
+        files.check_model()
     return run, RunConfig.from_dict(run["config"])
 
 
@@ -347,7 +349,7 @@ def evaluate_run(run_id: str, ws: Workspace | None = None, dataset: str | None =
         gradcam_per_split: Grad-CAM overlays stored for this many of the most
             confident mistakes of each split (0 for none).
         model: The run's model already in memory (the worker's, with the best
-            weights); default: load `runs/<id>/model.keras`.
+            weights); default: assembled by `tlcore.runmodel.load_run_model`.
         require_completed: False lets the worker evaluate its own run before
             it marks the run completed, so results are there when it is.
         probs: Class probabilities per split the caller already has (the
@@ -366,7 +368,6 @@ def evaluate_run(run_id: str, ws: Workspace | None = None, dataset: str | None =
         DatasetError: if the dataset's classes differ from the run's.
         NotFoundError: if the run, its model or the dataset does not exist.
     """
-    from tlcore.gradcam import gradcam, overlay
     from tlcore.imagecache import split_arrays
 
     ws = ws or Workspace.from_env()
@@ -379,16 +380,7 @@ def evaluate_run(run_id: str, ws: Workspace | None = None, dataset: str | None =
     manifest = _manifest(name, ws)
     mapping = class_mapping(classes, list(manifest["classes"]), name)
     started = time.time()
-    run_files = ws.run(run_id)
-    if model is None:
-        model = load_model(run_files.model)
-
-    # Overlays of each evaluation go to their own folder and the JSON names it,
-    # so a reader never pairs the JSON of one evaluation with overlays of another.
-    stamp = f"{time.time_ns():x}"
-    cam_root = run_files.gradcam_dir(name)
-    cam_dir = cam_root / stamp
-    cam_dir.mkdir(parents=True)
+    loaded = _ModelLoader(run_id, ws, model)
     results: dict[str, Any] = {}
     for split in splits:
         if progress:
@@ -399,19 +391,12 @@ def evaluate_run(run_id: str, ws: Workspace | None = None, dataset: str | None =
         if probs is not None and split in probs:
             split_probs = probs[split]
         else:
-            split_probs = predict_probs(model, x) if len(x) else np.zeros((0, len(classes)))
+            split_probs = (predict_probs(loaded.model(), x) if len(x)
+                           else np.zeros((0, len(classes))))
         if progress:
             progress()
         metrics = classification_metrics(y, split_probs, classes, k=k)
-        wrong = mistakes(y, split_probs, classes, files)
-        chosen = wrong[:gradcam_per_split]
-        if chosen:
-            images = np.asarray(x[[m["index"] for m in chosen]])
-            for m, img, heat in zip(chosen, images, gradcam(model, images), strict=True):
-                png = f"{split}-{m['index']}.png"
-                (cam_dir / png).write_bytes(png_bytes(overlay(img, heat)))
-                m["gradcam"] = (cam_dir / png).relative_to(run_files.eval_dir).as_posix()
-        metrics["mistakes"] = wrong
+        metrics["mistakes"] = mistakes(y, split_probs, classes, files)
         metrics["samples"] = {
             "file": files,
             "true": [int(v) for v in y],
@@ -428,14 +413,99 @@ def evaluate_run(run_id: str, ws: Workspace | None = None, dataset: str | None =
         "classes": classes,
         "image_size": config.image_size,
         "created": time.time(),
-        "eval_seconds": round(time.time() - started, 3),
+        "eval_seconds": 0.0,
         "splits": results,
     }
-    atomic_write_text(run_files.evaluation(name),
+    stamp = (_overlay_mistakes(evaluation, ws, manifest, loaded, gradcam_per_split, progress)
+             if gradcam_per_split > 0 else None)
+    evaluation["eval_seconds"] = round(time.time() - started, 3)
+    _store(evaluation, ws, stamp)
+    return evaluation
+
+
+class _ModelLoader:
+    """The run's model, loaded the first time something needs it."""
+
+    def __init__(self, run_id: str, ws: Workspace, model: Any = None) -> None:
+        self.run_id, self.ws, self._model = run_id, ws, model
+
+    def model(self) -> Any:
+        if self._model is None:
+            from tlcore.runmodel import load_run_model
+
+            self._model = load_run_model(self.run_id, self.ws, require_completed=False)
+        return self._model
+
+
+def _overlay_mistakes(evaluation: dict[str, Any], ws: Workspace, manifest: dict[str, Any],
+                      loaded: _ModelLoader, per_split: int,
+                      progress: Callable[[], None] | None) -> str:
+    """Grad-CAM overlays of each split's most confident mistakes; returns their folder's stamp.
+
+    Each evaluation's overlays go to a folder of their own and the JSON names
+    them, so a reader never pairs the JSON of one evaluation with overlays of
+    another. Sets `gradcam` (path under `eval/`) on the chosen mistakes.
+    """
+    from tlcore.gradcam import gradcam, overlay
+    from tlcore.imagecache import split_arrays
+
+    run_files = ws.run(evaluation["run_id"])
+    stamp = f"{time.time_ns():x}"
+    cam_dir = run_files.gradcam_dir(evaluation["dataset"]) / stamp
+    cam_dir.mkdir(parents=True)
+    for split, metrics in evaluation["splits"].items():
+        chosen = metrics["mistakes"][:per_split]
+        if not chosen:
+            continue
+        if progress:
+            progress()
+        x, _ = split_arrays(ws, manifest, split, evaluation["image_size"])
+        images = np.asarray(x[[m["index"] for m in chosen]])
+        for m, img, heat in zip(chosen, images, gradcam(loaded.model(), images), strict=True):
+            png = f"{split}-{m['index']}.png"
+            (cam_dir / png).write_bytes(png_bytes(overlay(img, heat)))
+            m["gradcam"] = (cam_dir / png).relative_to(run_files.eval_dir).as_posix()
+    return stamp
+
+
+def _store(evaluation: dict[str, Any], ws: Workspace, stamp: str | None) -> None:
+    """Write the evaluation JSON, then drop overlay folders of other evaluations."""
+    run_files = ws.run(evaluation["run_id"])
+    run_files.eval_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_files.evaluation(evaluation["dataset"]),
                       json.dumps(evaluation, ensure_ascii=False, allow_nan=False))
-    for old in cam_root.iterdir():
-        if old.name != stamp:
-            shutil.rmtree(old, ignore_errors=True)
+    cam_root = run_files.gradcam_dir(evaluation["dataset"])
+    if cam_root.is_dir():
+        for old in cam_root.iterdir():
+            if old.name != stamp:
+                shutil.rmtree(old, ignore_errors=True)
+
+
+def add_gradcam(run_id: str, ws: Workspace | None = None, dataset: str | None = None,
+                per_split: int = GRADCAM_PER_SPLIT, model: Any = None) -> dict[str, Any]:
+    """Add Grad-CAM overlays to a run's stored evaluation (the worker's comes without).
+
+    The worker stores its evaluation before it marks the run completed and adds
+    the overlays right after, so a run is ready a moment sooner.
+
+    Returns:
+        The evaluation as stored again.
+
+    Raises:
+        NotFoundError: if the run has no stored evaluation on `dataset`.
+    """
+    ws = ws or Workspace.from_env()
+    evaluation = load_evaluation(run_id, dataset, ws)
+    if evaluation is None:
+        raise NotFoundError(f"Run {run_id} has no stored evaluation on "
+                            f"{dataset or 'its own dataset'}; run `python -m tlcore evaluate "
+                            f"{run_id}` first.")
+    started = time.time()
+    manifest = _manifest(evaluation["dataset"], ws)
+    stamp = _overlay_mistakes(evaluation, ws, manifest, _ModelLoader(run_id, ws, model),
+                              per_split, None)
+    evaluation["eval_seconds"] = round(evaluation["eval_seconds"] + time.time() - started, 3)
+    _store(evaluation, ws, stamp)
     return evaluation
 
 

@@ -32,7 +32,6 @@ from tlcore.evaluate import (
     PREDICT_BATCH,
     class_mapping,
     completed_run,
-    load_model,
     predict_probs,
     run_class_names,
 )
@@ -265,11 +264,12 @@ def export_run(run_id: str, fmt: str, out_path: str | os.PathLike,
     with tempfile.TemporaryDirectory(dir=ws.tmp_dir) as tmp:
         stage = Path(tmp) / "export"
         stage.mkdir()
-        # Loading also proves the file is a model that safe mode accepts.
-        model = load_model(files.model)
+        from tlcore.runmodel import MODEL_FILE, load_run_model, model_file  # TensorFlow
+
+        model = load_run_model(run_id, ws)
         dtype = str(model.inputs[0].dtype)
         if fmt == "keras":
-            shutil.copyfile(files.model, stage / files.model.name)
+            shutil.copyfile(model_file(run_id, ws), stage / MODEL_FILE)
         elif fmt == "savedmodel":
             save_savedmodel(model, stage / SAVEDMODEL_DIR)
         else:

@@ -94,6 +94,21 @@ def split_features(ws: Workspace, manifest: dict[str, Any], split: str, size: in
     return np.load(f_path, mmap_mode="r"), labels, hit
 
 
+def cached_features(ws: Workspace, manifest: dict[str, Any], split: str, size: int, cut: str,
+                    weights_fp: str) -> np.ndarray | None:
+    """A split's cached features (memory-mapped, as `split_features` on a hit), or None.
+
+    Needs no model: a run on warm features can train its head without building
+    the network.
+    """
+    folder = entry_dir(ws, manifest["fingerprint"], size, weights_fp, cut)
+    f_path = folder / f"{split}.npy"
+    if not f_path.exists():
+        return None
+    cache.touch(folder)
+    return np.load(f_path, mmap_mode="r")
+
+
 def _build(images: np.ndarray, prefix: Callable[[np.ndarray], Any], f_path: Path,
            progress: Callable[[int, int], None] | None) -> None:
     f_path.parent.mkdir(parents=True, exist_ok=True)

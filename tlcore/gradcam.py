@@ -47,19 +47,23 @@ def find_last_conv(model: Any) -> list[Any]:
     raise ValueError(f"Grad-CAM needs a Conv2D layer; model {model.name!r} has none.")
 
 
-def _tap(path: list[Any], outputs: Any) -> Any:
-    """A callable `x -> (conv activations, outputs)` for the conv at the end of `path`.
+def _tap(path: list[Any], outputs: Any) -> tuple[Any, Any]:
+    """Callables `x -> conv activations` and `conv activations -> outputs`.
 
-    `outputs` is a symbolic tensor of `path[0]`'s graph. A nested model is
-    split around its call: the part before it, the nested model tapped
-    recursively, and the part after it.
+    The conv is the layer at the end of `path`; `outputs` is a symbolic tensor
+    of `path[0]`'s graph. A nested model is split around its call: the part
+    before it, the nested model split recursively, and the part after it.
+    Splitting at the conv lets the gradient tape record only what follows it.
     """
     import keras
 
     model, child = path[0], path[1]
     if len(path) == 2:
-        return keras.Model(model.inputs, [child.output, outputs])
-    inner = _tap(path[1:], child.outputs[0])
+        to_conv = keras.Model(model.inputs, child.output)
+        if child.output is outputs:  # the conv ends this (nested) model
+            return to_conv, lambda conv, training=False: conv
+        return to_conv, keras.Model(child.output, outputs)
+    inner_to, inner_from = _tap(path[1:], child.outputs[0])
     # The nested model's call in this graph is one of its inbound nodes; its
     # tensors join the outer input to the nested model and the rest of the graph.
     for node in reversed(child._inbound_nodes):
@@ -72,11 +76,13 @@ def _tap(path: list[Any], outputs: Any) -> Any:
     else:
         raise ValueError(f"Cannot find where model {model.name!r} calls {child.name!r}.")
 
-    def run(x: Any, training: bool = False) -> Any:
-        conv, mid = inner(before(x, training=training), training=training)
-        return conv, after(mid, training=training)
+    def to_conv(x: Any, training: bool = False) -> Any:
+        return inner_to(before(x, training=training), training=training)
 
-    return run
+    def from_conv(conv: Any, training: bool = False) -> Any:
+        return after(inner_from(conv, training=training), training=training)
+
+    return to_conv, from_conv
 
 
 def _output_layer(model: Any) -> Any:
@@ -139,14 +145,15 @@ def gradcam(model: Any, images_uint8: np.ndarray, class_index: int | list[int] |
         if targets.shape != (n,):
             raise ValueError(f"class_index must be one index or {n} indices. "
                              f"Received: {len(targets)} indices")
-    tap = _tap(find_last_conv(model), model.outputs[0])
+    to_conv, from_conv = _tap(find_last_conv(model), model.outputs[0])
 
     maps = []
     for start in range(0, n, batch_size):
         x = tf.convert_to_tensor(images[start:start + batch_size], dtype=tf.float32)
-        with _logits(model), tf.GradientTape() as tape:
-            conv, scores = tap(x, training=False)
-            scores = tf.cast(scores, tf.float32)
+        conv = to_conv(x, training=False)
+        with _logits(model), tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(conv)
+            scores = tf.cast(from_conv(conv, training=False), tf.float32)
             if targets is None:
                 chosen = tf.argmax(scores, axis=-1)
             else:

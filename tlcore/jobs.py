@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tlcore import backbones, processes
+from tlcore import backbones, cache, processes
 from tlcore.config import RunConfig
 from tlcore.errors import ConfigError, NotFoundError, RunStateError, WeightsError
 from tlcore.store import (
@@ -58,6 +58,11 @@ from tlcore.workspace import (
 DEVICE_CACHE_FILE = "device.json"  # in the workspace cache folder
 
 ENV_MAX_WORKERS = "TLCORE_MAX_WORKERS"
+ENV_WARM_WORKERS = "TLCORE_WARM_WORKERS"
+ENV_WARM_IDLE = "TLCORE_WARM_IDLE_S"
+DEFAULT_WARM_IDLE_S = 600.0
+WARM_FLAG = "--warm"
+WARM_POLL_S = 0.05
 ENV_CLAIMED = "TLCORE_CLAIMED_RUN"
 ENV_HEARTBEAT_TIMEOUT = "TLCORE_HEARTBEAT_TIMEOUT_S"
 # A worker writes its heartbeat at least this often while it makes progress.
@@ -156,8 +161,10 @@ def _check_base_weights(config: RunConfig, store: RunStore, ws: Workspace) -> No
                 f"base.weights 'run:{source}' needs a completed run to take its VGG16 base "
                 f"from. Received: run {source} is {status}. Wait for it or pick another run."
             )
+        files = ws.run(source)
         try:
-            ws.run(source).check_model()
+            if not files.trained.is_file():
+                files.check_model()  # a run trained before light runs
         except (NotFoundError, WeightsError) as exc:
             raise WeightsError(f"base.weights 'run:{source}' cannot be used: {exc}") from None
         return
@@ -227,6 +234,142 @@ def worker_env(ws: Workspace, run_id: str | None = None) -> dict[str, str]:
     return env
 
 
+# ---- warm workers ---------------------------------------------------------------
+def warm_idle_file(ws: Workspace, pid: int) -> Path:
+    """`workers/<pid>.idle`: present while warm worker `pid` waits for a run."""
+    return ws.workers_dir / f"{pid}.idle"
+
+
+def warm_start_file(ws: Workspace, pid: int) -> Path:
+    """`workers/<pid>.start`: warm worker `pid` is starting (importing TensorFlow)."""
+    return ws.workers_dir / f"{pid}.start"
+
+
+def warm_inbox_file(ws: Workspace, pid: int) -> Path:
+    """`workers/<pid>.run`: the run handed to warm worker `pid` (created exclusively)."""
+    return ws.workers_dir / f"{pid}.run"
+
+
+def warm_log_file(ws: Workspace, pid: int) -> Path:
+    """`workers/<pid>.log`: a warm worker's own output between runs."""
+    return ws.workers_dir / f"{pid}.log"
+
+
+def warm_enabled() -> bool:
+    """False when `$TLCORE_WARM_WORKERS` is "0": every run starts a fresh worker."""
+    return os.environ.get(ENV_WARM_WORKERS, "1").strip() != "0"
+
+
+def warm_idle_seconds() -> float:
+    """How long a warm worker waits for a run before it leaves: `$TLCORE_WARM_IDLE_S`, 600.
+
+    Raises:
+        ConfigError: if the variable is set but not a positive number.
+    """
+    raw = os.environ.get(ENV_WARM_IDLE, "").strip()
+    try:
+        value = float(raw) if raw else DEFAULT_WARM_IDLE_S
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise ConfigError(f"{ENV_WARM_IDLE} must be a positive number of seconds. "
+                          f"Received: {ENV_WARM_IDLE}={raw!r}")
+    return value
+
+
+def _is_warm_worker(pid: int) -> bool:
+    args = processes.command_line(pid)
+    return processes.alive(pid) and (
+        args is None or (b"tlcore.worker" in args and WARM_FLAG.encode() in args))
+
+
+def warm_workers(ws: Workspace) -> dict[int, bool]:
+    """Live warm workers of the workspace: `{pid: idle}`; stale registrations are removed."""
+    out: dict[int, bool] = {}
+    for path in ws.workers_dir.iterdir():
+        pid_text, _, kind = path.name.partition(".")
+        if not pid_text.isdigit() or kind not in ("start", "idle", "run", "log"):
+            continue
+        pid = int(pid_text)
+        if pid in out and kind != "idle":
+            continue
+        if _is_warm_worker(pid):
+            out[pid] = out.get(pid, False) or kind == "idle"
+        else:
+            path.unlink(missing_ok=True)
+    return out
+
+
+def _hand_to_warm(run_id: str, ws: Workspace) -> int | None:
+    """Give a claimed run to an idle warm worker; its pid, or None when none took it.
+
+    The inbox is created exclusively, so two claimants never give one worker two
+    runs; the worker removes its idle registration when it takes the run.
+    """
+    for idle in sorted(ws.workers_dir.glob("*.idle")):
+        pid = int(idle.stem) if idle.stem.isdigit() else 0
+        if not pid or not _is_warm_worker(pid):
+            continue
+        try:
+            fd = os.open(warm_inbox_file(ws, pid), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            continue  # another run was handed to it a moment ago
+        with os.fdopen(fd, "w") as fh:
+            fh.write(run_id)
+        return pid
+    return None
+
+
+def ensure_warm(ws: Workspace | None = None) -> int | None:
+    """Start a warm worker when none is idle and a worker slot is free; its pid, or None.
+
+    The dashboard calls this, so that the next run it launches starts at once;
+    it costs a directory listing when the pool is already there. Nothing starts
+    when `$TLCORE_WARM_WORKERS` is "0".
+    """
+    ws = ws or Workspace.from_env()
+    if not warm_enabled():
+        return None
+    workers = warm_workers(ws)
+    if any(workers.values()) or any(ws.workers_dir.glob("*.start")):
+        return None  # one is waiting, or one is importing TensorFlow
+    if len(RunStore(ws).list_runs(statuses=(RUNNING,))) >= max_workers():
+        return None
+    with open(ws.workers_dir / "spawn.log", "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tlcore.worker", WARM_FLAG],
+            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True, env=worker_env(ws), close_fds=True)
+    _children[proc.pid] = proc
+    warm_start_file(ws, proc.pid).touch()
+    return proc.pid
+
+
+def stop_warm(ws: Workspace | None = None, timeout: float = 10.0) -> int:
+    """Stop the workspace's warm workers (cancel their runs first: a busy one is killed).
+
+    Idle workers leave at their next poll; a worker still starting, or one that
+    does not leave within `timeout` seconds, is killed.
+
+    Returns:
+        How many were stopped.
+    """
+    ws = ws or Workspace.from_env()
+    workers = warm_workers(ws)
+    for pid in workers:
+        warm_idle_file(ws, pid).unlink(missing_ok=True)  # an idle worker leaves at its next poll
+    deadline = time.monotonic() + timeout
+    for pid, idle in workers.items():
+        while idle and processes.alive(pid) and time.monotonic() < deadline:
+            _reap()
+            time.sleep(WARM_POLL_S)
+        if processes.alive(pid):
+            _kill(pid)
+    _reap()
+    warm_workers(ws)  # drops the registrations of the stopped workers
+    return len(workers)
+
+
 def _spawn(run_id: str, ws: Workspace) -> int:
     files = ws.run(run_id)
     files.dir.mkdir(parents=True, exist_ok=True)
@@ -274,7 +417,7 @@ def start_queued(ws: Workspace | None = None) -> list[str]:
         if run_id is None:
             return started
         try:
-            pid = _spawn(run_id, ws)
+            pid = _hand_to_warm(run_id, ws) or _spawn(run_id, ws)
         except OSError as exc:
             store.transition(run_id, (RUNNING,), status=FAILED, ended=time.time(),
                              error=f"The worker process could not be started: {exc}")
@@ -285,7 +428,7 @@ def start_queued(ws: Workspace | None = None) -> list[str]:
 
 
 # ---- liveness ---------------------------------------------------------------
-def pid_alive(pid: int | None, run_id: str | None = None) -> bool:
+def pid_alive(pid: int | None, run_id: str | None = None, ws: Workspace | None = None) -> bool:
     """Whether `pid` is a live process (not a zombie), and the worker of `run_id` if given.
 
     A worker has its run id on its command line; checking that guards against a
@@ -300,7 +443,14 @@ def pid_alive(pid: int | None, run_id: str | None = None) -> bool:
     if not processes.alive(pid):
         return False
     args = processes.command_line(pid)
-    return run_id is None or args is None or run_id.encode() in args
+    if run_id is None or args is None or run_id.encode() in args:
+        return True
+    # A warm worker's command line names no run; its inbox names the one it trains.
+    try:
+        ws = ws or Workspace.from_env()
+        return WARM_FLAG.encode() in args and warm_inbox_file(ws, pid).read_text() == run_id
+    except OSError:
+        return False
 
 
 def _kill(pid: int) -> None:
@@ -317,9 +467,9 @@ def _kill(pid: int) -> None:
         child.wait(timeout=10)
 
 
-def _wait_dead(pid: int, run_id: str, timeout: float) -> bool:
+def _wait_dead(pid: int, run_id: str, timeout: float, ws: Workspace) -> bool:
     deadline = time.monotonic() + timeout
-    while pid_alive(pid, run_id):
+    while pid_alive(pid, run_id, ws):
         if time.monotonic() > deadline:
             return False
         time.sleep(0.05)
@@ -356,7 +506,7 @@ def refresh(ws: Workspace | None = None) -> list[str]:
                           "resume the run to try again."):
                 changed.append(run_id)
             continue
-        if not pid_alive(pid, run_id):
+        if not pid_alive(pid, run_id, ws):
             if run["cancel_requested"]:
                 fields = {"status": CANCELLED}
             else:
@@ -479,12 +629,13 @@ def delete(run_id: str, ws: Workspace | None = None) -> bool:
     if run["status"] == RUNNING:
         store.request_cancel(run_id)
         pid = run["pid"]
-        if pid and pid_alive(pid, run_id):
+        if pid and pid_alive(pid, run_id, ws):
             _kill(pid)
-            _wait_dead(pid, run_id, timeout=10)
+            _wait_dead(pid, run_id, timeout=10, ws=ws)
         store.transition(run_id, (RUNNING,), status=CANCELLED, ended=time.time())
     store.delete_run(run_id)
     shutil.rmtree(ws.run(run_id).dir, ignore_errors=True)
+    cache.forget_run(ws, run_id)
     start_queued(ws)
     return True
 

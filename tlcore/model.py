@@ -20,12 +20,13 @@ Small composable builders: `build_base`, `build_head`, `build_model`, `set_phase
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import socket
 import threading
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -144,8 +145,8 @@ def _download_imagenet(ws: Workspace, progress: Callable[[int, int], None] | Non
     return target
 
 
-def _run_model_path(run_id: str, ws: Workspace) -> Path:
-    """The model file of a completed run, for `base.weights: run:<id>`."""
+def _check_source_run(run_id: str, ws: Workspace) -> None:
+    """Refuse a `base.weights: run:<id>` that names a missing, unfinished or model-less run."""
     from tlcore.store import COMPLETED, RunStore
 
     try:
@@ -160,14 +161,14 @@ def _run_model_path(run_id: str, ws: Workspace) -> Path:
             f"base.weights 'run:{run_id}' needs a completed run to take its VGG16 base from. "
             f"Received: run {run_id} is {run['status']}. Wait for it to finish or pick another."
         )
-    path = ws.run(run_id).model
-    if not path.is_file():
-        raise NotFoundError(f"Run {run_id} is completed but its {path.name} is missing at "
-                            f"{path}; pick another run for base.weights.")
-    return ws.run(run_id).check_model()
+    files = ws.run(run_id)
+    if not files.has_model():
+        raise NotFoundError(f"Run {run_id} is completed but its model files are missing from "
+                            f"{files.dir}; pick another run for base.weights.")
 
 
 def _conv_weights_from_model(path: Path) -> dict[str, list[np.ndarray]]:
+    """The conv weights of a full `model.keras` (runs trained before light runs)."""
     try:
         source = keras.models.load_model(path, compile=False, safe_mode=True)
     except Exception as exc:  # Keras raises ValueError, KeyError, OSError, ... here
@@ -177,6 +178,20 @@ def _conv_weights_from_model(path: Path) -> dict[str, list[np.ndarray]]:
     base = source.get_layer(BASE_NAME)
     return {name: [np.asarray(w) for w in base.get_layer(name).get_weights()]
             for name in backbones.CONV_LAYERS}
+
+
+def _conv_weights_of_run(run_id: str, ws: Workspace) -> dict[str, list[np.ndarray]]:
+    """The conv weights of run `run_id`'s model: its base with its trained blocks on top."""
+    from tlcore.runmodel import run_conv_weights
+
+    _check_source_run(run_id, ws)
+    files = ws.run(run_id)
+    if not files.trained.is_file():
+        return _conv_weights_from_model(files.check_model())
+    try:
+        return run_conv_weights(run_id, ws)
+    except TLCoreError as exc:
+        raise WeightsError(f"base.weights 'run:{run_id}' cannot be used: {exc}") from None
 
 
 def base_weights_source(config: RunConfig, ws: Workspace | None = None) -> str:
@@ -220,7 +235,7 @@ def load_base_weights(config: RunConfig, ws: Workspace | None = None,
         path = backbones.resolve_imagenet_weights(ws) or _download_imagenet(ws, progress)
         return backbones.read_conv_weights(path)
     if config.base.source.kind == "run":
-        return _conv_weights_from_model(_run_model_path(config.base.source.run_id, ws))
+        return _conv_weights_of_run(config.base.source.run_id, ws)
     return backbones.read_conv_weights(weights)
 
 
@@ -304,6 +319,13 @@ def build_head(config: RunConfig, input_shape: tuple[int, ...], num_classes: int
     """
     head = config.head
     reg = keras.regularizers.L2(head.l2) if head.l2 > 0 else None
+    seed = config.train.seed
+
+    def init(i: int) -> keras.initializers.Initializer:
+        # Seeded per layer: the head starts the same whether or not the base was
+        # built first (a run on cached features builds the head alone).
+        return keras.initializers.GlorotUniform(seed=seed + 100 + i)
+
     inputs = keras.Input(shape=tuple(input_shape), name="features")
     if head.pooling == "flatten":
         x = keras.layers.Flatten(name="head_flatten")(inputs)
@@ -314,18 +336,33 @@ def build_head(config: RunConfig, input_shape: tuple[int, ...], num_classes: int
     for i, units in enumerate(head.dense, start=1):
         if head.batchnorm:
             x = keras.layers.Dense(units, use_bias=False, kernel_regularizer=reg,
-                                   name=f"head_dense{i}")(x)
+                                   kernel_initializer=init(i), name=f"head_dense{i}")(x)
             x = keras.layers.BatchNormalization(name=f"head_bn{i}")(x)
             x = keras.layers.Activation(head.activation, name=f"head_act{i}")(x)
         else:
             x = keras.layers.Dense(units, activation=head.activation, kernel_regularizer=reg,
-                                   name=f"head_dense{i}")(x)
+                                   kernel_initializer=init(i), name=f"head_dense{i}")(x)
         if head.dropout > 0:
             x = keras.layers.Dropout(head.dropout, seed=config.train.seed,
                                      name=f"head_dropout{i}")(x)
     outputs = keras.layers.Dense(num_classes, activation="softmax", kernel_regularizer=reg,
-                                 dtype="float32", name=backbones.OUTPUT_LAYER)(x)
+                                 kernel_initializer=init(0), dtype="float32",
+                                 name=backbones.OUTPUT_LAYER)(x)
     return keras.Model(inputs, outputs, name=HEAD_NAME)
+
+
+@contextlib.contextmanager
+def dtype_policy(mixed_precision: bool) -> Iterator[None]:
+    """Create layers under "mixed_float16" or "float32"; the caller's policy is restored.
+
+    Layers take the global policy when they are created.
+    """
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16" if mixed_precision else "float32")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def build_model(config: RunConfig, num_classes: int, ws: Workspace | None = None, *,
@@ -353,10 +390,7 @@ def build_model(config: RunConfig, num_classes: int, ws: Workspace | None = None
     size = config.image_size
     if base_weights is None and config.base.weights != "none":
         base_weights = load_base_weights(config, ws)
-    previous = keras.config.dtype_policy()
-    # Layers take the global policy when they are created; restore it for the caller.
-    keras.config.set_dtype_policy("mixed_float16" if mixed_precision else "float32")
-    try:
+    with dtype_policy(mixed_precision):
         inputs = keras.Input(shape=(size, size, 3), dtype="float32", name=INPUT_NAME)
         x = inputs
         for layer in build_augmentation(config):
@@ -368,8 +402,6 @@ def build_model(config: RunConfig, num_classes: int, ws: Workspace | None = None
         x = base(x, training=False)
         outputs = build_head(config, base.output.shape[1:], num_classes)(x)
         model = keras.Model(inputs, outputs, name=f"{BASE_NAME}_transfer")
-    finally:
-        keras.config.set_dtype_policy(previous)
     set_phase(model, config, 1)
     return model
 

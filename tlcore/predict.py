@@ -18,7 +18,6 @@ from PIL import Image
 from tlcore.errors import DatasetError
 from tlcore.evaluate import (
     completed_run,
-    load_model,
     png_bytes,
     predict_probs,
     run_class_names,
@@ -72,7 +71,9 @@ def predict_images(run_id: str, images: list[ImageSource], ws: Workspace | None 
     x = np.stack([load_image(src, config.image_size) for src in images]) if images else None
     if x is None:
         return []
-    model = load_model(ws.run(run_id).model)
+    from tlcore.runmodel import load_run_model  # TensorFlow, only for this call
+
+    model = load_run_model(run_id, ws)
     probs = predict_probs(model, x)
     k = max(1, min(int(k), len(classes)))
     out = []

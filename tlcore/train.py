@@ -4,24 +4,31 @@
 
 1. Load the run's config from the store and the dataset's decoded-image cache
    (`imagecache.split_arrays`: memory-mapped uint8, decoded once per size).
-2. Build the model (`tlcore.model`) and, when resuming, load the last epoch
-   checkpoint.
+2. Find the frozen base (`tlcore.bases`: stored once per workspace by the
+   fingerprint of its weights; the run records it in `base.json`), build the
+   model (`tlcore.model`) and, when resuming, restore the last checkpoint.
 3. Phase 1 trains the head on a frozen base (every layer with `base.trainable`:
    from scratch when the weights are none). Phase 2 (when `fine_tune.blocks`
    and `fine_tune.epochs` are > 0) unfreezes the last blocks, recompiles at
    `fine_tune.learning_rate` and continues the epoch axis: its first epoch is
    numbered after the last phase-1 epoch.
-4. Every batch: cancel check and (throttled) progress with ETA. Every epoch: a
-   metrics row, the best model by validation loss (`model.keras`, full model,
-   atomic), the last-epoch checkpoint (for resume), `history.csv`, early stopping.
-   A loss that turns nan/inf or explodes stops the run with `DivergedError`.
-5. Finally the best model is scored on the test split.
+4. Between batches: cancel checks and progress with ETA, both throttled by time.
+   Every epoch: a metrics row, the best epoch's trained weights kept in memory,
+   early stopping; every `checkpoint_interval()` seconds and at a phase's end a
+   checkpoint of the trained weights and the optimizer's state, so resume
+   continues the optimizer. A loss that turns nan/inf or explodes stops the run
+   with `DivergedError`.
+5. Finally the best epoch's trained weights are written once (`trained.npz`:
+   the head plus any trained blocks, never the frozen base), and the model is
+   scored on the test split and evaluated from those predictions. The worker
+   then marks the run completed and adds the evaluation's Grad-CAM overlays
+   (`add_overlays`), the one step that needs the whole network on images.
 
 The run's heartbeat (`Heartbeat`) is written by this loop as it makes progress:
 between steps, per decoded-image, feature and download chunk, and per train,
 validation and predict batch. A worker that hangs falls silent and
-`jobs.refresh` kills it. Large writes (checkpoints, the model, cached arrays)
-check free space first and fail the run with "disk full: ..." (`space_for`).
+`jobs.refresh` kills it. Large writes (checkpoints, trained weights, cached
+arrays) check free space first and fail the run with "disk full: ..." (`space_for`).
 
 What Keras fits in a phase is decided in one place, `plan_phase`. When
 augmentation is off, the frozen prefix of the network (preprocessing + the base
@@ -29,7 +36,8 @@ up to the last frozen layer) is a pure function of the image: its output comes
 from the frozen-feature cache (`tlcore.featcache`, computed once per dataset,
 size, weights and cut, shared across runs) and Keras fits only the trainable
 rest, which shares its layers with the full model. The callbacks hold the full
-model and save that, so `model.keras` is always the complete network.
+model and snapshot its trained layers; `tlcore.runmodel` assembles the complete
+network from the base and those weights.
 Set TLCORE_FEATURE_CACHE=0 to train every epoch through the whole network.
 """
 
@@ -41,6 +49,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -51,24 +60,26 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tlcore import backbones, featcache, imagecache, jobs
+from tlcore import backbones, bases, fastfit, featcache, imagecache, jobs, runmodel
 from tlcore.config import RunConfig
 from tlcore.data import SPLITS, load_manifest
-from tlcore.errors import DatasetError, DivergedError, RunCancelled
+from tlcore.errors import ConfigError, DatasetError, DivergedError, RunCancelled
 from tlcore.eta import StepClock
 from tlcore.model import (
     BASE_NAME,
     HEAD_NAME,
     base_weights_source,
+    build_head,
     build_model,
     compile_for_phase,
     configure_devices,
+    dtype_policy,
     load_base_weights,
     set_phase,
     use_mixed_precision,
 )
 from tlcore.store import METRIC_COLUMNS, STAGE_FEATURES, RunStore
-from tlcore.workspace import RunFiles, Workspace, atomic_write_text, check_free_space, space_for
+from tlcore.workspace import RunFiles, Workspace, atomic_write_text, check_free_space
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +92,12 @@ ENV_FEATURE_CACHE = "TLCORE_FEATURE_CACHE"
 # climbs a hundredfold from its lowest value, let alone to a thousand.
 DIVERGED_LOSS = 1e3
 DIVERGED_FACTOR = 100.0
+ENV_CHECKPOINT_INTERVAL = "TLCORE_CHECKPOINT_INTERVAL_S"
+DEFAULT_CHECKPOINT_INTERVAL_S = 30.0
+CHECKPOINT_FORMAT = 2
+LAST, BEST, OPTIMIZER = "last/", "best/", "optimizer/"
+# Cancel checks read the run store; once per this many seconds, not per batch.
+CANCEL_CHECK_INTERVAL_S = 0.5
 
 
 # ---- data -------------------------------------------------------------------
@@ -178,18 +195,23 @@ class FitPlan:
     Attributes:
         model: The model Keras fits. It shares its layers with the full model, so
             training it trains the full model.
-        train: Training batches `(inputs, labels)`.
-        val: Validation batches, or None when the dataset has no validation split.
+        train: Training batches `(inputs, labels)` (None with `arrays`).
+        val: Validation batches, or None when the dataset has no validation split
+            (or with `arrays`).
         steps: Batches per training epoch.
         cut: The base layer whose cached output the plan trains on, or None when
             it trains on images.
+        arrays: `{"train": (x, y), "val": (x, y)}` when only the head trains, on
+            cached features that fit in memory: then `tlcore.fastfit` trains it
+            with one compiled call per epoch instead of Keras's `fit`.
     """
 
     model: keras.Model
-    train: tf.data.Dataset
+    train: tf.data.Dataset | None
     val: tf.data.Dataset | None
     steps: int
     cut: str | None = None
+    arrays: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
 
 
 def feature_cache_enabled() -> bool:
@@ -244,17 +266,23 @@ def trainable_rest(model: keras.Model, cut: str, feature_shape: tuple[int, ...])
 
 
 FeatureProgress = Callable[[int, int], None]
+# What a phase runs: the model to fit or predict with, `{split: (x, y)}`, the cut.
+PhaseInputs = tuple[keras.Model, dict[str, tuple[np.ndarray, np.ndarray]], str | None]
 
 
 def phase_inputs(model: keras.Model, config: RunConfig, phase: int, data: RunData,
                  ws: Workspace, splits: tuple[str, ...],
-                 progress: FeatureProgress | None = None
-                 ) -> tuple[keras.Model, dict[str, tuple[np.ndarray, np.ndarray]], str | None]:
+                 progress: FeatureProgress | None = None, base_fp: str | None = None
+                 ) -> PhaseInputs:
     """The model to run in `phase` and its inputs per split.
 
     With a frozen cut, the frozen prefix runs once per image and its output comes
     from the feature cache (computed on a miss, shared across runs); the returned
     model is the trainable rest. Without one, it is the full model on images.
+
+    `base_fp` is the fingerprint of the model's frozen base (`tlcore.bases`): the
+    prefix holds only base layers that never train, so it keys their features.
+    Without it, the prefix's weights are hashed.
 
     Returns:
         `(model, {split: (x, y)}, cut)`.
@@ -264,7 +292,7 @@ def phase_inputs(model: keras.Model, config: RunConfig, phase: int, data: RunDat
         return model, {s: data.splits[s] for s in splits}, None
     prefix = frozen_prefix(model, cut)
     key = feature_key(model, cut)
-    weights_fp = featcache.weights_fingerprint(prefix.layers)
+    weights_fp = base_fp or featcache.weights_fingerprint(prefix.layers)
     on_gpu = bool(tf.config.list_physical_devices("GPU"))
     forward = tf.function(lambda batch: prefix(batch, training=False), jit_compile=on_gpu,
                           reduce_retracing=True)
@@ -283,38 +311,77 @@ def phase_inputs(model: keras.Model, config: RunConfig, phase: int, data: RunDat
     return rest, inputs, cut
 
 
+def cached_head(config: RunConfig, data: RunData, ws: Workspace, base_fp: str,
+                mixed: bool) -> PhaseInputs | None:
+    """The head alone with every split's cached features, when that is all a run needs.
+
+    That is a run that trains only its head (no fine-tuning, nothing trainable in
+    the base, no augmentation) on a base whose features are cached for every
+    split: then the network is never built, nor the base loaded. None otherwise.
+    """
+    if (config.fine_tune.enabled or config.augment.enabled or not feature_cache_enabled()
+            or backbones.trainable_blocks(config, 1)):
+        return None
+    cut = backbones.BLOCKS[-1].pool
+    key = f"{cut}@{'mixed_float16' if mixed else 'float32'}"
+    inputs = {}
+    for split in SPLITS:
+        feats = featcache.cached_features(ws, data.manifest, split, config.image_size, key,
+                                          base_fp)
+        if feats is None:
+            if split != "test" or data.size(split):
+                return None
+            continue  # an empty test split is never predicted
+        inputs[split] = (feats, data.splits[split][1])
+    with dtype_policy(mixed):
+        head = build_head(config, inputs["train"][0].shape[1:], len(data.classes))
+    return head, inputs, cut
+
+
 def plan_phase(model: keras.Model, config: RunConfig, phase: int, data: RunData,
-               ws: Workspace, progress: FeatureProgress | None = None) -> FitPlan:
+               ws: Workspace, progress: FeatureProgress | None = None,
+               base_fp: str | None = None, prepared: PhaseInputs | None = None) -> FitPlan:
     """The model and inputs Keras fits in `phase` (after `set_phase` froze the full model).
 
     When augmentation is off, the frozen prefix is replaced by its cached output and
-    only the trainable rest is fitted (see `phase_inputs`).
+    only the trainable rest is fitted (see `phase_inputs`); `prepared` gives the
+    model and inputs directly (`cached_head`).
     """
-    fit_model, inputs, cut = phase_inputs(model, config, phase, data, ws, ("train", "val"),
-                                          progress)
+    fit_model, inputs, cut = prepared or phase_inputs(model, config, phase, data, ws,
+                                                      ("train", "val"), progress, base_fp)
     (x, y), (xv, yv) = inputs["train"], inputs["val"]
     batch = config.train.batch_size
+    steps = math.ceil(len(y) / batch)
+    if (cut is not None and not backbones.trainable_blocks(config, phase)
+            and fastfit.fits_in_memory(x, xv)):
+        return FitPlan(fit_model, None, None, steps, cut, {"train": (x, y), "val": (xv, yv)})
     seed = config.train.seed + phase
     val = array_dataset(xv, yv, batch, shuffle=False, seed=seed) if len(yv) else None
     return FitPlan(fit_model, array_dataset(x, y, batch, shuffle=True, seed=seed), val,
-                   math.ceil(len(y) / batch), cut)
+                   steps, cut)
 
 
 def predict_splits(model: keras.Model, config: RunConfig, data: RunData,
                    splits: tuple[str, ...], ws: Workspace, phase: int = 1,
-                   heartbeat: Heartbeat | None = None) -> dict[str, np.ndarray]:
+                   heartbeat: Heartbeat | None = None, base_fp: str | None = None,
+                   prepared: PhaseInputs | None = None) -> dict[str, np.ndarray]:
     """Class probabilities of the full model on each non-empty split.
 
     Uses `phase`'s frozen cut when there is one: the prefix up to it did not train
     in that phase, so its cached output is still valid for the trained model.
-    `heartbeat` beats through feature chunks and predict batches.
+    `prepared` gives the model and inputs directly (`cached_head`). `heartbeat`
+    beats through feature chunks and predict batches.
     """
     splits = tuple(s for s in splits if data.size(s))
-    run_model, inputs, _ = phase_inputs(model, config, phase, data, ws, splits,
-                                        heartbeat.beat if heartbeat else None)
+    run_model, inputs, cut = prepared or phase_inputs(
+        model, config, phase, data, ws, splits, heartbeat.beat if heartbeat else None, base_fp)
+    head_only = cut is not None and not backbones.trainable_blocks(config, phase)
     out = {}
     for split in splits:
         x, y = inputs[split]
+        if head_only and fastfit.fits_in_memory(x):  # a few direct calls beat predict's setup
+            out[split] = fastfit.predict_in_memory(run_model, x)
+            continue
         ds = array_dataset(x, y, config.train.batch_size, shuffle=False, seed=0)
         out[split] = run_model.predict(ds.map(lambda xb, _: xb), verbose=0,
                                        callbacks=[heartbeat] if heartbeat else None)
@@ -348,60 +415,98 @@ class TrainState:
     weights_file: str | None = None
 
 
-def save_checkpoint(files: RunFiles, model: keras.Model, state: TrainState) -> None:
-    """Write the model's weights and `state` so that a reader sees the old or the new pair.
+@dataclass
+class Checkpoint:
+    """What resume restores: the state, the trained layers' weights, the optimizer.
 
+    Attributes:
+        state: Where the run stood.
+        weights: The trained layers' weights after `state.epoch`, by layer name.
+        best: The trained layers' weights at the best epoch so far, or None.
+        optimizer: The optimizer's variables (its iteration count, moments, ...)
+            in phase `state.phase`, or None.
+        full: Every weight of the model in order: a checkpoint written before
+            light runs (then `weights` is empty and the optimizer restarts).
+    """
+
+    state: TrainState
+    weights: bases.LayerWeights
+    best: bases.LayerWeights | None = None
+    optimizer: list[np.ndarray] | None = None
+    full: list[np.ndarray] | None = None
+
+
+def optimizer_state(optimizer: keras.optimizers.Optimizer) -> list[np.ndarray]:
+    """Copies of an optimizer's variables (empty while it is not built)."""
+    return [np.array(keras.ops.convert_to_numpy(v)) for v in optimizer.variables]
+
+
+def restore_optimizer(model: keras.Model, values: list[np.ndarray]) -> bool:
+    """Build the compiled `model`'s optimizer and set its variables to `values`.
+
+    Returns:
+        False (and the optimizer stays fresh) when `values` do not fit it, e.g. a
+        checkpoint of another optimizer.
+    """
+    optimizer = model.optimizer
+    if not optimizer.built:
+        optimizer.build(model.trainable_variables)
+    variables = optimizer.variables
+    if len(variables) != len(values) or any(
+            tuple(v.shape) != tuple(a.shape) for v, a in zip(variables, values, strict=True)):
+        log.warning("the checkpoint's optimizer state does not fit; the optimizer restarts")
+        return False
+    for variable, value in zip(variables, values, strict=True):
+        variable.assign(value)
+    return True
+
+
+def save_checkpoint(files: RunFiles, state: TrainState, weights: bases.LayerWeights,
+                    best: bases.LayerWeights | None = None,
+                    optimizer: list[np.ndarray] | None = None) -> None:
+    """Write a checkpoint so that a reader sees the old or the new one, never half.
+
+    It holds only what training changes: the trained layers' weights (last and
+    best epoch) and the optimizer's state; the frozen base is in `tlcore.bases`.
     The weights go to a new file first; `state.json`, which names it, is replaced
     last; then older weights files are removed.
 
     Raises:
-        DiskFullError: if the disk has no room for the weights; the previous
-            checkpoint stays as it was and no temp file is left.
+        DiskFullError: if the disk has no room; the previous checkpoint stays as
+            it was and no temp file is left.
     """
     files.checkpoint_dir.mkdir(parents=True, exist_ok=True)
     path = files.checkpoint_weights(state.epoch)
-    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    weights = model.get_weights()
-    with space_for(files.checkpoint_dir, sum(w.nbytes for w in weights)):
-        try:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, *weights)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        atomic_write_text(files.checkpoint_state,
-                          json.dumps({**asdict(state), "weights_file": path.name}))
+    extra = {f"{BEST}{layer}/{i}": w for layer, ws in (best or {}).items()
+             for i, w in enumerate(ws)}
+    extra.update({f"{OPTIMIZER}state/{i}": v for i, v in enumerate(optimizer or [])})
+    bases.save_layer_weights(path, {f"{LAST}{k}": v for k, v in weights.items()}, extra)
     state.weights_file = path.name
+    atomic_write_text(files.checkpoint_state, json.dumps(
+        {**asdict(state), "format": CHECKPOINT_FORMAT, "optimizer": optimizer is not None}))
     for old in files.checkpoint_dir.glob("*.npz"):
         if old != path:
             old.unlink(missing_ok=True)
 
 
-def load_checkpoint(files: RunFiles, model: keras.Model) -> TrainState | None:
-    """Restore the last epoch checkpoint into `model`; None when there is none."""
+def load_checkpoint(files: RunFiles) -> Checkpoint | None:
+    """The last epoch checkpoint of a run; None when there is none."""
     path = files.checkpoint_state
     if not path.is_file():
         return None
-    state = TrainState(**json.loads(path.read_text()))
-    with np.load(files.checkpoint_dir / state.weights_file) as arrays:
-        model.set_weights([arrays[f"arr_{i}"] for i in range(len(arrays.files))])
-    return state
-
-
-def save_model(model: keras.Model, path: Path) -> None:
-    """Save the full model to `path` atomically (a reader never sees half a file).
-
-    Raises:
-        DiskFullError: if the disk has no room for it; the previous file stays.
-    """
-    tmp = path.with_name(f"{path.stem}.tmp{os.getpid()}{path.suffix}")
-    size = sum(math.prod(w.shape) * np.dtype(w.dtype).itemsize for w in model.weights)
-    with space_for(path.parent, size):
-        try:
-            model.save(tmp)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+    saved = json.loads(path.read_text())
+    light = saved.pop("format", None) == CHECKPOINT_FORMAT
+    has_optimizer = saved.pop("optimizer", False)
+    state = TrainState(**saved)
+    arrays_path = files.checkpoint_dir / state.weights_file
+    if not light:
+        with np.load(arrays_path) as arrays:
+            return Checkpoint(state, {}, full=[arrays[f"arr_{i}"]
+                                               for i in range(len(arrays.files))])
+    best = bases.load_layer_weights(arrays_path, BEST)
+    optimizer = bases.load_layer_weights(arrays_path, OPTIMIZER).get("state")
+    return Checkpoint(state, bases.load_layer_weights(arrays_path, LAST), best or None,
+                      optimizer if has_optimizer else None)
 
 
 def write_history(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -453,13 +558,41 @@ class Heartbeat(keras.callbacks.Callback):
         self.beat()
 
 
+class EpochLog(keras.callbacks.Callback):
+    """The per-epoch lines Keras's `fit(verbose=2)` prints, for fits that bypass it.
+
+    Args:
+        epochs: The last epoch number of the fit (the "/N" of "Epoch n/N").
+    """
+
+    def __init__(self, epochs: int) -> None:
+        super().__init__()
+        self.epochs, self.start, self.steps = epochs, 0.0, 0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        print(f"Epoch {epoch + 1}/{self.epochs}", flush=True)
+        self.start, self.steps = time.monotonic(), 0
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self.steps = batch + 1
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        seconds = time.monotonic() - self.start
+        metrics = " - ".join(f"{key}: {value:.4f}" for key, value in sorted((logs or {}).items()))
+        print(f"{self.steps}/{self.steps} - {seconds:.0f}s - "
+              f"{1000 * seconds / max(self.steps, 1):.0f}ms/step - {metrics}", flush=True)
+
+
 def _check_cancel(store: RunStore, run_id: str) -> None:
     if store.cancel_requested(run_id):
         raise RunCancelled(f"Run {run_id} was cancelled.")
 
 
 class ProgressReporter(keras.callbacks.Callback):
-    """Per-batch cancel check and throttled progress with an ETA for the whole run.
+    """Cancel checks and progress with an ETA for the whole run, throttled by time.
+
+    Between batches nothing touches the run store unless `CANCEL_CHECK_INTERVAL_S`
+    or `PROGRESS_INTERVAL_S` has passed; each epoch begins with a cancel check.
 
     The ETA comes from measured steady step times (`tlcore.eta.StepClock`),
     so the first steps' compiling does not inflate it; it is None until then.
@@ -479,9 +612,14 @@ class ProgressReporter(keras.callbacks.Callback):
         self.steps, self.total_epochs = steps, total_epochs
         self.epoch = 0
         self.last_report = 0.0
+        self.last_cancel_check = -math.inf
         self.clock = StepClock(steps)
 
-    def _cancel_check(self) -> None:
+    def _cancel_check(self, now: float | None = None) -> None:
+        """Stop on a pending cancel; with `now`, at most every `CANCEL_CHECK_INTERVAL_S`."""
+        if now is not None and now - self.last_cancel_check < CANCEL_CHECK_INTERVAL_S:
+            return
+        self.last_cancel_check = time.monotonic() if now is None else now
         if self.store.cancel_requested(self.run_id):
             self.model.stop_training = True
             raise RunCancelled(f"Run {self.run_id} was cancelled during epoch {self.epoch + 1}.")
@@ -492,8 +630,8 @@ class ProgressReporter(keras.callbacks.Callback):
         self._cancel_check()
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        self._cancel_check()
         now = time.monotonic()
+        self._cancel_check(now)
         self.clock.step_end(now)
         done = batch + 1
         if now - self.last_report < PROGRESS_INTERVAL_S and done < self.steps:
@@ -505,7 +643,7 @@ class ProgressReporter(keras.callbacks.Callback):
                                 eta_s=None if eta is None else round(eta, 1))
 
     def on_test_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        self._cancel_check()
+        self._cancel_check(time.monotonic())
 
 
 class DivergenceGuard(keras.callbacks.Callback):
@@ -551,32 +689,65 @@ class DivergenceGuard(keras.callbacks.Callback):
                             f"learning rate ({key} is now {rate}).")
 
 
-class RunRecorder(keras.callbacks.Callback):
-    """Per-epoch bookkeeping: metrics row, best model, checkpoint, history, early stopping.
+def checkpoint_interval() -> float:
+    """Seconds between epoch checkpoints: `$TLCORE_CHECKPOINT_INTERVAL_S`, default 30.
 
-    It holds the full model and saves that, whatever part of it Keras is fitting.
+    A phase's last epoch is always checkpointed; 0 checkpoints every epoch.
+
+    Raises:
+        ConfigError: if the variable is set but not a number >= 0.
+    """
+    raw = os.environ.get(ENV_CHECKPOINT_INTERVAL, "").strip()
+    try:
+        value = float(raw) if raw else DEFAULT_CHECKPOINT_INTERVAL_S
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < math.inf:
+        raise ConfigError(f"{ENV_CHECKPOINT_INTERVAL} must be a number of seconds >= 0. "
+                          f"Received: {ENV_CHECKPOINT_INTERVAL}={raw!r}")
+    return value
+
+
+class RunRecorder(keras.callbacks.Callback):
+    """Per-epoch bookkeeping: metrics row, best weights, checkpoint, history, early stopping.
+
+    The best epoch's trained weights are kept in memory (`best`), not written: the
+    run saves them once at the end. The checkpoint (trained weights, best
+    weights, the optimizer's state) is written at most every
+    `checkpoint_interval()` seconds and after a phase's last epoch; `flush`
+    writes it when the fit stops between epochs (a cancel), so no finished
+    epoch is lost then.
 
     Args:
         store: The run store.
         run_id: The run.
         files: The run's files.
-        full_model: The full model (saved as `model.keras`).
+        full_model: The full model, whose trained layers are snapshotted.
         config: The run config.
         phase: The phase being fitted.
         state: The run state, updated in place.
         monitor: "val_loss", or "loss" when the dataset has no validation split.
+        best: The best weights so far (from a resumed checkpoint), or None.
     """
 
     def __init__(self, store: RunStore, run_id: str, files: RunFiles, full_model: keras.Model,
-                 config: RunConfig, phase: int, state: TrainState, monitor: str) -> None:
+                 config: RunConfig, phase: int, state: TrainState, monitor: str,
+                 best: bases.LayerWeights | None = None) -> None:
         super().__init__()
         self.store, self.run_id, self.files = store, run_id, files
         self.full_model, self.config, self.phase = full_model, config, phase
-        self.state, self.monitor = state, monitor
+        self.state, self.monitor, self.best = state, monitor, best
         self.epoch_start = 0.0
+        self.interval = checkpoint_interval()
+        self.last_checkpoint = time.monotonic()
+        self.checkpointed = state.epoch
+        self.between_epochs = True
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self.epoch_start = time.monotonic()
+
+    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+        self.between_epochs = False
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = dict(logs or {})
@@ -592,7 +763,7 @@ class RunRecorder(keras.callbacks.Callback):
         if value is not None and value < state.best_monitor:
             state.best_monitor, state.best_epoch, state.wait = value, number, 0
             state.best_val_loss = row["val_loss"]
-            save_model(self.full_model, self.files.model)
+            self.best = runmodel.snapshot(self.full_model, self.config)
         else:
             state.wait += 1
         if row["val_accuracy"] is not None:
@@ -603,13 +774,32 @@ class RunRecorder(keras.callbacks.Callback):
             log.info("early stopping: %s has not improved for %d epochs", self.monitor, patience)
             self.model.stop_training = True
         state.epoch, state.phase = number, self.phase
+        last = self.phase_end(number)
         if self.phase == 1:
             state.phase1_epochs = number
-            state.phase1_done = self.model.stop_training or number >= self.config.train.epochs
-        save_checkpoint(self.files, self.full_model, state)
-        write_history(self.files.history, self.store.metrics(self.run_id))
+            state.phase1_done = last
+        self.between_epochs = True
+        if last or time.monotonic() - self.last_checkpoint >= self.interval:
+            self.checkpoint()
         self.store.update_run(self.run_id, best_val_accuracy=state.best_val_accuracy,
                               best_val_loss=state.best_val_loss, best_epoch=state.best_epoch)
+
+    def checkpoint(self) -> None:
+        """Write the checkpoint of the epoch that just ended."""
+        save_checkpoint(self.files, self.state, runmodel.snapshot(self.full_model, self.config),
+                        self.best, optimizer_state(self.model.optimizer))
+        self.last_checkpoint, self.checkpointed = time.monotonic(), self.state.epoch
+
+    def flush(self) -> None:
+        """Checkpoint the last finished epoch if the fit stopped right after it."""
+        if self.between_epochs and self.state.epoch > self.checkpointed:
+            self.checkpoint()
+
+    def phase_end(self, number: int) -> bool:
+        """Whether epoch `number` ends the phase (its last planned one, or a stop)."""
+        last = (self.config.train.epochs if self.phase == 1
+                else self.state.phase1_epochs + self.config.fine_tune.epochs)
+        return self.model.stop_training or number >= last
 
 
 def _float(value: Any) -> float | None:
@@ -620,6 +810,56 @@ def _float(value: Any) -> float | None:
 
 
 # ---- the run ----------------------------------------------------------------
+@dataclass
+class Base:
+    """The frozen base a run trains on.
+
+    Attributes:
+        fingerprint: Its key in `tlcore.bases` (also the feature cache's), or None
+            when the run trains every conv layer and needs no base.
+        weights: Its conv weights, or None for a random init built with the model.
+        source: Where it came from, in words.
+    """
+
+    fingerprint: str | None
+    weights: bases.LayerWeights | None
+    source: str
+
+
+def resolve_base(config: RunConfig, ws: Workspace,
+                 progress: Callable[[int, int], None] | None = None) -> Base:
+    """Load the conv weights the config names and find (or store) their base.
+
+    Raises:
+        WeightsError, NotFoundError, RunStateError: as `model.load_base_weights`.
+    """
+    source = base_weights_source(config, ws)
+    if config.base.weights == "none":
+        return Base(None, None, source)
+    key = bases.source_key(config, ws)
+    weights = load_base_weights(config, ws, progress)
+    fp = bases.lookup(ws, key) or bases.fingerprint(weights)
+    bases.remember(ws, key, fp)
+    return Base(fp, weights, source)
+
+
+def keep_base(files: RunFiles, config: RunConfig, model: keras.Model, base: Base,
+              ws: Workspace) -> str | None:
+    """Record the run's base in its folder, then store the base once; returns its fingerprint.
+
+    A random init is taken from the freshly built model. Recording comes first, so
+    `bases.collect` never removes a base between the two steps.
+    """
+    if not runmodel.needs_base(config):
+        bases.record_base(files, None, base.source)
+        return None
+    weights = base.weights or runmodel.conv_weights(model)
+    fp = base.fingerprint or bases.fingerprint(weights)
+    bases.record_base(files, fp, base.source)
+    bases.store(ws, weights, base.source)
+    return fp
+
+
 def run_training(run_id: str, ws: Workspace | None = None, resume: bool = False
                  ) -> dict[str, Any]:
     """Train run `run_id` to the end (the caller sets its status).
@@ -643,14 +883,19 @@ def run_training(run_id: str, ws: Workspace | None = None, resume: bool = False
     files = ws.run(run_id)
     files.dir.mkdir(parents=True, exist_ok=True)
     check_free_space(files.dir)
+    checkpoint_interval()  # a bad setting fails the run now, not after its first epoch
     heartbeat = Heartbeat(store, run_id)
 
     device = configure_devices()
     mixed = use_mixed_precision(config)
     store.update_run(run_id, device=device["device"])
     heartbeat.beat()
-    store.merge_extra(run_id, mixed_precision=mixed,
-                      weights_source=base_weights_source(config, ws))
+    # A weights file seen before is known by its path, size and mtime: its base is
+    # not loaded unless the run needs more than its cached features.
+    known_fp = None if resume else bases.lookup(ws, bases.source_key(config, ws))
+    base = None if known_fp else resolve_base(config, ws, heartbeat.beat)
+    source = base.source if base else base_weights_source(config, ws)
+    store.merge_extra(run_id, mixed_precision=mixed, weights_source=source)
     log.info("run %s on %s, mixed precision %s", run_id, device["device"],
              "on" if mixed else "off")
     _check_cancel(store, run_id)
@@ -661,58 +906,108 @@ def run_training(run_id: str, ws: Workspace | None = None, resume: bool = False
     log.info("data: %s", ", ".join(f"{s} {data.size(s)}" for s in SPLITS))
     _check_cancel(store, run_id)
     heartbeat.beat()
-    model = build_model(config, len(data.classes), ws, mixed_precision=mixed,
-                        base_weights=load_base_weights(config, ws, heartbeat.beat))
+    head = cached_head(config, data, ws, known_fp, mixed) if known_fp else None
+    if head is None:
+        base = base or resolve_base(config, ws, heartbeat.beat)
+        model = build_model(config, len(data.classes), ws, mixed_precision=mixed,
+                            base_weights=base.weights)
+        base_fp = keep_base(files, config, model, base, ws)
+    else:
+        model, base_fp = head[0], known_fp
+        bases.record_base(files, base_fp, source)
+        log.info("every split's features are cached: training the head alone")
     heartbeat.beat()
 
-    state = load_checkpoint(files, model) if resume else None
-    if state is None:
-        state = TrainState()
-    else:
-        log.info("resuming after epoch %d (phase %d)", state.epoch, state.phase)
+    saved = load_checkpoint(files) if resume else None
+    state, best, pending_optimizer = TrainState(), None, None
+    if saved is not None:
+        state, best, pending_optimizer = saved.state, saved.best, saved.optimizer
+        if saved.full is not None:
+            model.set_weights(saved.full)
+            best = _best_of_full_model(files, model, config)
+        else:
+            runmodel.set_weights(model, saved.weights)
+        log.info("resuming after epoch %d (phase %d)%s", state.epoch, state.phase,
+                 ", optimizer state restored" if pending_optimizer else "")
     store.truncate_metrics(run_id, state.epoch)
     monitor = "val_loss" if data.size("val") else "loss"
     weights = class_weights(data.splits["train"][1], len(data.classes), config.train.class_weight)
 
     phases = [1, 2] if config.fine_tune.enabled else [1]
-    for phase in phases:
-        if phase == 1 and state.phase1_done:
-            continue
-        first = state.epoch if phase == state.phase else state.phase1_epochs
-        last = (config.train.epochs if phase == 1
-                else state.phase1_epochs + config.fine_tune.epochs)
-        if first >= last:
-            continue
-        total = ((config.train.epochs if not state.phase1_done else state.phase1_epochs)
-                 + (config.fine_tune.epochs if config.fine_tune.enabled else 0))
-        _check_cancel(store, run_id)
-        set_phase(model, config, phase)
-        plan = plan_phase(model, config, phase, data, ws,
-                          _feature_progress(store, run_id, phase, first, total))
-        compile_for_phase(plan.model, config, phase)
-        if first == (0 if phase == 1 else state.phase1_epochs):
-            state.wait = 0  # patience counts within a phase, except when resuming inside one
-        log.info("phase %d: epochs %d-%d", phase, first + 1, last)
-        plan.model.fit(
-            plan.train, validation_data=plan.val, initial_epoch=first, epochs=last,
-            class_weight=weights, shuffle=False, verbose=2,  # the dataset shuffles itself
-            callbacks=[ProgressReporter(store, run_id, phase, plan.steps, total),
-                       DivergenceGuard(config, phase),
-                       RunRecorder(store, run_id, files, model, config, phase, state,
-                                   monitor),
-                       heartbeat],
-        )
-        if phase == 1:
-            state.phase1_done = True
+    try:
+        for phase in phases:
+            if phase == 1 and state.phase1_done:
+                continue
+            first = state.epoch if phase == state.phase else state.phase1_epochs
+            last = (config.train.epochs if phase == 1
+                    else state.phase1_epochs + config.fine_tune.epochs)
+            if first >= last:
+                continue
+            total = ((config.train.epochs if not state.phase1_done else state.phase1_epochs)
+                     + (config.fine_tune.epochs if config.fine_tune.enabled else 0))
+            _check_cancel(store, run_id)
+            if head is None:
+                set_phase(model, config, phase)
+            plan = plan_phase(model, config, phase, data, ws,
+                              _feature_progress(store, run_id, phase, first, total), base_fp,
+                              head)
+            compile_for_phase(plan.model, config, phase)
+            if pending_optimizer is not None and phase == state.phase and first > (
+                    0 if phase == 1 else state.phase1_epochs):
+                restore_optimizer(plan.model, pending_optimizer)
+            pending_optimizer = None
+            if first == (0 if phase == 1 else state.phase1_epochs):
+                state.wait = 0  # patience counts within a phase, except when resuming in one
+            log.info("phase %d: epochs %d-%d", phase, first + 1, last)
+            recorder = RunRecorder(store, run_id, files, model, config, phase, state, monitor,
+                                   best)
+            callbacks = [ProgressReporter(store, run_id, phase, plan.steps, total),
+                         DivergenceGuard(config, phase), recorder, heartbeat]
+            try:
+                if plan.arrays is not None:
+                    fastfit.fit_in_memory(
+                        plan.model, *plan.arrays["train"], *plan.arrays["val"],
+                        batch_size=config.train.batch_size, epochs=last, initial_epoch=first,
+                        seed=config.train.seed + phase, class_weight=weights,
+                        callbacks=[*callbacks, EpochLog(last)])
+                else:
+                    plan.model.fit(
+                        plan.train, validation_data=plan.val, initial_epoch=first, epochs=last,
+                        class_weight=weights, shuffle=False, verbose=2,  # the data shuffle
+                        callbacks=callbacks)
+            except RunCancelled:
+                recorder.flush()
+                raise
+            best = recorder.best
+            if phase == 1:
+                state.phase1_done = True
+    finally:
+        write_history(files.history, store.metrics(run_id))
 
-    _restore_best(files, model)
+    if best is not None:
+        runmodel.set_weights(model, best)
+    runmodel.save_trained(files, runmodel.snapshot(model, config))
     heartbeat.beat()
-    probs = predict_splits(model, config, data, ("test", "val"), ws, phases[-1], heartbeat)
+    probs = predict_splits(model, config, data, ("test", "val"), ws, phases[-1], heartbeat,
+                           base_fp, head)
     test = _test_metrics(store, run_id, ws, probs.get("test"), data)
-    _evaluate(run_id, ws, model, probs, heartbeat)
+    _evaluate(run_id, ws, model if head is None else None, probs, heartbeat)
+    shutil.rmtree(files.checkpoint_dir, ignore_errors=True)  # the trained weights are saved
     return {"epochs": state.epoch, "best_epoch": state.best_epoch,
             "best_val_loss": state.best_val_loss, "best_val_accuracy": state.best_val_accuracy,
             "test_metrics": test}
+
+
+def _best_of_full_model(files: RunFiles, model: keras.Model,
+                        config: RunConfig) -> bases.LayerWeights | None:
+    """The best weights of a run resumed from a checkpoint written before light runs.
+
+    Such runs kept their best epoch as a full `model.keras`.
+    """
+    if not files.model.is_file():
+        return None
+    saved = keras.models.load_model(files.model, compile=False, safe_mode=True)
+    return runmodel.snapshot(saved, config)
 
 
 def _feature_progress(store: RunStore, run_id: str, phase: int, epoch: int,
@@ -722,14 +1017,6 @@ def _feature_progress(store: RunStore, run_id: str, phase: int, epoch: int,
         store.set_progress(run_id, phase=phase, epoch=epoch + 1, epochs=epochs, batch=done,
                            batches=total, eta_s=None, stage=STAGE_FEATURES)
     return report
-
-
-def _restore_best(files: RunFiles, model: keras.Model) -> None:
-    """Load the best checkpoint (by validation loss) into `model`, when there is one."""
-    best = files.model
-    if best.is_file():
-        saved = keras.models.load_model(best, compile=False, safe_mode=True)
-        model.set_weights(saved.get_weights())
 
 
 def _test_metrics(store: RunStore, run_id: str, ws: Workspace, probs: np.ndarray | None,
@@ -746,16 +1033,36 @@ def _test_metrics(store: RunStore, run_id: str, ws: Workspace, probs: np.ndarray
 
 def _evaluate(run_id: str, ws: Workspace, model: keras.Model,
               probs: dict[str, np.ndarray], heartbeat: Heartbeat) -> None:
-    """Store the full evaluation with the run, so the Evaluate page opens instantly.
+    """Store the evaluation with the run, so the Evaluate page opens instantly.
 
-    A trained run stays a good run even if its evaluation breaks: the failure is
-    logged and `python -m tlcore evaluate` can redo it.
+    It is built from the predictions the run already has, without Grad-CAM
+    overlays: those need the whole network on images and come right after the
+    run is marked completed (`add_overlays`). A trained run stays a good run even
+    if its evaluation breaks: the failure is logged and `python -m tlcore
+    evaluate` can redo it.
     """
     from tlcore.evaluate import evaluate_run
 
     try:
         result = evaluate_run(run_id, ws=ws, model=model, require_completed=False, probs=probs,
-                              progress=heartbeat.beat)
+                              gradcam_per_split=0, progress=heartbeat.beat)
         log.info("evaluation stored (%.1f s)", result["eval_seconds"])
     except Exception as exc:  # any failure: see the docstring
         log.warning("evaluation failed, run `python -m tlcore evaluate %s`: %s", run_id, exc)
+
+
+def add_overlays(run_id: str, ws: Workspace) -> None:
+    """Add Grad-CAM overlays to a completed run's stored evaluation (the worker's last step).
+
+    A failure is logged, never raised: the run is complete without them, and
+    `python -m tlcore evaluate` redoes the whole evaluation.
+    """
+    from tlcore.evaluate import add_gradcam
+
+    started = time.monotonic()
+    try:
+        add_gradcam(run_id, ws)
+        log.info("Grad-CAM overlays stored (%.1f s)", time.monotonic() - started)
+    except Exception as exc:  # any failure: see the docstring
+        log.warning("Grad-CAM overlays failed, run `python -m tlcore evaluate %s`: %s",
+                    run_id, exc)

@@ -6,6 +6,10 @@ run running, trains it (`tlcore.train.run_training`), and records how it ended:
 traceback. Whatever happens, it then starts the next queued run, so the queue
 moves on without anyone watching. Output goes to `runs/<id>/log.txt`.
 
+`python -m tlcore.worker --warm` is a warm worker (`serve_warm`): it imports
+TensorFlow once, then trains the runs `jobs` hands it one after another, so a
+run launched from the dashboard starts in a fraction of a second.
+
 The heartbeat comes from the training loop as it makes progress, not from a
 thread of its own: a worker that hangs stops beating and `jobs.refresh` kills it.
 """
@@ -23,7 +27,13 @@ from typing import Any
 from tlcore import jobs, runlog
 from tlcore.errors import RunCancelled, TLCoreError
 from tlcore.store import CANCELLED, COMPLETED, FAILED, QUEUED, RUNNING, RunStore
-from tlcore.workspace import Workspace, check_run_id, disk_full_error, is_no_space
+from tlcore.workspace import (
+    Workspace,
+    atomic_write_text,
+    check_run_id,
+    disk_full_error,
+    is_no_space,
+)
 
 TRACEBACK_LINES = 25
 log = logging.getLogger("tlcore.worker")
@@ -71,30 +81,32 @@ def failure_message(exc: BaseException, config: dict[str, Any] | None = None,
     return message + "\n\nTraceback (last lines):\n" + "\n".join(tail)
 
 
-def _claim(store: RunStore, run_id: str) -> bool:
+def _claim(store: RunStore, run_id: str, claimed: bool) -> bool:
     """Take the run: already claimed for this process by jobs, or queued (started by hand)."""
     now = time.time()
-    if os.environ.get(jobs.ENV_CLAIMED) == run_id:
+    if claimed:
         return store.transition(run_id, (RUNNING,), pid=os.getpid(), heartbeat=now)
     return store.transition(run_id, (QUEUED,), status=RUNNING, pid=os.getpid(), started=now,
                             heartbeat=now, ended=None, error=None)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Train the run named in `argv` and record its outcome.
+def run_claimed(run_id: str, ws: Workspace, claimed: bool, start_next: bool = True) -> int:
+    """Train run `run_id` in this process and record its outcome.
+
+    Args:
+        run_id: The run.
+        ws: The workspace.
+        claimed: The launching process already marked the run running for this
+            process (else only a queued run is taken).
+        start_next: Start the next queued run afterwards (a warm worker does it
+            itself once it is idle again, so that the run comes back to it).
 
     Returns:
         0 when the run completed or was cancelled, 1 when it failed, 2 when it could not
         be claimed (already taken, cancelled or not found).
     """
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m tlcore.worker RUN_ID", file=sys.stderr)
-        return 2
-    run_id = check_run_id(args[0])
-    ws = Workspace.from_env()
     store = RunStore(ws)
-    if not _claim(store, run_id):
+    if not _claim(store, run_id, claimed):
         try:
             status = store.get_run(run_id)["status"]
         except TLCoreError as exc:
@@ -108,16 +120,16 @@ def main(argv: list[str] | None = None) -> int:
     _redirect_output(files.log)
     logging.basicConfig(level=logging.INFO, stream=sys.stdout, force=True,
                         format=runlog.LOG_FORMAT)
-    signal.signal(signal.SIGTERM, _raise_on_sigterm)
     run = store.get_run(run_id)
     resume = bool((run["extra"] or {}).get("resume"))
     code = 0
     try:
-        from tlcore.train import run_training  # TensorFlow: only now, and inside the try
+        from tlcore.train import add_overlays, run_training  # TensorFlow: only now, in the try
 
         run_training(run_id, ws, resume=resume)
         store.transition(run_id, (RUNNING,), status=COMPLETED, ended=time.time(), error=None)
         log.info("run %s completed", run_id)
+        add_overlays(run_id, ws)
     except RunCancelled as exc:
         store.transition(run_id, (RUNNING,), status=CANCELLED, ended=time.time())
         log.info("%s", exc)
@@ -128,8 +140,67 @@ def main(argv: list[str] | None = None) -> int:
         store.transition(run_id, (RUNNING,), status=FAILED, ended=time.time(), error=message)
     finally:
         sys.stdout.flush()
-        jobs.start_queued(ws)
+        if start_next:
+            jobs.start_queued(ws)
     return code
+
+
+def serve_warm(ws: Workspace) -> int:
+    """Wait, with TensorFlow imported, for runs handed over by `jobs`; train each in turn.
+
+    The worker registers as idle (`jobs.warm_idle_file`) and polls its inbox
+    (`jobs.warm_inbox_file`) every `jobs.WARM_POLL_S`. It leaves after
+    `jobs.warm_idle_seconds()` without a run, when its registration is removed
+    (`jobs.stop_warm`), and after a run on a GPU, so that the GPU memory is
+    returned. Its own output between runs goes to `jobs.warm_log_file`.
+    """
+    import keras
+
+    import tlcore.train  # noqa: F401  (the import is the point of a warm worker)
+    from tlcore.model import configure_devices
+
+    pid = os.getpid()
+    idle, inbox = jobs.warm_idle_file(ws, pid), jobs.warm_inbox_file(ws, pid)
+    idle.parent.mkdir(parents=True, exist_ok=True)
+    on_gpu = bool(configure_devices()["gpus"])
+    while True:
+        _redirect_output(jobs.warm_log_file(ws, pid))
+        atomic_write_text(idle, str(time.time()))
+        jobs.warm_start_file(ws, pid).unlink(missing_ok=True)
+        jobs.start_queued(ws)  # a run waiting in the queue comes to this worker
+        deadline = time.monotonic() + jobs.warm_idle_seconds()
+        while not inbox.exists():
+            if time.monotonic() > deadline or not idle.exists():
+                idle.unlink(missing_ok=True)
+                if not inbox.exists():  # a run handed over just now is still taken
+                    return 0
+                break
+            time.sleep(jobs.WARM_POLL_S)
+        idle.unlink(missing_ok=True)
+        run_id = check_run_id(inbox.read_text().strip())
+        keras.utils.clear_session()  # nothing of the previous run stays in memory
+        run_claimed(run_id, ws, claimed=True, start_next=on_gpu)
+        inbox.unlink(missing_ok=True)
+        if on_gpu:
+            return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m tlcore.worker RUN_ID` trains one run; `--warm` serves runs handed over.
+
+    Returns:
+        As `run_claimed` for one run; 0 when a warm worker leaves.
+    """
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m tlcore.worker RUN_ID | --warm", file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    ws = Workspace.from_env()
+    if args[0] == jobs.WARM_FLAG:
+        return serve_warm(ws)
+    run_id = check_run_id(args[0])
+    return run_claimed(run_id, ws, os.environ.get(jobs.ENV_CLAIMED) == run_id)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,9 @@ Layout (names are constants so every module agrees on them):
     <home>/tlcore.db          SQLite run store (WAL)
     <home>/datasets/<name>/   manifest.json + images/
     <home>/runs/<id>/         one run's files, named by `RunFiles` (`Workspace.run(id)`)
-    <home>/cache/             decoded images and frozen-base features
+    <home>/cache/             decoded images, frozen-base features, assembled models
+    <home>/bases/<key>/       frozen VGG16 bases, each stored once by fingerprint
+    <home>/workers/           warm workers: <pid>.idle, <pid>.run (inbox), <pid>.log
     <home>/weights/           user-provided pretrained weights files
     <home>/import/            folders and CSVs to import from the browser
     <home>/tmp/               staging area; a failed import leaves nothing elsewhere
@@ -41,6 +43,8 @@ DB_NAME = "tlcore.db"
 DATASETS_DIR = "datasets"
 RUNS_DIR = "runs"
 CACHE_DIR = "cache"
+BASES_DIR = "bases"
+WORKERS_DIR = "workers"
 WEIGHTS_DIR = "weights"
 IMPORT_DIR = "import"
 TMP_DIR = "tmp"
@@ -271,8 +275,26 @@ class RunFiles:
 
     @property
     def model(self) -> Path:
-        """`model.keras`: the full model with the best weights so far."""
+        """`model.keras`: the full model, written by runs trained before light runs.
+
+        Newer runs store only `trained` and `base_ref`; `tlcore.runmodel`
+        assembles the full model from them on demand.
+        """
         return self.dir / "model.keras"
+
+    @property
+    def trained(self) -> Path:
+        """`trained.npz`: the best weights of the layers the run trained, by layer name."""
+        return self.dir / "trained.npz"
+
+    @property
+    def base_ref(self) -> Path:
+        """`base.json`: the fingerprint of the frozen base in `<home>/bases/` the run uses."""
+        return self.dir / "base.json"
+
+    def has_model(self) -> bool:
+        """Whether the run has a model: its trained weights, or an older full `model.keras`."""
+        return self.trained.is_file() or self.model.is_file()
 
     def check_model(self) -> Path:
         """`model.keras`, checked to be a complete Keras model zip (no TensorFlow).
@@ -299,7 +321,10 @@ class RunFiles:
         return self.checkpoint_dir / "state.json"
 
     def checkpoint_weights(self, epoch: int) -> Path:
-        """`checkpoint/weights-e<epoch>.npz`: the model's weights after `epoch`."""
+        """`checkpoint/weights-e<epoch>.npz`: trained weights and optimizer state after `epoch`.
+
+        Runs trained before light runs hold every weight of the model here instead.
+        """
         return self.checkpoint_dir / f"weights-e{epoch}.npz"
 
     @property
@@ -391,6 +416,14 @@ class Workspace:
     @property
     def cache_dir(self) -> Path:
         return self._sub(CACHE_DIR)
+
+    @property
+    def workers_dir(self) -> Path:
+        return self._sub(WORKERS_DIR)
+
+    @property
+    def bases_dir(self) -> Path:
+        return self._sub(BASES_DIR)
 
     @property
     def weights_dir(self) -> Path:

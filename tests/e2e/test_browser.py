@@ -48,7 +48,9 @@ def server(tmp_path):
     """The app on a free port with its own workspace; yields (url, workspace path)."""
     home = tmp_path / "workspace"
     port = _free_port()
-    env = {**os.environ, "TLCORE_HOME": str(home), "TLCORE_MAX_WORKERS": "1"}
+    # The dashboard keeps a warm worker, as it does for a user.
+    env = {**os.environ, "TLCORE_HOME": str(home), "TLCORE_MAX_WORKERS": "1",
+           "TLCORE_WARM_WORKERS": "1"}
     log = open(tmp_path / "streamlit.log", "wb")  # noqa: SIM115 - closed in teardown
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
@@ -89,6 +91,8 @@ def _stop_workers(home: Path) -> None:
     ws = Workspace.from_env(home)
     for run in RunStore(ws).list_runs(statuses=ACTIVE_STATUSES):
         jobs.delete(run["id"], ws=ws)
+    jobs.stop_warm(ws)
+    assert jobs.warm_workers(ws) == {}
 
 
 def _run_ids(home: Path) -> dict[str, str]:
@@ -205,8 +209,6 @@ def test_upload_train_watch_cancel_compare(server, tmp_path):
             _choose(page, "Pretrained weights",
                     "Random frozen features (not a from-scratch baseline)")
             _launch(page, "e2e-first", epochs=2)
-            expect(page.get_by_text("Phase 1 · epoch")).to_be_visible(timeout=TRAIN_TIMEOUT_MS)
-            shots("train-running")
             expect(page.get_by_text("Best val accuracy")).to_be_visible(
                 timeout=TRAIN_TIMEOUT_MS)
             expect(page.locator(".js-plotly-plot")).to_have_count(2)
@@ -217,9 +219,13 @@ def test_upload_train_watch_cancel_compare(server, tmp_path):
             expect(page.get_by_text("Best val accuracy")).to_be_visible(
                 timeout=TRAIN_TIMEOUT_MS)
 
-            # A third one, cancelled while it trains.
+            # A third one, cancelled while it trains. Flips make every epoch go through the
+            # whole network (a head epoch on cached features takes milliseconds).
+            page.get_by_role("tab", name="Augmentation").click()
+            _choose(page, "Flip", "horizontal")
             _launch(page, "e2e-cancel", epochs=200)
             expect(page.get_by_text("Phase 1 · epoch")).to_be_visible(timeout=TRAIN_TIMEOUT_MS)
+            shots("train-running")
             page.get_by_role("button", name="Cancel run").click()
             expect(page.get_by_text("Cancelled. Resume continues")).to_be_visible(
                 timeout=60_000)

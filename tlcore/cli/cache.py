@@ -1,7 +1,9 @@
-"""`python -m tlcore cache list|clear`: the decoded-image and frozen-feature cache.
+"""`python -m tlcore cache list|clear`: cached arrays and models, and the frozen bases.
 
-`clear` also removes staging folders left in the workspace's tmp/ by killed
-imports and uploads (`data.remove_stale_staging`).
+`list` shows the cache entries and the frozen bases (`tlcore.bases`) with the
+runs that use each. `clear` also removes the bases no run uses, and staging
+folders left in the workspace's tmp/ by killed imports and uploads
+(`data.remove_stale_staging`).
 """
 
 from __future__ import annotations
@@ -9,34 +11,38 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 
-from tlcore import cache, data, jobs
+from tlcore import bases, cache, data, jobs
 from tlcore.cli import print_json
 from tlcore.workspace import Workspace
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     group = subparsers.add_parser(
-        "cache", help="list or clear cached decoded images and frozen-base features",
+        "cache", help="list or clear cached images, features and models, and unused frozen bases",
         description=f"Cached arrays live in $TLCORE_HOME/cache, bounded by ${cache.ENV_MAX_GB} "
                     f"(default {cache.DEFAULT_MAX_GB:g} GB, least recently used first out).")
     sub = group.add_subparsers(dest="cache_command", metavar="ACTION", required=True)
-    p = sub.add_parser("list", help="list cache entries, most recently used first")
+    p = sub.add_parser("list", help="list cache entries and frozen bases (with the runs using "
+                                    "each), most recently used first")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_cmd_list)
-    p = sub.add_parser("clear", help="remove cache entries (they are rebuilt when needed) and "
-                                     "staging left by killed imports and run folders whose run is "
-                                     "gone from the database")
+    p = sub.add_parser("clear", help="remove cache entries (they are rebuilt when needed), "
+                                     "frozen bases no run uses, staging left by killed imports "
+                                     "and run folders whose run is gone from the database")
     p.add_argument("--kind", choices=cache.KINDS,
                    help="only this kind of entry (staging and leftover run folders stay)")
     p.set_defaults(func=_cmd_clear)
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    entries = cache.entries(Workspace.from_env())
+    ws = Workspace.from_env()
+    entries = cache.entries(ws)
+    stored = bases.listing(ws)
     if args.json:
         print_json({"entries": entries, "total_bytes": sum(e["bytes"] for e in entries),
-                    "max_bytes": cache.max_bytes()})
+                    "max_bytes": cache.max_bytes(), "bases": stored})
         return 0
+    _print_bases(stored)
     if not entries:
         print("cache is empty")
         return 0
@@ -49,6 +55,14 @@ def _cmd_list(args: argparse.Namespace) -> int:
     total = sum(e["bytes"] for e in entries)
     print(f"total {total / 1e6:.1f} MB of {cache.max_bytes() / 1e6:.0f} MB")
     return 0
+
+
+def _print_bases(stored: list[dict]) -> None:
+    """One line per frozen base: its key, size, source and the runs that use it."""
+    for b in stored:
+        runs = ", ".join(b["runs"]) if b["runs"] else "no run (removed by cache clear)"
+        print(f"base {b['fingerprint'][:12]}  {b['bytes'] / 1e6:>7.1f} MB  {b['source']}  "
+              f"used by: {runs}")
 
 
 def _cmd_clear(args: argparse.Namespace) -> int:

@@ -28,7 +28,7 @@ from tlcore.errors import ConfigError, TLCoreError
 from tlcore.store import COMPLETED, FINAL_STATUSES, QUEUED, RUNNING, RunStore
 from tlcore.workspace import Workspace
 
-POLL_S = 0.5
+POLL_S = 0.2
 REFRESH_S = 2.0
 _BAR_WIDTH = 24
 
