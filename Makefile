@@ -8,7 +8,14 @@ PORT ?= 8501
 HOST ?= 127.0.0.1
 export TLCORE_HOME ?= $(CURDIR)/workspace
 
-.PHONY: run test test-fast test-browser lint bench venv clean
+# The GPU check's carried packages (bench/gpu_check.sh): Keras and what tlcore needs beyond
+# a GPU machine's JAX, NumPy, h5py, Pillow and pandas, as CPython 3.12 wheels.
+GPU_WHEELS := keras==3.15.1 namex==0.1.0 optree==0.20.0 pydantic==2.14.3 pydantic-core==2.50.4 \
+	annotated-types==0.8.0 typing-inspection==0.4.5
+GPU_PLATFORMS := $(foreach p,manylinux_2_28_x86_64 manylinux_2_27_x86_64 manylinux_2_17_x86_64 \
+	manylinux2014_x86_64,--platform $(p))
+
+.PHONY: run test test-fast test-browser lint bench gpu-wheels venv clean
 
 venv: $(STAMP)
 
@@ -37,6 +44,11 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench.recipe
+	$(PY) -m bench.backends
+
+gpu-wheels: $(STAMP)
+	$(PY) -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \
+		--implementation cp $(GPU_PLATFORMS) -d .gpu-wheels $(GPU_WHEELS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

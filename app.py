@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from tlcore import jobs
+from tlcore import backend, jobs
 from tlcore.errors import TLCoreError
 from tlcore.store import ACTIVE_STATUSES, RunStore
 from tlcore.ui.deeplinks import mark_app_ran
@@ -53,7 +53,7 @@ def queue_panel(ws: Workspace) -> None:
     st.markdown("**Queue**")
     try:
         jobs.refresh(ws=ws)
-        jobs.ensure_warm(ws)  # the next launch starts in a worker that has TensorFlow loaded
+        jobs.ensure_warm(ws)  # the next launch starts in a worker that has Keras loaded
         active = RunStore(ws).list_runs(statuses=ACTIVE_STATUSES)
     except TLCoreError as exc:
         st.error(plain(exc))
@@ -77,7 +77,7 @@ def sidebar(ws: Workspace) -> None:
         device_slot = st.empty()
         device_slot.caption(":material/hourglass_empty: Checking…")
         queue_panel(ws)
-    # Filled last: the first probe imports TensorFlow in a subprocess and takes a while.
+    # Filled last: the first probe imports Keras in a subprocess and takes a while.
     with device_slot.container():
         info = device_summary(str(ws.root))
         if info.get("error"):
@@ -85,7 +85,8 @@ def sidebar(ws: Workspace) -> None:
         else:
             precision = "mixed precision on" if info["mixed_precision"] else "float32"
             icon = ":material/memory:" if info["gpus"] else ":material/computer:"
-            st.caption(f"{icon} {plain(info['device'])} · {precision}")
+            engine = backend.LABELS.get(info.get("backend", ""), info.get("backend", "?"))
+            st.caption(f"{icon} {plain(info['device'])} · {precision} · {engine}")
 
 
 page = st.navigation(list(PAGES.values()))

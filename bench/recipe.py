@@ -128,13 +128,32 @@ def prepare(args: argparse.Namespace, ws: Any) -> tuple[str, str, str]:
     return "bench", description, description.split(" (")[0]
 
 
+def EpochTimes() -> Any:  # noqa: N802  (a Keras callback, built once Keras is imported)
+    """A Keras callback whose `seconds` lists each epoch's wall time."""
+    import keras
+
+    class Times(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.seconds: list[float] = []
+
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            self.seconds.append(time.perf_counter() - self.start)
+
+    return Times()
+
+
 def plain_keras_recipe(x, y, xv, yv, classes: int, args: argparse.Namespace, seed: int = 0,
                        fine_tune: bool = True) -> dict[str, Any]:
     """A and D's plain-Keras half: the recipe as written in tutorials.
 
     Args:
         seed: `keras.utils.set_random_seed` before the model is built.
-        fine_tune: Also run D's plain half (block 5 for F epochs, continuing A).
+        fine_tune: Also run D's plain half (block 5 for F epochs, continuing A); its
+            epochs' wall times are `D_epoch_times`.
     """
     import keras
     from keras.applications.vgg16 import VGG16, preprocess_input
@@ -163,10 +182,11 @@ def plain_keras_recipe(x, y, xv, yv, classes: int, args: argparse.Namespace, see
             layer.trainable = layer.name.startswith("block5")
         model.compile(optimizer=keras.optimizers.Adam(1e-5),
                       loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-        start = time.perf_counter()
+        start, times = time.perf_counter(), EpochTimes()
         ft = model.fit(x_in, y, batch_size=args.batch, epochs=args.ft_epochs,
-                       validation_data=(xv_in, yv), verbose=2)
-        out.update(D_time=time.perf_counter() - start, D_val=max(ft.history["val_accuracy"]))
+                       validation_data=(xv_in, yv), verbose=2, callbacks=[times])
+        out.update(D_time=time.perf_counter() - start, D_val=max(ft.history["val_accuracy"]),
+                   D_epoch_times=times.seconds)
     keras.backend.clear_session()
     return out
 
@@ -208,7 +228,7 @@ def child_env(ws: Any) -> dict[str, str]:
     """The environment of the benchmark's child processes: its workspace, no warm workers."""
     env = dict(os.environ)
     env.update(TLCORE_HOME=str(ws.root), TLCORE_WARM_WORKERS="0", TF_CPP_MIN_LOG_LEVEL="2",
-               PYTHONPATH=str(ROOT))
+               PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p))
     return env
 
 
@@ -291,8 +311,8 @@ def run(args: argparse.Namespace, home: str) -> Report:
     """Run floor, A, B, C, D and the light-runs figures in a fresh workspace at `home`."""
     from tlcore import cache, imagecache
     from tlcore import data as datasets_api
+    from tlcore.backend import configure_devices
     from tlcore.config import RunConfig
-    from tlcore.model import configure_devices
     from tlcore.workspace import Workspace
 
     ws = Workspace.from_env(home)

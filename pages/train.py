@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from tlcore import advice, backbones, charts, config, jobs, runlog
+from tlcore import advice, backbones, backend, charts, config, jobs, runlog
 from tlcore import data as datasets_api
 from tlcore.errors import TLCoreError
 from tlcore.store import (
@@ -372,6 +372,15 @@ def gpu_batch_hint() -> str | None:
             f"{plain(info['gpus'][0])} at {size} px when training through the base.")
 
 
+def backend_caption() -> str:
+    """Which Keras backends this server has, and what "auto" picks (cached device probe)."""
+    info = jobs.device_info()
+    names = [backend.LABELS.get(name, name) for name in info.get("backends") or []]
+    auto = backend.LABELS.get(info.get("backend", ""), "TensorFlow")
+    return (f"Installed here: {', '.join(names) or 'unknown'}; auto uses {auto}. Same model "
+            f"and results on each; SavedModel and TFLite export need TensorFlow.")
+
+
 def optimizer_tab() -> None:
     st.caption("Phase 1 trains only the head, with the whole base frozen (every layer when the "
                "base trains from the first epoch).")
@@ -387,6 +396,8 @@ def optimizer_tab() -> None:
     select(c2, "Class weights", "train.class_weight")
     number(c1, "Seed", "train.seed", step=1)
     select(c2, "Mixed precision", "train.mixed_precision")
+    select(c1, "Backend", "train.backend")
+    c1.caption(backend_caption())
 
 
 def fine_tune_tab() -> None:

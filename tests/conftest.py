@@ -16,6 +16,12 @@ def no_warm_workers(monkeypatch) -> None:
     monkeypatch.setenv("TLCORE_WARM_WORKERS", "0")
 
 
+@pytest.fixture(autouse=True)
+def default_backend(monkeypatch) -> None:
+    """Workers compute on the default backend (TensorFlow) unless a run's config names another."""
+    monkeypatch.delenv("KERAS_BACKEND", raising=False)
+
+
 @pytest.fixture
 def ws(tmp_path, monkeypatch) -> Workspace:
     """A fresh workspace in a temp dir, also exported as TLCORE_HOME for subprocesses."""

@@ -195,3 +195,4 @@ def test_device_command():
     assert result.returncode == 0, result.stderr
     assert "device: CPU" in result.stdout
     assert "mixed precision (train.mixed_precision=auto): off" in result.stdout
+    assert "backend: tensorflow (train.backend=auto; installed: tensorflow, jax" in result.stdout

@@ -15,7 +15,7 @@ import time
 import pytest
 
 from tests.evalutil import write_keras_zip
-from tlcore import backbones, jobs, worker
+from tlcore import backbones, backend, jobs, worker
 from tlcore import data as datasets_api
 from tlcore import store as store_module
 from tlcore.config import RunConfig
@@ -195,7 +195,8 @@ def test_device_info_runs_in_a_subprocess_and_is_cached(ws):
     cached.write_text(json.dumps({"device": "from cache", "gpus": [], "mixed_precision": False}))
     assert jobs.device_info(ws)["device"] == "from cache"
     info = jobs.device_info(ws, refresh=True)
-    assert info == {"device": "CPU", "gpus": [], "mixed_precision": False}
+    assert info == {"device": "CPU", "gpus": [], "mixed_precision": False,
+                    "backend": "tensorflow", "backends": backend.available()}
     assert json.loads(cached.read_text()) == info
 
 
@@ -292,7 +293,7 @@ def test_a_stopped_worker_is_killed_marked_lost_and_frees_its_slot(ws, monkeypat
     proc = _fake_worker(hung)
     spawned = []
 
-    def spawn(run_id, ws):
+    def spawn(run_id, ws, backend_name):
         spawned.append(_fake_worker(run_id))
         return spawned[-1].pid
 

@@ -385,23 +385,38 @@ def test_class_weights_only_when_imbalanced():
     assert train.class_weights(skewed, 3, "none") is None
 
 
-def test_array_dataset_reads_every_row_once_per_epoch(tmp_path):
+def _epochs_of(ds, tensorflow: bool) -> list[list[int]]:
+    """Labels of two epochs of batches, checking each batch's rows match its labels."""
+    epochs = []
+    for _ in range(2):
+        seen = []
+        for i in range(len(ds)) if not tensorflow else [None]:
+            pairs = ds if tensorflow else [ds[i]]
+            for xb, yb in pairs:
+                xb, yb = np.asarray(xb), np.asarray(yb)
+                assert xb.dtype == "float32" and xb.shape[1:] == (4, 4, 3)
+                np.testing.assert_array_equal(xb[:, 0, 0, 0], yb)
+                seen.extend(yb.tolist())
+        if not tensorflow:
+            ds.on_epoch_end()
+        epochs.append(seen)
+    return epochs
+
+
+def test_batches_read_every_row_once_per_epoch(tmp_path):
+    from tlcore import feed
+
     x = np.lib.format.open_memmap(tmp_path / "x.npy", mode="w+", dtype=np.uint8,
                                   shape=(10, 4, 4, 3))
     x[:] = np.arange(10, dtype=np.uint8)[:, None, None, None]
     y = np.arange(10, dtype=np.int32)
-    ds = train.array_dataset(np.load(tmp_path / "x.npy", mmap_mode="r"), y, 4, shuffle=True,
-                             seed=1)
-    epochs = []
-    for _ in range(2):
-        seen = []
-        for xb, yb in ds:
-            assert xb.dtype == "float32" and xb.shape[1:] == (4, 4, 3)
-            np.testing.assert_array_equal(xb.numpy()[:, 0, 0, 0], yb.numpy())
-            seen.extend(yb.numpy().tolist())
-        assert sorted(seen) == list(range(10))
-        epochs.append(seen)
-    assert epochs[0] != epochs[1]  # reshuffled every epoch
+    mapped = np.load(tmp_path / "x.npy", mmap_mode="r")
+    ds = feed.batches(mapped, y, 4, shuffle=True, seed=1)
+    rows = feed.ArrayBatches(mapped, y, 4, shuffle=True, seed=1)  # the feed of JAX and PyTorch
+    assert len(rows) == 3
+    for epochs in (_epochs_of(ds, tensorflow=True), _epochs_of(rows, tensorflow=False)):
+        assert all(sorted(seen) == list(range(10)) for seen in epochs)
+        assert epochs[0] != epochs[1]  # reshuffled every epoch
 
 
 def test_split_metrics():

@@ -1,4 +1,4 @@
-"""Warm workers: a process with TensorFlow loaded, handed one run after another."""
+"""Warm workers: a process with Keras loaded, handed one run of its backend after another."""
 
 from __future__ import annotations
 
@@ -31,10 +31,11 @@ def test_a_run_is_handed_to_one_idle_warm_worker_only(ws):
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)",
                              "tlcore.worker", jobs.WARM_FLAG], start_new_session=True)
     try:
-        jobs.warm_idle_file(ws, proc.pid).write_text("0")
+        jobs.warm_idle_file(ws, proc.pid).write_text("tensorflow")
         assert jobs.warm_workers(ws) == {proc.pid: True}
-        assert jobs._hand_to_warm("aaaaaaaaaaaa", ws) == proc.pid
-        assert jobs._hand_to_warm("bbbbbbbbbbbb", ws) is None  # its inbox is taken
+        assert jobs._hand_to_warm("cccccccccccc", ws, "jax") is None  # another backend's run
+        assert jobs._hand_to_warm("aaaaaaaaaaaa", ws, "tensorflow") == proc.pid
+        assert jobs._hand_to_warm("bbbbbbbbbbbb", ws, "tensorflow") is None  # inbox taken
         assert jobs.warm_inbox_file(ws, proc.pid).read_text() == "aaaaaaaaaaaa"
         assert jobs.pid_alive(proc.pid, "aaaaaaaaaaaa", ws)
         assert not jobs.pid_alive(proc.pid, "bbbbbbbbbbbb", ws)

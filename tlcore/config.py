@@ -194,6 +194,11 @@ class TrainConfig(_Model):
     mixed_precision: Literal["auto", "on", "off"] = Field(
         "auto", description="float16 maths on GPUs (faster, less memory). auto: on when a "
                             "GPU is present.")
+    backend: Literal["auto", "tensorflow", "jax", "torch"] = Field(
+        "auto", description="The Keras backend that computes: tensorflow, jax or torch "
+                            "(PyTorch is installed separately). auto: $KERAS_BACKEND, else "
+                            "tensorflow. The model is the same on each; export to "
+                            "SavedModel or TFLite needs TensorFlow.")
 
 
 class FineTuneConfig(_Model):

@@ -290,15 +290,11 @@ def load_model(path: str | os.PathLike) -> Any:
 
 def predict_probs(model: Any, x: np.ndarray, batch_size: int = PREDICT_BATCH) -> np.ndarray:
     """Softmax outputs `(N, C)` float64 for raw RGB uint8 images `(N, S, S, 3)`, in batches."""
-    import tensorflow as tf
+    from tlcore import feed
 
-    # One graph for every batch size (the last batch is usually smaller).
-    spec = tf.TensorSpec((None, *x.shape[1:]), tf.float32)
-    forward = tf.function(lambda images: model(images, training=False), input_signature=[spec])
-    out = []
-    for start in range(0, len(x), batch_size):
-        batch = tf.constant(np.asarray(x[start:start + batch_size], dtype=np.float32))
-        out.append(forward(batch).numpy().astype(np.float64))
+    forward = feed.forward(model)  # compiled once for every batch size
+    out = [forward(np.asarray(x[start:start + batch_size], dtype=np.float32)).astype(np.float64)
+           for start in range(0, len(x), batch_size)]
     n_out = int(model.outputs[0].shape[-1])
     return np.concatenate(out) if out else np.zeros((0, n_out))
 

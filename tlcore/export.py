@@ -1,4 +1,9 @@
-"""Export a finished run's model as one downloadable zip (TensorFlow; worker or CLI only).
+"""Export a finished run's model as one downloadable zip (Keras; worker or CLI only).
+
+The Keras format works on any backend and loads on any. SavedModel and the
+TFLite formats need TensorFlow: `export_run` switches the process to the
+TensorFlow backend for them (the model's weights do not depend on the backend
+that trained it) and says what to install when TensorFlow is missing.
 
 Each zip holds the model in one format, `class_names.json` (index = output
 position), the run's `config.json` and a README.txt on loading it. Every
@@ -27,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from tlcore import backend
 from tlcore.errors import ConfigError, NotFoundError
 from tlcore.evaluate import (
     PREDICT_BATCH,
@@ -231,6 +237,21 @@ def report_summary(report: dict[str, Any]) -> str:
             f"{report['test_images']} images)")
 
 
+def require_tensorflow(fmt: str) -> None:
+    """Compute with TensorFlow in this process, as format `fmt` needs.
+
+    Raises:
+        ConfigError: if TensorFlow is not installed, or this process already
+            computes with another backend.
+    """
+    if not backend.installed("tensorflow"):
+        raise ConfigError(
+            f"Export to {FORMATS[fmt]} needs TensorFlow, which is not installed here: "
+            f"{backend.INSTALL_HINT['tensorflow']}. The Keras (.keras) format needs no "
+            f"TensorFlow and loads on every backend.")
+    backend.activate("tensorflow")
+
+
 def export_run(run_id: str, fmt: str, out_path: str | os.PathLike,
                ws: Workspace | None = None) -> Path:
     """Write a zip with the run's model in format `fmt`, class names, config and README.
@@ -249,9 +270,12 @@ def export_run(run_id: str, fmt: str, out_path: str | os.PathLike,
     Raises:
         ConfigError: if `fmt` is not a supported format.
         RunStateError: if the run is not completed.
+        ConfigError: for SavedModel and TFLite where TensorFlow is missing.
     """
     if fmt not in FORMATS:
         raise ConfigError(f"format must be one of {', '.join(FORMATS)}. Received: format={fmt!r}")
+    if fmt != "keras":
+        require_tensorflow(fmt)
     ws = ws or Workspace.from_env()
     _, config = completed_run(run_id, ws)
     classes = run_class_names(run_id, ws, config)
@@ -264,7 +288,7 @@ def export_run(run_id: str, fmt: str, out_path: str | os.PathLike,
     with tempfile.TemporaryDirectory(dir=ws.tmp_dir) as tmp:
         stage = Path(tmp) / "export"
         stage.mkdir()
-        from tlcore.runmodel import MODEL_FILE, load_run_model, model_file  # TensorFlow
+        from tlcore.runmodel import MODEL_FILE, load_run_model, model_file  # Keras
 
         model = load_run_model(run_id, ws)
         dtype = str(model.inputs[0].dtype)

@@ -12,8 +12,10 @@ batch calls right after the epoch's compiled call. The loss is Keras's:
 sparse categorical cross-entropy (times the class weight), mean over the batch,
 plus the layers' regularization losses.
 
-TensorFlow backend only; `train.plan_phase` uses it for head-only phases on
-cached features that fit in `MAX_BYTES` of memory, and Keras's `fit` otherwise.
+TensorFlow backend only (TensorFlow is imported when it is called);
+`train.plan_phase` uses it there for head-only phases
+on cached features that fit in memory (`feed.fits_in_memory`), and Keras's
+`fit` otherwise.
 """
 
 from __future__ import annotations
@@ -22,29 +24,13 @@ from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
 
-# Training features held as one tensor up to this size; larger sets stream through tf.data.
-MAX_BYTES = 1 << 30
-# Validation inputs per (eager) model call.
-VAL_CHUNK = 4096
+from tlcore.feed import predict_in_memory
 
 
-def fits_in_memory(*arrays: np.ndarray) -> bool:
-    """Whether the arrays together stay under `MAX_BYTES` as float32."""
-    return sum(4 * int(np.prod(a.shape)) for a in arrays) <= MAX_BYTES
+def _regularization(model: keras.Model) -> Any:
+    import tensorflow as tf
 
-
-def predict_in_memory(model: keras.Model, x: np.ndarray) -> np.ndarray:
-    """`model`'s float64 outputs for `x`, in a few direct (eager) calls."""
-    n_out = int(model.outputs[0].shape[-1])
-    parts = [np.asarray(model(tf.constant(np.asarray(x[i:i + VAL_CHUNK], np.float32)),
-                              training=False), dtype=np.float64)
-             for i in range(0, len(x), VAL_CHUNK)]
-    return np.concatenate(parts) if parts else np.zeros((0, n_out))
-
-
-def _regularization(model: keras.Model) -> tf.Tensor:
     return tf.add_n([tf.cast(v, tf.float32) for v in model.losses]) if model.losses else 0.0
 
 
@@ -66,6 +52,8 @@ def fit_in_memory(model: keras.Model, x: np.ndarray, y: np.ndarray, xv: np.ndarr
         class_weight: Weight per class index, or None.
         callbacks: Keras callbacks; `model.stop_training` ends the fit after an epoch.
     """
+    import tensorflow as tf
+
     x_t = tf.constant(np.asarray(x, dtype=np.float32))
     y_t = tf.constant(np.asarray(y, dtype=np.int32))
     weights = np.ones(max(int(y.max(initial=0)) + 1, len(class_weight or {})), np.float32)

@@ -15,7 +15,7 @@ the VGG16 base sits flat in the model or as a nested functional model
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -130,7 +130,9 @@ def gradcam(model: Any, images_uint8: np.ndarray, class_index: int | list[int] |
         float32 `(N, S, S)` in [0, 1]; each map is scaled so its maximum is 1
         (all zeros when no location supports the class).
     """
-    import tensorflow as tf
+    import keras
+
+    from tlcore import feed
 
     images = np.asarray(images_uint8)
     if images.ndim == 3:
@@ -148,26 +150,74 @@ def gradcam(model: Any, images_uint8: np.ndarray, class_index: int | list[int] |
     to_conv, from_conv = _tap(find_last_conv(model), model.outputs[0])
 
     maps = []
-    for start in range(0, n, batch_size):
-        x = tf.convert_to_tensor(images[start:start + batch_size], dtype=tf.float32)
-        conv = to_conv(x, training=False)
-        with _logits(model), tf.GradientTape(watch_accessed_variables=False) as tape:
-            tape.watch(conv)
-            scores = tf.cast(from_conv(conv, training=False), tf.float32)
-            if targets is None:
-                chosen = tf.argmax(scores, axis=-1)
-            else:
-                chosen = tf.constant(targets[start:start + batch_size])
-            score = tf.gather(scores, chosen, axis=1, batch_dims=1)
-        grads = tf.cast(tape.gradient(score, conv), tf.float32)
-        conv = tf.cast(conv, tf.float32)
-        weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
-        cam = tf.nn.relu(tf.reduce_sum(weights * conv, axis=-1))
-        peak = tf.reduce_max(cam, axis=(1, 2), keepdims=True)
-        cam = tf.math.divide_no_nan(cam, peak)
-        cam = tf.image.resize(cam[..., None], images.shape[1:3], method="bilinear")[..., 0]
-        maps.append(np.clip(cam.numpy(), 0.0, 1.0).astype(np.float32))
+    with _logits(model):
+        gradient = conv_gradient(from_conv)
+        for start in range(0, n, batch_size):
+            with feed.inference():
+                conv = keras.ops.convert_to_numpy(to_conv(keras.ops.convert_to_tensor(
+                    np.asarray(images[start:start + batch_size], np.float32)), training=False))
+                chosen = (targets[start:start + batch_size] if targets is not None else
+                          keras.ops.convert_to_numpy(keras.ops.argmax(from_conv(
+                              keras.ops.convert_to_tensor(conv), training=False), axis=-1)))
+            grads = gradient(conv, np.asarray(chosen, np.int32))
+            conv = conv.astype(np.float32)
+            weights = grads.astype(np.float32).mean(axis=(1, 2), keepdims=True)
+            cam = np.maximum((weights * conv).sum(axis=-1), 0.0)
+            peak = cam.max(axis=(1, 2), keepdims=True)
+            cam = np.divide(cam, peak, out=np.zeros_like(cam), where=peak > 0)
+            cam = keras.ops.convert_to_numpy(keras.ops.image.resize(
+                cam[..., None], images.shape[1:3], interpolation="bilinear"))[..., 0]
+            maps.append(np.clip(cam, 0.0, 1.0).astype(np.float32))
     return np.concatenate(maps) if maps else np.zeros((0, *images.shape[1:3]), np.float32)
+
+
+def conv_gradient(from_conv: Any) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """`(activations, classes) -> gradient of each image's class score w.r.t. its activations`.
+
+    The one backend-specific step of Grad-CAM: TensorFlow's tape, `jax.grad`
+    (compiled once per model and batch shape), `torch.autograd.grad`. The score
+    differentiated is the sum over the batch of each image's score for its
+    class; its gradient is every image's own, as images do not interact.
+
+    Args:
+        from_conv: `conv activations -> class scores` (logits).
+    """
+    import keras
+
+    from tlcore import backend
+
+    def total_score(activations: Any, classes: Any) -> Any:
+        scores = keras.ops.cast(from_conv(activations, training=False), "float32")
+        picked = keras.ops.take_along_axis(scores, keras.ops.expand_dims(classes, -1), axis=1)
+        return keras.ops.sum(picked)
+
+    name = backend.current()
+    if name == "tensorflow":
+        import tensorflow as tf
+
+        def tape_gradient(conv: np.ndarray, classes: np.ndarray) -> np.ndarray:
+            activations = tf.constant(conv)
+            with tf.GradientTape(watch_accessed_variables=False) as tape:
+                tape.watch(activations)
+                score = total_score(activations, tf.constant(classes))
+            return tape.gradient(score, activations).numpy()
+
+        return tape_gradient
+    if name == "jax":
+        import jax
+
+        compiled = jax.jit(jax.grad(total_score))
+        return lambda conv, classes: np.asarray(compiled(conv, classes))
+    import torch
+
+    def autograd(conv: np.ndarray, classes: np.ndarray) -> np.ndarray:
+        device = keras.ops.convert_to_tensor(conv[:1]).device
+        activations = torch.tensor(conv, requires_grad=True, device=device)
+        (grads,) = torch.autograd.grad(
+            total_score(activations, torch.tensor(classes, device=device)), activations)
+        return grads.detach().cpu().numpy()
+
+    return autograd
 
 
 def colorize(heatmap: np.ndarray) -> np.ndarray:

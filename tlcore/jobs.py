@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tlcore import backbones, cache, processes
+from tlcore import backbones, backend, cache, processes
 from tlcore.config import RunConfig
 from tlcore.errors import ConfigError, NotFoundError, RunStateError, WeightsError
 from tlcore.store import (
@@ -186,7 +186,8 @@ def launch(config: RunConfig, name: str | None = None, ws: Workspace | None = No
         NotFoundError: if the dataset does not exist.
         ConfigError: if the model would exceed `backbones.max_params()`.
         WeightsError, RunStateError: if `base.weights` names an unusable file or run.
-        ConfigError: if `name` is not a valid run name (`workspace.check_run_name`).
+        ConfigError: if `name` is not a valid run name (`workspace.check_run_name`), or
+            `train.backend` names a framework that is not installed.
         DiskFullError: if the workspace's disk has less than `min_free_bytes()` free.
     """
     from tlcore.data import load_manifest
@@ -196,6 +197,7 @@ def launch(config: RunConfig, name: str | None = None, ws: Workspace | None = No
         raise ConfigError(f"launch needs a RunConfig. Received: {type(config).__name__}")
     store = RunStore(ws)
     manifest = load_manifest(config.dataset, ws)
+    backend.require(backend.resolve(config.train.backend))
     backbones.check_model_size(config, max(2, len(manifest["classes"])))
     _check_base_weights(config, store, ws)
     max_workers()  # a bad setting fails here, not in a background start later
@@ -236,12 +238,12 @@ def worker_env(ws: Workspace, run_id: str | None = None) -> dict[str, str]:
 
 # ---- warm workers ---------------------------------------------------------------
 def warm_idle_file(ws: Workspace, pid: int) -> Path:
-    """`workers/<pid>.idle`: present while warm worker `pid` waits for a run."""
+    """`workers/<pid>.idle`: present while warm worker `pid` waits for a run; holds its backend."""
     return ws.workers_dir / f"{pid}.idle"
 
 
 def warm_start_file(ws: Workspace, pid: int) -> Path:
-    """`workers/<pid>.start`: warm worker `pid` is starting (importing TensorFlow)."""
+    """`workers/<pid>.start`: warm worker `pid` is starting (importing Keras)."""
     return ws.workers_dir / f"{pid}.start"
 
 
@@ -300,8 +302,8 @@ def warm_workers(ws: Workspace) -> dict[int, bool]:
     return out
 
 
-def _hand_to_warm(run_id: str, ws: Workspace) -> int | None:
-    """Give a claimed run to an idle warm worker; its pid, or None when none took it.
+def _hand_to_warm(run_id: str, ws: Workspace, name: str) -> int | None:
+    """Give a claimed run to an idle warm worker of backend `name`; its pid, or None.
 
     The inbox is created exclusively, so two claimants never give one worker two
     runs; the worker removes its idle registration when it takes the run.
@@ -310,6 +312,11 @@ def _hand_to_warm(run_id: str, ws: Workspace) -> int | None:
         pid = int(idle.stem) if idle.stem.isdigit() else 0
         if not pid or not _is_warm_worker(pid):
             continue
+        try:
+            if idle.read_text().strip() != name:
+                continue
+        except OSError:
+            continue  # it left a moment ago
         try:
             fd = os.open(warm_inbox_file(ws, pid), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:
@@ -332,14 +339,15 @@ def ensure_warm(ws: Workspace | None = None) -> int | None:
         return None
     workers = warm_workers(ws)
     if any(workers.values()) or any(ws.workers_dir.glob("*.start")):
-        return None  # one is waiting, or one is importing TensorFlow
+        return None  # one is waiting, or one is importing Keras
     if len(RunStore(ws).list_runs(statuses=(RUNNING,))) >= max_workers():
         return None
+    env = {**worker_env(ws), **backend.environment(backend.default())}
     with open(ws.workers_dir / "spawn.log", "ab") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "tlcore.worker", WARM_FLAG],
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True, env=worker_env(ws), close_fds=True)
+            start_new_session=True, env=env, close_fds=True)
     _children[proc.pid] = proc
     warm_start_file(ws, proc.pid).touch()
     return proc.pid
@@ -370,17 +378,27 @@ def stop_warm(ws: Workspace | None = None, timeout: float = 10.0) -> int:
     return len(workers)
 
 
-def _spawn(run_id: str, ws: Workspace) -> int:
+def _spawn(run_id: str, ws: Workspace, name: str) -> int:
     files = ws.run(run_id)
     files.dir.mkdir(parents=True, exist_ok=True)
     with open(files.log, "ab") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "tlcore.worker", run_id],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True, env=worker_env(ws, run_id), close_fds=True,
+            start_new_session=True, env={**worker_env(ws, run_id), **backend.environment(name)},
+            close_fds=True,
         )
     _children[proc.pid] = proc
     return proc.pid
+
+
+def run_backend(store: RunStore, run_id: str) -> str:
+    """The Keras backend run `run_id` trains on: its `train.backend`, "auto" resolved here.
+
+    Configs stored before the setting existed read as "auto".
+    """
+    return backend.resolve(((store.get_run(run_id)["config"] or {}).get("train") or {})
+                           .get("backend"))
 
 
 def _reap() -> None:
@@ -417,7 +435,8 @@ def start_queued(ws: Workspace | None = None) -> list[str]:
         if run_id is None:
             return started
         try:
-            pid = _hand_to_warm(run_id, ws) or _spawn(run_id, ws)
+            name = run_backend(store, run_id)
+            pid = _hand_to_warm(run_id, ws, name) or _spawn(run_id, ws, name)
         except OSError as exc:
             store.transition(run_id, (RUNNING,), status=FAILED, ended=time.time(),
                              error=f"The worker process could not be started: {exc}")
@@ -681,7 +700,8 @@ def device_info(ws: Workspace | None = None, refresh: bool = False) -> dict[str,
     The answer is cached in the workspace cache folder; `refresh=True` asks again.
 
     Returns:
-        `{"device": "CPU" or GPU names, "gpus": [names], "mixed_precision": bool}`, plus
+        `{"device": "CPU" or GPU names, "gpus": [names], "mixed_precision": bool,
+        "backend": the default Keras backend, "backends": [installed ones]}`, plus
         `"error"` (and device "unknown") when the probe failed.
     """
     ws = ws or Workspace.from_env()

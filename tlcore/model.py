@@ -28,14 +28,12 @@ import threading
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlparse
 
 import keras
 import numpy as np
-import tensorflow as tf
 
-from tlcore import backbones
+from tlcore import backbones, backend
 from tlcore.config import RunConfig
 from tlcore.errors import ConfigError, NotFoundError, RunStateError, TLCoreError, WeightsError
 from tlcore.workspace import Workspace, space_for
@@ -50,34 +48,12 @@ DOWNLOAD_TIMEOUT_S = 60.0
 DOWNLOAD_CHUNK = 1 << 20
 
 
-# ---- devices --------------------------------------------------------------
-def configure_devices() -> dict[str, Any]:
-    """Turn on GPU memory growth and describe the device training will use.
-
-    Memory growth must be set before any GPU op runs, so call this first in a process.
-
-    Returns:
-        `{"device": "CPU" or GPU names joined, "gpus": [names], "mixed_precision": bool}`
-        where `mixed_precision` is what `train.mixed_precision: auto` resolves to.
-    """
-    gpus = tf.config.list_physical_devices("GPU")
-    names = []
-    for gpu in gpus:
-        try:
-            tf.config.experimental.set_memory_growth(gpu, True)
-        except RuntimeError:
-            pass  # already initialised in this process; growth cannot change any more
-        details = tf.config.experimental.get_device_details(gpu)
-        names.append(details.get("device_name") or gpu.name)
-    return {"device": ", ".join(names) if names else "CPU", "gpus": names,
-            "mixed_precision": bool(names)}
-
-
+# ---- precision ----------------------------------------------------------------
 def use_mixed_precision(config: RunConfig) -> bool:
     """Whether the run computes in float16 (`auto`: when a GPU is present)."""
     setting = config.train.mixed_precision
     if setting == "auto":
-        return bool(tf.config.list_physical_devices("GPU"))
+        return backend.has_gpu()
     return setting == "on"
 
 

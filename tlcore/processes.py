@@ -28,8 +28,13 @@ def alive(pid: int) -> bool:
 
 
 def command_line(pid: int) -> list[bytes] | None:
-    """The arguments process `pid` was started with, or None where /proc cannot tell."""
+    """The arguments process `pid` was started with, or None where /proc cannot tell.
+
+    /proc shows no arguments for a process in the middle of `exec` (a worker just
+    spawned): that too is "cannot tell", not "another program".
+    """
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return None
+    return raw.split(b"\0") if raw else None

@@ -58,9 +58,8 @@ from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
 
-from tlcore import backbones, bases, fastfit, featcache, imagecache, jobs, runmodel
+from tlcore import backbones, backend, bases, fastfit, featcache, feed, imagecache, jobs, runmodel
 from tlcore.config import RunConfig
 from tlcore.data import SPLITS, load_manifest
 from tlcore.errors import ConfigError, DatasetError, DivergedError, RunCancelled
@@ -72,7 +71,6 @@ from tlcore.model import (
     build_head,
     build_model,
     compile_for_phase,
-    configure_devices,
     dtype_policy,
     load_base_weights,
     set_phase,
@@ -158,35 +156,6 @@ def class_weights(y: np.ndarray, num_classes: int, mode: str) -> dict[int, float
             for c in range(num_classes)}
 
 
-def array_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle: bool,
-                  seed: int) -> tf.data.Dataset:
-    """Batches `(float32 x, int32 y)` gathered from (memory-mapped) arrays, prefetched.
-
-    Only batch indices flow through `tf.data`; rows are read from `x` per batch, so
-    memory stays bounded however large the split is. Works for images and for
-    cached features alike.
-    """
-    n = len(y)
-    indices = tf.data.Dataset.range(n)
-    if shuffle:
-        indices = indices.shuffle(n, seed=seed, reshuffle_each_iteration=True)
-    row_shape = tuple(x.shape[1:])
-
-    def gather(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        idx = np.sort(idx)  # sequential reads from the memmap; order inside a batch is moot
-        return np.asarray(x[idx], dtype=np.float32), np.asarray(y[idx], dtype=np.int32)
-
-    def load(idx: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        xb, yb = tf.numpy_function(gather, [idx], (tf.float32, tf.int32))
-        xb.set_shape((None, *row_shape))
-        yb.set_shape((None,))
-        return xb, yb
-
-    return (indices.batch(batch_size)
-            .map(load, num_parallel_calls=tf.data.AUTOTUNE)
-            .prefetch(tf.data.AUTOTUNE))
-
-
 # ---- what Keras fits in a phase --------------------------------------------
 @dataclass
 class FitPlan:
@@ -195,20 +164,22 @@ class FitPlan:
     Attributes:
         model: The model Keras fits. It shares its layers with the full model, so
             training it trains the full model.
-        train: Training batches `(inputs, labels)` (None with `arrays`).
+        train: Training batches `(inputs, labels)` from `feed.batches` (None with
+            `arrays`).
         val: Validation batches, or None when the dataset has no validation split
             (or with `arrays`).
         steps: Batches per training epoch.
         cut: The base layer whose cached output the plan trains on, or None when
             it trains on images.
         arrays: `{"train": (x, y), "val": (x, y)}` when only the head trains, on
-            cached features that fit in memory: then `tlcore.fastfit` trains it
-            with one compiled call per epoch instead of Keras's `fit`.
+            cached features that fit in memory, on TensorFlow: then
+            `tlcore.fastfit` trains it with one compiled call per epoch instead of
+            Keras's `fit`.
     """
 
     model: keras.Model
-    train: tf.data.Dataset | None
-    val: tf.data.Dataset | None
+    train: Any
+    val: Any
     steps: int
     cut: str | None = None
     arrays: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
@@ -293,13 +264,7 @@ def phase_inputs(model: keras.Model, config: RunConfig, phase: int, data: RunDat
     prefix = frozen_prefix(model, cut)
     key = feature_key(model, cut)
     weights_fp = base_fp or featcache.weights_fingerprint(prefix.layers)
-    on_gpu = bool(tf.config.list_physical_devices("GPU"))
-    forward = tf.function(lambda batch: prefix(batch, training=False), jit_compile=on_gpu,
-                          reduce_retracing=True)
-
-    def run_prefix(batch: np.ndarray) -> np.ndarray:
-        return forward(tf.convert_to_tensor(batch, dtype=tf.float32)).numpy()
-
+    run_prefix = feed.forward(prefix)
     inputs = {}
     for split in splits:
         feats, labels, hit = featcache.split_features(
@@ -353,11 +318,11 @@ def plan_phase(model: keras.Model, config: RunConfig, phase: int, data: RunData,
     batch = config.train.batch_size
     steps = math.ceil(len(y) / batch)
     if (cut is not None and not backbones.trainable_blocks(config, phase)
-            and fastfit.fits_in_memory(x, xv)):
+            and feed.fits_in_memory(x, xv) and backend.current() == "tensorflow"):
         return FitPlan(fit_model, None, None, steps, cut, {"train": (x, y), "val": (xv, yv)})
     seed = config.train.seed + phase
-    val = array_dataset(xv, yv, batch, shuffle=False, seed=seed) if len(yv) else None
-    return FitPlan(fit_model, array_dataset(x, y, batch, shuffle=True, seed=seed), val,
+    val = feed.batches(xv, yv, batch, shuffle=False, seed=seed) if len(yv) else None
+    return FitPlan(fit_model, feed.batches(x, y, batch, shuffle=True, seed=seed), val,
                    steps, cut)
 
 
@@ -379,12 +344,12 @@ def predict_splits(model: keras.Model, config: RunConfig, data: RunData,
     out = {}
     for split in splits:
         x, y = inputs[split]
-        if head_only and fastfit.fits_in_memory(x):  # a few direct calls beat predict's setup
-            out[split] = fastfit.predict_in_memory(run_model, x)
+        if head_only and feed.fits_in_memory(x):  # a few direct calls beat predict's setup
+            out[split] = feed.predict_in_memory(run_model, x)
             continue
-        ds = array_dataset(x, y, config.train.batch_size, shuffle=False, seed=0)
-        out[split] = run_model.predict(ds.map(lambda xb, _: xb), verbose=0,
-                                       callbacks=[heartbeat] if heartbeat else None)
+        out[split] = run_model.predict(
+            feed.batches(x, y, config.train.batch_size, shuffle=False, seed=0, labels=False),
+            verbose=0, callbacks=[heartbeat] if heartbeat else None)
     return out
 
 
@@ -886,7 +851,8 @@ def run_training(run_id: str, ws: Workspace | None = None, resume: bool = False
     checkpoint_interval()  # a bad setting fails the run now, not after its first epoch
     heartbeat = Heartbeat(store, run_id)
 
-    device = configure_devices()
+    device = backend.configure_devices()
+    backend.compile_cache(ws.cache_dir / "jax")
     mixed = use_mixed_precision(config)
     store.update_run(run_id, device=device["device"])
     heartbeat.beat()
@@ -895,12 +861,13 @@ def run_training(run_id: str, ws: Workspace | None = None, resume: bool = False
     known_fp = None if resume else bases.lookup(ws, bases.source_key(config, ws))
     base = None if known_fp else resolve_base(config, ws, heartbeat.beat)
     source = base.source if base else base_weights_source(config, ws)
-    store.merge_extra(run_id, mixed_precision=mixed, weights_source=source)
-    log.info("run %s on %s, mixed precision %s", run_id, device["device"],
-             "on" if mixed else "off")
+    store.merge_extra(run_id, mixed_precision=mixed, weights_source=source,
+                      backend=device["backend"])
+    log.info("run %s on %s with %s, mixed precision %s", run_id, device["device"],
+             device["backend"], "on" if mixed else "off")
     _check_cancel(store, run_id)
 
-    keras.utils.set_random_seed(config.train.seed)
+    backend.set_random_seed(config.train.seed)
     data = load_data(config, ws, heartbeat.beat)
     atomic_write_text(files.class_names, json.dumps(data.classes, ensure_ascii=False))
     log.info("data: %s", ", ".join(f"{s} {data.size(s)}" for s in SPLITS))
@@ -964,7 +931,7 @@ def run_training(run_id: str, ws: Workspace | None = None, resume: bool = False
             callbacks = [ProgressReporter(store, run_id, phase, plan.steps, total),
                          DivergenceGuard(config, phase), recorder, heartbeat]
             try:
-                if plan.arrays is not None:
+                if plan.arrays is not None:  # TensorFlow only (see plan_phase)
                     fastfit.fit_in_memory(
                         plan.model, *plan.arrays["train"], *plan.arrays["val"],
                         batch_size=config.train.batch_size, epochs=last, initial_epoch=first,

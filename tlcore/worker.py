@@ -7,8 +7,9 @@ traceback. Whatever happens, it then starts the next queued run, so the queue
 moves on without anyone watching. Output goes to `runs/<id>/log.txt`.
 
 `python -m tlcore.worker --warm` is a warm worker (`serve_warm`): it imports
-TensorFlow once, then trains the runs `jobs` hands it one after another, so a
-run launched from the dashboard starts in a fraction of a second.
+Keras and its backend (`$KERAS_BACKEND`) once, then trains the runs of that
+backend that `jobs` hands it one after another, so a run launched from the
+dashboard starts in a fraction of a second.
 
 The heartbeat comes from the training loop as it makes progress, not from a
 thread of its own: a worker that hangs stops beating and `jobs.refresh` kills it.
@@ -24,7 +25,7 @@ import time
 import traceback
 from typing import Any
 
-from tlcore import jobs, runlog
+from tlcore import backend, jobs, runlog
 from tlcore.errors import RunCancelled, TLCoreError
 from tlcore.store import CANCELLED, COMPLETED, FAILED, QUEUED, RUNNING, RunStore
 from tlcore.workspace import (
@@ -124,7 +125,8 @@ def run_claimed(run_id: str, ws: Workspace, claimed: bool, start_next: bool = Tr
     resume = bool((run["extra"] or {}).get("resume"))
     code = 0
     try:
-        from tlcore.train import add_overlays, run_training  # TensorFlow: only now, in the try
+        backend.activate(backend.resolve((run["config"].get("train") or {}).get("backend")))
+        from tlcore.train import add_overlays, run_training  # Keras: only now, in the try
 
         run_training(run_id, ws, resume=resume)
         store.transition(run_id, (RUNNING,), status=COMPLETED, ended=time.time(), error=None)
@@ -146,26 +148,28 @@ def run_claimed(run_id: str, ws: Workspace, claimed: bool, start_next: bool = Tr
 
 
 def serve_warm(ws: Workspace) -> int:
-    """Wait, with TensorFlow imported, for runs handed over by `jobs`; train each in turn.
+    """Wait, with Keras imported, for runs handed over by `jobs`; train each in turn.
 
-    The worker registers as idle (`jobs.warm_idle_file`) and polls its inbox
+    The worker registers as idle (`jobs.warm_idle_file`, which names its backend:
+    it takes only runs of that backend) and polls its inbox
     (`jobs.warm_inbox_file`) every `jobs.WARM_POLL_S`. It leaves after
     `jobs.warm_idle_seconds()` without a run, when its registration is removed
     (`jobs.stop_warm`), and after a run on a GPU, so that the GPU memory is
     returned. Its own output between runs goes to `jobs.warm_log_file`.
     """
+    name = backend.default()
+    backend.activate(name)
     import keras
 
     import tlcore.train  # noqa: F401  (the import is the point of a warm worker)
-    from tlcore.model import configure_devices
 
     pid = os.getpid()
     idle, inbox = jobs.warm_idle_file(ws, pid), jobs.warm_inbox_file(ws, pid)
     idle.parent.mkdir(parents=True, exist_ok=True)
-    on_gpu = bool(configure_devices()["gpus"])
+    on_gpu = bool(backend.configure_devices()["gpus"])
     while True:
         _redirect_output(jobs.warm_log_file(ws, pid))
-        atomic_write_text(idle, str(time.time()))
+        atomic_write_text(idle, name)
         jobs.warm_start_file(ws, pid).unlink(missing_ok=True)
         jobs.start_queued(ws)  # a run waiting in the queue comes to this worker
         deadline = time.monotonic() + jobs.warm_idle_seconds()

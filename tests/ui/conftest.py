@@ -24,14 +24,15 @@ from tlcore.store import COMPLETED, FAILED, RunStore
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "app.py"
-CPU = {"device": "CPU", "gpus": [], "mixed_precision": False}
+CPU = {"device": "CPU", "gpus": [], "mixed_precision": False, "backend": "tensorflow",
+       "backends": ["tensorflow", "jax"]}
 
 
 @pytest.fixture(autouse=True)
 def known_device(ws):
     """The sidebar's device probe already answered, as on a server after its first probe.
 
-    The probe imports TensorFlow in a subprocess (seconds); with its answer in the
+    The probe imports Keras in a subprocess (seconds); with its answer in the
     workspace cache, `jobs.device_info` reads that instead, here and in the
     subprocesses some tests start.
     """

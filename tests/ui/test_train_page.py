@@ -19,7 +19,7 @@ from tests.evalutil import make_run as add_eval_run
 from tests.test_backbones import write_keras3
 from tests.ui.conftest import APP
 from tests.ui.markup import shown
-from tlcore import config, jobs
+from tlcore import backend, config, jobs
 from tlcore.config import DEFAULT_PRESET, PRESETS
 from tlcore.evaluate import png_bytes
 from tlcore.store import ACTIVE_STATUSES, CANCELLED, COMPLETED, RUNNING, RunStore
@@ -584,3 +584,21 @@ def test_resume_restarts_the_live_refresh(app, ws, populated, make_run, fragment
     at.run()
     assert {m.label: m.value for m in at.metric}["Best val accuracy"] == "90.0%"
     assert fragment_timers["live_panel"] is None  # idle again: the timer stops
+
+
+def test_the_backend_choice_shows_what_is_installed_and_a_missing_one_is_refused(
+        app, ws, populated, no_local_weights, monkeypatch):
+    monkeypatch.setattr(backend, "installed", lambda name: name != "torch")
+    at = app(TRAIN)
+    choice = at.selectbox(key="cfg.train.backend")
+    assert choice.options == ["auto", "tensorflow", "jax", "torch"] and choice.value == "auto"
+    assert choice.help == config.field_spec("train.backend").help
+    assert any("Installed here: TensorFlow, JAX; auto uses TensorFlow." in c.value
+               for c in at.caption)
+    at.number_input(key="cfg.image_size").set_value(32)
+    at.selectbox(key="cfg.weights_mode").set_value("none")
+    choice.set_value("torch").run()
+    at.button(key="train_launch").click().run()
+    assert any("train.backend torch needs PyTorch, which is not installed here" in e
+               for e in _form_errors(at))
+    assert len(RunStore(ws).list_runs()) == 3  # nothing launched

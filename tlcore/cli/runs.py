@@ -249,7 +249,9 @@ def _cmd_show(args: argparse.Namespace) -> int:
             for k in ("created", "started", "ended")}
     test = run["test_metrics"] or {}
     print(f"run {run['id']} ({run['name']}): {run['status']}")
-    print(f"dataset {run['dataset']}, device {run['device'] or '-'}")
+    engine = (run["extra"] or {}).get("backend")
+    print(f"dataset {run['dataset']}, device {run['device'] or '-'}"
+          + (f" ({engine})" if engine else ""))
     print(f"created {when['created']}, started {when['started']}, ended {when['ended']}")
     print(f"best val accuracy {_num(run['best_val_accuracy'])}, best val loss "
           f"{_num(run['best_val_loss'])} (epoch {run['best_epoch'] or '-'}), "
@@ -288,7 +290,7 @@ def _cmd_delete(args: argparse.Namespace) -> int:
 
 
 def _cmd_device(args: argparse.Namespace) -> int:
-    from tlcore.model import configure_devices  # TensorFlow, only for this command
+    from tlcore.backend import configure_devices  # imports Keras, only for this command
 
     info = configure_devices()
     if info["gpus"]:
@@ -297,6 +299,8 @@ def _cmd_device(args: argparse.Namespace) -> int:
         print_json(info)
         return 0
     print(f"device: {info['device']}")
+    print(f"backend: {info['backend']} (train.backend=auto; installed: "
+          f"{', '.join(info['backends'])}; set KERAS_BACKEND or train.backend to change)")
     print(f"mixed precision (train.mixed_precision=auto): "
           f"{'on' if info['mixed_precision'] else 'off'}")
     if info.get("gpu_free_bytes"):
