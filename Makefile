@@ -45,6 +45,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m bench.recipe
 	$(PY) -m bench.backends
+	$(PY) -m bench.sweep
 
 gpu-wheels: $(STAMP)
 	$(PY) -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \

@@ -35,6 +35,8 @@ PAGES = {
                     url_path="runs"),
     "evaluate": st.Page("pages/evaluate.py", title="Evaluate", icon=":material/fact_check:",
                         url_path="evaluate"),
+    "sweeps": st.Page("pages/sweeps.py", title="Sweeps", icon=":material/tune:",
+                      url_path="sweeps"),
 }
 
 

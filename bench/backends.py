@@ -30,7 +30,6 @@ import os
 import statistics
 import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 from bench import recipe
@@ -197,9 +196,7 @@ def main(argv: list[str] | None = None) -> int:
                 for other in names if other != trained and test}
     text = render(args, description, names, results, agreement, len(test))
     title = f"Keras backends · {device} · {args.size} px · {label}"
-    print(f"## {title}\n\n{text}")
-    if args.out:
-        recipe.write_section(Path(args.out), title, text)
+    recipe.publish(title, text, args.out)
     return 0
 
 

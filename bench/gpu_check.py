@@ -37,7 +37,6 @@ import platform
 import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from bench import recipe
@@ -183,9 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     card = info["gpus"][0] if info["gpus"] else "no GPU"
     text = render(args, info, description, results, time.perf_counter() - started)
     title = f"GPU check · {card} · {info['backend']} · {args.size} px"
-    print(f"## {title}\n\n{text}")
-    if args.out:
-        recipe.write_section(Path(args.out), title, text)
+    recipe.publish(title, text, args.out)
     return 0
 
 

@@ -514,6 +514,13 @@ def render(args, description, device, r, b, c, d, counts, light) -> str:
     return "\n".join(lines)
 
 
+def publish(title: str, text: str, out: str) -> None:
+    """Print a benchmark's section, and write it into the markdown file `out` unless ''."""
+    print(f"## {title}\n\n{text}")
+    if out:
+        write_section(Path(out), title, text)
+
+
 def write_section(path: Path, title: str, body: str) -> None:
     """Replace (or append) the `## title` section of a markdown file."""
     text = path.read_text() if path.exists() else (

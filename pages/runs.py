@@ -32,7 +32,7 @@ TABLE_COLUMNS = {
     "head.dense": "Dense", "train.optimizer": "Optimizer", "train.learning_rate": "LR",
     "train.epochs": "Epochs", "fine_tune.blocks": "FT blocks",
     "best_val_accuracy": "Best val acc", "test_accuracy": "Test acc", "duration": "Duration",
-    "device": "Device", "created": "Created",
+    "device": "Device", "sweep": "Sweep", "created": "Created",
 }
 # The run's name is always shown; these others until the user picks columns.
 DEFAULT_COLUMNS = ["id", "dataset", "status", "problem", "base.weights", "best_val_accuracy",
@@ -48,6 +48,16 @@ def problem(run: dict) -> str | None:
     """Why a run stopped short (the first line of its error, e.g. a diverged loss), else None."""
     error = (run.get("error") or "").strip()
     return error.splitlines()[0] if error else None
+
+
+def sweep_labels(runs: list[dict]) -> dict[str, str]:
+    """Sweep id -> a label ("" for runs outside any sweep), newest sweep first."""
+    labels = {"": "No sweep"}
+    for run in reversed(runs):
+        sweep = (run.get("extra") or {}).get("sweep")
+        if sweep and sweep not in labels:
+            labels[sweep] = f"{run['name'].rsplit('-', 1)[0]} ({sweep[:6]})"
+    return labels
 
 
 def pick_columns() -> list[str]:
@@ -307,16 +317,23 @@ def render() -> None:
     frame = charts.runs_frame(runs)
     frame.insert(frame.columns.get_loc("status") + 1, "problem", [problem(r) for r in runs])
     wanted = url_selection(set(frame["id"]))
-    c1, c2, c3, c4 = st.columns([2, 2, 1, 1], vertical_alignment="bottom")
+    c1, c2, c5, c3, c4 = st.columns([2, 2, 2, 1, 1], vertical_alignment="bottom")
     dataset_filter = c1.multiselect("Dataset", sorted(frame["dataset"].unique()),
                                     key="runs_filter_dataset", placeholder="All datasets")
     status_filter = c2.multiselect("Status", STATUSES, key="runs_filter_status",
                                    placeholder="All statuses")
+    sweep_names = sweep_labels(runs)
+    sweep_filter = c5.multiselect("Sweep", list(sweep_names), format_func=sweep_names.get,
+                                  key="runs_filter_sweep", placeholder="Any run",
+                                  help="Only the trials of these sweeps ('No sweep': runs "
+                                       "launched one by one).")
     view = frame
     if dataset_filter:
         view = view[view["dataset"].isin(dataset_filter)]
     if status_filter:
         view = view[view["status"].isin(status_filter)]
+    if sweep_filter:
+        view = view[view["sweep"].isin(sweep_filter)]
     view = view.iloc[::-1].reset_index(drop=True)  # newest first
     # Names are free text: the CSV keeps any that starts like a formula as text.
     with c3.popover("Columns", icon=":material/view_column:", width="stretch"):

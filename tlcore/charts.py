@@ -538,7 +538,8 @@ def runs_frame(runs: Sequence[Mapping[str, Any]], now: float | None = None) -> p
 
     Returns:
         Columns `id`, `run` (unique label), `name`, `dataset`, `status`,
-        `created` (datetime), `duration_s`, `duration`, `device`,
+        `created` (datetime), `duration_s`, `duration`, `device`, `sweep` (the sweep
+        id of a sweep's trial, else ""),
         `best_val_accuracy`, `best_val_loss`, `best_epoch`, `test_accuracy`,
         `test_loss`, then one column per flat config key (dotted names).
     """
@@ -557,6 +558,7 @@ def runs_frame(runs: Sequence[Mapping[str, Any]], now: float | None = None) -> p
             "created": pd.to_datetime(run["created"], unit="s"),
             "duration_s": duration, "duration": format_duration(duration),
             "device": run.get("device") or "",
+            "sweep": (run.get("extra") or {}).get("sweep") or "",
             "best_val_accuracy": run.get("best_val_accuracy"),
             "best_val_loss": run.get("best_val_loss"),
             "best_epoch": run.get("best_epoch"),
@@ -567,7 +569,8 @@ def runs_frame(runs: Sequence[Mapping[str, Any]], now: float | None = None) -> p
     frame = pd.DataFrame(rows)
     if frame.empty:
         frame = pd.DataFrame(columns=["id", "run", "name", "dataset", "status", "created",
-                                      "duration_s", "duration", "device", "best_val_accuracy",
+                                      "duration_s", "duration", "device", "sweep",
+                                      "best_val_accuracy",
                                       "best_val_loss", "best_epoch", "test_accuracy",
                                       "test_loss"])
     for column in ("best_val_accuracy", "best_val_loss", "test_accuracy", "test_loss"):

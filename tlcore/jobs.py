@@ -61,6 +61,7 @@ ENV_MAX_WORKERS = "TLCORE_MAX_WORKERS"
 ENV_WARM_WORKERS = "TLCORE_WARM_WORKERS"
 ENV_WARM_IDLE = "TLCORE_WARM_IDLE_S"
 DEFAULT_WARM_IDLE_S = 600.0
+SWEEP_WORKER = "tlcore.sweepworker"
 WARM_FLAG = "--warm"
 WARM_POLL_S = 0.05
 ENV_CLAIMED = "TLCORE_CLAIMED_RUN"
@@ -250,6 +251,16 @@ def warm_start_file(ws: Workspace, pid: int) -> Path:
 def warm_inbox_file(ws: Workspace, pid: int) -> Path:
     """`workers/<pid>.run`: the run handed to warm worker `pid` (created exclusively)."""
     return ws.workers_dir / f"{pid}.run"
+
+
+def trial_file(ws: Workspace, pid: int) -> Path:
+    """`workers/<pid>.trial`: the run sweep worker `pid` trains now."""
+    return ws.workers_dir / f"{pid}.trial"
+
+
+def adopt(proc: subprocess.Popen) -> None:
+    """Reap `proc` (a detached child this process started) once it ends, like the workers."""
+    _children[proc.pid] = proc
 
 
 def warm_log_file(ws: Workspace, pid: int) -> Path:
@@ -464,9 +475,12 @@ def pid_alive(pid: int | None, run_id: str | None = None, ws: Workspace | None =
     args = processes.command_line(pid)
     if run_id is None or args is None or run_id.encode() in args:
         return True
-    # A warm worker's command line names no run; its inbox names the one it trains.
+    # A warm worker's command line names no run, nor does a sweep worker's: the inbox,
+    # or the trial file, names the one it trains.
     try:
         ws = ws or Workspace.from_env()
+        if SWEEP_WORKER.encode() in args:
+            return trial_file(ws, pid).read_text() == run_id
         return WARM_FLAG.encode() in args and warm_inbox_file(ws, pid).read_text() == run_id
     except OSError:
         return False

@@ -115,6 +115,12 @@ def _encode_fields(fields: dict[str, Any]) -> list[Any]:
             for k, v in fields.items()]
 
 
+def _running(con: sqlite3.Connection) -> int:
+    """How many runs are running (inside the caller's transaction)."""
+    return con.execute(f"SELECT COUNT(*) FROM {RUNS_TABLE} WHERE status = ?",
+                       (RUNNING,)).fetchone()[0]
+
+
 def new_run_id() -> str:
     """A fresh 12-character run id."""
     return uuid.uuid4().hex[:12]
@@ -225,6 +231,38 @@ class RunStore:
             )
         return run_id
 
+    def create_running(self, config: RunConfig, max_running: int, name: str | None = None,
+                       **fields: Any) -> str | None:
+        """Insert a new run already running, if fewer than `max_running` runs are running.
+
+        For a process that trains the run itself (a sweep worker): counting and
+        inserting happen in one transaction, as in `claim_next`, so the worker limit
+        holds for sweeps and queued runs together.
+
+        Args:
+            config: The run config.
+            max_running: The most runs that may be running at once.
+            name: A display name; default `run-<n>`.
+            **fields: Columns to set (e.g. `pid`, `started`, `heartbeat`).
+
+        Returns:
+            The new run's id, or None when no slot is free.
+        """
+        run_id = new_run_id()
+        values = _encode_fields(fields)
+        with self._tx() as con:
+            if _running(con) >= max_running:
+                return None
+            seq = con.execute(f"SELECT COALESCE(MAX(seq), 0) + 1 FROM {RUNS_TABLE}").fetchone()[0]
+            columns = ", ".join(["id", "seq", "name", "dataset", "config", "status", "created",
+                                 *fields])
+            con.execute(
+                f"INSERT INTO {RUNS_TABLE} ({columns}) VALUES "
+                f"({', '.join('?' * (7 + len(fields)))})",
+                (run_id, seq, name or f"run-{seq}", config.dataset, config.to_json(None),
+                 RUNNING, time.time(), *values))
+        return run_id
+
     def get_run(self, run_id: str) -> dict[str, Any]:
         """One run as a dict (config parsed to a dict). Raises NotFoundError."""
         check_run_id(run_id)
@@ -296,9 +334,7 @@ class RunStore:
         """
         values = _encode_fields(fields)
         with self._tx() as con:
-            running = con.execute(f"SELECT COUNT(*) FROM {RUNS_TABLE} WHERE status = ?",
-                                  (RUNNING,)).fetchone()[0]
-            if running >= max_running:
+            if _running(con) >= max_running:
                 return None
             row = con.execute(f"SELECT id FROM {RUNS_TABLE} WHERE status = ? ORDER BY seq "
                               "LIMIT 1", (QUEUED,)).fetchone()

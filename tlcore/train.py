@@ -825,14 +825,16 @@ def keep_base(files: RunFiles, config: RunConfig, model: keras.Model, base: Base
     return fp
 
 
-def run_training(run_id: str, ws: Workspace | None = None, resume: bool = False
-                 ) -> dict[str, Any]:
+def run_training(run_id: str, ws: Workspace | None = None, resume: bool = False,
+                 callbacks: list[keras.callbacks.Callback] | None = None) -> dict[str, Any]:
     """Train run `run_id` to the end (the caller sets its status).
 
     Args:
         run_id: A run in the store; its config is read from there.
         ws: The workspace; default `Workspace.from_env()`.
         resume: Continue from the last epoch checkpoint when there is one.
+        callbacks: More Keras callbacks for every phase, called after the run's own
+            (a sweep's pruning: an exception raised there ends the run).
 
     Returns:
         `{"epochs", "best_epoch", "best_val_loss", "best_val_accuracy", "test_metrics"}`.
@@ -928,20 +930,20 @@ def run_training(run_id: str, ws: Workspace | None = None, resume: bool = False
             log.info("phase %d: epochs %d-%d", phase, first + 1, last)
             recorder = RunRecorder(store, run_id, files, model, config, phase, state, monitor,
                                    best)
-            callbacks = [ProgressReporter(store, run_id, phase, plan.steps, total),
-                         DivergenceGuard(config, phase), recorder, heartbeat]
+            hooks = [ProgressReporter(store, run_id, phase, plan.steps, total),
+                     DivergenceGuard(config, phase), recorder, heartbeat, *(callbacks or [])]
             try:
                 if plan.arrays is not None:  # TensorFlow only (see plan_phase)
                     fastfit.fit_in_memory(
                         plan.model, *plan.arrays["train"], *plan.arrays["val"],
                         batch_size=config.train.batch_size, epochs=last, initial_epoch=first,
                         seed=config.train.seed + phase, class_weight=weights,
-                        callbacks=[*callbacks, EpochLog(last)])
+                        callbacks=[*hooks, EpochLog(last)])
                 else:
                     plan.model.fit(
                         plan.train, validation_data=plan.val, initial_epoch=first, epochs=last,
                         class_weight=weights, shuffle=False, verbose=2,  # the data shuffle
-                        callbacks=callbacks)
+                        callbacks=hooks)
             except RunCancelled:
                 recorder.flush()
                 raise

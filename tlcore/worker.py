@@ -42,7 +42,7 @@ OOM_MARKERS = ("ResourceExhaustedError", "OOM when allocating", "out of memory",
                "MemoryError", "Failed to allocate")
 
 
-def _redirect_output(path: os.PathLike) -> None:
+def redirect_output(path: os.PathLike) -> None:
     """Send this process's stdout and stderr (TensorFlow's C++ logs too) to `path`."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     target = os.fstat(fd)
@@ -118,7 +118,7 @@ def run_claimed(run_id: str, ws: Workspace, claimed: bool, start_next: bool = Tr
         return 2
     files = ws.run(run_id)
     files.dir.mkdir(parents=True, exist_ok=True)  # absent for a run started by hand
-    _redirect_output(files.log)
+    redirect_output(files.log)
     logging.basicConfig(level=logging.INFO, stream=sys.stdout, force=True,
                         format=runlog.LOG_FORMAT)
     run = store.get_run(run_id)
@@ -168,7 +168,7 @@ def serve_warm(ws: Workspace) -> int:
     idle.parent.mkdir(parents=True, exist_ok=True)
     on_gpu = bool(backend.configure_devices()["gpus"])
     while True:
-        _redirect_output(jobs.warm_log_file(ws, pid))
+        redirect_output(jobs.warm_log_file(ws, pid))
         atomic_write_text(idle, name)
         jobs.warm_start_file(ws, pid).unlink(missing_ok=True)
         jobs.start_queued(ws)  # a run waiting in the queue comes to this worker

@@ -2,12 +2,14 @@
 
 Layout (names are constants so every module agrees on them):
 
-    <home>/tlcore.db          SQLite run store (WAL)
+    <home>/tlcore.db          SQLite run store (WAL), and the sweeps' Optuna studies
     <home>/datasets/<name>/   manifest.json + images/
     <home>/runs/<id>/         one run's files, named by `RunFiles` (`Workspace.run(id)`)
     <home>/cache/             decoded images, frozen-base features, assembled models
     <home>/bases/<key>/       frozen VGG16 bases, each stored once by fingerprint
-    <home>/workers/           warm workers: <pid>.idle, <pid>.run (inbox), <pid>.log
+    <home>/workers/           warm workers: <pid>.idle, <pid>.run (inbox), <pid>.log;
+                              sweep workers: <pid>.trial (the run it trains)
+    <home>/sweeps/<id>.log    a sweep's workers' own output
     <home>/weights/           user-provided pretrained weights files
     <home>/import/            folders and CSVs to import from the browser
     <home>/tmp/               staging area; a failed import leaves nothing elsewhere

@@ -21,6 +21,7 @@ from tlcore.errors import TLCoreError
 COMMAND_MODULES = (
     "tlcore.cli.datasets",
     "tlcore.cli.runs",
+    "tlcore.cli.sweeps",
     "tlcore.cli.cache",
     "tlcore.cli.evaluate",
 )
