@@ -16,8 +16,8 @@ import pandas as pd
 import streamlit as st
 from PIL import Image
 
-from tlcore import evalcharts, evaluate, transfer
-from tlcore.config import RunConfig
+from tlcore import evalcharts, evaluate, transfer, transferstudy
+from tlcore.config import RunConfig, flatten
 from tlcore.errors import TLCoreError
 from tlcore.export import FORMATS as EXPORT_FORMATS
 from tlcore.export import QUANTIZED, report_summary
@@ -346,6 +346,35 @@ def transfer_live(ws: Workspace, run: dict, polling: bool) -> None:
     if training_on(ws, run["dataset"]) != polling:
         st.rerun()  # a baseline was queued or the last run ended: with or without the timer
     transfer_tab(ws, run)
+    st.divider()
+    study_section(ws, run)
+
+
+def study_section(ws: Workspace, run: dict) -> None:
+    """The transfer study on the run's dataset: pretrained vs scratch by training-set size."""
+    st.markdown("**Transfer study: when does pretraining help on this dataset?**")
+    study_id = transferstudy.latest(ws, run["dataset"])
+    if study_id:
+        rows = transferstudy.rows(ws, study_id)
+        st.plotly_chart(evalcharts.transfer_study_figure(rows), key="eval_study_chart",
+                        width="stretch", theme=None)
+        st.write(transferstudy.reading(rows))
+    c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+    sizes = c1.text_input("Training images per class", "5, 10, 25, 50, 100",
+                          key="eval_study_sizes",
+                          help="One pretrained run (this run's settings) and one from-scratch "
+                               "baseline per size; validation and test splits stay whole.")
+    if c2.button("Run the study", key="eval_study_start", icon=":material/science:"):
+        try:
+            flat = {k: v for k, v in flatten(run["config"]).items()
+                    if k not in ("dataset", "train.subset")}
+            transferstudy.launch(ws, run["dataset"], transferstudy.parse_sizes(sizes), flat)
+        except TLCoreError as exc:
+            st.error(plain(exc))
+            return
+        flash("eval", "success", "Transfer study queued: two runs per size. The chart fills "
+                                 "in as they complete.")
+        st.rerun()
 
 
 def predict_tab(ws: Workspace, run_id: str) -> None:

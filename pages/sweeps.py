@@ -19,7 +19,7 @@ import streamlit as st
 from tlcore import charts, config, sweepcharts, sweeps
 from tlcore import data as datasets_api
 from tlcore.errors import TLCoreError
-from tlcore.store import RunStore
+from tlcore.store import COMPLETED, RunStore
 from tlcore.ui.deeplinks import route_through_app
 from tlcore.ui.flash import flash, show_flash
 from tlcore.ui.text import percent, plain
@@ -80,6 +80,15 @@ def default_range(spec: config.FieldSpec) -> tuple[Any, Any]:
     return float(low), float(high)
 
 
+def base_choices(ws: Workspace, dataset: str) -> dict[str, Any]:
+    """Label -> a function giving the base config: presets, then completed runs, newest first."""
+    choices: dict[str, Any] = {f"Preset: {p}": (lambda p=p: config.preset(p, dataset))
+                               for p in config.PRESETS}
+    for run in reversed(RunStore(ws).list_runs(dataset=dataset, statuses=(COMPLETED,))):
+        choices[f"Run: {run['name']}"] = (lambda r=run: config.RunConfig.from_dict(r["config"]))
+    return choices
+
+
 def new_sweep(ws: Workspace) -> None:
     """The form that defines and starts a sweep."""
     names = [d["name"] for d in datasets_api.list_datasets(ws)]
@@ -88,8 +97,10 @@ def new_sweep(ws: Workspace) -> None:
         return
     c1, c2, c3 = st.columns(3)
     dataset = c1.selectbox("Dataset", names, key=KEY + "dataset")
-    preset = c2.selectbox("Start from preset", list(config.PRESETS), key=KEY + "preset",
-                          help="The settings every trial shares, before the swept keys.")
+    starts = base_choices(ws, dataset)
+    start = c2.selectbox("Start from", list(starts), key=KEY + "base",
+                         help="The settings every trial shares, before the swept keys: a "
+                              "preset, or a completed run on this dataset.")
     name = c3.text_input("Sweep name", key=KEY + "name", placeholder="optional")
     specs = sweepable()
     keys = st.multiselect("Keys to sweep", list(specs), default=SUGGESTED, key=KEY + "keys",
@@ -107,7 +118,7 @@ def new_sweep(ws: Workspace) -> None:
     st.code(json.dumps(space), language="json", wrap_lines=True)
     if st.button("Start sweep", type="primary", key=KEY + "start"):
         try:
-            base = config.preset(preset, dataset)
+            base = starts[start]()
             sweep_id = sweeps.create(ws, base, space, trials, sampler=sampler,
                                      workers=workers, name=name.strip() or None)
             sweeps.start_workers(ws, sweep_id, workers)
@@ -193,7 +204,7 @@ def render() -> None:
     if not items:
         st.info("No sweeps yet.")
         return
-    labels = {s["id"]: f"{s['name']} · {s['status']} · {s['finished']}/{s['trials_planned']}"
+    labels = {s["id"]: f"{s['name']} ({s['id']}) · {s['trials_planned']} trials"
               for s in items}
     wanted = st.query_params.get("sweep")
     ids = list(labels)

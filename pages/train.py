@@ -398,6 +398,7 @@ def optimizer_tab() -> None:
     select(c2, "Mixed precision", "train.mixed_precision")
     select(c1, "Backend", "train.backend")
     c1.caption(backend_caption())
+    number(c2, "Training subset", "train.subset", step=1.0, format="%g")
 
 
 def fine_tune_tab() -> None:

@@ -38,12 +38,13 @@ FieldType = Literal["int", "float", "bool", "choice", "list", "str"]
 
 @dataclass(frozen=True)
 class Allowed:
-    """What a free-form string field accepts, in words (bounds and choices cannot say it)."""
+    """What a field accepts, in words, where bounds and choices cannot say it."""
 
     text: str
 
 
 _WEIGHTS_ALLOWED = "'imagenet', 'none', a weights file path or 'run:<run id>'"
+_SUBSET_ALLOWED = "a fraction in (0, 1] or a whole number of images per class up to 100000"
 
 
 # ---- the weights source ------------------------------------------------------
@@ -194,11 +195,24 @@ class TrainConfig(_Model):
     mixed_precision: Literal["auto", "on", "off"] = Field(
         "auto", description="float16 maths on GPUs (faster, less memory). auto: on when a "
                             "GPU is present.")
+    subset: Annotated[float, Allowed(_SUBSET_ALLOWED)] = Field(
+        1.0, gt=0.0, le=100_000,
+        description="Train on part of the training split: a fraction (0 < s <= 1; 1 = all), "
+                    "or a whole number of images per class (s > 1). Stratified and seeded by "
+                    "train.seed; the validation and test splits stay whole.")
     backend: Literal["auto", "tensorflow", "jax", "torch"] = Field(
         "auto", description="The Keras backend that computes: tensorflow, jax or torch "
                             "(PyTorch is installed separately). auto: $KERAS_BACKEND, else "
                             "tensorflow. The model is the same on each; export to "
                             "SavedModel or TFLite needs TensorFlow.")
+
+
+    @field_validator("subset")
+    @classmethod
+    def _subset_whole_above_one(cls, value: float) -> float:
+        if value > 1 and value != int(value):
+            raise ValueError("above 1 it counts images per class and must be a whole number")
+        return value
 
 
 class FineTuneConfig(_Model):
@@ -352,7 +366,7 @@ class FieldSpec:
         if self.type == "choice":
             return "one of " + ", ".join(str(c) for c in self.choices or ())
         if self.type in ("int", "float"):
-            return _range_words(self.type, self)
+            return self.allowed_words or _range_words(self.type, self)
         if self.type == "list":
             count = (f"{self.min_length or 0} to {self.max_length} items"
                      if self.max_length is not None else "items")

@@ -148,3 +148,47 @@ def f1_delta_figure(frame: pd.DataFrame, name_a: str = "A", name_b: str = "B") -
                        "%{customdata[1]:.3f}<br>Δ %{y:+.3f}<extra></extra>")))
     fig.update_layout(yaxis={"zeroline": True, "zerolinewidth": 2})
     return styled(fig, f"Per-class F1: {name_b} minus {name_a}", y_title="Δ F1")
+
+
+def transfer_study_figure(rows: Sequence[dict[str, Any]],
+                          title: str = "Test accuracy by training-set size") -> go.Figure:
+    """Test accuracy against images per class, one line per setting, the gap shaded.
+
+    Between neighbouring sizes the area between the lines is green where the
+    pretrained line is above (positive transfer) and red where it is below.
+
+    Args:
+        rows: `transferstudy.rows`: setting, images_per_class, test_accuracy.
+    """
+    from tlcore import transferstudy
+
+    scored = [r for r in rows if r["test_accuracy"] is not None]
+    if not scored:
+        fig = go.Figure()
+        fig.add_annotation(text="No run of the study has finished yet", showarrow=False,
+                           xref="paper", yref="paper", x=0.5, y=0.5)
+        return styled(fig, title)
+    lines = {s: {r["images_per_class"]: r["test_accuracy"] for r in scored
+                 if r["setting"] == s} for s in transferstudy.SETTING_LABELS}
+    fig = go.Figure()
+    both = sorted(set(lines[transferstudy.PRETRAINED]) & set(lines[transferstudy.SCRATCH]))
+    for a, b in zip(both, both[1:], strict=False):
+        top = [lines[transferstudy.PRETRAINED][a], lines[transferstudy.PRETRAINED][b]]
+        low = [lines[transferstudy.SCRATCH][a], lines[transferstudy.SCRATCH][b]]
+        gain = sum(top) >= sum(low)
+        fig.add_trace(go.Scatter(
+            x=[a, b, b, a], y=[top[0], top[1], low[1], low[0]], fill="toself", mode="none",
+            fillcolor=("rgba(46,160,67,0.18)" if gain else "rgba(214,39,40,0.18)"),
+            hoverinfo="skip", showlegend=False))
+    colors = {transferstudy.PRETRAINED: PRETRAINED_COLOR, transferstudy.SCRATCH: BASELINE_COLOR}
+    for setting, label in transferstudy.SETTING_LABELS.items():
+        points = sorted(lines[setting].items())
+        if points:
+            fig.add_trace(go.Scatter(
+                x=[p[0] for p in points], y=[p[1] for p in points], mode="lines+markers",
+                name=label, line={"color": colors[setting], "width": 2},
+                hovertemplate="%{x} images per class<br>test accuracy %{y:.3f}<extra>"
+                              + label + "</extra>"))
+    fig.update_xaxes(type="log", tickvals=sorted({r["images_per_class"] for r in rows}))
+    fig.update_yaxes(range=[0, 1.02])
+    return styled(fig, title, "Training images per class", "Test accuracy")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -46,6 +47,7 @@ def best_so_far(trials_df: pd.DataFrame, title: str = "Best val accuracy so far"
                              name="best so far", line={"color": charts.COLORWAY[0], "width": 2},
                              hovertemplate="after trial %{x}: %{y:.3f}<extra></extra>"))
     fig.update_yaxes(range=[0, 1.02])
+    fig.update_xaxes(dtick=max(1, math.ceil(len(done) / 10)))  # whole trial numbers
     return charts.styled(fig, title, "Trial", "Val accuracy")
 
 

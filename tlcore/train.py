@@ -62,6 +62,7 @@ import numpy as np
 from tlcore import backbones, backend, bases, fastfit, featcache, feed, imagecache, jobs, runmodel
 from tlcore.config import RunConfig
 from tlcore.data import SPLITS, load_manifest
+from tlcore.data.splits import subset_rows
 from tlcore.errors import ConfigError, DatasetError, DivergedError, RunCancelled
 from tlcore.eta import StepClock
 from tlcore.model import (
@@ -106,10 +107,20 @@ class RunData:
     classes: list[str]
     splits: dict[str, tuple[np.ndarray, np.ndarray]]
     manifest: dict[str, Any]
+    train_rows: np.ndarray | None = None  # `train.subset`'s rows of the training split
 
     def size(self, split: str) -> int:
-        """Number of images in `split`."""
+        """Number of images in `split` (the whole split: `train.subset` is applied by `rows`)."""
         return len(self.splits[split][1])
+
+    def rows(self, split: str, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`(x, y)` of `split` (images or cached features) as the run trains on them.
+
+        The training split keeps only `train.subset`'s rows; the others stay whole.
+        """
+        if split != "train" or self.train_rows is None:
+            return x, y
+        return np.asarray(x[self.train_rows]), np.asarray(y[self.train_rows])
 
 
 def load_data(config: RunConfig, ws: Workspace,
@@ -129,7 +140,8 @@ def load_data(config: RunConfig, ws: Workspace,
     classes = list(manifest["classes"])
     splits = {split: imagecache.split_arrays(ws, manifest, split, config.image_size, progress)
               for split in SPLITS}
-    data = RunData(classes, splits, manifest)
+    data = RunData(classes, splits, manifest,
+                   subset_rows(splits["train"][1], config.train.subset, config.train.seed))
     if len(classes) < 2 or data.size("train") == 0:
         raise DatasetError(
             f"Dataset {config.dataset!r} cannot train a classifier: it needs at least 2 classes "
@@ -260,7 +272,7 @@ def phase_inputs(model: keras.Model, config: RunConfig, phase: int, data: RunDat
     """
     cut = frozen_cut(model, config, phase)
     if cut is None:
-        return model, {s: data.splits[s] for s in splits}, None
+        return model, {s: data.rows(s, *data.splits[s]) for s in splits}, None
     prefix = frozen_prefix(model, cut)
     key = feature_key(model, cut)
     weights_fp = base_fp or featcache.weights_fingerprint(prefix.layers)
@@ -271,7 +283,7 @@ def phase_inputs(model: keras.Model, config: RunConfig, phase: int, data: RunDat
             ws, data.manifest, split, config.image_size, run_prefix, key, weights_fp, progress)
         log.info("%s features at %s: %s %s", split, cut, "cache hit" if hit else "computed",
                  tuple(feats.shape))
-        inputs[split] = (feats, labels)
+        inputs[split] = data.rows(split, feats, labels)
     rest = trainable_rest(model, cut, tuple(prefix.output.shape[1:]))
     return rest, inputs, cut
 
@@ -297,7 +309,7 @@ def cached_head(config: RunConfig, data: RunData, ws: Workspace, base_fp: str,
             if split != "test" or data.size(split):
                 return None
             continue  # an empty test split is never predicted
-        inputs[split] = (feats, data.splits[split][1])
+        inputs[split] = data.rows(split, feats, data.splits[split][1])
     with dtype_policy(mixed):
         head = build_head(config, inputs["train"][0].shape[1:], len(data.classes))
     return head, inputs, cut
@@ -873,6 +885,10 @@ def run_training(run_id: str, ws: Workspace | None = None, resume: bool = False,
     data = load_data(config, ws, heartbeat.beat)
     atomic_write_text(files.class_names, json.dumps(data.classes, ensure_ascii=False))
     log.info("data: %s", ", ".join(f"{s} {data.size(s)}" for s in SPLITS))
+    if data.train_rows is not None:
+        log.info("train.subset %g: training on %d of %d training images", config.train.subset,
+                 len(data.train_rows), data.size("train"))
+        store.merge_extra(run_id, train_images=len(data.train_rows))
     _check_cancel(store, run_id)
     heartbeat.beat()
     head = cached_head(config, data, ws, known_fp, mixed) if known_fp else None
@@ -900,7 +916,8 @@ def run_training(run_id: str, ws: Workspace | None = None, resume: bool = False,
                  ", optimizer state restored" if pending_optimizer else "")
     store.truncate_metrics(run_id, state.epoch)
     monitor = "val_loss" if data.size("val") else "loss"
-    weights = class_weights(data.splits["train"][1], len(data.classes), config.train.class_weight)
+    weights = class_weights(data.rows("train", *data.splits["train"])[1], len(data.classes),
+                            config.train.class_weight)
 
     phases = [1, 2] if config.fine_tune.enabled else [1]
     try:

@@ -35,6 +35,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"
                  "--disable-sync"]
 TRAIN_TIMEOUT_MS = 150_000
 EVAL_TIMEOUT_MS = 150_000
+SWEEP_TIMEOUT_MS = 150_000
 
 
 def _free_port() -> int:
@@ -84,11 +85,15 @@ def server(tmp_path):
 
 def _stop_workers(home: Path) -> None:
     """Workers are detached; end any the test left running."""
-    from tlcore import jobs
+    from tlcore import jobs, sweeps
     from tlcore.store import ACTIVE_STATUSES, RunStore
     from tlcore.workspace import Workspace
 
     ws = Workspace.from_env(home)
+    for sweep in sweeps.list_sweeps(ws):
+        sweeps.cancel(ws, sweep["id"])
+        for pid in sweeps.sweep_workers(sweep["id"]):
+            os.kill(pid, signal.SIGKILL)
     for run in RunStore(ws).list_runs(statuses=ACTIVE_STATUSES):
         jobs.delete(run["id"], ws=ws)
     jobs.stop_warm(ws)
@@ -283,6 +288,21 @@ def test_upload_train_watch_cancel_compare(server, tmp_path):
             expect(confusion).to_contain_text("Confusion matrix")
             expect(page.get_by_role("button", name="Re-evaluate")).to_be_visible()
             shots("evaluate")
+
+            # Sweeps: three trials around the first run; the leaderboard and charts fill in.
+            page.get_by_role("link", name="Sweeps").click()
+            expect(page.get_by_role("heading", name="Sweeps", exact=True)).to_be_visible()
+            _choose(page, "Start from", "Run: e2e-first")
+            _commit(page.get_by_role("spinbutton", name="Trials"), "3")
+            page.wait_for_timeout(500)
+            page.get_by_role("button", name="Start sweep").click()
+            expect(page.get_by_text("started with 1 worker(s)")).to_be_visible()
+            trials = page.locator('[data-testid="stMetric"]', has_text="Trials")
+            expect(trials).to_contain_text("3 / 3", timeout=SWEEP_TIMEOUT_MS)
+            expect(page.get_by_text("Leaderboard", exact=True)).to_be_visible()
+            best = page.locator("[class*='st-key-sweep_best_'] .js-plotly-plot")
+            expect(best.last).to_be_visible()  # the fragment's latest drawing
+            shots("sweeps")
         except Exception:
             shots("failure")
             raise

@@ -291,3 +291,32 @@ def test_another_run_or_dataset_starts_from_its_own_cell(app, ws, evaluated):
     assert not at.exception
     true, pred = _cell(at)
     assert true != pred
+
+
+def test_the_transfer_study_shows_its_lines_and_reading_and_refuses_bad_sizes(app, ws,
+                                                                             evaluated):
+    run_id, _ = evaluated
+    store = RunStore(ws)
+    pretrained = run_config("shapes", "imagenet")
+    for size, (pre, scratch) in {2: (0.6, 0.3), 5: (0.8, 0.7)}.items():
+        for setting, accuracy, cfg in (("pretrained", pre, pretrained),
+                                       ("scratch", scratch, baseline_config(pretrained))):
+            study_run = add_eval_run(ws, cfg, name=f"transfer-{size}pc-{setting}",
+                                     val_accuracy=[accuracy], test_accuracy=accuracy)
+            store.merge_extra(study_run, study="aaaaaaaaaaaa", setting=setting,
+                              images_per_class=size)
+    at = app(PAGE)
+    at.selectbox(key="eval_run").set_value(run_id).run()
+    assert not at.exception
+    assert ("Pretrained features beat training from scratch at every size tried (+30 points "
+            "at 2 images per class, +10 points at 5 images per class): positive transfer. "
+            "The gap narrows") in _texts(at)
+    chart = next(c for c in at.get("plotly_chart") if c.key == "eval_study_chart")
+    spec = json.loads(chart.proto.spec)
+    assert [t.get("name") for t in spec["data"] if t.get("mode") == "lines+markers"] == [
+        "Pretrained base", "From scratch"]
+    at.text_input(key="eval_study_sizes").input("1, 5").run()
+    at.button(key="eval_study_start").click().run()
+    assert "sizes must be at least 2 images per class. Received: '1, 5'" in [
+        shown(e.value) for e in at.error]
+    assert len(store.list_runs()) == 5  # nothing queued

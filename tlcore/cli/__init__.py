@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "tlcore.cli.datasets",
     "tlcore.cli.runs",
     "tlcore.cli.sweeps",
+    "tlcore.cli.study",
     "tlcore.cli.cache",
     "tlcore.cli.evaluate",
 )

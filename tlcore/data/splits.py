@@ -63,3 +63,24 @@ def assign_splits(images: list[dict[str, Any]], val: float, test: float, seed: i
         for rank, i in enumerate(order):
             members[i]["split"] = ("test" if rank < n_test
                                    else "val" if rank < n_test + n_val else "train")
+
+
+def subset_rows(labels: np.ndarray, subset: float, seed: int) -> np.ndarray | None:
+    """Rows of a stratified, seeded share of a split, in order; None for the whole split.
+
+    Args:
+        labels: The split's class index per row.
+        subset: A fraction (0 < subset <= 1) of each class, at least one image of
+            each; or, above 1, that many images per class (all of a smaller class).
+        seed: Picks the same rows for the same seed.
+    """
+    if subset == 1.0:
+        return None
+    rng = np.random.default_rng(seed)
+    rows = []
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        take = (max(1, round(subset * len(members))) if subset < 1
+                else min(int(subset), len(members)))
+        rows.append(rng.permutation(members)[:take])
+    return np.sort(np.concatenate(rows)) if rows else np.zeros(0, np.int64)
