@@ -87,6 +87,10 @@ def _every_figure() -> dict[str, go.Figure]:
         "transfer_curves_figure": evalcharts.transfer_curves_figure(REPORT),
         "topk_figure": evalcharts.topk_figure([{"class": "a", "probability": 0.9}]),
         "f1_delta_figure": evalcharts.f1_delta_figure(delta, "run-1", "run-2"),
+        "transfer_study_figure": evalcharts.transfer_study_figure([
+            {"setting": setting, "images_per_class": size, "test_accuracy": accuracy}
+            for setting, size, accuracy in (("pretrained", 5, 0.7), ("scratch", 5, 0.4),
+                                            ("pretrained", 25, 0.8), ("scratch", 25, 0.85))]),
     }
 
 

@@ -79,6 +79,21 @@ def test_a_good_space_maps_trials_to_configs():
         dims["train.learning_rate"].grid()
 
 
+def test_sweep_figures_carry_the_project_template():
+    from tlcore import charts, sweepcharts
+
+    trials = sweepcharts.trials_frame([
+        {"number": n, "state": state, "best_val_accuracy": value, "run_id": f"r{n}",
+         "seconds": 1.0, "params": {"head.dense": [64], "head.dropout": 0.1 * n}}
+        for n, state, value in ((0, "complete", 0.6), (1, "pruned", 0.3), (2, "complete", 0.7))])
+    assert list(trials["head.dense"]) == ["[64]"] * 3  # lists shown as text
+    best = sweepcharts.best_so_far(trials)
+    line = next(t for t in best.data if t.name == "best so far")
+    assert list(line.y) == [0.6, 0.6, 0.7]  # the pruned trial's value is not a best
+    for fig in (best, sweepcharts.importance({"head.dropout": 0.8, "head.dense": 0.2})):
+        assert fig.layout.template == charts.TEMPLATE and fig.layout.height
+
+
 def test_a_refused_sweep_starts_nothing(ws, dataset, tmp_path):
     (tmp_path / "base.json").write_text(json.dumps(BASE))
     (tmp_path / "space.json").write_text(json.dumps({"head.dropout": {"low": 0, "high": 2}}))
