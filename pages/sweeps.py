@@ -198,9 +198,9 @@ def render() -> None:
     show_flash("sweeps")
     st.caption("Try many settings at once: an Optuna study over any run settings, each trial "
                "an ordinary run. Trials on cached features take seconds.")
-    with st.expander("New sweep", expanded=not sweeps.list_sweeps(ws)):
-        new_sweep(ws)
     items = list(reversed(sweeps.list_sweeps(ws)))
+    with st.expander("New sweep", expanded=not items):
+        new_sweep(ws)
     if not items:
         st.info("No sweeps yet.")
         return

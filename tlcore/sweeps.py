@@ -414,7 +414,7 @@ def list_sweeps(ws: Workspace) -> list[dict[str, Any]]:
 
 def cancel(ws: Workspace, sweep_id: str) -> int:
     """Stop a sweep: no new trials, and its running trials cancelled. Returns how many."""
-    summary(ws, sweep_id)  # NotFoundError first
+    attributes(ws, sweep_id)  # NotFoundError first
     set_status(ws, sweep_id, CANCELLED)
     store = RunStore(ws)
     stopped = 0
