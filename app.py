@@ -1,7 +1,7 @@
 """Transfer-learning studio: the Streamlit entry point (`streamlit run app.py`).
 
 A router only: page config, navigation and the sidebar every page shares
-(workspace, training device, run queue, and a warning while the studio is open
+(workspace, training device, worker slots, run queue, and a warning while the studio is open
 to the network without a login). The pages live in `pages/`. This
 process never imports TensorFlow; training runs in worker processes.
 """
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from tlcore import backend, jobs
+from tlcore import backend, jobs, slots
 from tlcore.errors import TLCoreError
-from tlcore.store import ACTIVE_STATUSES, RunStore
+from tlcore.store import ACTIVE_STATUSES, RUNNING, RunStore
 from tlcore.ui.deeplinks import mark_app_ran
 from tlcore.ui.network import exposure_warning
 from tlcore.ui.status import STATUS_ICONS
@@ -49,17 +49,31 @@ def device_summary(root: str) -> dict:
         return {"device": "unknown", "gpus": [], "mixed_precision": False, "error": str(exc)}
 
 
+def workers_panel(running: list[dict]) -> None:
+    """The executor, its worker slots and the run in each."""
+    gpus = slots.gpu_slots()
+    limit = jobs.worker_limit(gpus)
+    if not gpus:
+        st.caption(f":material/computer: Local workers · {len(running)} of {limit} busy")
+        return
+    st.caption(f":material/memory: Local workers · {len(gpus)} GPU slots")
+    for slot, run in slots.occupancy(gpus, running):
+        holder = plain(run["name"]) if run else "free"
+        st.caption(f"GPU {plain(slot)} · {holder}")
+
+
 @st.fragment(run_every=QUEUE_REFRESH_S)
 def queue_panel(ws: Workspace) -> None:
-    """Running and queued runs, each linking to its live panel on the Train page."""
-    st.markdown("**Queue**")
+    """Worker slots, then running and queued runs, each linking to its live panel."""
     try:
         jobs.refresh(ws=ws)
         jobs.ensure_warm(ws)  # the next launch starts in a worker that has Keras loaded
         active = RunStore(ws).list_runs(statuses=ACTIVE_STATUSES)
+        workers_panel([run for run in active if run["status"] == RUNNING])
     except TLCoreError as exc:
         st.error(plain(exc))
         return
+    st.markdown("**Queue**")
     if not active:
         st.caption("Nothing running. Launch a run on the Train page.")
         return

@@ -33,9 +33,9 @@ def test_a_run_is_handed_to_one_idle_warm_worker_only(ws):
     try:
         jobs.warm_idle_file(ws, proc.pid).write_text("tensorflow")
         assert jobs.warm_workers(ws) == {proc.pid: True}
-        assert jobs._hand_to_warm("cccccccccccc", ws, "jax") is None  # another backend's run
-        assert jobs._hand_to_warm("aaaaaaaaaaaa", ws, "tensorflow") == proc.pid
-        assert jobs._hand_to_warm("bbbbbbbbbbbb", ws, "tensorflow") is None  # inbox taken
+        assert jobs._hand_to_warm("cccccccccccc", ws, "jax", None) is None  # another backend's run
+        assert jobs._hand_to_warm("aaaaaaaaaaaa", ws, "tensorflow", None) == proc.pid
+        assert jobs._hand_to_warm("bbbbbbbbbbbb", ws, "tensorflow", None) is None  # inbox taken
         assert jobs.warm_inbox_file(ws, proc.pid).read_text() == "aaaaaaaaaaaa"
         assert jobs.pid_alive(proc.pid, "aaaaaaaaaaaa", ws)
         assert not jobs.pid_alive(proc.pid, "bbbbbbbbbbbb", ws)

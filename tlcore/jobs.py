@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tlcore import backbones, backend, cache, processes
+from tlcore import backbones, backend, cache, processes, slots
 from tlcore.config import RunConfig
 from tlcore.errors import ConfigError, NotFoundError, RunStateError, WeightsError
 from tlcore.store import (
@@ -101,6 +101,26 @@ def max_workers() -> int:
         raise ConfigError(f"{ENV_MAX_WORKERS} must be a positive integer (1 for one GPU). "
                           f"Received: {ENV_MAX_WORKERS}={raw!r}")
     return value
+
+
+def worker_limit(gpus: tuple[str, ...] | None = None) -> int:
+    """How many runs the local executor trains at once.
+
+    One per GPU slot (`slots.gpu_slots()`), capped by `$TLCORE_MAX_WORKERS` when it
+    is set; without GPUs, `max_workers()`.
+
+    Args:
+        gpus: The slots, when the caller has them already.
+
+    Raises:
+        ConfigError: if `$TLCORE_MAX_WORKERS` or `$TLCORE_GPUS` is unusable.
+    """
+    gpus = slots.gpu_slots() if gpus is None else gpus
+    if not gpus:
+        return max_workers()
+    if os.environ.get(ENV_MAX_WORKERS, "").strip():
+        return min(max_workers(), len(gpus))
+    return len(gpus)
 
 
 def heartbeat_timeout(stage: str | None = None) -> float:
@@ -201,7 +221,7 @@ def launch(config: RunConfig, name: str | None = None, ws: Workspace | None = No
     backend.require(backend.resolve(config.train.backend))
     backbones.check_model_size(config, max(2, len(manifest["classes"])))
     _check_base_weights(config, store, ws)
-    max_workers()  # a bad setting fails here, not in a background start later
+    worker_limit()  # a bad setting fails here, not in a background start later
     heartbeat_timeout()
     check_free_space(ws.root)  # queued runs would wait for space; say so now
     if name is not None:
@@ -239,8 +259,13 @@ def worker_env(ws: Workspace, run_id: str | None = None) -> dict[str, str]:
 
 # ---- warm workers ---------------------------------------------------------------
 def warm_idle_file(ws: Workspace, pid: int) -> Path:
-    """`workers/<pid>.idle`: present while warm worker `pid` waits for a run; holds its backend."""
+    """`workers/<pid>.idle`: present while warm worker `pid` waits; holds its `warm_key`."""
     return ws.workers_dir / f"{pid}.idle"
+
+
+def warm_key(name: str, gpu: str | None) -> str:
+    """What a warm worker serves: runs of backend `name` pinned to GPU slot `gpu`."""
+    return name if gpu is None else f"{name} gpu {gpu}"
 
 
 def warm_start_file(ws: Workspace, pid: int) -> Path:
@@ -313,8 +338,10 @@ def warm_workers(ws: Workspace) -> dict[int, bool]:
     return out
 
 
-def _hand_to_warm(run_id: str, ws: Workspace, name: str) -> int | None:
-    """Give a claimed run to an idle warm worker of backend `name`; its pid, or None.
+def _hand_to_warm(run_id: str, ws: Workspace, name: str, gpu: str | None) -> int | None:
+    """Give a claimed run to an idle warm worker of backend `name` on slot `gpu`; its pid.
+
+    Returns None when no such worker is idle.
 
     The inbox is created exclusively, so two claimants never give one worker two
     runs; the worker removes its idle registration when it takes the run.
@@ -324,7 +351,7 @@ def _hand_to_warm(run_id: str, ws: Workspace, name: str) -> int | None:
         if not pid or not _is_warm_worker(pid):
             continue
         try:
-            if idle.read_text().strip() != name:
+            if idle.read_text().strip() != warm_key(name, gpu):
                 continue
         except OSError:
             continue  # it left a moment ago
@@ -351,9 +378,14 @@ def ensure_warm(ws: Workspace | None = None) -> int | None:
     workers = warm_workers(ws)
     if any(workers.values()) or any(ws.workers_dir.glob("*.start")):
         return None  # one is waiting, or one is importing Keras
-    if len(RunStore(ws).list_runs(statuses=(RUNNING,))) >= max_workers():
+    gpus = slots.gpu_slots()
+    running = RunStore(ws).list_runs(statuses=(RUNNING,))
+    if len(running) >= worker_limit(gpus):
         return None
-    env = {**worker_env(ws), **backend.environment(backend.default())}
+    # Pinned to the first free slot: the one the next claimed run takes.
+    free = [slot for slot, run in slots.occupancy(gpus, running) if run is None]
+    env = {**worker_env(ws), **backend.environment(backend.default()),
+           **slots.pinned_env(free[0] if free else None)}
     with open(ws.workers_dir / "spawn.log", "ab") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "tlcore.worker", WARM_FLAG],
@@ -389,27 +421,27 @@ def stop_warm(ws: Workspace | None = None, timeout: float = 10.0) -> int:
     return len(workers)
 
 
-def _spawn(run_id: str, ws: Workspace, name: str) -> int:
+def _spawn(run_id: str, ws: Workspace, name: str, gpu: str | None) -> int:
     files = ws.run(run_id)
     files.dir.mkdir(parents=True, exist_ok=True)
     with open(files.log, "ab") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "tlcore.worker", run_id],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True, env={**worker_env(ws, run_id), **backend.environment(name)},
+            start_new_session=True,
+            env={**worker_env(ws, run_id), **backend.environment(name), **slots.pinned_env(gpu)},
             close_fds=True,
         )
     _children[proc.pid] = proc
     return proc.pid
 
 
-def run_backend(store: RunStore, run_id: str) -> str:
-    """The Keras backend run `run_id` trains on: its `train.backend`, "auto" resolved here.
+def run_backend(run: dict[str, Any]) -> str:
+    """The Keras backend a run trains on: its `train.backend`, "auto" resolved here.
 
     Configs stored before the setting existed read as "auto".
     """
-    return backend.resolve(((store.get_run(run_id)["config"] or {}).get("train") or {})
-                           .get("backend"))
+    return backend.resolve(((run["config"] or {}).get("train") or {}).get("backend"))
 
 
 def _reap() -> None:
@@ -420,7 +452,9 @@ def _reap() -> None:
 
 
 def start_queued(ws: Workspace | None = None) -> list[str]:
-    """Start queued runs in order while fewer than `max_workers()` are running.
+    """Start queued runs in order while fewer than `worker_limit()` are running.
+
+    With GPU slots, each run takes a free slot and its worker sees only that GPU.
 
     Only writes when a run can start: readers call this through `refresh`, and
     reads must keep working on a full disk. While the workspace's disk has less
@@ -433,7 +467,8 @@ def start_queued(ws: Workspace | None = None) -> list[str]:
     _reap()
     ws = ws or Workspace.from_env()
     store = RunStore(ws)
-    limit = max_workers()
+    gpus = slots.gpu_slots()
+    limit = worker_limit(gpus)
     if (not store.list_runs(statuses=(QUEUED,))
             or len(store.list_runs(statuses=(RUNNING,))) >= limit
             or free_bytes(ws.root) < min_free_bytes()):
@@ -441,13 +476,15 @@ def start_queued(ws: Workspace | None = None) -> list[str]:
     started = []
     while True:
         now = time.time()
-        run_id = store.claim_next(limit, started=now, heartbeat=now, pid=None, ended=None,
-                                  error=None)
+        run_id = store.claim_next(limit, slots=gpus, started=now, heartbeat=now, pid=None,
+                                  ended=None, error=None)
         if run_id is None:
             return started
         try:
-            name = run_backend(store, run_id)
-            pid = _hand_to_warm(run_id, ws, name) or _spawn(run_id, ws, name)
+            run = store.get_run(run_id)
+            name = run_backend(run)
+            pid = (_hand_to_warm(run_id, ws, name, run["gpu"])
+                   or _spawn(run_id, ws, name, run["gpu"]))
         except OSError as exc:
             store.transition(run_id, (RUNNING,), status=FAILED, ended=time.time(),
                              error=f"The worker process could not be started: {exc}")

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tlcore import config as config_module
-from tlcore import jobs
+from tlcore import jobs, slots
 from tlcore.config import RunConfig
 from tlcore.errors import ConfigError, NotFoundError
 from tlcore.store import ACTIVE_STATUSES, RunStore, new_run_id
@@ -277,7 +277,7 @@ def create(ws: Workspace, base: RunConfig, space: Any, trials: int, *, sampler: 
         size = math.prod(len(d.grid()) for d in dims.values())
         trials = min(trials, size)
     load_manifest(base.dataset, ws)
-    jobs.max_workers()
+    jobs.worker_limit()
     sweep_id = new_run_id()
     now = time.time()
     study = optuna.create_study(study_name=sweep_id, storage=storage(ws), direction="maximize")
@@ -318,16 +318,21 @@ def budget_lock(ws: Workspace, sweep_id: str) -> Iterator[None]:
 
 
 def start_workers(ws: Workspace, sweep_id: str, count: int) -> list[int]:
-    """Start `count` detached sweep workers; their pids. Output goes to `log_file`."""
+    """Start `count` detached sweep workers; their pids. Output goes to `log_file`.
+
+    With GPU slots, worker i is pinned to slot i (round robin) for its whole life.
+    """
     log_path = log_file(ws, sweep_id)
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    gpus = slots.gpu_slots()
     pids = []
-    for _ in range(count):
+    for i in range(count):
+        pinned = slots.pinned_env(gpus[i % len(gpus)] if gpus else None)
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", SWEEP_WORKER, sweep_id], stdin=subprocess.DEVNULL,
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                env=jobs.worker_env(ws), close_fds=True)
+                env={**jobs.worker_env(ws), **pinned}, close_fds=True)
         jobs.adopt(proc)
         pids.append(proc.pid)
     return pids

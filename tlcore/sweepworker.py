@@ -2,7 +2,8 @@
 
 Started detached by `tlcore.sweeps` (several per sweep run in parallel). The
 loop: stop when the sweep is cancelled, past its deadline or has all its trials;
-wait for a free worker slot (`TLCORE_MAX_WORKERS`, shared with ordinary runs);
+wait for a free worker slot (`jobs.worker_limit()`, shared with ordinary runs;
+on a GPU server, the worker's own GPU slot);
 ask Optuna for a trial; create its run already running in this process
 (`RunStore.create_running`, race-free against the limit); train it in-process
 (`train.run_training`; Keras is imported once, cached features stay in the page
@@ -21,7 +22,7 @@ import sys
 import time
 from typing import Any
 
-from tlcore import backend, jobs, runlog, sweeps
+from tlcore import backend, jobs, runlog, slots, sweeps
 from tlcore.config import RunConfig
 from tlcore.errors import RunCancelled
 from tlcore.store import CANCELLED, COMPLETED, FAILED, RUNNING, RunStore
@@ -63,7 +64,9 @@ def _next_slot(ws: Workspace, sweep_id: str, study: Any) -> bool:
         if len(started) >= attrs["trials"]:
             return False
         jobs.refresh(ws)
-        if len(RunStore(ws).list_runs(statuses=(RUNNING,))) < jobs.max_workers():
+        running = RunStore(ws).list_runs(statuses=(RUNNING,))
+        own = slots.own_slot()
+        if len(running) < jobs.worker_limit() and own not in {r["gpu"] for r in running}:
             return True
         time.sleep(SLOT_POLL_S)
 
@@ -93,7 +96,8 @@ def train_trial(ws: Workspace, sweep_id: str, study: Any, own_logs: bool = False
     now, pid = time.time(), os.getpid()
     store = RunStore(ws)
     run_id = store.create_running(
-        config, jobs.max_workers(), name=f"{attrs['name']}-{trial.number}", pid=pid,
+        config, jobs.worker_limit(), name=f"{attrs['name']}-{trial.number}",
+        slots=(own,) if (own := slots.own_slot()) else (), pid=pid,
         started=now, heartbeat=now, extra={"sweep": sweep_id, "trial": trial.number})
     if run_id is None:  # the slot went to another process a moment ago
         study.tell(trial, state=optuna.trial.TrialState.FAIL)

@@ -25,7 +25,7 @@ import time
 import traceback
 from typing import Any
 
-from tlcore import backend, jobs, runlog
+from tlcore import backend, jobs, runlog, slots
 from tlcore.errors import RunCancelled, TLCoreError
 from tlcore.store import CANCELLED, COMPLETED, FAILED, QUEUED, RUNNING, RunStore
 from tlcore.workspace import (
@@ -152,7 +152,8 @@ def serve_warm(ws: Workspace) -> int:
 
     The worker registers as idle (`jobs.warm_idle_file`, which names its backend:
     it takes only runs of that backend) and polls its inbox
-    (`jobs.warm_inbox_file`) every `jobs.WARM_POLL_S`. It leaves after
+    (`jobs.warm_inbox_file`) every `jobs.WARM_POLL_S`. On a GPU server it is pinned
+    to one GPU slot and takes only runs that claimed that slot. It leaves after
     `jobs.warm_idle_seconds()` without a run, when its registration is removed
     (`jobs.stop_warm`), and after a run on a GPU, so that the GPU memory is
     returned. Its own output between runs goes to `jobs.warm_log_file`.
@@ -169,7 +170,7 @@ def serve_warm(ws: Workspace) -> int:
     on_gpu = bool(backend.configure_devices()["gpus"])
     while True:
         redirect_output(jobs.warm_log_file(ws, pid))
-        atomic_write_text(idle, name)
+        atomic_write_text(idle, jobs.warm_key(name, slots.own_slot()))
         jobs.warm_start_file(ws, pid).unlink(missing_ok=True)
         jobs.start_queued(ws)  # a run waiting in the queue comes to this worker
         deadline = time.monotonic() + jobs.warm_idle_seconds()

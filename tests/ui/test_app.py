@@ -6,12 +6,15 @@ import json
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.ui.markup import shown
+from tlcore.config import RunConfig
+from tlcore.store import RunStore
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = ("pages/data.py", "pages/train.py", "pages/runs.py", "pages/evaluate.py")
@@ -30,6 +33,7 @@ def test_every_page_renders_on_an_empty_workspace(app, ws):
     assert str(ws.root) in [c.value for c in at.sidebar.code]
     sidebar = "\n".join(str(c.value) for c in at.sidebar.caption)
     assert "CPU" in sidebar and "Nothing running" in sidebar
+    assert "Local workers · 0 of 1 busy" in sidebar
     assert "No datasets yet" in at.info[0].value
     expected = {"pages/train.py": "No datasets yet", "pages/runs.py": "No runs yet",
                 "pages/evaluate.py": ""}
@@ -135,3 +139,17 @@ def test_an_unreadable_store_shows_one_line_on_every_page(app, ws, page):
     assert errors and errors[0].startswith(f"The run store at {ws.db_path} cannot be read")
     assert "file is not a database" in errors[0]
     assert all("\n" not in e and "Traceback" not in e for e in errors)
+
+
+def test_sidebar_shows_each_gpu_slot_and_the_run_holding_it(app, ws, monkeypatch):
+    monkeypatch.setenv("TLCORE_GPUS", "0,1")
+    store = RunStore(ws)
+    store.create_run(RunConfig(dataset="d"), name="held")
+    now = time.time()
+    # Claimed without a worker just now, so refresh leaves it running.
+    assert store.claim_next(2, slots=("1",), started=now, heartbeat=now)
+    at = app()
+    assert not at.exception
+    sidebar = [str(c.value) for c in at.sidebar.caption]
+    assert "Local workers · 2 GPU slots" in sidebar
+    assert "GPU 0 · free" in sidebar and "GPU 1 · held" in sidebar
