@@ -36,6 +36,7 @@ Tables (names are constants):
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -317,6 +318,18 @@ def engine(url: str, immutable: bool = False) -> Engine:
         return _ENGINES[key]
 
 
+@contextmanager
+def _quiet_alembic() -> Iterator[None]:
+    """Alembic logs each step at INFO, which would land in a worker's run log."""
+    log = logging.getLogger("alembic")
+    level = log.level
+    log.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
 def _encode_fields(fields: dict[str, Any]) -> dict[str, Any]:
     """Check run column names and status; return the values to store (dicts as JSON).
 
@@ -500,7 +513,7 @@ class RunStore:
                                   .select_from(text(VERSION_TABLE))).scalars().all()
                       if inspect(con).has_table(VERSION_TABLE) else [])
         if stored != [SCHEMA_REVISION]:
-            with self._tx() as con:
+            with self._tx() as con, _quiet_alembic():
                 self._lock(con)
                 self._upgrade(con)
         _MIGRATED.add(self._migration_key())
