@@ -7,6 +7,7 @@ from collections import namedtuple
 
 import pytest
 
+from tests.pg import pg_cluster, pg_url  # noqa: F401  (fixtures for the PostgreSQL tests)
 from tlcore.workspace import Workspace
 
 
@@ -20,6 +21,12 @@ def no_warm_workers(monkeypatch) -> None:
 def default_backend(monkeypatch) -> None:
     """Workers compute on the default backend (TensorFlow) unless a run's config names another."""
     monkeypatch.delenv("KERAS_BACKEND", raising=False)
+
+
+@pytest.fixture(autouse=True)
+def workspace_database(monkeypatch) -> None:
+    """The store is the workspace's SQLite file unless a test asks for PostgreSQL (`pg_url`)."""
+    monkeypatch.delenv("TLCORE_DB_URL", raising=False)
 
 
 @pytest.fixture

@@ -1,19 +1,31 @@
-"""RunStore: rows, metrics, progress, compare-and-set, and readers in other processes."""
+"""RunStore: rows, metrics, progress, compare-and-set, and readers in other processes.
+
+Every test that takes `store` runs on both backends: the workspace's SQLite file and
+a PostgreSQL database (marked `postgres`).
+"""
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
+from tests.pg import PASSWORD
+from tlcore import store as store_module
 from tlcore.config import RunConfig
 from tlcore.errors import ConfigError, NotFoundError, StoreError, TLCoreError
 from tlcore.store import COMPLETED, QUEUED, RUNNING, RunStore
 
 
-@pytest.fixture
-def store(ws):
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request, ws):
+    if request.param == "postgres":
+        request.getfixturevalue("pg_url")
     return RunStore(ws)
 
 
@@ -115,7 +127,8 @@ def test_an_unreadable_database_raises_one_line_store_error(ws):
     assert "file is not a database" in message and "\n" not in message
 
 
-def test_errors_inside_a_transaction_become_store_errors(store, ws):
+def test_errors_inside_a_transaction_become_store_errors(ws):
+    store = RunStore(ws)
     store.create_run(RunConfig(dataset="d"))
     ws.db_path.write_bytes(b"\0" * 4096)  # damaged under a store already open
     with pytest.raises(StoreError):
@@ -128,6 +141,165 @@ def test_configs_stored_before_a_new_key_read_with_its_default(store, ws):
     run_id = store.create_run(RunConfig(dataset="d"))
     old = RunConfig(dataset="d").to_dict()
     del old["base"]["trainable"]  # as stored before the key existed
-    with sqlite3.connect(ws.db_path) as con:
-        con.execute("UPDATE runs SET config = ? WHERE id = ?", (json.dumps(old), run_id))
+    with sa.create_engine(store.url).begin() as con:
+        con.execute(sa.text("UPDATE runs SET config = :config WHERE id = :id"),
+                    {"config": json.dumps(old), "id": run_id})
     assert store.get_run(run_id)["config"]["base"]["trainable"] is False
+
+
+# ---- GPU slots and races --------------------------------------------------------
+def test_gpu_slots_are_taken_first_free_and_held_while_running(store):
+    cfg = RunConfig(dataset="d")
+    first = store.create_running(cfg, 3, slots=("0", "1"), pid=1)
+    second = store.create_running(cfg, 3, slots=("0", "1"))
+    assert [store.get_run(r)["gpu"] for r in (first, second)] == ["0", "1"]
+    assert store.create_running(cfg, 3, slots=("0", "1")) is None  # every slot held
+    queued = store.create_run(cfg)
+    assert store.claim_next(3, slots=("0", "1")) is None
+    assert store.get_run(queued)["gpu"] is None
+    assert store.transition(first, (RUNNING,), status=COMPLETED)
+    assert store.claim_next(3, slots=("0", "1"), pid=7) == queued
+    assert (store.get_run(queued)["gpu"], store.get_run(queued)["pid"]) == ("0", 7)
+    assert store.create_running(cfg, 2, slots=("0", "1", "2")) is None  # the limit holds
+    third = store.create_running(cfg, 3)
+    assert store.get_run(third)["gpu"] is None  # without slots, none is taken
+    store.update_run(third, gpu="2")
+    assert store.get_run(third)["gpu"] == "2"
+    with pytest.raises(ConfigError, match="slots or gpu, not both"):
+        store.claim_next(5, slots=("0",), gpu="1")
+
+
+def _overlaps(intervals):
+    return [(a, b) for i, a in enumerate(intervals) for b in intervals[i + 1:]
+            if a["start"] < b["end"] and b["start"] < a["end"]]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres",
+                                                            marks=pytest.mark.postgres)])
+def test_processes_racing_for_runs_claim_each_once_within_limit_and_slots(
+        backend, ws, tmp_path, request):
+    if backend == "postgres":
+        request.getfixturevalue("pg_url")
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    start_at = time.time() + 2.0  # after every process has imported the store
+    outs = [tmp_path / f"claims-{i}.json" for i in range(5)]
+    # From another directory, on a database no process has opened: they also race to
+    # create the schema, and the migrations are found wherever tlcore is imported from.
+    procs = [subprocess.Popen([sys.executable, str(root / "tests" / "claimworker.py"),
+                               str(start_at), str(out)], cwd=tmp_path, env=env)
+             for out in outs]
+    assert [p.wait(timeout=60) for p in procs] == [0] * 5
+    claims = [c for out in outs for c in json.loads(out.read_text())]
+    runs = RunStore(ws).list_runs()
+    assert len(runs) == 10 and {r["status"] for r in runs} == {COMPLETED}
+    assert sorted(c["id"] for c in claims) == sorted(r["id"] for r in runs)
+    events = sorted([(c["start"], 1) for c in claims] + [(c["end"], -1) for c in claims])
+    running = [sum(step for _, step in events[:i + 1]) for i in range(len(events))]
+    assert max(running) <= 2
+    assert {c["gpu"] for c in claims} <= {"0", "1"}
+    assert all(a["gpu"] != b["gpu"] for a, b in _overlaps(claims))
+
+
+# ---- schema versions --------------------------------------------------------------
+# The schema as the store created it before it was versioned (revision 0001 adopts it).
+_UNVERSIONED_SCHEMA = """
+CREATE TABLE IF NOT EXISTS datasets (
+    name TEXT PRIMARY KEY, created REAL NOT NULL, n_images INTEGER NOT NULL,
+    classes TEXT NOT NULL, summary TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY, seq INTEGER NOT NULL, name TEXT NOT NULL, dataset TEXT NOT NULL,
+    config TEXT NOT NULL, status TEXT NOT NULL, created REAL NOT NULL, started REAL,
+    ended REAL, device TEXT, error TEXT, pid INTEGER, heartbeat REAL,
+    cancel_requested INTEGER NOT NULL DEFAULT 0, best_val_accuracy REAL,
+    best_val_loss REAL, best_epoch INTEGER, test_metrics TEXT, extra TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_status ON runs(status, seq);
+CREATE TABLE IF NOT EXISTS metrics (
+    run_id TEXT NOT NULL, epoch INTEGER NOT NULL, phase INTEGER NOT NULL,
+    loss REAL, accuracy REAL, val_loss REAL, val_accuracy REAL,
+    learning_rate REAL, epoch_time REAL, PRIMARY KEY (run_id, epoch)
+);
+CREATE TABLE IF NOT EXISTS progress (
+    run_id TEXT PRIMARY KEY, phase INTEGER, epoch INTEGER, epochs INTEGER,
+    batch INTEGER, batches INTEGER, eta_s REAL, updated REAL,
+    stage TEXT NOT NULL DEFAULT 'train'
+);
+"""
+
+
+def test_a_store_written_before_schema_versions_is_adopted_and_upgraded(ws):
+    config = RunConfig(dataset="d").to_json(None)
+    with sqlite3.connect(ws.db_path) as con:
+        con.executescript(_UNVERSIONED_SCHEMA)
+        con.execute("INSERT INTO runs (id, seq, name, dataset, config, status, created) "
+                    "VALUES ('abcdef123456', 1, 'old', 'd', ?, 'completed', 1.0)", (config,))
+        con.execute("INSERT INTO metrics (run_id, epoch, phase, loss) "
+                    "VALUES ('abcdef123456', 1, 1, 0.5)")
+    store = RunStore(ws)
+    run = store.get_run("abcdef123456")
+    assert (run["name"], run["status"], run["gpu"]) == ("old", COMPLETED, None)
+    assert store.metrics("abcdef123456")[0]["loss"] == 0.5
+    with sqlite3.connect(ws.db_path) as con:
+        assert con.execute("SELECT version_num FROM tlcore_schema_version").fetchall() == [
+            (store_module.SCHEMA_REVISION,)]
+    store.update_run("abcdef123456", gpu="1")
+    assert store.get_run("abcdef123456")["gpu"] == "1"
+    assert store.create_run(RunConfig(dataset="d")) != "abcdef123456"
+    assert store.list_runs()[-1]["seq"] == 2
+
+
+def test_the_schema_revision_is_the_newest_migration():
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(store_module.MIGRATIONS_DIR))
+    assert ScriptDirectory.from_config(config).get_current_head() == (
+        store_module.SCHEMA_REVISION)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres",
+                                                            marks=pytest.mark.postgres)])
+def test_a_store_newer_than_this_code_is_refused(backend, ws, request):
+    url = request.getfixturevalue("pg_url") if backend == "postgres" else (
+        f"sqlite:///{ws.db_path}")
+    with sa.create_engine(url).begin() as con:
+        con.execute(sa.text("CREATE TABLE tlcore_schema_version "
+                            "(version_num VARCHAR(32) PRIMARY KEY)"))
+        con.execute(sa.text("INSERT INTO tlcore_schema_version VALUES ('9999')"))
+    with pytest.raises(StoreError) as info:
+        RunStore(ws)
+    where = ws.db_path if backend == "sqlite" else sa.make_url(url).render_as_string()
+    assert str(info.value) == (
+        f"The run store at {where} has schema version 9999, newer than this tlcore "
+        f"({store_module.SCHEMA_REVISION}): upgrade tlcore, or point TLCORE_DB_URL at "
+        "another database.")
+
+
+# ---- the database URL -----------------------------------------------------------------
+def test_the_database_url_is_the_workspace_file_unless_tlcore_db_url_names_one(
+        ws, monkeypatch):
+    assert store_module.database_url(ws) == f"sqlite:///{ws.db_path}"
+    monkeypatch.setenv("TLCORE_DB_URL", "postgresql://u:p@db.example:5432/runs")
+    assert store_module.database_url(ws) == "postgresql+psycopg://u:p@db.example:5432/runs"
+    for bad in ("mysql://u:secret@h/db", "sqlite://", "not a url"):
+        monkeypatch.setenv("TLCORE_DB_URL", bad)
+        with pytest.raises(ConfigError, match="^TLCORE_DB_URL must be sqlite:") as info:
+            store_module.database_url(ws)
+        assert "secret" not in str(info.value)
+
+
+@pytest.mark.postgres
+def test_an_unreachable_postgres_database_names_the_url_without_its_password(
+        ws, pg_cluster, monkeypatch):
+    monkeypatch.setenv("TLCORE_DB_URL", pg_cluster.url("no_such_database"))
+    with pytest.raises(StoreError) as info:
+        RunStore(ws)
+    message = str(info.value)
+    assert message.startswith(
+        f"The run store at postgresql+psycopg://postgres:***@127.0.0.1:{pg_cluster.port}/"
+        "no_such_database cannot be read or written: ")
+    assert "no_such_database\" does not exist" in message
+    assert PASSWORD not in message and "\n" not in message

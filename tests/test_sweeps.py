@@ -106,6 +106,21 @@ def test_a_refused_sweep_starts_nothing(ws, dataset, tmp_path):
     assert RunStore(ws).list_runs() == []
 
 
+@pytest.mark.postgres
+def test_sweep_studies_follow_the_run_store_onto_postgres(ws, pg_url):
+    import optuna
+    import sqlalchemy as sa
+
+    RunStore(ws).create_run(RunConfig(dataset="d"))
+    optuna.create_study(study_name="s", storage=sweeps.storage(ws))
+    with sa.create_engine(pg_url).connect() as con:
+        assert con.execute(sa.text("SELECT study_name FROM studies")).scalars().all() == ["s"]
+        assert con.execute(sa.text("SELECT COUNT(*) FROM runs")).scalar() == 1
+        tables = sa.inspect(con).get_table_names()
+    assert {"alembic_version", "tlcore_schema_version"} <= set(tables)
+    assert not ws.db_path.exists()
+
+
 @pytest.mark.slow
 def test_a_small_sweep_end_to_end_through_the_cli(ws, dataset, tmp_path, monkeypatch):
     monkeypatch.setenv("TLCORE_MAX_WORKERS", "2")

@@ -1,10 +1,10 @@
 """Sweeps: Optuna studies over run-config keys, each trial an ordinary run.
 
-A sweep is an Optuna study kept in the workspace's database (the SQLite file of
-the run store): its search space, base config, budget and state are the
-study's user attributes, its trials are Optuna's. Each trial trains as a run in
-the store, tagged `extra.sweep` and `extra.trial`, so Runs & compare, Evaluate
-and export work on it unchanged.
+A sweep is an Optuna study kept in the run store's database (the workspace's
+SQLite file, or the one TLCORE_DB_URL names): its search space, base config,
+budget and state are the study's user attributes, its trials are Optuna's. Each
+trial trains as a run in the store, tagged `extra.sweep` and `extra.trial`, so
+Runs & compare, Evaluate and export work on it unchanged.
 
 Sweep workers (`python -m tlcore.sweepworker SWEEP_ID`, detached like run
 workers) loop: wait for a free worker slot, ask Optuna for a trial, train it
@@ -37,7 +37,7 @@ from tlcore import config as config_module
 from tlcore import jobs, slots
 from tlcore.config import RunConfig
 from tlcore.errors import ConfigError, NotFoundError
-from tlcore.store import ACTIVE_STATUSES, RunStore, new_run_id
+from tlcore.store import ACTIVE_STATUSES, RunStore, database_url, new_run_id
 from tlcore.workspace import Workspace
 
 SAMPLERS = ("tpe", "random", "grid")
@@ -195,12 +195,14 @@ def trial_config(base: RunConfig, dims: dict[str, Dimension], params: dict[str, 
 
 # ---- the study ----------------------------------------------------------------
 def storage(ws: Workspace) -> Any:
-    """Optuna's storage in the workspace's database file."""
+    """Optuna's storage in the run store's database (`store.database_url`)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna.storages.RDBStorage(f"sqlite:///{ws.db_path}",
-                                      engine_kwargs={"connect_args": {"timeout": 60}})
+    url = database_url(ws)
+    engine_kwargs = ({"connect_args": {"timeout": 60}} if url.startswith("sqlite")
+                     else {"pool_pre_ping": True})
+    return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
 
 
 def _sampler(name: str, dims: dict[str, Dimension], seed: int) -> Any:
