@@ -31,7 +31,8 @@ REFRESH_S = 2.0
 KEY = "sweep_"  # widget keys
 # Keys a sweep varies most often, offered first; any declared key can be added.
 SUGGESTED = ["head.pooling", "head.dense", "head.dropout", "train.learning_rate"]
-NOT_SWEPT = {"dataset", "base.name", "train.backend", "train.mixed_precision"}
+NOT_SWEPT = {"dataset", "base.name", "train.backend", "train.mixed_precision",
+             "train.distribute"}
 SAMPLER_LABELS = {"tpe": "TPE (learns from earlier trials)", "random": "Random",
                   "grid": "Grid (every combination)"}
 

@@ -399,6 +399,7 @@ def optimizer_tab() -> None:
     select(c1, "Backend", "train.backend")
     c1.caption(backend_caption())
     number(c2, "Training subset", "train.subset", step=1.0, format="%g")
+    select(c2, "Devices", "train.distribute")
 
 
 def fine_tune_tab() -> None:

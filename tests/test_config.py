@@ -178,7 +178,7 @@ def test_existing_config_json_still_loads():
     assert cfg.to_json(None) == text.replace(
         '"weights": "run:abc123"}', '"weights": "run:abc123", "trainable": false}').replace(
         '"mixed_precision": "off"}',
-        '"mixed_precision": "off", "subset": 1.0, "backend": "auto"}')
+        '"mixed_precision": "off", "subset": 1.0, "backend": "auto", "distribute": "none"}')
     assert cfg.head.dense == (128, 64) and cfg.fine_tune.enabled and cfg.augment.enabled
 
 

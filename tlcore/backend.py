@@ -9,7 +9,8 @@ The rest of tlcore speaks Keras ops. What differs per backend lives in one
 small place per concern:
 
 * devices and GPU memory: `configure_devices` here (TensorFlow memory growth;
-  JAX without preallocating the card; PyTorch allocates as it goes);
+  JAX without preallocating the card; PyTorch allocates as it goes), and
+  `train.distribute`'s strategy over every device (`strategy`, TensorFlow);
 * the data feed and compiled inference: `tlcore.feed`;
 * the gradient for Grad-CAM: `tlcore.gradcam`;
 * the per-epoch compiled head training on cached features: `tlcore.fastfit`
@@ -32,6 +33,10 @@ import numpy as np
 from tlcore.errors import ConfigError
 
 ENV = "KERAS_BACKEND"
+# Splits the CPU into this many logical TensorFlow devices, so that a run with
+# `train.distribute: mirrored` spans several replicas on a machine without GPUs.
+ENV_CPU_DEVICES = "TLCORE_CPU_DEVICES"
+MAX_CPU_DEVICES = 64
 BACKENDS = ("tensorflow", "jax", "torch")
 DEFAULT = "tensorflow"
 AUTO = "auto"
@@ -65,6 +70,42 @@ def resolve(setting: str | None) -> str:
         raise ConfigError(f"train.backend must be auto, {', '.join(BACKENDS)}. "
                           f"Received: {setting!r}")
     return name
+
+
+def check_distribute(distribute: str, setting: str | None) -> None:
+    """Refuse a `train.distribute` that the backend `setting` resolves to cannot run.
+
+    Args:
+        distribute: The run's `train.distribute`.
+        setting: Its `train.backend` ("auto" resolves here, see `resolve`).
+
+    Raises:
+        ConfigError: for "mirrored" on JAX or PyTorch.
+    """
+    name = resolve(setting)
+    if distribute == "none" or name == "tensorflow":
+        return
+    given = (setting or AUTO).strip().lower()
+    got = name if given == name else f"{given}, which is {name} here"
+    raise ConfigError(f"train.distribute {distribute!r} uses TensorFlow's MirroredStrategy; set "
+                      f"train.backend to tensorflow (or auto), or train.distribute to none. "
+                      f"Received: train.backend={got}")
+
+
+def cpu_devices() -> int:
+    """How many logical devices TensorFlow splits the CPU into: `$TLCORE_CPU_DEVICES`, default 1.
+
+    Raises:
+        ConfigError: if the variable is set but not a whole number from 1 to
+            `MAX_CPU_DEVICES`.
+    """
+    raw = os.environ.get(ENV_CPU_DEVICES, "").strip()
+    if not raw:
+        return 1
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_CPU_DEVICES:
+        raise ConfigError(f"{ENV_CPU_DEVICES} must be a whole number from 1 to "
+                          f"{MAX_CPU_DEVICES}. Received: {ENV_CPU_DEVICES}={raw!r}")
+    return int(raw)
 
 
 def installed(name: str) -> bool:
@@ -179,7 +220,8 @@ def configure_devices() -> dict[str, Any]:
     """Prepare the GPUs of the current backend and describe what training will use.
 
     Call it first in a process, before any computation: TensorFlow's memory
-    growth cannot change after its first GPU operation.
+    growth and its logical CPU devices (`$TLCORE_CPU_DEVICES`) cannot change
+    after its first operation.
 
     Returns:
         `{"device": "CPU" or GPU names joined, "gpus": [names], "mixed_precision":
@@ -192,6 +234,27 @@ def configure_devices() -> dict[str, Any]:
             "mixed_precision": bool(names), "backend": name, "backends": available()}
 
 
+def strategy(distribute: str) -> Any:
+    """The `tf.distribute` strategy of `train.distribute`, or None for "none".
+
+    "mirrored" mirrors the model on every visible GPU, or on the CPU's logical
+    devices when there is no GPU (one unless `$TLCORE_CPU_DEVICES` splits it):
+    a machine with one device trains with a one-replica strategy. Call
+    `configure_devices` first.
+
+    Raises:
+        ConfigError: for "mirrored" when this process does not compute with TensorFlow.
+    """
+    if distribute == "none":
+        return None
+    check_distribute(distribute, current())
+    import tensorflow as tf
+
+    devices = (tf.config.list_logical_devices("GPU")
+               or tf.config.list_logical_devices("CPU"))
+    return tf.distribute.MirroredStrategy([d.name for d in devices])
+
+
 def has_gpu() -> bool:
     """Whether the current backend computes on a GPU."""
     return bool(_gpus(current()))
@@ -201,6 +264,7 @@ def _gpus(name: str) -> list[str]:
     if name == "tensorflow":
         import tensorflow as tf
 
+        _split_cpu(tf)
         names = []
         for gpu in tf.config.list_physical_devices("GPU"):
             try:
@@ -218,3 +282,16 @@ def _gpus(name: str) -> list[str]:
     import torch
 
     return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+
+
+def _split_cpu(tf: Any) -> None:
+    """Split the CPU into `cpu_devices()` logical devices, before TensorFlow initialises them."""
+    count = cpu_devices()
+    if count == 1:
+        return
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    try:
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(count)])
+    except RuntimeError:
+        pass  # already initialised in this process (a warm worker's second run): kept as it is

@@ -26,9 +26,18 @@ import reprlib
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 
+from tlcore.backend import AUTO as AUTO_BACKEND
+from tlcore.backend import check_distribute
 from tlcore.errors import ConfigError
 
 _RUN_PREFIX = "run:"
@@ -205,7 +214,12 @@ class TrainConfig(_Model):
                             "(PyTorch is installed separately). auto: $KERAS_BACKEND, else "
                             "tensorflow. The model is the same on each; export to "
                             "SavedModel or TFLite needs TensorFlow.")
-
+    # "none" by default, so that a config written before this field existed trains as it did.
+    distribute: Literal["none", "mirrored"] = Field(
+        "none", description="none: one device. mirrored: one run on every GPU of the "
+                            "machine (TensorFlow's MirroredStrategy), for long fine-tunes; "
+                            "train.batch_size is the batch of all GPUs together, split "
+                            "between them. Needs the TensorFlow backend.")
 
     @field_validator("subset")
     @classmethod
@@ -213,6 +227,13 @@ class TrainConfig(_Model):
         if value > 1 and value != int(value):
             raise ValueError("above 1 it counts images per class and must be a whole number")
         return value
+
+    @model_validator(mode="after")
+    def _distribute_on_its_backend(self) -> TrainConfig:
+        # "auto" is checked where it resolves (launch, the worker): it depends on the machine.
+        if self.backend != AUTO_BACKEND:
+            check_distribute(self.distribute, self.backend)
+        return self
 
 
 class FineTuneConfig(_Model):

@@ -208,7 +208,8 @@ def launch(config: RunConfig, name: str | None = None, ws: Workspace | None = No
         ConfigError: if the model would exceed `backbones.max_params()`.
         WeightsError, RunStateError: if `base.weights` names an unusable file or run.
         ConfigError: if `name` is not a valid run name (`workspace.check_run_name`), or
-            `train.backend` names a framework that is not installed.
+            `train.backend` names a framework that is not installed, or resolves to
+            one that `train.distribute` cannot use.
         DiskFullError: if the workspace's disk has less than `min_free_bytes()` free.
     """
     from tlcore.data import load_manifest
@@ -219,6 +220,7 @@ def launch(config: RunConfig, name: str | None = None, ws: Workspace | None = No
     store = RunStore(ws)
     manifest = load_manifest(config.dataset, ws)
     backend.require(backend.resolve(config.train.backend))
+    backend.check_distribute(config.train.distribute, config.train.backend)
     backbones.check_model_size(config, max(2, len(manifest["classes"])))
     _check_base_weights(config, store, ws)
     worker_limit()  # a bad setting fails here, not in a background start later

@@ -39,10 +39,17 @@ rest, which shares its layers with the full model. The callbacks hold the full
 model and snapshot its trained layers; `tlcore.runmodel` assembles the complete
 network from the base and those weights.
 Set TLCORE_FEATURE_CACHE=0 to train every epoch through the whole network.
+
+With `train.distribute: mirrored` the model, the models Keras fits and their
+optimizers are made in the scope of a `tf.distribute.MirroredStrategy`
+(`backend.strategy`: every GPU, or the CPU's logical devices), and every phase
+trains with Keras's `fit`, which splits each batch of `train.batch_size`
+between the replicas (`check_replicas`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -184,9 +191,9 @@ class FitPlan:
         cut: The base layer whose cached output the plan trains on, or None when
             it trains on images.
         arrays: `{"train": (x, y), "val": (x, y)}` when only the head trains, on
-            cached features that fit in memory, on TensorFlow: then
-            `tlcore.fastfit` trains it with one compiled call per epoch instead of
-            Keras's `fit`.
+            cached features that fit in memory, on TensorFlow without
+            `train.distribute`: then `tlcore.fastfit` trains it with one compiled
+            call per epoch instead of Keras's `fit` (which a strategy needs).
     """
 
     model: keras.Model
@@ -317,12 +324,14 @@ def cached_head(config: RunConfig, data: RunData, ws: Workspace, base_fp: str,
 
 def plan_phase(model: keras.Model, config: RunConfig, phase: int, data: RunData,
                ws: Workspace, progress: FeatureProgress | None = None,
-               base_fp: str | None = None, prepared: PhaseInputs | None = None) -> FitPlan:
+               base_fp: str | None = None, prepared: PhaseInputs | None = None,
+               replicas: int = 1) -> FitPlan:
     """The model and inputs Keras fits in `phase` (after `set_phase` froze the full model).
 
     When augmentation is off, the frozen prefix is replaced by its cached output and
     only the trainable rest is fitted (see `phase_inputs`); `prepared` gives the
-    model and inputs directly (`cached_head`).
+    model and inputs directly (`cached_head`). `replicas` is the number of
+    replicas `train.distribute` splits each batch between (see `check_replicas`).
     """
     fit_model, inputs, cut = prepared or phase_inputs(model, config, phase, data, ws,
                                                       ("train", "val"), progress, base_fp)
@@ -330,12 +339,50 @@ def plan_phase(model: keras.Model, config: RunConfig, phase: int, data: RunData,
     batch = config.train.batch_size
     steps = math.ceil(len(y) / batch)
     if (cut is not None and not backbones.trainable_blocks(config, phase)
-            and feed.fits_in_memory(x, xv) and backend.current() == "tensorflow"):
+            and feed.fits_in_memory(x, xv) and backend.current() == "tensorflow"
+            and config.train.distribute == "none"):
         return FitPlan(fit_model, None, None, steps, cut, {"train": (x, y), "val": (xv, yv)})
     seed = config.train.seed + phase
-    val = feed.batches(xv, yv, batch, shuffle=False, seed=seed) if len(yv) else None
+    # Under a strategy, Keras reads the shapes of the first validation batch by
+    # adding up its replicas' shares, which fails when they differ in size: a split
+    # smaller than one batch is validated in batches of a multiple of `replicas`
+    # (the metrics add up over every image either way).
+    val_batch = batch if len(yv) >= batch else max(len(yv) - len(yv) % replicas, 1)
+    val = feed.batches(xv, yv, val_batch, shuffle=False, seed=seed) if len(yv) else None
     return FitPlan(fit_model, feed.batches(x, y, batch, shuffle=True, seed=seed), val,
                    steps, cut)
+
+
+def check_replicas(config: RunConfig, replicas: int, train_images: int,
+                   val_images: int) -> None:
+    """Refuse batches that `train.distribute` cannot split evenly between its replicas.
+
+    Under a strategy, Keras reads the shapes of a fit's first batch by adding up the
+    replicas' shares, which fails when they differ in size. The first training
+    batch (`train.batch_size` images, or the whole training split when it is
+    smaller) must therefore be a multiple of `replicas`; `plan_phase` batches a
+    small validation split to fit, which needs one image per replica.
+
+    Raises:
+        ConfigError: naming what to change, in one line.
+    """
+    if replicas == 1:
+        return
+    split = (f"train.distribute {config.train.distribute!r} splits each batch evenly between "
+             f"{replicas} replicas")
+    batch = config.train.batch_size
+    if batch <= train_images and batch % replicas:
+        raise ConfigError(f"{split}, so train.batch_size must be a multiple of {replicas}. "
+                          f"Received: train.batch_size={batch}")
+    if train_images < batch and train_images % replicas:
+        raise ConfigError(f"{split}, so a training split smaller than one batch must hold a "
+                          f"multiple of {replicas} images; change train.subset or train.batch_size"
+                          f", or set train.distribute to none. Received: {train_images} training "
+                          f"images, train.batch_size={batch}")
+    if 0 < val_images < replicas:
+        raise ConfigError(f"{split}, so the validation split needs at least {replicas} images; "
+                          f"set train.distribute to none. Received: {val_images} validation "
+                          f"image(s)")
 
 
 def predict_splits(model: keras.Model, config: RunConfig, data: RunData,
@@ -867,6 +914,8 @@ def run_training(run_id: str, ws: Workspace | None = None, resume: bool = False,
 
     device = backend.configure_devices()
     backend.compile_cache(ws.cache_dir / "jax")
+    strategy = backend.strategy(config.train.distribute)
+    replicas = strategy.num_replicas_in_sync if strategy is not None else 1
     mixed = use_mixed_precision(config)
     store.update_run(run_id, device=device["device"])
     heartbeat.beat()
@@ -879,6 +928,11 @@ def run_training(run_id: str, ws: Workspace | None = None, resume: bool = False,
                       backend=device["backend"])
     log.info("run %s on %s with %s, mixed precision %s", run_id, device["device"],
              device["backend"], "on" if mixed else "off")
+    if strategy is not None:
+        log.info("train.distribute %s: %d replica%s (%s), each step splits a batch of %d "
+                 "between them", config.train.distribute, replicas, "" if replicas == 1 else "s",
+                 ", ".join(strategy.extended.worker_devices), config.train.batch_size)
+        store.merge_extra(run_id, replicas=replicas)
     _check_cancel(store, run_id)
 
     backend.set_random_seed(config.train.seed)
@@ -889,86 +943,91 @@ def run_training(run_id: str, ws: Workspace | None = None, resume: bool = False,
         log.info("train.subset %g: training on %d of %d training images", config.train.subset,
                  len(data.train_rows), data.size("train"))
         store.merge_extra(run_id, train_images=len(data.train_rows))
+    check_replicas(config, replicas, data.size("train") if data.train_rows is None
+                   else len(data.train_rows), data.size("val"))
     _check_cancel(store, run_id)
     heartbeat.beat()
-    head = cached_head(config, data, ws, known_fp, mixed) if known_fp else None
-    if head is None:
-        base = base or resolve_base(config, ws, heartbeat.beat)
-        model = build_model(config, len(data.classes), ws, mixed_precision=mixed,
-                            base_weights=base.weights)
-        base_fp = keep_base(files, config, model, base, ws)
-    else:
-        model, base_fp = head[0], known_fp
-        bases.record_base(files, base_fp, source)
-        log.info("every split's features are cached: training the head alone")
-    heartbeat.beat()
-
-    saved = load_checkpoint(files) if resume else None
-    state, best, pending_optimizer = TrainState(), None, None
-    if saved is not None:
-        state, best, pending_optimizer = saved.state, saved.best, saved.optimizer
-        if saved.full is not None:
-            model.set_weights(saved.full)
-            best = _best_of_full_model(files, model, config)
+    # Under `train.distribute`, every variable (model, optimizer, metrics) and every
+    # model Keras fits are made in the strategy's scope; outside it, they read as usual.
+    with _scope(strategy):
+        head = cached_head(config, data, ws, known_fp, mixed) if known_fp else None
+        if head is None:
+            base = base or resolve_base(config, ws, heartbeat.beat)
+            model = build_model(config, len(data.classes), ws, mixed_precision=mixed,
+                                base_weights=base.weights)
+            base_fp = keep_base(files, config, model, base, ws)
         else:
-            runmodel.set_weights(model, saved.weights)
-        log.info("resuming after epoch %d (phase %d)%s", state.epoch, state.phase,
-                 ", optimizer state restored" if pending_optimizer else "")
-    store.truncate_metrics(run_id, state.epoch)
-    monitor = "val_loss" if data.size("val") else "loss"
-    weights = class_weights(data.rows("train", *data.splits["train"])[1], len(data.classes),
-                            config.train.class_weight)
+            model, base_fp = head[0], known_fp
+            bases.record_base(files, base_fp, source)
+            log.info("every split's features are cached: training the head alone")
+        heartbeat.beat()
 
-    phases = [1, 2] if config.fine_tune.enabled else [1]
-    try:
-        for phase in phases:
-            if phase == 1 and state.phase1_done:
-                continue
-            first = state.epoch if phase == state.phase else state.phase1_epochs
-            last = (config.train.epochs if phase == 1
-                    else state.phase1_epochs + config.fine_tune.epochs)
-            if first >= last:
-                continue
-            total = ((config.train.epochs if not state.phase1_done else state.phase1_epochs)
-                     + (config.fine_tune.epochs if config.fine_tune.enabled else 0))
-            _check_cancel(store, run_id)
-            if head is None:
-                set_phase(model, config, phase)
-            plan = plan_phase(model, config, phase, data, ws,
-                              _feature_progress(store, run_id, phase, first, total), base_fp,
-                              head)
-            compile_for_phase(plan.model, config, phase)
-            if pending_optimizer is not None and phase == state.phase and first > (
-                    0 if phase == 1 else state.phase1_epochs):
-                restore_optimizer(plan.model, pending_optimizer)
-            pending_optimizer = None
-            if first == (0 if phase == 1 else state.phase1_epochs):
-                state.wait = 0  # patience counts within a phase, except when resuming in one
-            log.info("phase %d: epochs %d-%d", phase, first + 1, last)
-            recorder = RunRecorder(store, run_id, files, model, config, phase, state, monitor,
-                                   best)
-            hooks = [ProgressReporter(store, run_id, phase, plan.steps, total),
-                     DivergenceGuard(config, phase), recorder, heartbeat, *(callbacks or [])]
-            try:
-                if plan.arrays is not None:  # TensorFlow only (see plan_phase)
-                    fastfit.fit_in_memory(
-                        plan.model, *plan.arrays["train"], *plan.arrays["val"],
-                        batch_size=config.train.batch_size, epochs=last, initial_epoch=first,
-                        seed=config.train.seed + phase, class_weight=weights,
-                        callbacks=[*hooks, EpochLog(last)])
-                else:
-                    plan.model.fit(
-                        plan.train, validation_data=plan.val, initial_epoch=first, epochs=last,
-                        class_weight=weights, shuffle=False, verbose=2,  # the data shuffle
-                        callbacks=hooks)
-            except RunCancelled:
-                recorder.flush()
-                raise
-            best = recorder.best
-            if phase == 1:
-                state.phase1_done = True
-    finally:
-        write_history(files.history, store.metrics(run_id))
+        saved = load_checkpoint(files) if resume else None
+        state, best, pending_optimizer = TrainState(), None, None
+        if saved is not None:
+            state, best, pending_optimizer = saved.state, saved.best, saved.optimizer
+            if saved.full is not None:
+                model.set_weights(saved.full)
+                best = _best_of_full_model(files, model, config)
+            else:
+                runmodel.set_weights(model, saved.weights)
+            log.info("resuming after epoch %d (phase %d)%s", state.epoch, state.phase,
+                     ", optimizer state restored" if pending_optimizer else "")
+        store.truncate_metrics(run_id, state.epoch)
+        monitor = "val_loss" if data.size("val") else "loss"
+        weights = class_weights(data.rows("train", *data.splits["train"])[1], len(data.classes),
+                                config.train.class_weight)
+
+        phases = [1, 2] if config.fine_tune.enabled else [1]
+        try:
+            for phase in phases:
+                if phase == 1 and state.phase1_done:
+                    continue
+                first = state.epoch if phase == state.phase else state.phase1_epochs
+                last = (config.train.epochs if phase == 1
+                        else state.phase1_epochs + config.fine_tune.epochs)
+                if first >= last:
+                    continue
+                total = ((config.train.epochs if not state.phase1_done else state.phase1_epochs)
+                         + (config.fine_tune.epochs if config.fine_tune.enabled else 0))
+                _check_cancel(store, run_id)
+                if head is None:
+                    set_phase(model, config, phase)
+                plan = plan_phase(model, config, phase, data, ws,
+                                  _feature_progress(store, run_id, phase, first, total), base_fp,
+                                  head, replicas)
+                compile_for_phase(plan.model, config, phase)
+                if pending_optimizer is not None and phase == state.phase and first > (
+                        0 if phase == 1 else state.phase1_epochs):
+                    restore_optimizer(plan.model, pending_optimizer)
+                pending_optimizer = None
+                if first == (0 if phase == 1 else state.phase1_epochs):
+                    state.wait = 0  # patience counts within a phase, except when resuming in one
+                log.info("phase %d: epochs %d-%d", phase, first + 1, last)
+                recorder = RunRecorder(store, run_id, files, model, config, phase, state, monitor,
+                                       best)
+                hooks = [ProgressReporter(store, run_id, phase, plan.steps, total),
+                         DivergenceGuard(config, phase), recorder, heartbeat, *(callbacks or [])]
+                try:
+                    if plan.arrays is not None:  # TensorFlow only (see plan_phase)
+                        fastfit.fit_in_memory(
+                            plan.model, *plan.arrays["train"], *plan.arrays["val"],
+                            batch_size=config.train.batch_size, epochs=last, initial_epoch=first,
+                            seed=config.train.seed + phase, class_weight=weights,
+                            callbacks=[*hooks, EpochLog(last)])
+                    else:
+                        plan.model.fit(
+                            plan.train, validation_data=plan.val, initial_epoch=first, epochs=last,
+                            class_weight=weights, shuffle=False, verbose=2,  # the data shuffle
+                            callbacks=hooks)
+                except RunCancelled:
+                    recorder.flush()
+                    raise
+                best = recorder.best
+                if phase == 1:
+                    state.phase1_done = True
+        finally:
+            write_history(files.history, store.metrics(run_id))
 
     if best is not None:
         runmodel.set_weights(model, best)
@@ -982,6 +1041,11 @@ def run_training(run_id: str, ws: Workspace | None = None, resume: bool = False,
     return {"epochs": state.epoch, "best_epoch": state.best_epoch,
             "best_val_loss": state.best_val_loss, "best_val_accuracy": state.best_val_accuracy,
             "test_metrics": test}
+
+
+def _scope(strategy: Any) -> contextlib.AbstractContextManager:
+    """The scope of `train.distribute`'s strategy, or no scope without one."""
+    return strategy.scope() if strategy is not None else contextlib.nullcontext()
 
 
 def _best_of_full_model(files: RunFiles, model: keras.Model,
