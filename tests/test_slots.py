@@ -77,14 +77,17 @@ def test_two_gpu_slots_run_two_pinned_workers_and_the_third_waits(ws, dataset, m
     monkeypatch.setenv("TLCORE_GPUS", "0,1")
     monkeypatch.delenv("TLCORE_MAX_WORKERS")
     store = RunStore(ws)
-    runs = [jobs.launch(_config(dataset, epochs=200), name=f"r{i}", ws=ws) for i in range(3)]
+    mirrored = _config(dataset, epochs=200).with_overrides({"train.distribute": "mirrored"})
+    runs = [jobs.launch(config, name=f"r{i}", ws=ws)
+            for i, config in enumerate((_config(dataset, epochs=200), mirrored,
+                                        _config(dataset, epochs=200)))]
     assert [store.get_run(r)["status"] for r in runs] == [RUNNING, RUNNING, QUEUED]
     first, second = (store.get_run(r) for r in runs[:2])
-    assert {first["gpu"], second["gpu"]} == {"0", "1"}
-    # Each worker process sees only the GPU its run holds.
-    for run in (first, second):
+    assert (first["gpu"], second["gpu"]) == ("0", "1")
+    # Each worker process sees only the GPU its run holds; a mirrored run sees them all.
+    for run, visible in ((first, "0"), (second, "0,1")):
         wait_for(lambda run=run: store.progress(run["id"]), "the first batch")
-        assert _visible_devices(run["pid"]) == run["gpu"]
+        assert _visible_devices(run["pid"]) == visible
     assert store.get_run(runs[2])["status"] == QUEUED  # both slots are held
 
     assert jobs.cancel(runs[0], ws, wait=jobs.CANCEL_GRACE_S) == CANCELLED

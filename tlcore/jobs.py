@@ -485,8 +485,11 @@ def start_queued(ws: Workspace | None = None) -> list[str]:
         try:
             run = store.get_run(run_id)
             name = run_backend(run)
-            pid = (_hand_to_warm(run_id, ws, name, run["gpu"])
-                   or _spawn(run_id, ws, name, run["gpu"]))
+            gpu = run["gpu"]
+            if gpu is not None and (run["config"].get("train") or {}).get(
+                    "distribute") == "mirrored":
+                gpu = ",".join(gpus)  # every GPU, though it holds one slot of the queue
+            pid = _hand_to_warm(run_id, ws, name, gpu) or _spawn(run_id, ws, name, gpu)
         except OSError as exc:
             store.transition(run_id, (RUNNING,), status=FAILED, ended=time.time(),
                              error=f"The worker process could not be started: {exc}")

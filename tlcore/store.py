@@ -17,8 +17,9 @@ transaction on SQLite takes the database's write lock at its start (`BEGIN
 IMMEDIATE`), so writers run one at a time; on PostgreSQL, the transactions that
 count running runs, hand out GPU slots or number runs (`claim_next`,
 `create_running`, `create_run`, `requeue`, and any write of a run's status or
-`gpu`) first take one transaction-scoped advisory lock (`pg_advisory_xact_lock`),
-released at commit, and `merge_extra` locks its row (`SELECT ... FOR UPDATE`).
+`gpu`) first lock the queue's row in `tlcore_locks` (`SELECT ... FOR UPDATE`),
+held until commit, and `merge_extra` locks its run's row. Schema upgrades, which
+run before that table exists, take a transaction-scoped advisory lock instead.
 
 The schema is versioned with Alembic (`tlcore/migrations/`, version table
 `tlcore_schema_version`, apart from Optuna's `alembic_version` in the same
@@ -31,6 +32,7 @@ Tables (names are constants):
               best metrics
     metrics   one row per (run, epoch): loss, accuracy, val_*, learning rate, phase, time
     progress  one row per run: position inside the current epoch, ETA
+    tlcore_locks  one row ("queue") that claims lock on PostgreSQL
 """
 
 from __future__ import annotations
@@ -83,6 +85,7 @@ DATASETS_TABLE = "datasets"
 RUNS_TABLE = "runs"
 METRICS_TABLE = "metrics"
 PROGRESS_TABLE = "progress"
+LOCKS_TABLE = "tlcore_locks"
 VERSION_TABLE = "tlcore_schema_version"
 
 # The newest revision in tlcore/migrations/versions: a store at it opens without Alembic.
@@ -138,6 +141,10 @@ metrics_table = Table(
     Column("epoch", Integer, primary_key=True),
     Column("phase", Integer, nullable=False),
     *(Column(name, Float) for name in METRIC_COLUMNS),
+)
+locks_table = Table(
+    LOCKS_TABLE, metadata,
+    Column("name", Text, primary_key=True),
 )
 progress_table = Table(
     PROGRESS_TABLE, metadata,
@@ -217,8 +224,10 @@ _NO_WAL_ERRORS = ("SQLITE_IOERR", "SQLITE_FULL", "SQLITE_CANTOPEN", "SQLITE_READ
 
 # The execution option that marks a write connection (SQLite: BEGIN IMMEDIATE).
 _WRITE = "tlcore_write"
-# The PostgreSQL advisory lock that claims, run numbering and upgrades take ("tlcore").
+# The PostgreSQL advisory lock that schema upgrades take ("tlcore").
 _LOCK_KEY = 0x746C636F7265
+# The row of `tlcore_locks` that claims and run numbering lock on PostgreSQL.
+QUEUE_LOCK = "queue"
 
 _JSON_RUN_FIELDS = ("test_metrics", "extra")
 _UPDATABLE_RUN_FIELDS = {
@@ -482,7 +491,8 @@ class RunStore:
     def _lock(self, con: Connection) -> None:
         """Serialize claims on PostgreSQL (SQLite writers already hold the write lock)."""
         if not self._sqlite:
-            con.execute(select(func.pg_advisory_xact_lock(_LOCK_KEY)))
+            con.execute(select(locks_table.c.name)
+                        .where(locks_table.c.name == QUEUE_LOCK).with_for_update())
 
     def _upsert(self, table: Table, keys: tuple[str, ...], values: dict[str, Any]) -> Any:
         """INSERT, or on a key already there, replace the row's other columns."""
@@ -514,7 +524,8 @@ class RunStore:
                       if inspect(con).has_table(VERSION_TABLE) else [])
         if stored != [SCHEMA_REVISION]:
             with self._tx() as con, _quiet_alembic():
-                self._lock(con)
+                if not self._sqlite:
+                    con.execute(select(func.pg_advisory_xact_lock(_LOCK_KEY)))
                 self._upgrade(con)
         _MIGRATED.add(self._migration_key())
 

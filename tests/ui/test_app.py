@@ -33,7 +33,7 @@ def test_every_page_renders_on_an_empty_workspace(app, ws):
     assert str(ws.root) in [c.value for c in at.sidebar.code]
     sidebar = "\n".join(str(c.value) for c in at.sidebar.caption)
     assert "CPU" in sidebar and "Nothing running" in sidebar
-    assert "Local workers · 0 of 1 busy" in sidebar
+    assert "Local workers · 0 of 1 busy" in sidebar  # no GPU: the worker limit
     assert "No datasets yet" in at.info[0].value
     expected = {"pages/train.py": "No datasets yet", "pages/runs.py": "No runs yet",
                 "pages/evaluate.py": ""}
@@ -151,5 +151,5 @@ def test_sidebar_shows_each_gpu_slot_and_the_run_holding_it(app, ws, monkeypatch
     at = app()
     assert not at.exception
     sidebar = [str(c.value) for c in at.sidebar.caption]
-    assert "Local workers · 2 GPU slots" in sidebar
+    assert ":material/memory: Local workers · 2 GPU slots" in sidebar
     assert "GPU 0 · free" in sidebar and "GPU 1 · held" in sidebar
