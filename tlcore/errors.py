@@ -46,5 +46,9 @@ class StoreError(TLCoreError, RuntimeError):
     """The run store's database cannot be read or written (corrupt, locked, disk full)."""
 
 
+class ClusterError(TLCoreError, ConnectionError):
+    """The compute cluster (Ray) cannot be reached or refused a request."""
+
+
 class DivergedError(TLCoreError, FloatingPointError):
     """Training diverged: the loss became nan or inf, or exploded."""

@@ -18,6 +18,10 @@ progress (never a side thread, which would beat on through a deadlock), so a
 stopped or hung worker is killed once its heartbeat is older than
 `heartbeat_timeout()`. A cancelled run that does not stop within
 `CANCEL_GRACE_S` is killed and marked `cancelled`.
+
+Executors: with `TLCORE_EXECUTOR=ray` the runs are Ray jobs instead
+(`tlcore.rayjobs`): `start_queued` submits them and Ray places them, liveness
+reads the job's status, and "kill" stops the job. The hooks are marked "Ray:".
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tlcore import backbones, backend, cache, processes, slots
+from tlcore import backbones, backend, cache, processes, rayjobs, slots
 from tlcore.config import RunConfig
 from tlcore.errors import ConfigError, NotFoundError, RunStateError, WeightsError
 from tlcore.store import (
@@ -225,6 +229,9 @@ def launch(config: RunConfig, name: str | None = None, ws: Workspace | None = No
     _check_base_weights(config, store, ws)
     worker_limit()  # a bad setting fails here, not in a background start later
     heartbeat_timeout()
+    rayjobs.check_settings()
+    if rayjobs.enabled():
+        rayjobs.check_cluster()  # Ray: before the run exists, so nothing is left half-made
     check_free_space(ws.root)  # queued runs would wait for space; say so now
     if name is not None:
         name = check_run_name(name)
@@ -372,10 +379,10 @@ def ensure_warm(ws: Workspace | None = None) -> int | None:
 
     The dashboard calls this, so that the next run it launches starts at once;
     it costs a directory listing when the pool is already there. Nothing starts
-    when `$TLCORE_WARM_WORKERS` is "0".
+    when `$TLCORE_WARM_WORKERS` is "0", nor under the Ray executor.
     """
     ws = ws or Workspace.from_env()
-    if not warm_enabled():
+    if not warm_enabled() or rayjobs.enabled():  # Ray: its jobs start their own workers
         return None
     workers = warm_workers(ws)
     if any(workers.values()) or any(ws.workers_dir.glob("*.start")):
@@ -469,6 +476,10 @@ def start_queued(ws: Workspace | None = None) -> list[str]:
     _reap()
     ws = ws or Workspace.from_env()
     store = RunStore(ws)
+    if rayjobs.enabled():  # Ray: it places and queues the runs; no worker limit here
+        if free_bytes(ws.root) < min_free_bytes():
+            return []
+        return rayjobs.submit_queued(ws, store)
     gpus = slots.gpu_slots()
     limit = worker_limit(gpus)
     if (not store.list_runs(statuses=(QUEUED,))
@@ -542,6 +553,20 @@ def _kill(pid: int) -> None:
         child.wait(timeout=10)
 
 
+def _stop_worker(run: dict[str, Any]) -> None:
+    """Kill a running run's worker: its process group here, or (Ray) its job."""
+    if rayjobs.is_ray_run(run):
+        rayjobs.stop(run["extra"].get("ray_job"))
+    else:
+        _kill(run["pid"])
+
+
+def _worker_name(run: dict[str, Any]) -> str:
+    if rayjobs.is_ray_run(run):
+        return f"Ray job {run['extra'].get('ray_job')}"
+    return f"pid {run['pid']}"
+
+
 def _wait_dead(pid: int, run_id: str, timeout: float, ws: Workspace) -> bool:
     deadline = time.monotonic() + timeout
     while pid_alive(pid, run_id, ws):
@@ -558,7 +583,10 @@ def refresh(ws: Workspace | None = None) -> list[str]:
     * running, claimed but no worker reported for `LOST_AFTER_S`: `lost`;
     * running, cancel requested `CANCEL_GRACE_S` ago and still alive: killed, `cancelled`;
     * running, alive but no heartbeat for `heartbeat_timeout()` (stopped, deadlocked):
-      killed, `lost`.
+      killed, `lost`;
+    * Ray runs: a running run whose job ended is `lost` (or `cancelled`), with the job's
+      reason and last log lines; a queued one whose job ended before it started is
+      `failed` (`rayjobs.settle_queued`); "killed" is "its job stopped".
 
     The slots of the killed and lost runs go to queued runs at once.
 
@@ -574,14 +602,22 @@ def refresh(ws: Workspace | None = None) -> list[str]:
         run_id, pid = run["id"], run["pid"]
         heartbeat = run["heartbeat"] or run["started"] or run["created"]
         extra = run["extra"] or {}
-        if pid is None:
+        if rayjobs.is_ray_run(run):  # Ray: the pid is on some node; the job tells
+            ended = rayjobs.job_end(run)
+            if ended is not None:
+                fields = ({"status": CANCELLED} if run["cancel_requested"]
+                          else {"status": LOST, "error": ended})
+                if store.transition(run_id, (RUNNING,), ended=now, **fields):
+                    changed.append(run_id)
+                continue
+        elif pid is None:
             if now - heartbeat > LOST_AFTER_S and store.transition(
                     run_id, (RUNNING,), status=LOST, ended=now,
                     error=f"The worker did not start within {LOST_AFTER_S:.0f} s; "
                           "resume the run to try again."):
                 changed.append(run_id)
             continue
-        if not pid_alive(pid, run_id, ws):
+        elif not pid_alive(pid, run_id, ws):
             if run["cancel_requested"]:
                 fields = {"status": CANCELLED}
             else:
@@ -594,7 +630,7 @@ def refresh(ws: Workspace | None = None) -> list[str]:
             continue
         asked = extra.get("cancel_requested_at")
         if run["cancel_requested"] and asked and now - asked > CANCEL_GRACE_S:
-            _kill(pid)
+            _stop_worker(run)
             if store.transition(run_id, (RUNNING,), status=CANCELLED, ended=time.time(),
                                 error=f"The worker did not stop within {CANCEL_GRACE_S:.0f} s "
                                       "of the cancel and was killed."):
@@ -604,14 +640,16 @@ def refresh(ws: Workspace | None = None) -> list[str]:
         limit = heartbeat_timeout(progress["stage"] if progress else None)
         silent = now - heartbeat
         if silent > limit:
-            _kill(pid)
+            _stop_worker(run)
             if store.transition(
                     run_id, (RUNNING,), status=LOST, ended=time.time(),
-                    error=f"No heartbeat for {silent:.0f} s from the worker (pid {pid}; limit "
-                          f"{limit:.0f} s, ${ENV_HEARTBEAT_TIMEOUT}): it was stopped or hung, "
-                          "and was killed. Its log may say more; resume the run to continue "
-                          "from the last finished epoch."):
+                    error=f"No heartbeat for {silent:.0f} s from the worker "
+                          f"({_worker_name(run)}; limit {limit:.0f} s, "
+                          f"${ENV_HEARTBEAT_TIMEOUT}): it was stopped or hung, and was killed. "
+                          "Its log may say more; resume the run to continue from the last "
+                          "finished epoch."):
                 changed.append(run_id)
+    changed += rayjobs.settle_queued(ws, store)
     start_queued(ws)
     return changed
 
@@ -621,7 +659,7 @@ def cancel(run_id: str, ws: Workspace | None = None, wait: float = 0.0) -> str:
     """Cancel a run: a queued one never starts; a running one stops at its next batch.
 
     A running worker that ignores the request is killed by `refresh` after
-    `CANCEL_GRACE_S`.
+    `CANCEL_GRACE_S`. A queued Ray run's job is stopped, so that it never starts.
 
     Args:
         run_id: The run.
@@ -638,6 +676,7 @@ def cancel(run_id: str, ws: Workspace | None = None, wait: float = 0.0) -> str:
     ws = ws or Workspace.from_env()
     store = RunStore(ws)
     if store.transition(run_id, (QUEUED,), status=CANCELLED, ended=time.time()):
+        _stop_queued_job(store.get_run(run_id))
         return CANCELLED
     run = store.get_run(run_id)
     if run["status"] != RUNNING:
@@ -654,6 +693,12 @@ def cancel(run_id: str, ws: Workspace | None = None, wait: float = 0.0) -> str:
         if status != RUNNING or time.monotonic() >= deadline:
             return status
         time.sleep(0.25)
+
+
+def _stop_queued_job(run: dict[str, Any]) -> None:
+    """Ray: stop the job of a run that was queued, so that its worker never starts."""
+    if rayjobs.is_ray_run(run):
+        rayjobs.stop(run["extra"].get("ray_job"))
 
 
 def resume(run_id: str, ws: Workspace | None = None) -> None:
@@ -701,10 +746,14 @@ def delete(run_id: str, ws: Workspace | None = None) -> bool:
         return False
     if store.transition(run_id, (QUEUED,), status=CANCELLED, ended=time.time()):
         run = store.get_run(run_id)
+        _stop_queued_job(run)
     if run["status"] == RUNNING:
         store.request_cancel(run_id)
         pid = run["pid"]
-        if pid and pid_alive(pid, run_id, ws):
+        if rayjobs.is_ray_run(run):
+            _stop_worker(run)
+            rayjobs.wait_ended(run["extra"].get("ray_job"), timeout=10)
+        elif pid and pid_alive(pid, run_id, ws):
             _kill(pid)
             _wait_dead(pid, run_id, timeout=10, ws=ws)
         store.transition(run_id, (RUNNING,), status=CANCELLED, ended=time.time())
@@ -799,6 +848,9 @@ def gpu_free_bytes() -> list[int] | None:
 def log_tail(run_id: str, lines: int = 40, ws: Workspace | None = None) -> str:
     """The last `lines` lines of a run's `log.txt` ("" when there is none yet).
 
+    A Ray run without `log.txt` (its worker never reached the workspace) shows
+    its job's output as Ray kept it instead.
+
     Raises:
         ConfigError: if `run_id` is not a valid run id.
     """
@@ -811,8 +863,18 @@ def log_tail(run_id: str, lines: int = 40, ws: Workspace | None = None) -> str:
             fh.seek(max(0, size - 64 * 1024 * max(1, lines // 40)))
             text = fh.read().decode("utf-8", errors="replace")
     except FileNotFoundError:
-        return ""
+        return _ray_log_tail(run_id, lines, ws)
     return "\n".join(text.splitlines()[-lines:]) if lines > 0 else ""
+
+
+def _ray_log_tail(run_id: str, lines: int, ws: Workspace) -> str:
+    """Ray: the tail of the job's own log for a run whose `log.txt` is missing; else ""."""
+    try:
+        run = RunStore(ws).get_run(run_id)
+    except NotFoundError:
+        return ""
+    job = (run["extra"] or {}).get("ray_job")
+    return rayjobs.job_logs(job, lines) if rayjobs.is_ray_run(run) and job else ""
 
 
 def get_run_details(run_id: str, ws: Workspace | None = None) -> dict[str, Any]:

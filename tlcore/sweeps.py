@@ -29,14 +29,15 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from tlcore import backend, jobs, rayjobs, slots
 from tlcore import config as config_module
-from tlcore import jobs, slots
 from tlcore.config import RunConfig
-from tlcore.errors import ConfigError, NotFoundError
+from tlcore.errors import ClusterError, ConfigError, NotFoundError
 from tlcore.store import ACTIVE_STATUSES, RunStore, database_url, new_run_id
 from tlcore.workspace import Workspace
 
@@ -319,11 +320,18 @@ def budget_lock(ws: Workspace, sweep_id: str) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def start_workers(ws: Workspace, sweep_id: str, count: int) -> list[int]:
+def start_workers(ws: Workspace, sweep_id: str, count: int) -> list[int] | list[str]:
     """Start `count` detached sweep workers; their pids. Output goes to `log_file`.
 
     With GPU slots, worker i is pinned to slot i (round robin) for its whole life.
+    Under the Ray executor they are Ray jobs (the resources of one run each, placed
+    by Ray), recorded in the sweep's `ray_jobs`; their submission ids are returned.
+
+    Raises:
+        ClusterError: if the Ray cluster cannot be reached.
     """
+    if rayjobs.enabled():
+        return _submit_workers(ws, sweep_id, count)
     log_path = log_file(ws, sweep_id)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     gpus = slots.gpu_slots()
@@ -340,8 +348,29 @@ def start_workers(ws: Workspace, sweep_id: str, count: int) -> list[int]:
     return pids
 
 
-def sweep_workers(sweep_id: str) -> list[int]:
-    """Live sweep workers of `sweep_id` (from /proc)."""
+def _submit_workers(ws: Workspace, sweep_id: str, count: int) -> list[str]:
+    """Submit `count` sweep workers as Ray jobs; their submission ids."""
+    attrs = attributes(ws, sweep_id)
+    name = backend.resolve(attrs["base"].get("train", {}).get("backend"))
+    rayjobs.check_cluster()
+    submitted = []
+    for _ in range(count):
+        job = f"{rayjobs.SWEEP_PREFIX}{sweep_id}-{uuid.uuid4().hex[:8]}"
+        rayjobs.submit(SWEEP_WORKER, sweep_id, job, rayjobs.job_env(ws, name, job))
+        submitted.append(job)
+    store = storage(ws)
+    store.set_study_user_attr(store.get_study_id_from_name(sweep_id), "ray_jobs",
+                              attrs.get("ray_jobs", []) + submitted)
+    return submitted
+
+
+def sweep_workers(sweep_id: str, ws: Workspace | None = None) -> list[int | str]:
+    """Live sweep workers of `sweep_id`: pids (from /proc), and its active Ray jobs.
+
+    Args:
+        sweep_id: The sweep.
+        ws: Its workspace; needed to look up Ray jobs (the sweep's `ray_jobs`).
+    """
     from tlcore import processes
 
     found = []
@@ -350,6 +379,14 @@ def sweep_workers(sweep_id: str) -> list[int]:
             args = processes.command_line(int(entry)) or []
             if SWEEP_WORKER.encode() in args and sweep_id.encode() in args:
                 found.append(int(entry))
+    ray_jobs = attributes(ws, sweep_id).get("ray_jobs", []) if ws is not None else []
+    for job in ray_jobs:
+        try:
+            info = rayjobs.job_info(job)
+        except ClusterError:
+            break
+        if info is not None and info.status.value in rayjobs.ACTIVE_STATES:
+            found.append(job)
     return found
 
 
@@ -393,7 +430,7 @@ def summary(ws: Workspace, sweep_id: str) -> dict[str, Any]:
             if t.datetime_complete and t.datetime_start else None})
     done = [t for t in trials if t["state"] == TrialState.COMPLETE.name.lower()]
     best = max(done, key=lambda t: t["best_val_accuracy"], default=None)
-    workers = sweep_workers(sweep_id)
+    workers = sweep_workers(sweep_id, ws)
     status = attrs["status"]
     if status == RUNNING and not workers:
         status = "stopped" if len(_finished(trials)) < attrs["trials"] else DONE

@@ -11,6 +11,10 @@ cache), reporting each epoch's val accuracy to the median pruner; tell Optuna
 the result. The run this worker trains is named in `workers/<pid>.trial`, which
 is what `jobs.pid_alive` checks: killed, the run turns lost and the sweep's next
 resume fails its trial.
+
+As a Ray job (`TLCORE_EXECUTOR=ray`), Ray already gave the worker its
+resources: it takes no slot of `TLCORE_MAX_WORKERS`, and its trials name its
+job (`extra.ray_job`), whose status is their liveness.
 """
 
 from __future__ import annotations
@@ -22,14 +26,22 @@ import sys
 import time
 from typing import Any
 
-from tlcore import backend, jobs, runlog, slots, sweeps
+from tlcore import backend, jobs, rayjobs, runlog, slots, sweeps
 from tlcore.config import RunConfig
 from tlcore.errors import RunCancelled
 from tlcore.store import CANCELLED, COMPLETED, FAILED, RUNNING, RunStore
-from tlcore.workspace import Workspace, atomic_write_text
+from tlcore.workspace import DATASETS_DIR, Workspace, atomic_write_text
 
 log = logging.getLogger("tlcore.sweepworker")
 SLOT_POLL_S = 0.2
+
+
+def slot_limit() -> int:
+    """How many runs may be running for this worker to start a trial.
+
+    `jobs.worker_limit()`, but unbounded in a Ray job: Ray already placed it.
+    """
+    return sys.maxsize if rayjobs.own_job() else jobs.worker_limit()
 
 
 def _pruning(trial: Any) -> Any:
@@ -66,7 +78,7 @@ def _next_slot(ws: Workspace, sweep_id: str, study: Any) -> bool:
         jobs.refresh(ws)
         running = RunStore(ws).list_runs(statuses=(RUNNING,))
         own = slots.own_slot()
-        if len(running) < jobs.worker_limit() and own not in {r["gpu"] for r in running}:
+        if len(running) < slot_limit() and own not in {r["gpu"] for r in running}:
             return True
         time.sleep(SLOT_POLL_S)
 
@@ -96,9 +108,10 @@ def train_trial(ws: Workspace, sweep_id: str, study: Any, own_logs: bool = False
     now, pid = time.time(), os.getpid()
     store = RunStore(ws)
     run_id = store.create_running(
-        config, jobs.worker_limit(), name=f"{attrs['name']}-{trial.number}",
-        slots=(own,) if (own := slots.own_slot()) else (), pid=pid,
-        started=now, heartbeat=now, extra={"sweep": sweep_id, "trial": trial.number})
+        config, slot_limit(), name=f"{attrs['name']}-{trial.number}",
+        slots=(own,) if (own := slots.own_slot()) else (), pid=pid, started=now,
+        heartbeat=now,
+        extra={"sweep": sweep_id, "trial": trial.number, **rayjobs.claim_extra()})
     if run_id is None:  # the slot went to another process a moment ago
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
         return True
@@ -163,6 +176,11 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(
         f"The sweep worker received signal {signum}."))
     logging.basicConfig(level=logging.INFO, stream=sys.stdout, format=runlog.LOG_FORMAT)
+    if rayjobs.enabled():  # a node without the shared workspace has no datasets folder
+        unseen = rayjobs.workspace_visible(rayjobs.home() / DATASETS_DIR)
+        if unseen:
+            print(unseen, file=sys.stderr)
+            return 3
     return serve(args[0], Workspace.from_env())
 
 

@@ -13,6 +13,10 @@ dashboard starts in a fraction of a second.
 
 The heartbeat comes from the training loop as it makes progress, not from a
 thread of its own: a worker that hangs stops beating and `jobs.refresh` kills it.
+
+Under the Ray executor the worker first checks that this node sees the shared
+workspace (the run's `config.json`, written before the job was submitted) and
+leaves with one line saying what to mount when it does not.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import time
 import traceback
 from typing import Any
 
-from tlcore import backend, jobs, runlog, slots
+from tlcore import backend, jobs, rayjobs, runlog, slots
 from tlcore.errors import RunCancelled, TLCoreError
 from tlcore.store import CANCELLED, COMPLETED, FAILED, QUEUED, RUNNING, RunStore
 from tlcore.workspace import (
@@ -116,6 +120,7 @@ def run_claimed(run_id: str, ws: Workspace, claimed: bool, start_next: bool = Tr
         print(f"Run {run_id} is {status}, not waiting for this worker; nothing to do.",
               file=sys.stderr)
         return 2
+    store.merge_extra(run_id, **rayjobs.claim_extra())
     files = ws.run(run_id)
     files.dir.mkdir(parents=True, exist_ok=True)  # absent for a run started by hand
     redirect_output(files.log)
@@ -201,11 +206,35 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m tlcore.worker RUN_ID | --warm", file=sys.stderr)
         return 2
     signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    if args[0] != jobs.WARM_FLAG and rayjobs.enabled():
+        unseen = rayjobs.workspace_visible(rayjobs.run_config_path(check_run_id(args[0])))
+        if unseen:
+            return workspace_unseen(args[0], unseen)
     ws = Workspace.from_env()
     if args[0] == jobs.WARM_FLAG:
         return serve_warm(ws)
     run_id = check_run_id(args[0])
     return run_claimed(run_id, ws, os.environ.get(jobs.ENV_CLAIMED) == run_id)
+
+
+def workspace_unseen(run_id: str, message: str) -> int:
+    """Report a node without the shared workspace; fail the run where the store is elsewhere.
+
+    The store is only reachable from here when it is not in the workspace
+    (`TLCORE_DB_URL`); otherwise `jobs.refresh` fails the queued run from the
+    job's log, this line.
+
+    Returns:
+        3, the worker's exit status.
+    """
+    print(message, file=sys.stderr)
+    if os.environ.get(rayjobs.ENV_DB_URL):
+        try:
+            RunStore(Workspace(rayjobs.home())).transition(run_id, (QUEUED,), status=FAILED,
+                                                 ended=time.time(), error=message)
+        except TLCoreError:
+            pass  # the line above is in the job's log, which refresh reads
+    return 3
 
 
 if __name__ == "__main__":

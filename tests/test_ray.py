@@ -1,0 +1,290 @@
+"""The Ray executor on a real local Ray head (2 CPUs, 2 fake GPUs): `pytest -m ray`."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.test_jobs import wait_for
+from tlcore import data as datasets_api
+from tlcore import jobs, rayjobs
+from tlcore.config import RunConfig
+from tlcore.demo import write_class_folders
+from tlcore.errors import ClusterError, ConfigError
+from tlcore.store import CANCELLED, FAILED, LOST, QUEUED, RUNNING, RunStore
+
+pytestmark = pytest.mark.ray
+
+RAY_CLI = Path(sys.executable).parent / "ray"
+HAS_RAY = importlib.util.find_spec("ray") is not None and RAY_CLI.exists()
+needs_ray = pytest.mark.skipif(not HAS_RAY, reason="ray[default] is not installed")
+# Every port the head opens, so that it never collides with another cluster here.
+PORT_OPTIONS = ("--port", "--dashboard-port", "--ray-client-server-port",
+                "--dashboard-agent-listen-port", "--dashboard-agent-grpc-port",
+                "--runtime-env-agent-port", "--metrics-export-port", "--node-manager-port",
+                "--object-manager-port")
+WORKER_PORTS = 40  # one per Ray worker process (job supervisors, idle workers)
+DEADLINE_S = 120
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def _process_tree(pgid: int) -> set[int]:
+    """The processes of process group `pgid` and all their descendants (from /proc)."""
+    table = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2:].split()
+            table[int(entry)] = (int(fields[1]), int(fields[2]))  # ppid, pgrp
+    found = {pid for pid, (_, group) in table.items() if group == pgid}
+    while True:
+        children = {pid for pid, (ppid, _) in table.items() if ppid in found} - found
+        if not children:
+            return found
+        found |= children
+
+
+def _stop_head(pgid: int) -> None:
+    """Stop this head only (`ray stop` would stop every Ray process on the machine)."""
+    for pid in _process_tree(pgid):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+@pytest.fixture(scope="module")
+def ray_head():
+    """A local Ray head with 2 CPUs and 2 GPUs (fake: TensorFlow finds none and uses the CPU)."""
+    if not HAS_RAY:
+        pytest.skip("ray[default] is not installed")
+    ports = _free_ports(len(PORT_OPTIONS) + WORKER_PORTS)
+    temp = tempfile.mkdtemp(prefix="rt-", dir="/tmp")  # Ray's socket paths must stay short
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("TLCORE_", "RAY_", "KERAS_BACKEND"))}
+    args = [str(RAY_CLI), "start", "--head", "--num-cpus", "2", "--num-gpus", "2",
+            "--node-ip-address", "127.0.0.1", "--dashboard-host", "127.0.0.1",
+            "--include-dashboard", "true", "--disable-usage-stats", "--temp-dir", temp,
+            "--object-store-memory", str(80 * 2**20),
+            "--worker-port-list", ",".join(map(str, ports[len(PORT_OPTIONS):]))]
+    for option, port in zip(PORT_OPTIONS, ports, strict=False):
+        args += [option, str(port)]
+    started = time.monotonic()
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+                            start_new_session=True)
+    try:
+        output = proc.communicate(timeout=DEADLINE_S)[0].decode(errors="replace")
+        if proc.returncode != 0:
+            pytest.fail(f"ray start failed:\n{output[-2000:]}")
+        address = f"http://127.0.0.1:{ports[1]}"
+
+        def jobs_api_ready() -> bool:
+            try:
+                with urllib.request.urlopen(f"{address}/api/jobs/", timeout=2) as answer:
+                    return answer.status == 200
+            except OSError:
+                return False
+
+        wait_for(jobs_api_ready, "the Ray Jobs API", timeout=60, interval=0.2)
+        print(f"\nRay head started in {time.monotonic() - started:.1f} s")
+        yield address
+    finally:
+        stopping = time.monotonic()
+        _stop_head(proc.pid)
+        shutil.rmtree(temp, ignore_errors=True)
+        print(f"\nRay head stopped in {time.monotonic() - stopping:.1f} s")
+
+
+@pytest.fixture
+def dataset(ws, tmp_path):
+    folder = write_class_folders(tmp_path / "src", ("a", "b", "c"), per_class=10, size=40)
+    datasets_api.import_dataset(folder, "shapes", ws=ws)
+    return "shapes"
+
+
+@pytest.fixture
+def on_ray(ray_head, monkeypatch):
+    monkeypatch.setenv("TLCORE_EXECUTOR", "ray")
+    monkeypatch.setenv("TLCORE_RAY_ADDRESS", ray_head)
+    monkeypatch.delenv("TLCORE_RAY_GPUS_PER_RUN", raising=False)
+    monkeypatch.delenv("TLCORE_RAY_CPUS_PER_RUN", raising=False)
+    return ray_head
+
+
+def _config(dataset: str, epochs: int) -> RunConfig:
+    return RunConfig.from_dict({
+        "dataset": dataset, "image_size": 32, "base": {"weights": "none"},
+        "head": {"dense": [8], "dropout": 0.0},
+        "train": {"epochs": epochs, "batch_size": 8, "early_stopping_patience": 0}})
+
+
+def _job_over(job: str) -> bool:
+    info = rayjobs.job_info(job)
+    return info is None or info.status.value not in rayjobs.ACTIVE_STATES
+
+
+# ---- without a cluster -----------------------------------------------------------------
+def test_settings_are_checked(monkeypatch):
+    monkeypatch.setenv("TLCORE_EXECUTOR", "slurm")
+    with pytest.raises(ConfigError, match=r"TLCORE_EXECUTOR must be one of local, ray\. "
+                                          r"Received: TLCORE_EXECUTOR='slurm'"):
+        rayjobs.enabled()
+    monkeypatch.setenv("TLCORE_EXECUTOR", "ray")
+    assert rayjobs.enabled() and rayjobs.address() == rayjobs.DEFAULT_ADDRESS
+    assert rayjobs.gpus_per_run() == 1 and rayjobs.cpus_per_run() == 1
+    monkeypatch.setenv("TLCORE_RAY_GPUS_PER_RUN", "0")
+    assert rayjobs.gpus_per_run() == 0
+    for name, value, words in (("TLCORE_RAY_ADDRESS", "127.0.0.1:8265", "http"),
+                               ("TLCORE_RAY_GPUS_PER_RUN", "-1", "at least 0"),
+                               ("TLCORE_RAY_CPUS_PER_RUN", "0", "positive")):
+        monkeypatch.setenv(name, value)
+        with pytest.raises(ConfigError, match=words):
+            rayjobs.check_settings()
+        monkeypatch.delenv(name)
+
+
+def test_the_worker_refuses_a_node_without_the_workspace(tmp_path):
+    home = tmp_path / "elsewhere"
+    home.mkdir()
+    env = {**os.environ, "TLCORE_HOME": str(home), "TLCORE_EXECUTOR": "ray",
+           "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    env.pop("TLCORE_DB_URL", None)
+    proc = subprocess.run([sys.executable, "-m", "tlcore.worker", "0123456789ab"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert lines == [f"This node ({socket.gethostname()}) cannot see the workspace at {home}: "
+                     "mount the shared workspace at the same path on every Ray node (see "
+                     "docs/scaling.md)."]
+    assert list(home.iterdir()) == []
+
+
+@needs_ray
+def test_launch_refuses_an_unreachable_cluster_and_leaves_nothing(ws, dataset, monkeypatch):
+    (port,) = _free_ports(1)
+    monkeypatch.setenv("TLCORE_EXECUTOR", "ray")
+    monkeypatch.setenv("TLCORE_RAY_ADDRESS", f"http://127.0.0.1:{port}")
+    with pytest.raises(ClusterError, match=rf"^Cannot reach the Ray cluster at "
+                                           rf"http://127\.0\.0\.1:{port}: .*Start it with "
+                                           r"`ray start --head` or set TLCORE_RAY_ADDRESS\.$"):
+        jobs.launch(_config(dataset, 1), ws=ws)
+    assert RunStore(ws).list_runs() == [] and list(ws.runs_dir.iterdir()) == []
+    assert "error" in rayjobs.cluster_summary()
+    assert jobs.refresh(ws) == []  # nothing to ask the cluster about
+
+
+# ---- on a real head --------------------------------------------------------------------
+def test_a_queued_run_whose_worker_cannot_see_the_workspace_fails(ws, dataset, on_ray):
+    store = RunStore(ws)
+    run_id = store.create_run(_config(dataset, 1))  # no config.json: as seen from another node
+    assert jobs.start_queued(ws) == [run_id]
+    run = store.get_run(run_id)
+    job = run["extra"]["ray_job"]
+    assert run["status"] == QUEUED and run["extra"]["executor"] == "ray"
+    assert job == f"tlcore-run-{run_id}-{run['seq']}-0"
+    assert jobs.start_queued(ws) == []  # submitted once, whoever asks again
+    wait_for(lambda: jobs.refresh(ws) or store.get_run(run_id)["status"] != QUEUED,
+             "the job to end", timeout=DEADLINE_S, interval=0.3)
+    run = store.get_run(run_id)
+    assert run["status"] == FAILED
+    assert run["error"].startswith(f"The Ray job {job} ended before its worker started: "
+                                   "This node (")
+    assert "cannot see the workspace" in jobs.log_tail(run_id, ws=ws)  # from Ray's log
+
+
+def test_runs_as_ray_jobs_gpus_queue_cancel_kill_and_logs(ws, dataset, on_ray):
+    store = RunStore(ws)
+    runs = [jobs.launch(_config(dataset, 5000), name=f"ray-{i}", ws=ws) for i in range(3)]
+    assert all(store.get_run(r)["extra"]["ray_job"].startswith("tlcore-run-") for r in runs)
+
+    def running() -> list[str]:
+        jobs.refresh(ws)
+        return [r for r in runs if store.get_run(r)["status"] == RUNNING]
+
+    # Two GPUs: two runs train at once, each on its own; the third waits in Ray's queue.
+    first_two = wait_for(lambda: len(running()) == 2 and running(), "two running runs",
+                         interval=0.3)
+    (third,) = set(runs) - set(first_two)
+    gpus = {store.get_run(r)["extra"]["cuda_visible_devices"] for r in first_two}
+    assert gpus == {"0", "1"}
+    assert store.get_run(third)["status"] == QUEUED
+    summary = rayjobs.cluster_summary()
+    assert summary["gpus_total"] == 2 and summary["gpus_available"] == 0
+    assert summary["cpus_total"] == 2
+    assert summary["jobs_running"] >= 2 and summary["jobs_pending"] + summary["jobs_running"] == 3
+    wait_for(lambda: all(store.progress(r) for r in first_two), "both to train", interval=0.3)
+    assert store.get_run(third)["status"] == QUEUED
+
+    # Cancel: the run stops by itself and its job ends; its GPU goes to the third run.
+    cancelled, other = first_two
+    freed = store.get_run(cancelled)["extra"]["cuda_visible_devices"]
+    assert jobs.cancel(cancelled, ws, wait=jobs.CANCEL_GRACE_S) == CANCELLED
+    wait_for(lambda: _job_over(store.get_run(cancelled)["extra"]["ray_job"]),
+             "the cancelled run's job to end", interval=0.3)
+    wait_for(lambda: third in running(), "the third run to start", interval=0.3)
+    assert store.get_run(third)["extra"]["cuda_visible_devices"] == freed
+    assert store.get_run(other)["status"] == RUNNING
+
+    # A worker killed from outside: its job fails, and the next refresh marks the run lost.
+    os.kill(store.get_run(other)["pid"], signal.SIGKILL)
+    wait_for(lambda: other in jobs.refresh(ws) or store.get_run(other)["status"] != RUNNING,
+             "the killed run to be lost", interval=0.3)
+    lost = store.get_run(other)
+    assert lost["status"] == LOST
+    assert f"its Ray job {lost['extra']['ray_job']} is FAILED" in lost["error"]
+
+    # Logs: the worker's own log in the workspace; Ray's copy when that is missing.
+    wait_for(lambda: store.progress(third), "the third run to train", interval=0.3)
+    assert f"run {third}" in jobs.log_tail(third, ws=ws)
+    ws.run(other).log.unlink()
+    assert f"Running entrypoint for job {lost['extra']['ray_job']}" in jobs.log_tail(
+        other, ws=ws)
+
+    # Delete stops the job at once.
+    job = store.get_run(third)["extra"]["ray_job"]
+    assert jobs.delete(third, ws)
+    assert _job_over(job)
+
+
+def test_sweep_workers_run_as_ray_jobs(ws, dataset, on_ray):
+    from tlcore import sweeps
+
+    base = _config(dataset, 2)
+    sweep_id = sweeps.create(ws, base, {"head.pooling": {"choices": ["flatten", "avg"]}}, 2,
+                             workers=2)
+    submitted = sweeps.start_workers(ws, sweep_id, 2)
+    assert all(job.startswith(f"tlcore-sweep-{sweep_id}-") for job in submitted)
+    assert sweeps.attributes(ws, sweep_id)["ray_jobs"] == submitted
+    # Ray placed both workers: neither waits for a TLCORE_MAX_WORKERS slot (1 here).
+    wait_for(lambda: all(_job_over(job) for job in submitted), "the sweep's jobs to end",
+             timeout=DEADLINE_S, interval=0.5)
+    info = sweeps.summary(ws, sweep_id)
+    assert info["status"] == "done" and info["workers"] == []
+    runs = [RunStore(ws).get_run(t["run_id"]) for t in info["trials"]]
+    assert {r["extra"]["ray_job"] for r in runs} <= set(submitted)
+    assert {r["extra"]["executor"] for r in runs} == {"ray"}
+    assert all(r["status"] == "completed" for r in runs)
