@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from tlcore import backend, jobs, slots
+from tlcore import backend, jobs, rayjobs, slots
 from tlcore.errors import TLCoreError
 from tlcore.store import ACTIVE_STATUSES, RUNNING, RunStore
 from tlcore.ui.deeplinks import mark_app_ran
@@ -20,6 +20,8 @@ from tlcore.ui.text import plain
 from tlcore.workspace import Workspace
 
 QUEUE_REFRESH_S = 2.0
+# The Ray cluster's summary is asked at most this often, whatever the number of viewers.
+RAY_SUMMARY_TTL_S = 5.0
 
 st.set_page_config(page_title="Transfer-learning studio", page_icon=":material/model_training:",
                    layout="wide")
@@ -49,8 +51,25 @@ def device_summary(root: str) -> dict:
         return {"device": "unknown", "gpus": [], "mixed_precision": False, "error": str(exc)}
 
 
+@st.cache_data(ttl=RAY_SUMMARY_TTL_S, show_spinner=False)
+def ray_summary(address: str) -> dict:
+    """The Ray cluster's resources and the studio's jobs on it (two HTTP calls)."""
+    return rayjobs.cluster_summary(address)
+
+
 def workers_panel(running: list[dict]) -> None:
     """The executor, its worker slots and the run in each."""
+    if rayjobs.enabled():
+        info = ray_summary(rayjobs.address())
+        if info.get("error"):
+            st.warning(plain(info["error"]))
+            return
+        st.caption(f":material/hub: Ray cluster · {info['gpus_available']:g} of "
+                   f"{info['gpus_total']:g} GPUs free · {info['cpus_available']:g} of "
+                   f"{info['cpus_total']:g} CPUs free")
+        st.caption(f"Studio jobs: {info['jobs_running']} running, "
+                   f"{info['jobs_pending']} pending")
+        return
     gpus = slots.gpu_slots()
     limit = jobs.worker_limit(gpus)
     if not gpus:

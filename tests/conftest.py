@@ -29,6 +29,13 @@ def workspace_database(monkeypatch) -> None:
     monkeypatch.delenv("TLCORE_DB_URL", raising=False)
 
 
+@pytest.fixture(autouse=True)
+def local_executor(monkeypatch) -> None:
+    """Runs train in local workers, with the machine's own GPUs (none here) as slots."""
+    monkeypatch.delenv("TLCORE_EXECUTOR", raising=False)
+    monkeypatch.delenv("TLCORE_GPUS", raising=False)
+
+
 @pytest.fixture
 def ws(tmp_path, monkeypatch) -> Workspace:
     """A fresh workspace in a temp dir, also exported as TLCORE_HOME for subprocesses."""

@@ -153,3 +153,12 @@ def test_sidebar_shows_each_gpu_slot_and_the_run_holding_it(app, ws, monkeypatch
     sidebar = [str(c.value) for c in at.sidebar.caption]
     assert ":material/memory: Local workers · 2 GPU slots" in sidebar
     assert "GPU 0 · free" in sidebar and "GPU 1 · held" in sidebar
+
+
+def test_sidebar_says_when_the_ray_cluster_cannot_be_reached(app, monkeypatch):
+    monkeypatch.setenv("TLCORE_EXECUTOR", "ray")
+    monkeypatch.setenv("TLCORE_RAY_ADDRESS", "http://127.0.0.1:9")  # nothing listens there
+    at = app()
+    assert not at.exception
+    (warning,) = _sidebar_warnings(at)
+    assert warning.startswith("Cannot reach the Ray cluster at http://127.0.0.1:9")
