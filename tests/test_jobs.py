@@ -293,7 +293,7 @@ def test_a_stopped_worker_is_killed_marked_lost_and_frees_its_slot(ws, monkeypat
     proc = _fake_worker(hung)
     spawned = []
 
-    def spawn(run_id, ws, backend_name):
+    def spawn(run_id, ws, backend_name, gpu):
         spawned.append(_fake_worker(run_id))
         return spawned[-1].pid
 
