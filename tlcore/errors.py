@@ -52,3 +52,11 @@ class ClusterError(TLCoreError, ConnectionError):
 
 class DivergedError(TLCoreError, FloatingPointError):
     """Training diverged: the loss became nan or inf, or exploded."""
+
+
+class PermissionDeniedError(TLCoreError, PermissionError):
+    """The signed-in user's role does not allow an action (see `tlcore.auth`)."""
+
+
+class QuotaError(RunStateError):
+    """A user already has the most runs queued or running that one person may have."""

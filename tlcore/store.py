@@ -27,12 +27,16 @@ database). Opening a store upgrades an older database, once per process and
 database; a database newer than this code is refused.
 
 Tables (names are constants):
-    datasets  one row per imported dataset (summary for fast listing)
+    datasets  one row per imported dataset (summary for fast listing, owner)
     runs      one row per run: config, status, timestamps, device, GPU slot, error,
-              best metrics
+              best metrics, owner, tags, note
     metrics   one row per (run, epoch): loss, accuracy, val_*, learning rate, phase, time
     progress  one row per run: position inside the current epoch, ETA
     tlcore_locks  one row ("queue") that claims lock on PostgreSQL
+
+Owners: `owner` is the id (an email) of the signed-in user who created a dataset or
+run; None is the local operator (the CLI, or a studio without login), as on every
+row written before owners were recorded. `tlcore.auth` decides who may do what.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -89,7 +94,7 @@ LOCKS_TABLE = "tlcore_locks"
 VERSION_TABLE = "tlcore_schema_version"
 
 # The newest revision in tlcore/migrations/versions: a store at it opens without Alembic.
-SCHEMA_REVISION = "0002"
+SCHEMA_REVISION = "0003"
 MIGRATIONS_DIR = Path(__file__).resolve().with_name("migrations")
 
 QUEUED, RUNNING, COMPLETED, FAILED, CANCELLED, LOST = (
@@ -102,6 +107,11 @@ STAGE_TRAIN, STAGE_FEATURES = "train", "features"
 
 METRIC_COLUMNS = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "epoch_time")
 
+MAX_TAGS = 20
+MAX_TAG_CHARS = 32
+MAX_NOTE_CHARS = 2000
+_TAG = re.compile(r"[a-z0-9_.:-]+")
+
 metadata = MetaData()
 datasets_table = Table(
     DATASETS_TABLE, metadata,
@@ -110,6 +120,7 @@ datasets_table = Table(
     Column("n_images", Integer, nullable=False),
     Column("classes", Text, nullable=False),
     Column("summary", Text, nullable=False),
+    Column("owner", Text),
 )
 runs_table = Table(
     RUNS_TABLE, metadata,
@@ -133,6 +144,9 @@ runs_table = Table(
     Column("test_metrics", Text),
     Column("extra", Text),
     Column("gpu", Text),
+    Column("owner", Text),
+    Column("tags", Text),
+    Column("note", Text),
     Index("runs_status", "status", "seq"),
 )
 metrics_table = Table(
@@ -164,6 +178,7 @@ class DatasetRecord(TypedDict):
     n_images: int
     classes: list[str]
     summary: dict[str, Any]
+    owner: str | None  # the user who imported it; None: the local operator
 
 
 class RunRecord(TypedDict):
@@ -189,6 +204,9 @@ class RunRecord(TypedDict):
     test_metrics: dict[str, Any] | None
     extra: dict[str, Any] | None
     gpu: str | None  # the CUDA_VISIBLE_DEVICES value the run holds (or held) while running
+    owner: str | None  # the user who launched it; None: the local operator
+    tags: list[str]  # sorted, lower-case; [] when none
+    note: str | None
 
 
 class EpochRecord(TypedDict):
@@ -402,6 +420,7 @@ def _run_row(row: Any) -> RunRecord:
     for key in _JSON_RUN_FIELDS:
         out[key] = json.loads(out[key]) if out[key] else None
     out["cancel_requested"] = bool(out["cancel_requested"])
+    out["tags"] = json.loads(out["tags"]) if out["tags"] else []
     return out  # type: ignore[return-value]
 
 
@@ -410,6 +429,43 @@ def _dataset_row(row: Any) -> DatasetRecord:
     out["classes"] = json.loads(out["classes"])
     out["summary"] = json.loads(out["summary"])
     return out  # type: ignore[return-value]
+
+
+def check_tags(tags: Iterable[str]) -> list[str]:
+    """Normalize a run's tags: stripped, lower-cased, de-duplicated and sorted.
+
+    Raises:
+        ConfigError: when a tag is empty, longer than MAX_TAG_CHARS or has characters
+            other than letters, digits and `-_.:`, or there are more than MAX_TAGS.
+    """
+    if isinstance(tags, str):
+        raise ConfigError(f"tags must be a list of strings. Received: tags={tags!r}")
+    out = set()
+    for tag in tags:
+        clean = tag.strip().lower() if isinstance(tag, str) else None
+        if not clean or len(clean) > MAX_TAG_CHARS or not _TAG.fullmatch(clean):
+            raise ConfigError(f"A tag must be 1-{MAX_TAG_CHARS} letters, digits or -_.: "
+                              f"characters. Received: {tag!r}")
+        out.add(clean)
+    if len(out) > MAX_TAGS:
+        raise ConfigError(f"A run may have at most {MAX_TAGS} tags. Received: {len(out)}")
+    return sorted(out)
+
+
+def check_note(note: str | None) -> str | None:
+    """A run's note as stored: None for no note (or only whitespace), else the text.
+
+    Raises:
+        ConfigError: when the note is not text or longer than MAX_NOTE_CHARS.
+    """
+    if note is None:
+        return None
+    if not isinstance(note, str):
+        raise ConfigError(f"A note must be text. Received: {type(note).__name__}")
+    if len(note) > MAX_NOTE_CHARS:
+        raise ConfigError(f"A note may have at most {MAX_NOTE_CHARS} characters. "
+                          f"Received: {len(note)}")
+    return note if note.strip() else None
 
 
 def new_run_id() -> str:
@@ -553,15 +609,19 @@ class RunStore:
 
     # ---- datasets -----------------------------------------------------
     def add_dataset(self, name: str, n_images: int, classes: list[str],
-                    summary: dict[str, Any]) -> None:
-        """Record an imported dataset (its folder must already be in place)."""
+                    summary: dict[str, Any], owner: str | None = None) -> None:
+        """Record an imported dataset (its folder must already be in place).
+
+        Args:
+            owner: The user who imported it; None: the local operator.
+        """
         with self._tx() as con:
             con.execute(insert(datasets_table).values(
                 name=name, created=time.time(), n_images=n_images,
-                classes=json.dumps(classes), summary=json.dumps(summary)))
+                classes=json.dumps(classes), summary=json.dumps(summary), owner=owner))
 
     def list_datasets(self) -> list[DatasetRecord]:
-        """All datasets, newest first: name, created, n_images, classes, summary."""
+        """All datasets, newest first: name, created, n_images, classes, summary, owner."""
         with self._connect() as con:
             rows = con.execute(select(datasets_table)
                                .order_by(datasets_table.c.created.desc())).mappings().all()
@@ -577,9 +637,30 @@ class RunStore:
             con.execute(delete(datasets_table).where(datasets_table.c.name == name))
 
     # ---- runs ---------------------------------------------------------
+    def dataset_owner(self, name: str) -> str | None:
+        """The user who imported dataset `name` (None: the local operator).
+
+        Raises:
+            NotFoundError: when the store has no such dataset.
+        """
+        with self._connect() as con:
+            row = con.execute(select(datasets_table.c.owner)
+                              .where(datasets_table.c.name == name)).first()
+        if row is None:
+            raise NotFoundError(f"No dataset named {name!r}; `python -m tlcore datasets list` "
+                                f"shows existing datasets.")
+        return row[0]
+
     def create_run(self, config: RunConfig, name: str | None = None,
-                   status: str = QUEUED) -> str:
-        """Insert a new run and return its id. The config is stored as JSON, never mutated."""
+                   status: str = QUEUED, owner: str | None = None) -> str:
+        """Insert a new run and return its id. The config is stored as JSON, never mutated.
+
+        Args:
+            config: The run config.
+            name: A display name; default `run-<n>`.
+            status: Its first status.
+            owner: The user who launched it; None: the local operator.
+        """
         if not isinstance(config, RunConfig):
             raise ConfigError(f"create_run needs a RunConfig. Received: {type(config).__name__}")
         run_id = new_run_id()
@@ -588,11 +669,13 @@ class RunStore:
             seq = _next_seq(con)
             con.execute(insert(runs_table).values(
                 id=run_id, seq=seq, name=name or f"run-{seq}", dataset=config.dataset,
-                config=config.to_json(None), status=status, created=time.time()))
+                config=config.to_json(None), status=status, created=time.time(),
+                owner=owner))
         return run_id
 
     def create_running(self, config: RunConfig, max_running: int, name: str | None = None,
-                       slots: Iterable[str] = (), **fields: Any) -> str | None:
+                       slots: Iterable[str] = (), owner: str | None = None,
+                       **fields: Any) -> str | None:
         """Insert a new run already running, if fewer than `max_running` runs are running.
 
         For a process that trains the run itself (a sweep worker): counting and
@@ -606,6 +689,7 @@ class RunStore:
             slots: GPU slots (CUDA_VISIBLE_DEVICES values). When given, the run takes
                 the first one no running run holds (its `gpu`), and none is created
                 while every slot is held.
+            owner: The user it runs for; None: the local operator.
             **fields: Columns to set (e.g. `pid`, `started`, `heartbeat`).
 
         Returns:
@@ -624,7 +708,8 @@ class RunStore:
             seq = _next_seq(con)
             con.execute(insert(runs_table).values(
                 id=run_id, seq=seq, name=name or f"run-{seq}", dataset=config.dataset,
-                config=config.to_json(None), status=RUNNING, created=time.time(), **values))
+                config=config.to_json(None), status=RUNNING, created=time.time(), owner=owner,
+                **values))
         return run_id
 
     def get_run(self, run_id: str) -> RunRecord:
@@ -642,16 +727,33 @@ class RunStore:
         return RunConfig.from_dict(self.get_run(run_id)["config"])
 
     def list_runs(self, dataset: str | None = None,
-                  statuses: tuple[str, ...] | list[str] | None = None) -> list[RunRecord]:
-        """Runs in creation order (oldest first), optionally filtered."""
+                  statuses: tuple[str, ...] | list[str] | None = None,
+                  owner: str | None = None) -> list[RunRecord]:
+        """Runs in creation order (oldest first), optionally filtered.
+
+        Args:
+            dataset: Only the runs on this dataset.
+            statuses: Only the runs in one of these statuses.
+            owner: Only this user's runs (None: everyone's, the operator's included).
+        """
         query = select(runs_table).order_by(runs_table.c.seq)
         if dataset is not None:
             query = query.where(runs_table.c.dataset == dataset)
+        if owner is not None:
+            query = query.where(runs_table.c.owner == owner)
         if statuses:
             query = query.where(runs_table.c.status.in_(statuses))
         with self._connect() as con:
             rows = con.execute(query).mappings().all()
         return [_run_row(r) for r in rows]
+
+    def count_active(self, owner: str | None) -> int:
+        """How many runs of `owner` are queued or running (None: the operator's)."""
+        who = (runs_table.c.owner.is_(None) if owner is None
+               else runs_table.c.owner == owner)
+        with self._connect() as con:
+            return con.execute(select(func.count()).select_from(runs_table).where(
+                who, runs_table.c.status.in_(ACTIVE_STATUSES))).scalar_one()
 
     def update_run(self, run_id: str, **fields: Any) -> None:
         """Set columns of a run (see `_UPDATABLE_RUN_FIELDS`); dict values are stored as JSON."""
@@ -746,6 +848,36 @@ class RunStore:
 
     def rename_run(self, run_id: str, name: str) -> None:
         self.update_run(run_id, name=check_run_name(name))
+
+    def set_tags(self, run_id: str, tags: Iterable[str]) -> list[str]:
+        """Replace a run's tags (see `check_tags`); returns them as stored.
+
+        Raises:
+            ConfigError: on a bad tag or too many.
+            NotFoundError: when there is no such run.
+        """
+        clean = check_tags(tags)
+        self._set_run_text(run_id, tags=json.dumps(clean) if clean else None)
+        return clean
+
+    def set_note(self, run_id: str, note: str | None) -> str | None:
+        """Replace a run's note (None or blank removes it); returns it as stored.
+
+        Raises:
+            ConfigError: when the note is too long.
+            NotFoundError: when there is no such run.
+        """
+        clean = check_note(note)
+        self._set_run_text(run_id, note=clean)
+        return clean
+
+    def _set_run_text(self, run_id: str, **values: str | None) -> None:
+        check_run_id(run_id)
+        with self._tx() as con:
+            result = con.execute(update(runs_table).where(runs_table.c.id == run_id)
+                                 .values(**values))
+            if result.rowcount == 0:
+                raise NotFoundError(f"No run with id {run_id!r}.")
 
     def delete_run(self, run_id: str) -> None:
         """Remove a run's rows (the caller removes its folder)."""
