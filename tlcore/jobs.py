@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tlcore import backbones, backend, cache, processes, rayjobs, slots
+from tlcore import auth, backbones, backend, cache, processes, rayjobs, slots
 from tlcore.config import RunConfig
 from tlcore.errors import ConfigError, NotFoundError, RunStateError, WeightsError
 from tlcore.store import (
@@ -196,13 +196,15 @@ def _check_base_weights(config: RunConfig, store: RunStore, ws: Workspace) -> No
     backbones.check_weights_file(weights)
 
 
-def launch(config: RunConfig, name: str | None = None, ws: Workspace | None = None) -> str:
+def launch(config: RunConfig, name: str | None = None, ws: Workspace | None = None,
+           owner: str | None = None) -> str:
     """Queue a run and start workers for free slots.
 
     Args:
         config: The run config (written once to `runs/<id>/config.json`).
         name: A display name; default `run-<n>`.
         ws: The workspace.
+        owner: The signed-in user who launches it; None: the local operator.
 
     Returns:
         The new run's id.
@@ -215,6 +217,7 @@ def launch(config: RunConfig, name: str | None = None, ws: Workspace | None = No
             `train.backend` names a framework that is not installed, or resolves to
             one that `train.distribute` cannot use.
         DiskFullError: if the workspace's disk has less than `min_free_bytes()` free.
+        QuotaError: if `owner` has `TLCORE_MAX_RUNS_PER_USER` runs queued or running.
     """
     from tlcore.data import load_manifest
 
@@ -235,7 +238,8 @@ def launch(config: RunConfig, name: str | None = None, ws: Workspace | None = No
     check_free_space(ws.root)  # queued runs would wait for space; say so now
     if name is not None:
         name = check_run_name(name)
-    run_id = store.create_run(config, name=name)
+    auth.check_run_quota(store, owner)
+    run_id = store.create_run(config, name=name, owner=owner)
     files = ws.run(run_id)
     files.dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(files.config, config.to_json())
@@ -704,17 +708,23 @@ def _stop_queued_job(run: dict[str, Any]) -> None:
 def resume(run_id: str, ws: Workspace | None = None) -> None:
     """Queue a failed, cancelled or lost run again; it continues from its last epoch checkpoint.
 
+    The run keeps its owner, and counts again towards the owner's
+    `TLCORE_MAX_RUNS_PER_USER`.
+
     Raises:
         NotFoundError: if the run does not exist.
         RunStateError: if the run is queued, running or completed.
+        QuotaError: if its owner has the most runs queued or running already.
     """
     ws = ws or Workspace.from_env()
     store = RunStore(ws)
-    status = store.get_run(run_id)["status"]
+    run = store.get_run(run_id)
+    status = run["status"]
     if status not in RESUMABLE:
         raise RunStateError(
             f"Only {', '.join(RESUMABLE)} runs can be resumed. Received: run {run_id} is "
             f"{status}.")
+    auth.check_run_quota(store, run["owner"])
     store.merge_extra(run_id, resume=True, cancel_requested_at=None)
     if not store.requeue(run_id, RESUMABLE, cancel_requested=0, error=None, ended=None,
                          pid=None):

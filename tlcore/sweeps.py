@@ -34,7 +34,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from tlcore import backend, jobs, rayjobs, slots
+from tlcore import auth, backend, jobs, rayjobs, slots
 from tlcore import config as config_module
 from tlcore.config import RunConfig
 from tlcore.errors import ClusterError, ConfigError, NotFoundError
@@ -256,12 +256,18 @@ def load(ws: Workspace, sweep_id: str, seed: int | None = None) -> tuple[Any, di
 
 
 def create(ws: Workspace, base: RunConfig, space: Any, trials: int, *, sampler: str = "tpe",
-           workers: int = 1, timeout: float | None = None, name: str | None = None) -> str:
+           workers: int = 1, timeout: float | None = None, name: str | None = None,
+           owner: str | None = None) -> str:
     """Check everything, then record a new sweep; returns its id (no worker starts).
+
+    Args:
+        owner: The signed-in user who starts it, and owner of its trial runs; None:
+            the local operator.
 
     Raises:
         ConfigError: for a bad space, sampler, budget or worker count.
         NotFoundError: if the base config's dataset does not exist.
+        QuotaError: if `owner` has `TLCORE_MAX_RUNS_PER_USER` runs queued or running.
     """
     import optuna
 
@@ -281,13 +287,15 @@ def create(ws: Workspace, base: RunConfig, space: Any, trials: int, *, sampler: 
         trials = min(trials, size)
     load_manifest(base.dataset, ws)
     jobs.worker_limit()
+    auth.check_run_quota(RunStore(ws), owner)
     sweep_id = new_run_id()
     now = time.time()
     study = optuna.create_study(study_name=sweep_id, storage=storage(ws), direction="maximize")
     attrs = {"kind": "sweep", "name": name or f"sweep-{sweep_id[:6]}", "base": base.to_dict(),
              "space": space, "trials": trials, "sampler": sampler, "workers": workers,
              "timeout": timeout, "created": now,
-             "deadline": now + timeout if timeout else None, "status": RUNNING}
+             "deadline": now + timeout if timeout else None, "status": RUNNING,
+             "owner": owner}
     for key, value in attrs.items():
         study.set_user_attr(key, value)
     return sweep_id
@@ -434,7 +442,8 @@ def summary(ws: Workspace, sweep_id: str) -> dict[str, Any]:
     status = attrs["status"]
     if status == RUNNING and not workers:
         status = "stopped" if len(_finished(trials)) < attrs["trials"] else DONE
-    return {"id": sweep_id, "name": attrs["name"], "status": status, "sampler": attrs["sampler"],
+    return {"id": sweep_id, "name": attrs["name"], "owner": attrs.get("owner"),
+            "status": status, "sampler": attrs["sampler"],
             "trials_planned": attrs["trials"], "created": attrs["created"],
             "objective": OBJECTIVE, "space": attrs["space"], "base": attrs["base"],
             "workers": workers, "trials": trials, "best": best,

@@ -109,8 +109,8 @@ def train_trial(ws: Workspace, sweep_id: str, study: Any, own_logs: bool = False
     store = RunStore(ws)
     run_id = store.create_running(
         config, slot_limit(), name=f"{attrs['name']}-{trial.number}",
-        slots=(own,) if (own := slots.own_slot()) else (), pid=pid, started=now,
-        heartbeat=now,
+        slots=(own,) if (own := slots.own_slot()) else (), owner=attrs.get("owner"),
+        pid=pid, started=now, heartbeat=now,
         extra={"sweep": sweep_id, "trial": trial.number, **rayjobs.claim_extra()})
     if run_id is None:  # the slot went to another process a moment ago
         study.tell(trial, state=optuna.trial.TrialState.FAIL)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tlcore import jobs, transfer
+from tlcore import auth, jobs, transfer
 from tlcore.config import RunConfig
 from tlcore.errors import ConfigError
 from tlcore.store import RunStore, new_run_id
@@ -73,17 +73,26 @@ def plan(dataset: str, sizes: list[int], overrides: list[str] | dict[str, Any] |
 
 
 def launch(ws: Workspace, dataset: str, sizes: list[int],
-           overrides: list[str] | dict[str, Any] | None = None) -> str:
+           overrides: list[str] | dict[str, Any] | None = None,
+           owner: str | None = None) -> str:
     """Queue every run of a study; returns the study id.
+
+    Args:
+        owner: The signed-in user who launches it, owner of its runs; None: the
+            local operator.
 
     Raises:
         ConfigError, NotFoundError, WeightsError: as `jobs.launch`, before any run
             is queued when the first (pretrained) run is refused.
+        QuotaError: before any run is queued, if the study's runs would pass the
+            owner's `TLCORE_MAX_RUNS_PER_USER`.
     """
     study_id = new_run_id()
     store = RunStore(ws)
-    for setting, size, config in plan(dataset, sizes, overrides):
-        run_id = jobs.launch(config, name=f"transfer-{size}pc-{setting}", ws=ws)
+    runs = plan(dataset, sizes, overrides)
+    auth.check_run_quota(store, owner, adding=len(runs))
+    for setting, size, config in runs:
+        run_id = jobs.launch(config, name=f"transfer-{size}pc-{setting}", ws=ws, owner=owner)
         store.merge_extra(run_id, study=study_id, setting=setting, images_per_class=size)
     return study_id
 

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from tlcore import advice, backbones, jobs
+from tlcore import advice, auth, backbones, jobs
 from tlcore.cli import print_json
 from tlcore.config import RunConfig
 from tlcore.data import load_manifest
@@ -253,6 +253,10 @@ def _cmd_show(args: argparse.Namespace) -> int:
     print(f"dataset {run['dataset']}, device {run['device'] or '-'}"
           + (f" ({engine})" if engine else ""))
     print(f"created {when['created']}, started {when['started']}, ended {when['ended']}")
+    if run["owner"] is not None or run["tags"]:
+        print(f"owner {auth.owner_label(run['owner'])}, tags {', '.join(run['tags']) or '-'}")
+    if run["note"]:
+        print("note " + " ".join(run["note"].split()))
     print(f"best val accuracy {_num(run['best_val_accuracy'])}, best val loss "
           f"{_num(run['best_val_loss'])} (epoch {run['best_epoch'] or '-'}), "
           f"test accuracy {_num(test.get('accuracy'))}, test loss {_num(test.get('loss'))}")

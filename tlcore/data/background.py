@@ -68,7 +68,7 @@ class ImportStatus:
 def start_import(name: str, *, source: str | os.PathLike | None = None,
                  upload: tuple[str, bytes] | None = None, demo: bool = False,
                  val: float = DEFAULT_VAL, test: float = DEFAULT_TEST, seed: int = DEFAULT_SEED,
-                 ws: Workspace | None = None) -> Path:
+                 ws: Workspace | None = None, owner: str | None = None) -> Path:
     """Start importing dataset `name` in a new process; returns its job folder.
 
     Exactly one of `source`, `upload` or `demo` says what to import.
@@ -83,6 +83,7 @@ def start_import(name: str, *, source: str | os.PathLike | None = None,
         test: Fraction of each class for test.
         seed: Seed of the split.
         ws: The workspace; default `Workspace.from_env()`.
+        owner: The signed-in user who imports it; None: the local operator.
 
     Returns:
         The job folder, for `import_status` and `forget_import`.
@@ -98,7 +99,7 @@ def start_import(name: str, *, source: str | os.PathLike | None = None,
     check_dataset_name(name)
     check_split_args(val, test, seed)
     request: dict[str, Any] = {"name": name, "val": val, "test": test, "seed": seed,
-                               "demo": demo, "source": None, "upload": None}
+                               "demo": demo, "source": None, "upload": None, "owner": owner}
     if source is not None:
         request["source"] = str(check_server_path(source, ws))
     job = staging.make_staging(ws, "job-")

@@ -56,7 +56,8 @@ def import_dataset(source: str | os.PathLike, name: str, *, val: float = DEFAULT
                    test: float = DEFAULT_TEST, seed: int = DEFAULT_SEED,
                    limits: ImportLimits | None = None, progress: ProgressFn | None = None,
                    ws: Workspace | None = None,
-                   csv_zip: str | os.PathLike | None = None) -> dict[str, Any]:
+                   csv_zip: str | os.PathLike | None = None,
+                   owner: str | None = None) -> dict[str, Any]:
     """Import a zip, folder or CSV of labelled images as dataset `name`.
 
     Args:
@@ -71,6 +72,7 @@ def import_dataset(source: str | os.PathLike, name: str, *, val: float = DEFAULT
             decoded (throttled) and once at the end.
         ws: The workspace; default `Workspace.from_env()`.
         csv_zip: For a CSV source, a zip holding the files the CSV names.
+        owner: The signed-in user who imports it; None: the local operator.
 
     Returns:
         `show_dataset(name)` of the new dataset.
@@ -82,12 +84,12 @@ def import_dataset(source: str | os.PathLike, name: str, *, val: float = DEFAULT
     """
     src = Path(source).expanduser()
     return _import(src, name, val=val, test=test, seed=seed, limits=limits, progress=progress,
-                   ws=ws, csv_zip=csv_zip, source_label=src.name)
+                   ws=ws, csv_zip=csv_zip, source_label=src.name, owner=owner)
 
 
 def create_demo(name: str = "demo", ws: Workspace | None = None, per_class: int = 80,
                 size: int = 64, seed: int = DEFAULT_SEED,
-                progress: ProgressFn | None = None) -> dict[str, Any]:
+                progress: ProgressFn | None = None, owner: str | None = None) -> dict[str, Any]:
     """Generate and import the offline demo dataset (4 learnable shape classes).
 
     Args:
@@ -97,6 +99,7 @@ def create_demo(name: str = "demo", ws: Workspace | None = None, per_class: int 
         size: Image side in pixels.
         seed: Seed of the images and of the split.
         progress: Optional callback `(done, total, message)`.
+        owner: The signed-in user who creates it; None: the local operator.
 
     Returns:
         `show_dataset(name)` of the new dataset.
@@ -112,7 +115,7 @@ def create_demo(name: str = "demo", ws: Workspace | None = None, per_class: int 
         root = write_class_folders(tmp / name, DEMO_CLASSES, per_class, size, seed)
         return _import(root, name, val=DEFAULT_VAL, test=DEFAULT_TEST, seed=seed, limits=None,
                        progress=progress, ws=ws, csv_zip=None,
-                       source_label="generated demo (tlcore.demo)")
+                       source_label="generated demo (tlcore.demo)", owner=owner)
     except OSError as exc:
         if is_no_space(exc):
             raise staging_dirs.disk_full_error(ws.tmp_dir, exc) from None
@@ -123,7 +126,8 @@ def create_demo(name: str = "demo", ws: Workspace | None = None, per_class: int 
 
 def _import(src: Path, name: str, *, val: float, test: float, seed: int,
             limits: ImportLimits | None, progress: ProgressFn | None, ws: Workspace | None,
-            csv_zip: str | os.PathLike | None, source_label: str) -> dict[str, Any]:
+            csv_zip: str | os.PathLike | None, source_label: str,
+            owner: str | None) -> dict[str, Any]:
     ws = ws or Workspace.from_env()
     check_dataset_name(name)
     check_split_args(val, test, seed)
@@ -151,7 +155,7 @@ def _import(src: Path, name: str, *, val: float, test: float, seed: int,
                                f"another name. Received: name={name!r}") from None
         try:
             store.add_dataset(name, len(manifest["images"]), manifest["classes"],
-                              store_summary(manifest))
+                              store_summary(manifest), owner=owner)
         except BaseException:
             shutil.rmtree(target, ignore_errors=True)
             raise

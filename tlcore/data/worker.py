@@ -44,13 +44,14 @@ def run_job(job: Path) -> dict[str, Any]:
 
     try:
         if request["demo"]:
-            info = create_demo(request["name"], ws=ws, progress=progress)
+            info = create_demo(request["name"], ws=ws, progress=progress,
+                               owner=request.get("owner"))
         else:
             source = (job / UPLOAD_DIR / request["upload"] if request["upload"]
                       else check_server_path(request["source"], ws))
             info = import_dataset(source, request["name"], val=request["val"],
                                   test=request["test"], seed=request["seed"],
-                                  progress=progress, ws=ws)
+                                  progress=progress, ws=ws, owner=request.get("owner"))
         return {"info": info}
     except TLCoreError as exc:
         return {"error": str(exc)}
