@@ -1,9 +1,11 @@
 """Transfer-learning studio: the Streamlit entry point (`streamlit run app.py`).
 
-A router only: page config, navigation and the sidebar every page shares
-(workspace, training device, worker slots, run queue, and a warning while the studio is open
-to the network without a login). The pages live in `pages/`. This
-process never imports TensorFlow; training runs in worker processes.
+A router only: page config, navigation, the sign-in gate and the sidebar every page
+shares (who is signed in, workspace, training device, worker slots, run queue, and a
+warning while the studio is open to the network without a login). The pages live in
+`pages/`. When a login is configured (`tlcore.ui.identity`), no page runs until
+someone is signed in. This process never imports TensorFlow; training runs in worker
+processes.
 """
 
 from __future__ import annotations
@@ -11,10 +13,13 @@ from __future__ import annotations
 import streamlit as st
 
 from tlcore import backend, jobs, rayjobs, slots
+from tlcore.auth import Actor
 from tlcore.errors import TLCoreError
 from tlcore.store import ACTIVE_STATUSES, RUNNING, RunStore
-from tlcore.ui.deeplinks import mark_app_ran
+from tlcore.ui import identity, signin
+from tlcore.ui.deeplinks import forget_app_ran, mark_app_ran
 from tlcore.ui.network import exposure_warning
+from tlcore.ui.present import URL_PATH as PRESENT_PATH
 from tlcore.ui.status import STATUS_ICONS
 from tlcore.ui.text import plain
 from tlcore.workspace import Workspace
@@ -39,6 +44,9 @@ PAGES = {
                         url_path="evaluate"),
     "sweeps": st.Page("pages/sweeps.py", title="Sweeps", icon=":material/tune:",
                       url_path="sweeps"),
+    # Reached by its link only (tlcore.ui.present.presenter_link), not from the menu.
+    "present": st.Page("pages/present.py", title="Presenter view", icon=":material/slideshow:",
+                       url_path=PRESENT_PATH, visibility="hidden"),
 }
 
 
@@ -101,8 +109,13 @@ def queue_panel(ws: Workspace) -> None:
                      icon=STATUS_ICONS[run["status"]], query_params={"run": run["id"]})
 
 
-def sidebar(ws: Workspace) -> None:
+def sidebar(ws: Workspace, actor: Actor, mode: str, presenting: bool) -> None:
+    """Who is signed in, then (except on the presenter view) the workspace, device and queue."""
     with st.sidebar:
+        if mode != "none":
+            signin.user_panel(actor, mode)
+        if presenting:
+            return
         exposed = exposure_warning()
         if exposed:
             st.warning(exposed, icon=":material/public:")
@@ -124,8 +137,21 @@ def sidebar(ws: Workspace) -> None:
             st.caption(f"{icon} {plain(info['device'])} · {precision} · {engine}")
 
 
-page = st.navigation(list(PAGES.values()))
+workspace = Workspace.from_env()
+try:
+    login_mode = identity.login_mode()
+    actor = identity.current_actor(workspace)
+    problem = None
+except TLCoreError as exc:  # a malformed secrets or roles file: nobody gets in
+    login_mode, actor, problem = "none", None, plain(exc)
+page = st.navigation(list(PAGES.values()), position="sidebar" if actor else "hidden")
+if actor is None:
+    forget_app_ran()
+    signin.gate(login_mode, problem)
 mark_app_ran()
+presenting = page.url_path == PRESENT_PATH
+if presenting:
+    st.set_page_config(initial_sidebar_state="collapsed")
 page.run()
 # After the page, so a slow first device probe never delays the page itself.
-sidebar(Workspace.from_env())
+sidebar(workspace, actor, login_mode, presenting)

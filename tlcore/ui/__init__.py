@@ -11,4 +11,6 @@ imports TensorFlow. One small module per concern:
 * `cli`: `python -m tlcore ...` calls under a spinner.
 * `predict`: classifying pictures with a finished run (Evaluate and Train pages).
 * `deeplinks`: deep links on a freshly started server.
+* `signin`: the sign-in gate before every page, and who is signed in (sidebar).
+* `present`: the read-only presenter view's link.
 """

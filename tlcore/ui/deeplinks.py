@@ -5,10 +5,12 @@ starts; finding one, it serves its legacy automatic page menu, and a deep link a
 the server's first request runs the page file alone: no `app.py`, so no
 `st.navigation`, sidebar or page config. Only once some session has run
 `app.py` does Streamlit switch to `st.navigation` for good. `app.py` calls
-`mark_app_ran()`; each page calls `route_through_app()` first, which, for a
-session that never ran `app.py` while Streamlit is still in that legacy mode,
-makes the switch itself and reruns, so the page comes up inside the app as from
-any other link. `tests/e2e/test_browser.py` checks this on a fresh server.
+`mark_app_ran()` once the session has passed its sign-in gate, and
+`forget_app_ran()` when it stops there; each page calls `route_through_app()`
+first, which, for a session that has not passed `app.py` while Streamlit is still
+in that legacy mode, makes the switch itself and reruns, so the page comes up
+inside the app (behind its gate) as from any other link.
+`tests/e2e/test_browser.py` checks this on a fresh server.
 """
 
 from __future__ import annotations
@@ -20,8 +22,13 @@ APP_RAN_KEY = "tlcore_app_ran"
 
 
 def mark_app_ran() -> None:
-    """Record that this session has run `app.py` (and so its `st.navigation`)."""
+    """Record that this session has run `app.py` (its `st.navigation` and sign-in gate)."""
     st.session_state[APP_RAN_KEY] = True
+
+
+def forget_app_ran() -> None:
+    """Record that this session stopped at `app.py`'s sign-in gate: no page of its own."""
+    st.session_state.pop(APP_RAN_KEY, None)
 
 
 def route_through_app() -> None:

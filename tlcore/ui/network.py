@@ -3,8 +3,9 @@
 `make run` listens on 127.0.0.1 only. A server started with another address
 (`make run HOST=0.0.0.0`, `--server.address`, or none at all, which listens on
 every interface) lets anyone who can reach the machine import files from its
-folders, start training and delete runs, unless Streamlit's login (an `[auth]`
-section in `.streamlit/secrets.toml`) is configured.
+folders, start training and delete runs, unless a login is configured: Streamlit's
+(an `[auth]` section in `.streamlit/secrets.toml`) or a proxy's trusted user headers
+(`tlcore.ui.identity`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import ipaddress
 
 import streamlit as st
 
+from tlcore.ui import identity
 from tlcore.ui.text import plain
 
 LOCALHOST_NAMES = ("localhost", "localhost.")
@@ -41,11 +43,12 @@ def is_loopback(address: str | None) -> bool:
 
 
 def login_configured() -> bool:
-    """Whether Streamlit's login is set up: an `[auth]` section in the secrets."""
-    try:
-        return "auth" in st.secrets
-    except FileNotFoundError:  # no secrets file, or one that does not parse
-        return False
+    """Whether people must sign in: an `[auth]` section in the secrets, or trusted user headers.
+
+    Raises:
+        ConfigError: when a secrets file exists but cannot be read.
+    """
+    return identity.login_mode() != "none"
 
 
 def exposure_warning() -> str | None:

@@ -1,0 +1,217 @@
+"""A real OpenID Connect sign-in in headless Chromium, against a local mock provider.
+
+`oidc-provider-mock` serves the provider on a free loopback port; the studio
+runs with a temporary secrets file whose `[auth]` section points at it, and a
+roles file in its workspace. Two people, alice (admin) and bob (member by
+default), sign in through the provider's authorize page in turn; each sees the
+studio, who they are in the sidebar, and everyone's runs in the presenter view,
+then signs out. The browser reaches nothing but 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.test_browser import CHROMIUM, CHROMIUM_ARGS, Shots, _free_port
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+# sub -> the claims the provider puts in the identity token.
+USERS = {
+    "alice": {"email": "alice@example.com", "name": "Alice Liddell"},
+    "bob": {"email": "bob@example.com", "name": "Bob Builder"},
+}
+ROLES = '[users]\n"alice@example.com" = "admin"\n'  # everyone else: the default, member
+EXPECT_TIMEOUT_MS = 20_000
+CPU = {"device": "CPU", "gpus": [], "mixed_precision": False, "backend": "tensorflow",
+       "backends": ["tensorflow"]}
+
+
+@pytest.fixture
+def oidc_provider() -> Iterator[str]:
+    """The mock provider on 127.0.0.1, alice and bob one click away; yields its URL."""
+    import werkzeug.serving
+    from oidc_provider_mock import User, app
+
+    provider = app(user_claims=[User(sub=sub, claims=claims) for sub, claims in USERS.items()])
+    server = werkzeug.serving.make_server("127.0.0.1", 0, provider, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
+                              daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
+                if resp.read() == b"ok":
+                    return
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            pytest.fail("streamlit did not start:\n" + log.read_text(errors="replace"))
+        time.sleep(0.3)
+
+
+@pytest.fixture
+def server(tmp_path, oidc_provider) -> Iterator[tuple[str, Path]]:
+    """The studio with a login: secrets pointing at the provider, a roles file; (url, home)."""
+    from tlcore import jobs
+    from tlcore.workspace import Workspace
+
+    home = tmp_path / "workspace"
+    ws = Workspace.from_env(home)
+    (ws.root / "roles.toml").write_text(ROLES)
+    # The sidebar's device probe already answered (it imports Keras in a subprocess).
+    (ws.cache_dir / jobs.DEVICE_CACHE_FILE).write_text(json.dumps(CPU))
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    secrets_file = tmp_path / "secrets.toml"
+    secrets_file.write_text(
+        "[auth]\n"
+        f'redirect_uri = "{url}/oauth2callback"\n'
+        f'cookie_secret = "{secrets.token_urlsafe(32)}"\n'
+        'client_id = "studio"\n'
+        'client_secret = "not-checked-by-the-mock"\n'
+        f'server_metadata_url = "{oidc_provider}/.well-known/openid-configuration"\n')
+    env = {**os.environ, "TLCORE_HOME": str(home), "TLCORE_MAX_WORKERS": "1",
+           "TLCORE_WARM_WORKERS": "0"}
+    log_path = tmp_path / "streamlit.log"
+    log = open(log_path, "wb")  # noqa: SIM115 - closed in teardown
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+         "--server.port", str(port), "--server.address", "127.0.0.1",
+         "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
+         "--secrets.files", str(secrets_file)],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        _wait_healthy(url, proc, log_path)
+        yield url, home
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+
+
+def add_run(home: Path, name: str, owner: str | None) -> str:
+    """A completed run owned by `owner`, with two epochs of metrics, written to the store."""
+    from tlcore.config import RunConfig
+    from tlcore.store import COMPLETED, RunStore
+    from tlcore.workspace import Workspace
+
+    store = RunStore(Workspace.from_env(home))
+    config = RunConfig.from_dict({"dataset": "shapes", "image_size": 32,
+                                  "base": {"weights": "none"}})
+    run_id = store.create_run(config, name, owner=owner)
+    store.update_run(run_id, status=COMPLETED, best_val_accuracy=0.7, best_epoch=2,
+                     started=time.time() - 30, ended=time.time())
+    for epoch in (1, 2):
+        store.add_epoch(run_id, epoch, 1, {"loss": 1.0 / epoch, "accuracy": 0.5 + 0.1 * epoch,
+                                           "val_loss": 1.1 / epoch,
+                                           "val_accuracy": 0.45 + 0.1 * epoch})
+    return run_id
+
+
+def sign_in(page, url: str, sub: str) -> None:
+    """From a fresh visit: the studio's sign-in screen, then the provider's authorize page."""
+    from playwright.sync_api import expect
+
+    page.goto(url)
+    expect(page.get_by_role("heading", name="Transfer-learning studio")).to_be_visible(
+        timeout=60_000)
+    expect(page.locator('[data-testid="stSidebarNav"]')).to_have_count(0)
+    page.get_by_role("button", name="Sign in").click()
+    # The mock provider lists its predefined users as one-click buttons.
+    page.get_by_role("button", name=sub, exact=True).click()
+    expect(page.get_by_role("heading", name="Data", exact=True)).to_be_visible(timeout=60_000)
+
+
+def sign_out(page) -> None:
+    """The sidebar's Sign out, then the provider's end-session page, back to the sign-in screen."""
+    from playwright.sync_api import expect
+
+    page.locator('[data-testid="stSidebar"]').get_by_role("button", name="Sign out").click()
+    page.get_by_role("button", name="End session").click()
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible(timeout=30_000)
+    expect(page.get_by_role("heading", name="Data", exact=True)).to_have_count(0)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium installed (Debian: apt-get install "
+                                              "chromium); the browser test needs one")
+def test_two_people_sign_in_in_turn(server, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
+    url, home = server
+    runs = {sub: add_run(home, f"{sub}-run", USERS[sub]["email"]) for sub in USERS}
+    present = f"{url}/present?runs={runs['alice']},{runs['bob']}"
+    roles = {"alice": "admin", "bob": "member"}
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        # Loopback only: the provider's pages link a stylesheet on a CDN.
+        context.route(re.compile(r"^https?://(?!127\.0\.0\.1[:/])"), lambda route: route.abort())
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        shots = Shots(page, tmp_path / "screenshots")
+        try:
+            for sub, claims in USERS.items():
+                sign_in(page, url, sub)
+                sidebar = page.locator('[data-testid="stSidebar"]')
+                expect(sidebar).to_contain_text(claims["name"])
+                expect(sidebar).to_contain_text(claims["email"])
+                expect(sidebar).to_contain_text(f"Role: {roles[sub]}")
+                shots(f"signed-in-{sub}")
+
+                # Everyone's runs in the presenter view, read-only, the sidebar folded away.
+                page.goto(present)
+                expect(page.get_by_role("heading", name="alice-run vs bob-run")).to_be_visible(
+                    timeout=60_000)
+                for other in USERS:
+                    expect(page.get_by_role("heading", name=f"{other}-run", exact=True)
+                           ).to_be_visible()
+                expect(sidebar).to_have_attribute("data-collapsed", "true")
+                expect(page.locator(".js-plotly-plot")).to_have_count(3)  # curves, final metrics
+                main = page.locator('[data-testid="stMain"]')
+                expect(main.locator('[data-testid="stButton"]')).to_have_count(0)
+                expect(main.locator('[data-testid="stForm"]')).to_have_count(0)
+                shots(f"present-{sub}")
+
+                # The folded sidebar holds who is signed in and nothing else.
+                expect(sidebar).to_contain_text(claims["name"])
+                expect(sidebar).not_to_contain_text("Workspace")
+
+                page.goto(url)
+                expect(page.get_by_role("heading", name="Data", exact=True)).to_be_visible(
+                    timeout=60_000)
+                sign_out(page)
+                shots(f"signed-out-{sub}")
+        except Exception:
+            shots("failure")
+            raise
+        finally:
+            browser.close()

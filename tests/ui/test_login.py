@@ -1,0 +1,212 @@
+"""Login: the sign-in gate, who is signed in, trusted proxy headers, and the presenter view.
+
+`at.secrets["auth"]` turns Streamlit's OpenID Connect login on and `at.user` is
+what `st.user` holds; `server.trustedUserHeaders` turns the proxy's login on.
+The sidebar is checked on an app's first run (see tests/ui/test_app.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit import config as streamlit_config
+from streamlit.testing.v1 import AppTest
+
+from tests.evalutil import make_dataset, run_config
+from tests.evalutil import make_run as add_eval_run
+from tests.ui.markup import shown
+from tests.ui.test_evaluate_page import stored_evaluation
+from tlcore.errors import ConfigError
+from tlcore.ui.present import presenter_link
+from tlcore.ui.signin import NO_PROXY_USER, providers
+
+ROOT = Path(__file__).resolve().parents[2]
+AUTH = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "s3cret",
+        "client_id": "studio", "client_secret": "x",
+        "server_metadata_url": "https://id.example.com/.well-known/openid-configuration"}
+ALICE = {"is_logged_in": True, "email": "Alice@Example.com", "name": "Alice Liddell",
+         "sub": "alice"}
+
+
+def _app(user: dict | None = None, auth: dict | None = AUTH, page: str | None = None,
+         runs: str | None = None) -> AppTest:
+    """`app.py` with a login configured (OpenID Connect unless `auth` is None), run once."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    if auth is not None:
+        at.secrets["auth"] = auth
+    if user is not None:
+        at.user = user
+    at.run()
+    if runs is not None:
+        at.query_params["runs"] = runs
+    if page:
+        at.switch_page(page).run()
+    return at
+
+
+def _texts(at, where=None) -> str:
+    where = where or at
+    parts = [e.value for kind in ("title", "header", "markdown", "caption", "info", "warning",
+                                  "error") for e in getattr(where, kind)]
+    return "\n".join(shown(str(p)) for p in parts)
+
+
+@pytest.fixture
+def trusted_headers():
+    """`server.trustedUserHeaders` as a company proxy's deployment sets it; restored after."""
+    before = streamlit_config.get_option("server.trustedUserHeaders")
+    streamlit_config.set_option("server.trustedUserHeaders", {"X-Forwarded-Email": "email"})
+    yield
+    streamlit_config.set_option("server.trustedUserHeaders", before)
+
+
+def _assert_signed_out(at) -> None:
+    assert not at.exception, at.exception
+    assert [t.value for t in at.title] == ["Transfer-learning studio"]
+    assert [b.label for b in at.button] == ["Sign in"]
+    assert "sign in to see its datasets and runs" in _texts(at)
+    # No page ran, and the sidebar (workspace, queue) was never drawn.
+    assert not at.info and not at.metric and not at.sidebar.code and not at.sidebar.caption
+
+
+@pytest.mark.parametrize("page", [None, "pages/runs.py", "pages/train.py", "pages/present.py"])
+def test_signed_out_every_page_shows_only_the_sign_in_screen(populated, page):
+    at = _app({"is_logged_in": False}, page=page, runs=",".join(populated.values()))
+    _assert_signed_out(at)
+
+
+def test_one_sign_in_button_per_named_provider():
+    shared = {k: AUTH[k] for k in ("redirect_uri", "cookie_secret")}
+    provider = {k: AUTH[k] for k in ("client_id", "client_secret", "server_metadata_url")}
+    at = _app({"is_logged_in": False}, auth={**shared, "google": provider, "okta": provider})
+    assert not at.exception
+    assert [b.label for b in at.button] == ["Sign in with Google", "Sign in with Okta"]
+    assert providers(AUTH) == [None]
+    assert providers({**AUTH, "okta": provider}) == [None, "okta"]
+
+
+def test_signed_in_sees_the_page_and_who_they_are_in_the_sidebar(ws, populated):
+    (ws.root / "roles.toml").write_text('default = "viewer"\n\n[users]\n'
+                                        '"alice@example.com" = "admin"\n')
+    at = _app(ALICE)
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Data"
+    sidebar = _texts(at, at.sidebar)
+    assert "Alice Liddell" in sidebar and "alice@example.com" in sidebar
+    assert "Role: admin" in sidebar
+    assert [b.label for b in at.sidebar.button] == ["Sign out"]
+    assert str(ws.root) in [c.value for c in at.sidebar.code]  # the usual sidebar follows
+
+    # Someone the roles file does not list gets its default role.
+    at = _app({"is_logged_in": True, "email": "bob@example.com", "name": "Bob"})
+    assert "Role: viewer" in _texts(at, at.sidebar)
+
+    # Signing out: the browser comes back in a new session, signed out.
+    at = _app(ALICE)
+    at.sidebar.button(key="app_sign_out").click().run()
+    assert at.user == {"is_logged_in": False}
+    _assert_signed_out(_app(at.user))
+
+
+def test_a_malformed_roles_file_lets_nobody_in(ws):
+    (ws.root / "roles.toml").write_text('default = "owner"\n')
+    at = _app(ALICE)
+    assert not at.exception
+    (error,) = [shown(e.value) for e in at.error]
+    assert error.startswith(f"The roles file {ws.root / 'roles.toml'}: default must be one of")
+    assert not at.title and not at.sidebar.code
+
+
+@pytest.mark.usefixtures("trusted_headers")
+def test_behind_a_proxy_without_a_user_header_the_page_says_so():
+    at = _app({}, auth=None)
+    assert not at.exception
+    assert [shown(e.value) for e in at.error] == [shown(NO_PROXY_USER)]
+    assert not at.title and not at.button and not at.sidebar.code
+
+
+@pytest.mark.usefixtures("trusted_headers")
+def test_behind_a_proxy_the_header_signs_in_without_a_sign_out(ws, server_address):
+    server_address("0.0.0.0")  # shared on the network, but the proxy checks who comes in
+    at = _app({"email": "carol@example.com"}, auth=None)
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Data"
+    sidebar = _texts(at, at.sidebar)
+    assert "carol@example.com" in sidebar and "Role: member" in sidebar
+    assert not at.sidebar.button and not at.sidebar.warning
+
+
+@pytest.fixture
+def presented(ws, populated):
+    """The two completed runs of `populated`, each with a stored evaluation on "shapes"."""
+    make_dataset(ws, "shapes")
+    ids = [add_eval_run(ws, run_config("shapes", weights), name=name,
+                        val_accuracy=[0.5, 0.7, acc], test_accuracy=acc - 0.05)
+           for name, weights, acc in (("pretrained", "imagenet", 0.9),
+                                      ("scratch", "none", 0.6))]
+    evaluations = [stored_evaluation(ws, run_id) for run_id in ids]
+    return ids, evaluations
+
+
+def test_presenter_view_shows_the_runs_read_only(app, presented):
+    (first, second), (ev, _) = presented
+    at = app()
+    at.query_params["runs"] = f"{first},{second}"
+    at.switch_page("pages/present.py").run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "pretrained vs scratch"
+    assert [h.value for h in at.header] == ["pretrained", "scratch"]
+    # Curves (accuracy, loss), final metrics, then a confusion matrix and per-class bars per run.
+    assert len(at.get("plotly_chart")) == 7
+    assert len(at.table) == 1  # config differences
+    metrics = {m.label: m.value for m in at.metric[:5]}
+    assert metrics["Accuracy"] == f"{ev['splits']['test']['accuracy'] * 100:.1f}%"
+    assert "Grad-CAM of the most confident mistakes" in _texts(at)
+    images = at.get("image")
+    assert len(images) == 2  # each run's one stored overlay
+    mistake = ev["splits"]["test"]["mistakes"][0]
+    assert shown(images[0].captions[0]).startswith(f"{mistake['true']} → {mistake['predicted']}")
+    # Nothing to click, type or pick.
+    for kind in ("button", "text_input", "selectbox", "multiselect", "radio", "checkbox",
+                 "toggle", "number_input", "text_area", "slider"):
+        assert not getattr(at, kind), kind
+    assert not at.get("segmented_control") and not at.get("form")
+
+
+def test_presenter_view_names_unknown_runs_and_says_how_to_make_a_link(app, presented):
+    (first, _), _ = presented
+    at = app()
+    at.query_params["runs"] = f"{first},zzzzzz9,../etc"
+    at.switch_page("pages/present.py").run()
+    assert not at.exception, at.exception
+    (warning,) = [shown(w.value) for w in at.warning]
+    assert warning.startswith("The link names runs not in this workspace: zzzzzz9, ../etc.")
+    assert [h.value for h in at.header] == ["pretrained"]
+
+    at.query_params.clear()
+    at.switch_page("pages/present.py").run()
+    assert not at.exception
+    assert "open their presenter link" in _texts(at) and "?runs=<run id>,<run id>" in _texts(at)
+
+
+def test_presenter_view_for_a_signed_in_viewer(ws, presented):
+    (ws.root / "roles.toml").write_text('default = "viewer"\n')
+    ids, _ = presented
+    at = _app({**ALICE}, page="pages/present.py", runs=",".join(ids))
+    assert not at.exception, at.exception
+    assert [h.value for h in at.header] == ["pretrained", "scratch"]
+
+
+def test_presenter_link():
+    assert presenter_link(["abc123", "def456", "abc123"]) == "/present?runs=abc123,def456"
+    before = streamlit_config.get_option("server.baseUrlPath")
+    streamlit_config.set_option("server.baseUrlPath", "/studio/")
+    try:
+        assert presenter_link(["abc123"]) == "/studio/present?runs=abc123"
+    finally:
+        streamlit_config.set_option("server.baseUrlPath", before)
+    with pytest.raises(ConfigError, match="at least one run"):
+        presenter_link([])
+    with pytest.raises(ConfigError, match="Received: run_id='../x'"):
+        presenter_link(["../x"])
