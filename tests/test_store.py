@@ -10,6 +10,7 @@ import re
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -307,6 +308,21 @@ def test_an_unreachable_postgres_database_names_the_url_without_its_password(
 
 
 # ---- owners, tags and notes ---------------------------------------------------------------
+def test_a_per_owner_limit_holds_for_launches_at_once(store):
+    config = RunConfig(dataset="d")
+    store.create_run(config, owner="bob@example.com")
+    created: list[str | None] = []
+    threads = [threading.Thread(target=lambda: created.append(
+        store.create_run(config, owner="alice@example.com", max_active=3))) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len([c for c in created if c]) == 3 and created.count(None) == 5
+    assert store.count_active("alice@example.com") == 3
+    assert store.create_run(config, owner="bob@example.com", max_active=3)  # others unaffected
+
+
 def test_owners_are_recorded_and_filter_runs(store):
     config = RunConfig(dataset="d")
     mine = store.create_run(config, owner="alice@example.com")

@@ -239,7 +239,12 @@ def launch(config: RunConfig, name: str | None = None, ws: Workspace | None = No
     if name is not None:
         name = check_run_name(name)
     auth.check_run_quota(store, owner)
-    run_id = store.create_run(config, name=name, owner=owner)
+    limit = auth.max_runs_per_user() if owner is not None else None
+    run_id = store.create_run(config, name=name, owner=owner, max_active=limit)
+    if run_id is None:  # another launch of the same person took the last place just now
+        auth.check_run_quota(store, owner)
+        raise RunStateError("Your last free place in the queue was taken by another launch a "
+                            "moment ago; wait for a run to finish or cancel one.")
     files = ws.run(run_id)
     files.dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(files.config, config.to_json())

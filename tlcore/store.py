@@ -468,6 +468,13 @@ def check_note(note: str | None) -> str | None:
     return note if note.strip() else None
 
 
+def _active(con: Connection, owner: str | None) -> int:
+    """How many runs of `owner` are queued or running (inside the caller's transaction)."""
+    who = runs_table.c.owner.is_(None) if owner is None else runs_table.c.owner == owner
+    return con.execute(select(func.count()).select_from(runs_table).where(
+        who, runs_table.c.status.in_(ACTIVE_STATUSES))).scalar_one()
+
+
 def new_run_id() -> str:
     """A fresh 12-character run id."""
     return uuid.uuid4().hex[:12]
@@ -652,7 +659,8 @@ class RunStore:
         return row[0]
 
     def create_run(self, config: RunConfig, name: str | None = None,
-                   status: str = QUEUED, owner: str | None = None) -> str:
+                   status: str = QUEUED, owner: str | None = None,
+                   max_active: int | None = None) -> str | None:
         """Insert a new run and return its id. The config is stored as JSON, never mutated.
 
         Args:
@@ -660,12 +668,20 @@ class RunStore:
             name: A display name; default `run-<n>`.
             status: Its first status.
             owner: The user who launched it; None: the local operator.
+            max_active: The most queued and running runs `owner` may have; counting and
+                inserting are one transaction, so two launches at once cannot both take
+                the last place. None: no limit.
+
+        Returns:
+            The new run's id, or None when `owner` already has `max_active` active runs.
         """
         if not isinstance(config, RunConfig):
             raise ConfigError(f"create_run needs a RunConfig. Received: {type(config).__name__}")
         run_id = new_run_id()
         with self._tx() as con:
             self._lock(con)
+            if max_active is not None and _active(con, owner) >= max_active:
+                return None
             seq = _next_seq(con)
             con.execute(insert(runs_table).values(
                 id=run_id, seq=seq, name=name or f"run-{seq}", dataset=config.dataset,
@@ -749,11 +765,8 @@ class RunStore:
 
     def count_active(self, owner: str | None) -> int:
         """How many runs of `owner` are queued or running (None: the operator's)."""
-        who = (runs_table.c.owner.is_(None) if owner is None
-               else runs_table.c.owner == owner)
         with self._connect() as con:
-            return con.execute(select(func.count()).select_from(runs_table).where(
-                who, runs_table.c.status.in_(ACTIVE_STATUSES))).scalar_one()
+            return _active(con, owner)
 
     def update_run(self, run_id: str, **fields: Any) -> None:
         """Set columns of a run (see `_UPDATABLE_RUN_FIELDS`); dict values are stored as JSON."""
