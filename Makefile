@@ -15,7 +15,7 @@ GPU_WHEELS := keras==3.15.1 namex==0.1.0 optree==0.20.0 pydantic==2.14.3 pydanti
 GPU_PLATFORMS := $(foreach p,manylinux_2_28_x86_64 manylinux_2_27_x86_64 manylinux_2_17_x86_64 \
 	manylinux2014_x86_64,--platform $(p))
 
-.PHONY: run test test-fast test-browser lint bench gpu-wheels venv clean
+.PHONY: run test test-fast test-browser test-postgres test-ray lint bench gpu-wheels venv clean
 
 venv: $(STAMP)
 
@@ -28,13 +28,21 @@ $(STAMP): requirements.txt
 run: $(STAMP)
 	$(PY) -m streamlit run app.py --server.address $(HOST) --server.port $(PORT)
 
+# On every core; the browser tests share one test process, and so do the Ray tests.
 test: $(STAMP)
 	$(PY) -m ruff check .
-	env -u TLCORE_HOME $(PY) -m pytest
+	env -u TLCORE_HOME $(PY) -m pytest -n auto --dist loadgroup
 
-# Slow groups can run alone: the browser test, and everything but it and the training tests.
+# Slow groups can run alone: the browser tests, the PostgreSQL store, the Ray executor,
+# and everything but the browser and training tests.
 test-browser: $(STAMP)
 	env -u TLCORE_HOME $(PY) -m pytest -m e2e
+
+test-postgres: $(STAMP)
+	env -u TLCORE_HOME $(PY) -m pytest -m postgres
+
+test-ray: $(STAMP)
+	env -u TLCORE_HOME $(PY) -m pytest -m ray
 
 test-fast: $(STAMP)
 	env -u TLCORE_HOME $(PY) -m pytest -m "not e2e and not slow"

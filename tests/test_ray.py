@@ -24,7 +24,8 @@ from tlcore.demo import write_class_folders
 from tlcore.errors import ClusterError, ConfigError
 from tlcore.store import CANCELLED, FAILED, LOST, QUEUED, RUNNING, RunStore
 
-pytestmark = pytest.mark.ray
+# One Ray head for the module: its tests stay on one test process.
+pytestmark = [pytest.mark.ray, pytest.mark.xdist_group("ray")]
 
 RAY_CLI = Path(sys.executable).parent / "ray"
 HAS_RAY = importlib.util.find_spec("ray") is not None and RAY_CLI.exists()

@@ -25,7 +25,8 @@ import pytest
 
 from tlcore.demo import write_class_folders
 
-pytestmark = pytest.mark.e2e
+# The browser tests run one after another, on one test process: each drives a server.
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("browser")]
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = next((p for p in (shutil.which("chromium"), "/usr/bin/chromium",

@@ -27,7 +27,8 @@ import pytest
 
 from tests.e2e.test_browser import CHROMIUM, CHROMIUM_ARGS, Shots, _free_port
 
-pytestmark = pytest.mark.e2e
+# The browser tests run one after another, on one test process: each drives a server.
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("browser")]
 
 ROOT = Path(__file__).resolve().parents[2]
 # sub -> the claims the provider puts in the identity token.
