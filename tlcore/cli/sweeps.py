@@ -38,7 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--trials", type=int, required=True, metavar="N", help="number of trials")
     p.add_argument("--sampler", choices=sweeps.SAMPLERS, default="tpe")
     p.add_argument("--workers", type=int, default=1, metavar="K",
-                   help="sweep workers in parallel (each counts against TLCORE_MAX_WORKERS)")
+                   help="sweep workers in parallel (each takes a worker slot: TLCORE_MAX_WORKERS, "
+                        "or one GPU each)")
     p.add_argument("--timeout", type=float, metavar="S", help="start no trial after S seconds")
     p.add_argument("--name", help="a display name")
     p.add_argument("--set", dest="overrides", action="append", default=[],
