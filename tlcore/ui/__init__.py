@@ -11,4 +11,5 @@ imports TensorFlow. One small module per concern:
 * `cli`: `python -m tlcore ...` calls under a spinner.
 * `predict`: classifying pictures with a finished run (Evaluate and Train pages).
 * `deeplinks`: deep links on a freshly started server.
+* `access`: the page's actor; controls disabled and actions refused by role.
 """
