@@ -36,6 +36,12 @@ def local_executor(monkeypatch) -> None:
     monkeypatch.delenv("TLCORE_GPUS", raising=False)
 
 
+@pytest.fixture(autouse=True)
+def no_run_limit(monkeypatch) -> None:
+    """No per-user run limit unless a test sets one."""
+    monkeypatch.delenv("TLCORE_MAX_RUNS_PER_USER", raising=False)
+
+
 @pytest.fixture
 def ws(tmp_path, monkeypatch) -> Workspace:
     """A fresh workspace in a temp dir, also exported as TLCORE_HOME for subprocesses."""

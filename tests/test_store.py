@@ -6,6 +6,7 @@ a PostgreSQL database (marked `postgres`).
 
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -303,3 +304,104 @@ def test_an_unreachable_postgres_database_names_the_url_without_its_password(
         "no_such_database cannot be read or written: ")
     assert "no_such_database\" does not exist" in message
     assert PASSWORD not in message and "\n" not in message
+
+
+# ---- owners, tags and notes ---------------------------------------------------------------
+def test_owners_are_recorded_and_filter_runs(store):
+    config = RunConfig(dataset="d")
+    mine = store.create_run(config, owner="alice@example.com")
+    theirs = store.create_run(config, owner="bob@example.com")
+    local = store.create_run(config)
+    running = store.create_running(config, 2, owner="alice@example.com", pid=1)
+    assert [store.get_run(r)["owner"] for r in (mine, theirs, local, running)] == [
+        "alice@example.com", "bob@example.com", None, "alice@example.com"]
+    assert [r["id"] for r in store.list_runs(owner="alice@example.com")] == [mine, running]
+    assert len(store.list_runs()) == 4
+    assert store.count_active("alice@example.com") == 2
+    assert store.count_active(None) == 1
+    store.update_run(mine, status=COMPLETED)
+    assert store.count_active("alice@example.com") == 1
+    assert store.count_active("carol@example.com") == 0
+    store.add_dataset("flowers", 10, ["a", "b"], {}, owner="bob@example.com")
+    store.add_dataset("local", 10, ["a", "b"], {})
+    assert {d["name"]: d["owner"] for d in store.list_datasets()} == {
+        "flowers": "bob@example.com", "local": None}
+    assert store.dataset_owner("flowers") == "bob@example.com"
+    with pytest.raises(NotFoundError, match="No dataset named 'nope'"):
+        store.dataset_owner("nope")
+
+
+def test_tags_and_notes_round_trip_normalized(store):
+    run_id = store.create_run(RunConfig(dataset="d"))
+    assert (store.get_run(run_id)["tags"], store.get_run(run_id)["note"]) == ([], None)
+    assert store.set_tags(run_id, [" Baseline ", "lr:1e-3", "baseline", "v1.2_b-x"]) == [
+        "baseline", "lr:1e-3", "v1.2_b-x"]
+    assert store.set_note(run_id, "Pretrained start.\nSecond line.") == (
+        "Pretrained start.\nSecond line.")
+    run = store.get_run(run_id)
+    assert run["tags"] == ["baseline", "lr:1e-3", "v1.2_b-x"]
+    assert run["note"] == "Pretrained start.\nSecond line."
+    assert store.list_runs()[0]["tags"] == run["tags"]
+    assert store.set_tags(run_id, []) == [] and store.get_run(run_id)["tags"] == []
+    assert store.set_note(run_id, "   ") is None and store.get_run(run_id)["note"] is None
+    with pytest.raises(NotFoundError, match="No run with id 'abcdef123456'"):
+        store.set_tags("abcdef123456", ["x"])
+
+
+@pytest.mark.parametrize("tags, fragment", [
+    (["two words"], "Received: 'two words'"),
+    ([""], "Received: ''"),
+    (["x" * 33], "1-32 letters"),
+    (["ünï"], "Received: 'ünï'"),
+    ([7], "Received: 7"),
+    ("solo", "tags must be a list of strings"),
+    ([f"t{i}" for i in range(21)], "at most 20 tags. Received: 21"),
+])
+def test_bad_tags_are_refused_in_one_line(store, tags, fragment):
+    run_id = store.create_run(RunConfig(dataset="d"), owner="alice@example.com")
+    store.set_tags(run_id, ["kept"])
+    with pytest.raises(ConfigError, match=re.escape(fragment)) as info:
+        store.set_tags(run_id, tags)
+    assert "\n" not in str(info.value)
+    assert store.get_run(run_id)["tags"] == ["kept"]
+
+
+def test_a_note_over_the_limit_is_refused(store):
+    run_id = store.create_run(RunConfig(dataset="d"))
+    assert store.set_note(run_id, "x" * 2000) == "x" * 2000
+    with pytest.raises(ConfigError, match="at most 2000 characters. Received: 2001"):
+        store.set_note(run_id, "x" * 2001)
+    with pytest.raises(ConfigError, match="A note must be text. Received: int"):
+        store.set_note(run_id, 5)
+    assert store.get_run(run_id)["note"] == "x" * 2000
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres",
+                                                            marks=pytest.mark.postgres)])
+def test_upgrading_from_0002_keeps_rows_and_adds_owners_tags_and_notes(backend, ws, request):
+    from alembic import command
+    from alembic.config import Config
+
+    url = request.getfixturevalue("pg_url") if backend == "postgres" else (
+        f"sqlite:///{ws.db_path}")
+    config = Config()
+    config.set_main_option("script_location", str(store_module.MIGRATIONS_DIR))
+    with sa.create_engine(url).begin() as con:
+        config.attributes["connection"] = con
+        command.upgrade(config, "0002")
+        con.execute(sa.text(
+            "INSERT INTO runs (id, seq, name, dataset, config, status, created, gpu) "
+            "VALUES ('abcdef123456', 1, 'old', 'd', :config, 'completed', 1.0, '0')"),
+            {"config": RunConfig(dataset="d").to_json(None)})
+        con.execute(sa.text("INSERT INTO datasets (name, created, n_images, classes, summary) "
+                            "VALUES ('d', 1.0, 4, '[\"a\", \"b\"]', '{}')"))
+    store = RunStore(ws)
+    run = store.get_run("abcdef123456")
+    assert (run["name"], run["gpu"], run["owner"], run["tags"], run["note"]) == (
+        "old", "0", None, [], None)
+    assert store.list_datasets()[0]["owner"] is None
+    store.set_tags("abcdef123456", ["kept"])
+    assert store.get_run("abcdef123456")["tags"] == ["kept"]
+    with sa.create_engine(url).connect() as con:
+        assert con.execute(sa.text("SELECT version_num FROM tlcore_schema_version")
+                           ).scalar_one() == store_module.SCHEMA_REVISION == "0003"
