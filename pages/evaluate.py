@@ -299,8 +299,9 @@ def transfer_tab(ws: Workspace, run: dict, actor: auth.Actor) -> None:
             if train and permitted(actor, auth.LAUNCH):
                 from tlcore import jobs
 
-                jobs.launch(scratch, name=f"{run['name']} · from scratch", ws=ws,
-                            owner=actor.user)
+                # The operator launches as before owners existed (owner None, the default).
+                owner = {"owner": actor.user} if actor.user else {}
+                jobs.launch(scratch, name=f"{run['name']} · from scratch", ws=ws, **owner)
                 flash("eval", "success",
                       "Baseline queued. The report appears here when it completes.")
                 st.rerun()

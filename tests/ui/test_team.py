@@ -18,7 +18,7 @@ from streamlit.testing.v1 import AppTest
 
 from tests.ui.conftest import APP
 from tests.ui.markup import shown
-from tlcore import data, jobs
+from tlcore import data, jobs, sweeps
 from tlcore.config import RunConfig
 from tlcore.demo import write_class_folders
 from tlcore.store import COMPLETED, FAILED, QUEUED, RunStore
@@ -272,3 +272,33 @@ def test_without_a_login_there_is_no_mine_toggle_and_the_operator_manages_all(ap
     select(at, team["bob"])
     assert not at.button(key="runs_delete").disabled
     assert not at.text_area(key=f"runs_note_{team['bob']}").disabled
+
+
+def test_a_sweep_is_resumed_or_cancelled_by_its_owner_or_an_admin(ws, team):
+    base = RunConfig.from_dict({"dataset": "pets", "image_size": 32,
+                                "base": {"weights": "none"}})
+    sweep_id = sweeps.create(ws, base, {"head.pooling": {"choices": ["flatten", "avg"]}}, 2,
+                             name="bob-heads", owner=BOB)  # no worker: it shows as stopped
+    at = signed_in(ALICE, SWEEPS)
+    assert "by bob@example.com" in at.selectbox(key="sweep_chosen").format_func(sweep_id)
+    resume = at.button(key=f"sweep_resume_{sweep_id}")
+    assert resume.disabled and shown(resume.help) == (
+        "Only its owner (bob@example.com) or an admin can resume this sweep; you are signed "
+        "in as alice@example.com (member).")
+    assert not at.button(key="sweep_start").disabled  # a sweep of her own
+    at = signed_in(CAROL, SWEEPS)
+    assert not at.button(key=f"sweep_resume_{sweep_id}").disabled
+
+
+def test_signed_out_the_pages_draw_nothing_of_the_workspace(team):
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.secrets["auth"] = AUTH
+    at.user = {"is_logged_in": False}
+    at.run()
+    for page in (RUNS, TRAIN, DATA, SWEEPS, "pages/evaluate.py"):
+        at.switch_page(page).run()
+        assert not at.exception, page
+        assert not at.dataframe, page
+        page_keys = ("runs_", "train_", "data_", "sweep_", "eval_", "cfg.")
+        assert not [w.key for w in (*at.button, *at.text_input, *at.selectbox)
+                    if (w.key or "").startswith(page_keys)], page
