@@ -1,4 +1,8 @@
-"""Data: bring images in (zip upload, server folder or CSV, demo) and inspect each dataset."""
+"""Data: bring images in (zip upload, server folder or CSV, demo) and inspect each dataset.
+
+Importing needs the member role, importing from a path on the server the admin
+role; deleting a dataset is its owner's or an admin's (`tlcore.auth`).
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,9 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from tlcore import charts, data
+from tlcore import auth, charts, data
 from tlcore.errors import TLCoreError
+from tlcore.ui.access import denied, page_actor, permitted
 from tlcore.ui.deeplinks import route_through_app
 from tlcore.ui.flash import flash, show_flash
 from tlcore.ui.text import plain
@@ -23,6 +28,7 @@ MAX_SAMPLE_CLASSES = 12
 POLL_S = 0.25
 SKIPPED_ROWS_SHOWN = 10  # skipped files listed in full; more scroll inside SKIPPED_HEIGHT_PX
 SKIPPED_HEIGHT_PX = 400
+SERVER_WHAT = "import from a folder or CSV on the server"
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -43,17 +49,23 @@ def suggest_name(text: str) -> str:
     return name or "dataset"
 
 
-def start_import(ws: Workspace, what: str, name: str, **request) -> None:
-    """Start an import in its own process; the page follows it (`follow_import`).
+def start_import(ws: Workspace, actor: auth.Actor, what: str, name: str, **request) -> None:
+    """Start an import in its own process, owned by `actor`; the page follows it.
 
     Args:
         ws: The workspace.
+        actor: Who imports: their role must allow it (a `source` on the server needs
+            SERVER_IMPORT).
         what: What is imported, for the progress bar.
         name: The new dataset's name.
         **request: `source=`, `upload=` or `demo=True` (see `data.start_import`).
     """
+    if not permitted(actor, auth.IMPORT):
+        return
+    if "source" in request and not permitted(actor, auth.SERVER_IMPORT, what=SERVER_WHAT):
+        return
     try:
-        job = data.start_import(name, ws=ws, **request, **split_settings())
+        job = data.start_import(name, ws=ws, owner=actor.user, **request, **split_settings())
     except TLCoreError as exc:
         st.error(plain(exc))
         return
@@ -91,7 +103,8 @@ def follow_import(slot, job: dict) -> None:
     st.rerun()
 
 
-def add_dataset_section(ws: Workspace, existing: list[str], busy: bool) -> None:
+def add_dataset_section(ws: Workspace, actor: auth.Actor, existing: list[str],
+                        busy: bool) -> None:
     """The ways to add a dataset: in plain view on an empty workspace, else in an expander.
 
     The expander stays open while a zip is chosen or an import runs, so its Import
@@ -100,16 +113,16 @@ def add_dataset_section(ws: Workspace, existing: list[str], busy: bool) -> None:
     if not existing:
         with st.container(border=True):
             st.markdown("**Or add your own images**")
-            add_dataset_form(ws, existing, busy)
+            add_dataset_form(ws, actor, existing, busy)
         return
     if busy or st.session_state.get("data_upload") is not None:
         st.session_state["data_add"] = True
     with st.expander("Add a dataset", key="data_add", on_change="rerun",
                      icon=":material/add_photo_alternate:"):
-        add_dataset_form(ws, existing, busy)
+        add_dataset_form(ws, actor, existing, busy)
 
 
-def add_dataset_form(ws: Workspace, existing: list[str], busy: bool) -> None:
+def add_dataset_form(ws: Workspace, actor: auth.Actor, existing: list[str], busy: bool) -> None:
     """Split settings, then one tab per kind of source, each with its Import button.
 
     The demo has a tab once the workspace holds a dataset; before that, its button
@@ -136,33 +149,36 @@ def add_dataset_form(ws: Workspace, existing: list[str], busy: bool) -> None:
                      disabled=upload is None or busy):
             # Keep the upload's own name: the dataset records it as its source.
             staged = suggest_name(upload.name) + ".zip"
-            start_import(ws, upload.name, name.strip() or suggest_name(upload.name),
+            start_import(ws, actor, upload.name, name.strip() or suggest_name(upload.name),
                          upload=(staged, upload.getvalue()))
     with tabs[1]:
         roots = ", ".join(f"`{root}`" for root in data.allowed_roots(ws))
         st.caption("A folder of class folders on the server, or a CSV of "
                    "`filepath,label` rows (paths relative to the CSV), inside "
                    f"{roots}.")
+        refused = denied(actor, auth.SERVER_IMPORT, what=SERVER_WHAT)
         path = st.text_input("Path on the server", key="data_folder_path",
-                             placeholder=f"{ws.import_dir}/flowers or labels.csv there")
+                             placeholder=f"{ws.import_dir}/flowers or labels.csv there",
+                             disabled=refused is not None, help=refused)
         name = st.text_input("Dataset name", key="data_folder_name",
-                             placeholder="defaults to the folder's name")
-        if st.button("Import", key="data_folder_import", type="primary",
-                     disabled=not path.strip() or busy):
+                             placeholder="defaults to the folder's name",
+                             disabled=refused is not None)
+        if st.button("Import", key="data_folder_import", type="primary", help=refused,
+                     disabled=not path.strip() or busy or refused is not None):
             typed = Path(path.strip())
             try:
                 source = data.check_server_path(path, ws)
             except TLCoreError as exc:
                 st.error(str(exc))
             else:
-                start_import(ws, typed.name, name.strip() or suggest_name(typed.name),
+                start_import(ws, actor, typed.name, name.strip() or suggest_name(typed.name),
                              source=source)
     if existing:
         with tabs[2]:
-            demo_button(ws, existing, busy)
+            demo_button(ws, actor, existing, busy)
 
 
-def demo_button(ws: Workspace, existing: list[str], busy: bool) -> None:
+def demo_button(ws: Workspace, actor: auth.Actor, existing: list[str], busy: bool) -> None:
     """"Create demo dataset", with what it makes."""
     st.caption("Generated coloured shapes in four classes: no download needed, and a "
                "model learns them in a few epochs. Good for a first run.")
@@ -170,7 +186,7 @@ def demo_button(ws: Workspace, existing: list[str], busy: bool) -> None:
         st.caption("The demo dataset already exists.")
     if st.button("Create demo dataset", key="data_demo", type="primary",
                  icon=":material/auto_awesome:", disabled="demo" in existing or busy):
-        start_import(ws, "the demo dataset", "demo", demo=True)
+        start_import(ws, actor, "the demo dataset", "demo", demo=True)
 
 
 def split_settings() -> dict:
@@ -230,8 +246,14 @@ def health_section(info: dict) -> None:
         st.success("No skipped files, duplicates or leakage.", icon=":material/verified:")
 
 
-def delete_section(ws: Workspace, name: str, n_images: int) -> None:
-    if st.button("Delete dataset…", key="data_delete", icon=":material/delete:"):
+def delete_section(ws: Workspace, actor: auth.Actor, name: str, n_images: int,
+                   owner: str | None) -> None:
+    """Delete, after a confirmation; the dataset's owner's or an admin's."""
+    what = "delete this dataset"
+    refused = denied(actor, auth.MANAGE_OWN, owner, what)
+    delete = st.button("Delete dataset…", key="data_delete", icon=":material/delete:",
+                       disabled=refused is not None, help=refused)
+    if delete and permitted(actor, auth.MANAGE_OWN, owner, what):
         st.session_state["data_confirm_delete"] = name
     if st.session_state.get("data_confirm_delete") != name:
         return
@@ -240,6 +262,8 @@ def delete_section(ws: Workspace, name: str, n_images: int) -> None:
     yes, no, _ = st.columns([1, 1, 4])
     if yes.button("Yes, delete", key="data_delete_yes", type="primary"):
         st.session_state.pop("data_confirm_delete", None)
+        if not permitted(actor, auth.MANAGE_OWN, owner, what):
+            return
         try:
             data.delete_dataset(name, ws=ws)
         except TLCoreError as exc:
@@ -254,13 +278,14 @@ def delete_section(ws: Workspace, name: str, n_images: int) -> None:
         st.rerun()
 
 
-def dataset_section(ws: Workspace, row: dict) -> None:
+def dataset_section(ws: Workspace, actor: auth.Actor, row: dict) -> None:
     try:
         info = dataset_details(str(ws.root), row["name"], row["created"])
     except TLCoreError as exc:
         st.error(plain(exc))
         st.divider()
-        delete_section(ws, row["name"], row["n_images"])  # a broken dataset can still go
+        # A broken dataset can still go.
+        delete_section(ws, actor, row["name"], row["n_images"], row["owner"])
         return
     cols = st.columns(5)
     cols[0].metric("Images", info["n_images"])
@@ -268,8 +293,9 @@ def dataset_section(ws: Workspace, row: dict) -> None:
     for col, split in zip(cols[2:], data.SPLITS, strict=True):
         col.metric(split.capitalize(), info["splits"].get(split, 0))
     split = info["split"]
+    owner = f" · imported by {plain(row['owner'])}" if row["owner"] else ""
     st.caption(f"Source: {plain(info['source'])} · split: validation {split['val']:g}, "
-               f"test {split['test']:g}, seed {split['seed']}")
+               f"test {split['test']:g}, seed {split['seed']}{owner}")
 
     left, right = st.columns([3, 2], gap="large")
     with left:
@@ -293,24 +319,25 @@ def dataset_section(ws: Workspace, row: dict) -> None:
     if len(samples) > MAX_SAMPLE_CLASSES:
         st.caption(f"Showing {MAX_SAMPLE_CLASSES} of {len(samples)} classes.")
     st.divider()
-    delete_section(ws, info["name"], info["n_images"])
+    delete_section(ws, actor, info["name"], info["n_images"], row["owner"])
 
 
 def render() -> None:
     ws = Workspace.from_env()
+    actor = page_actor(ws)
     st.title("Data")
     st.caption("Bring in images sorted into one folder per class. Each dataset is split into "
                "train / validation / test once, and every run on it shares that split.")
     show_flash("data")
     job = st.session_state.get("data_import")
     slot = st.empty()
-    datasets_view(ws, busy=job is not None)
+    datasets_view(ws, actor, busy=job is not None)
     if job:
         # Last, so the whole page is drawn (and usable) while the import runs.
         follow_import(slot, job)
 
 
-def datasets_view(ws: Workspace, busy: bool) -> None:
+def datasets_view(ws: Workspace, actor: auth.Actor, busy: bool) -> None:
     pending = st.session_state.pop("data_pending_select", None)
     if pending:
         st.session_state["data_selected"] = pending
@@ -320,11 +347,18 @@ def datasets_view(ws: Workspace, busy: bool) -> None:
         st.error(plain(exc))
         return
     names = [r["name"] for r in rows]
-    if not rows:
-        st.info("No datasets yet. Start with the demo dataset, or add your own images below.",
-                icon=":material/waving_hand:")
-        demo_button(ws, names, busy)
-    add_dataset_section(ws, names, busy)
+    # Without the role to import, the ways in are left out and the reason said once.
+    refused = denied(actor, auth.IMPORT)
+    if refused is not None:
+        if not rows:
+            st.info("No datasets yet.", icon=":material/waving_hand:")
+        st.caption(f":material/lock: {refused}")
+    else:
+        if not rows:
+            st.info("No datasets yet. Start with the demo dataset, or add your own images "
+                    "below.", icon=":material/waving_hand:")
+            demo_button(ws, actor, names, busy)
+        add_dataset_section(ws, actor, names, busy)
     if not rows:
         return
 
@@ -335,12 +369,14 @@ def datasets_view(ws: Workspace, busy: bool) -> None:
         "classes": [", ".join(r["classes"]) for r in rows],
         "created": pd.to_datetime([r["created"] for r in rows], unit="s").round("s"),
     })
+    if any(r["owner"] for r in rows):  # shared use: who imported each
+        table.insert(1, "owner", [auth.owner_label(r["owner"]) for r in rows])
     st.dataframe(table, key="data_table", hide_index=True,
                  height=min(300, 38 + 35 * len(rows)))
     if st.session_state.get("data_selected") not in names:
         st.session_state["data_selected"] = names[0]
     selected = st.selectbox("Dataset", names, key="data_selected")
-    dataset_section(ws, rows[names.index(selected)])
+    dataset_section(ws, actor, rows[names.index(selected)])
 
 
 render()

@@ -2,7 +2,9 @@
 
 This process never imports TensorFlow. Evaluation (with Grad-CAM of the worst
 mistakes), predictions and exports run in `python -m tlcore ...` subprocesses;
-the page reads what they store in the run's folder.
+the page reads what they store in the run's folder. Everyone may evaluate, predict
+and export; queueing the from-scratch baseline or a transfer study needs the member
+role (`tlcore.auth`).
 """
 
 from __future__ import annotations
@@ -16,13 +18,14 @@ import pandas as pd
 import streamlit as st
 from PIL import Image
 
-from tlcore import evalcharts, evaluate, transfer, transferstudy
+from tlcore import auth, evalcharts, evaluate, transfer, transferstudy
 from tlcore.config import RunConfig, flatten
 from tlcore.errors import TLCoreError
 from tlcore.export import FORMATS as EXPORT_FORMATS
 from tlcore.export import QUANTIZED, report_summary
 from tlcore.export import read_report as read_export_report
 from tlcore.store import ACTIVE_STATUSES, COMPLETED, RunStore
+from tlcore.ui.access import denied, page_actor, permitted
 from tlcore.ui.cli import run_cli
 from tlcore.ui.deeplinks import route_through_app
 from tlcore.ui.evaluation import stored_evaluation
@@ -256,7 +259,7 @@ def mistakes_tab(ws: Workspace, run_id: str, evaluation: dict | None, split: str
                          key="eval_mistakes_table", hide_index=True)
 
 
-def transfer_tab(ws: Workspace, run: dict) -> None:
+def transfer_tab(ws: Workspace, run: dict, actor: auth.Actor) -> None:
     try:
         cfg = RunConfig.from_dict(run["config"])
     except TLCoreError as exc:
@@ -289,11 +292,16 @@ def transfer_tab(ws: Workspace, run: dict) -> None:
                      "with every layer trained from random weights "
                      f"({scratch.train.optimizer} at {scratch.train.learning_rate:g}, "
                      f"{scratch.train.epochs} epochs).")
-            if st.button("Train the matching baseline", key="eval_train_baseline",
-                         icon=":material/model_training:"):
+            refused = denied(actor, auth.LAUNCH)
+            train = st.button("Train the matching baseline", key="eval_train_baseline",
+                              icon=":material/model_training:", disabled=refused is not None,
+                              help=refused)
+            if train and permitted(actor, auth.LAUNCH):
                 from tlcore import jobs
 
-                jobs.launch(scratch, name=f"{run['name']} · from scratch", ws=ws)
+                # The operator launches as before owners existed (owner None, the default).
+                owner = {"owner": actor.user} if actor.user else {}
+                jobs.launch(scratch, name=f"{run['name']} · from scratch", ws=ws, **owner)
                 flash("eval", "success",
                       "Baseline queued. The report appears here when it completes.")
                 st.rerun()
@@ -330,7 +338,7 @@ def training_on(ws: Workspace, dataset: str) -> bool:
         return False  # the tab itself shows the store's error
 
 
-def transfer_section(ws: Workspace, run: dict) -> None:
+def transfer_section(ws: Workspace, run: dict, actor: auth.Actor) -> None:
     """The Transfer tab, drawn again on a timer while runs on its dataset train.
 
     A queued or running baseline is among them, so its report appears here when it
@@ -338,19 +346,19 @@ def transfer_section(ws: Workspace, run: dict) -> None:
     """
     polling = training_on(ws, run["dataset"])
     st.fragment(transfer_live, run_every=TRANSFER_REFRESH_S if polling else None)(
-        ws, run, polling)
+        ws, run, polling, actor)
 
 
-def transfer_live(ws: Workspace, run: dict, polling: bool) -> None:
+def transfer_live(ws: Workspace, run: dict, polling: bool, actor: auth.Actor) -> None:
     """The fragment of `transfer_section`; `polling` says whether it runs on a timer."""
     if training_on(ws, run["dataset"]) != polling:
         st.rerun()  # a baseline was queued or the last run ended: with or without the timer
-    transfer_tab(ws, run)
+    transfer_tab(ws, run, actor)
     st.divider()
-    study_section(ws, run)
+    study_section(ws, run, actor)
 
 
-def study_section(ws: Workspace, run: dict) -> None:
+def study_section(ws: Workspace, run: dict, actor: auth.Actor) -> None:
     """The transfer study on the run's dataset: pretrained vs scratch by training-set size."""
     st.markdown("**Transfer study: when does pretraining help on this dataset?**")
     study_id = transferstudy.latest(ws, run["dataset"])
@@ -364,11 +372,15 @@ def study_section(ws: Workspace, run: dict) -> None:
                           key="eval_study_sizes",
                           help="One pretrained run (this run's settings) and one from-scratch "
                                "baseline per size; validation and test splits stay whole.")
-    if c2.button("Run the study", key="eval_study_start", icon=":material/science:"):
+    refused = denied(actor, auth.LAUNCH)
+    start = c2.button("Run the study", key="eval_study_start", icon=":material/science:",
+                      disabled=refused is not None, help=refused)
+    if start and permitted(actor, auth.LAUNCH):
         try:
             flat = {k: v for k, v in flatten(run["config"]).items()
                     if k not in ("dataset", "train.subset")}
-            transferstudy.launch(ws, run["dataset"], transferstudy.parse_sizes(sizes), flat)
+            transferstudy.launch(ws, run["dataset"], transferstudy.parse_sizes(sizes), flat,
+                                 owner=actor.user)
         except TLCoreError as exc:
             st.error(plain(exc))
             return
@@ -426,6 +438,7 @@ def export_tab(ws: Workspace, run_id: str) -> None:
 # ---- page -----------------------------------------------------------------------
 def render() -> None:
     ws = Workspace.from_env()
+    actor = page_actor(ws)
     st.title("Evaluate")
     st.caption("How good a finished run is, where it fails and why; whether transfer helped; "
                "classify new images and take the model away.")
@@ -476,7 +489,7 @@ def render() -> None:
     with tabs[1]:
         mistakes_tab(ws, run["id"], evaluation, split)
     with tabs[2]:
-        transfer_section(ws, run)
+        transfer_section(ws, run, actor)
     with tabs[3]:
         predict_tab(ws, run["id"])
     with tabs[4]:

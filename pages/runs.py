@@ -2,7 +2,8 @@
 
 The table lists the newest run first, with the columns the user picks. The
 ticked runs are kept in the URL (`?runs=id1,id2`), so a comparison can be
-shared as a link.
+shared as a link. A run's owner or an admin may rename, delete, tag and
+annotate it (`tlcore.auth`); everyone else sees those controls disabled.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ import pandas as pd
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from tlcore import charts, evalcharts, evaluate, jobs, tables
+from tlcore import auth, charts, evalcharts, evaluate, jobs, tables
 from tlcore.config import flatten
 from tlcore.errors import TLCoreError
-from tlcore.store import COMPLETED, STATUSES, RunStore
+from tlcore.store import COMPLETED, STATUSES, RunStore, check_note, check_tags
+from tlcore.ui.access import denied, page_actor, permitted
 from tlcore.ui.deeplinks import route_through_app
 from tlcore.ui.evaluation import stored_evaluation
 from tlcore.ui.flash import flash, show_flash
@@ -26,17 +28,18 @@ from tlcore.workspace import Workspace
 route_through_app()
 
 TABLE_COLUMNS = {
-    "run": "Run", "id": "Run id", "dataset": "Dataset", "status": "Status",
-    "problem": "Problem",
+    "run": "Run", "owner": "Owner", "tags": "Tags", "id": "Run id", "dataset": "Dataset",
+    "status": "Status", "problem": "Problem",
     "image_size": "Size", "base.weights": "Weights", "head.pooling": "Pooling",
     "head.dense": "Dense", "train.optimizer": "Optimizer", "train.learning_rate": "LR",
     "train.epochs": "Epochs", "fine_tune.blocks": "FT blocks",
     "best_val_accuracy": "Best val acc", "test_accuracy": "Test acc", "duration": "Duration",
-    "device": "Device", "sweep": "Sweep", "created": "Created",
+    "device": "Device", "sweep": "Sweep", "created": "Created", "note": "Note",
 }
-# The run's name is always shown; these others until the user picks columns.
-DEFAULT_COLUMNS = ["id", "dataset", "status", "problem", "base.weights", "best_val_accuracy",
-                   "test_accuracy", "duration", "created"]
+# The run's name is always shown; these others until the user picks columns. Owner and
+# tags only once some run has one, so a workspace used alone keeps its table.
+DEFAULT_COLUMNS = ["owner", "tags", "id", "dataset", "status", "problem", "base.weights",
+                   "best_val_accuracy", "test_accuracy", "duration", "created"]
 COLUMNS_KEY = "runs_columns"  # the column picker
 SAVED_COLUMNS_KEY = "runs_columns_saved"  # its value, kept while another page is open
 TABLE_KEY = "runs_table"
@@ -126,6 +129,10 @@ def runs_table(view: pd.DataFrame, columns: list[str], wanted: list[str]) -> lis
             "problem": st.column_config.TextColumn(
                 "Problem", help="Why a failed or lost run stopped; the Train page shows the "
                                 "whole message."),
+            "owner": st.column_config.TextColumn(
+                "Owner", help="Who launched the run; operator: the server's command line, or "
+                              "the studio before sign-in was set up."),
+            "tags": st.column_config.ListColumn("Tags"),
             "train.learning_rate": st.column_config.NumberColumn("LR", format="%.0e"),
             "best_val_accuracy": st.column_config.NumberColumn("Best val acc", format="%.1f%%"),
             "test_accuracy": st.column_config.NumberColumn("Test acc", format="%.1f%%"),
@@ -136,14 +143,17 @@ def runs_table(view: pd.DataFrame, columns: list[str], wanted: list[str]) -> lis
     return view.iloc[rows]["id"].to_list()
 
 
-def actions(ws: Workspace, store: RunStore, selected: list[dict]) -> None:
-    """Rename, clone and delete for the ticked runs."""
+def actions(ws: Workspace, store: RunStore, actor: auth.Actor, selected: list[dict]) -> None:
+    """Rename, clone and delete for the ticked runs; renaming and deleting are the owner's."""
     if len(selected) == 1:
         run = selected[0]
+        refused = denied(actor, auth.MANAGE_OWN, run["owner"], "rename this run")
         c1, c2, c3 = st.columns([3, 1, 1], vertical_alignment="bottom")
-        new_name = c1.text_input("Name", value=run["name"], key=f"runs_rename_{run['id']}")
-        if c2.button("Rename", key="runs_rename", width="stretch",
-                     disabled=new_name.strip() == run["name"]):
+        new_name = c1.text_input("Name", value=run["name"], key=f"runs_rename_{run['id']}",
+                                 disabled=refused is not None, help=refused)
+        rename = c2.button("Rename", key="runs_rename", width="stretch", help=refused,
+                           disabled=refused is not None or new_name.strip() == run["name"])
+        if rename and permitted(actor, auth.MANAGE_OWN, run["owner"], "rename this run"):
             try:
                 store.rename_run(run["id"], new_name)
             except TLCoreError as exc:
@@ -158,14 +168,19 @@ def actions(ws: Workspace, store: RunStore, selected: list[dict]) -> None:
             st.session_state["train_prefill_name"] = run["name"]
             st.switch_page("pages/train.py")
     names = ", ".join(r["name"] for r in selected)
-    if st.button(f"Delete {len(selected)} run(s)…", key="runs_delete", icon=":material/delete:"):
-        st.session_state["runs_confirm_delete"] = [r["id"] for r in selected]
+    refused = delete_refusal(actor, selected)
+    if st.button(f"Delete {len(selected)} run(s)…", key="runs_delete", icon=":material/delete:",
+                 disabled=refused is not None, help=refused):
+        if may_delete(actor, selected):
+            st.session_state["runs_confirm_delete"] = [r["id"] for r in selected]
     if st.session_state.get("runs_confirm_delete") != [r["id"] for r in selected]:
         return
     st.warning(f"Delete {plain(names)} with their models, logs and metrics? This cannot be undone.")
     yes, no, _ = st.columns([1, 1, 4])
     if yes.button("Yes, delete", key="runs_delete_yes", type="primary"):
         st.session_state.pop("runs_confirm_delete", None)
+        if not may_delete(actor, selected):
+            return
         errors = []
         for run in selected:
             try:
@@ -180,6 +195,74 @@ def actions(ws: Workspace, store: RunStore, selected: list[dict]) -> None:
     if no.button("Cancel", key="runs_delete_no"):
         st.session_state.pop("runs_confirm_delete", None)
         st.rerun()
+
+
+def delete_what(run: dict, selected: list[dict]) -> str:
+    """The deletion of `run`, as refusal messages put it."""
+    return f"delete {run['name']}" if len(selected) > 1 else "delete this run"
+
+
+def delete_refusal(actor: auth.Actor, selected: list[dict]) -> str | None:
+    """Why `actor` may not delete all of the runs (the first one refused), or None."""
+    for run in selected:
+        reason = denied(actor, auth.MANAGE_OWN, run["owner"], delete_what(run, selected))
+        if reason is not None:
+            return reason
+    return None
+
+
+def may_delete(actor: auth.Actor, selected: list[dict]) -> bool:
+    """Check before deleting: False, with the first refusal in an error box, when refused."""
+    return all(permitted(actor, auth.MANAGE_OWN, run["owner"], delete_what(run, selected))
+               for run in selected)
+
+
+def notes_editor(store: RunStore, actor: auth.Actor, run: dict, known_tags: list[str],
+                 expanded: bool) -> None:
+    """A run's tags and note, in an expander; its owner or an admin may save them.
+
+    Args:
+        store: The run store.
+        actor: Who uses the page; anyone but the owner or an admin sees the values
+            read-only.
+        run: The run.
+        known_tags: Every tag in the workspace, offered as options (new ones can be typed).
+        expanded: Whether the expander starts open.
+    """
+    what = "edit this run's tags and note"
+    refused = denied(actor, auth.MANAGE_OWN, run["owner"], what)
+    run_id = run["id"]
+    tags_key, note_key = f"runs_tags_{run_id}", f"runs_note_{run_id}"
+    # Filled from the store when first drawn, and again after a save (the keys are dropped).
+    st.session_state.setdefault(tags_key, list(run["tags"]))
+    st.session_state.setdefault(note_key, run["note"] or "")
+    with st.expander(f"Tags and note · {plain(run['name'])}", expanded=expanded,
+                     icon=":material/sell:"):
+        c1, c2, c3 = st.columns([2, 3, 1], vertical_alignment="bottom")
+        tags = c1.multiselect(
+            "Tags", sorted({*known_tags, *st.session_state[tags_key]}), key=tags_key,
+            accept_new_options=True, disabled=refused is not None, placeholder="Add tags",
+            help=refused or "Type a new tag or pick one used before: letters, digits and "
+                            "-_.: (kept in lower case).")
+        note = c2.text_area("Note", key=note_key, height=68, disabled=refused is not None,
+                            placeholder="What this run tried, what it showed…", help=refused)
+        changed = (sorted(tags) != run["tags"]
+                   or (note if note.strip() else "") != (run["note"] or ""))
+        if c3.button("Save", key=f"runs_notes_save_{run_id}", icon=":material/save:",
+                     width="stretch", disabled=refused is not None or not changed,
+                     help=refused):
+            if not permitted(actor, auth.MANAGE_OWN, run["owner"], what):
+                return
+            try:
+                clean_tags, clean_note = check_tags(tags), check_note(note)
+                store.set_tags(run_id, clean_tags)
+                store.set_note(run_id, clean_note)
+            except TLCoreError as exc:
+                st.error(plain(exc))
+                return
+            del st.session_state[tags_key], st.session_state[note_key]
+            flash("runs", "success", f"Saved the tags and note of {plain(run['name'])}.")
+            st.rerun()
 
 
 def evaluation_of(ws: Workspace, run: dict) -> dict | None:
@@ -291,11 +374,30 @@ def compare(ws: Workspace, store: RunStore, chosen: pd.DataFrame,
             st.dataframe(diff, key="runs_diff")
     st.plotly_chart(charts.parallel_coordinates(chosen, charts.differing_params(chosen)),
                     key="runs_parallel", theme=None)
+    notes_table(chosen)
     evaluation_compare(ws, chosen, runs, labels)
+
+
+def notes_table(chosen: pd.DataFrame) -> None:
+    """Each compared run's tags and note, when any of them has one."""
+    if not (chosen["tags"].map(bool).any() or chosen["note"].map(bool).any()):
+        return
+    st.markdown("**Tags and notes**")
+    st.dataframe(chosen[["run", "tags", "note"]], key="runs_compare_notes", hide_index=True,
+                 placeholder="—", column_config={
+                     "run": "Run", "tags": st.column_config.ListColumn("Tags"),
+                     "note": st.column_config.TextColumn("Note", width="large")})
+
+
+def matches(run: dict, text: str) -> bool:
+    """Whether `text` (already case-folded) is in the run's name, one of its tags, or its note."""
+    fields = [run["name"], *run["tags"], run["note"] or ""]
+    return any(text in field.casefold() for field in fields)
 
 
 def render() -> None:
     ws = Workspace.from_env()
+    actor = page_actor(ws)
     st.title("Runs & compare")
     st.caption("Every run in this workspace. Tick rows to rename, clone or delete a run; tick "
                "two or more to compare them.")
@@ -316,8 +418,16 @@ def render() -> None:
         return
     frame = charts.runs_frame(runs)
     frame.insert(frame.columns.get_loc("status") + 1, "problem", [problem(r) for r in runs])
+    frame["owner"] = [auth.owner_label(r["owner"]) for r in runs]
+    frame["tags"] = [r["tags"] for r in runs]
+    frame["note"] = [r["note"] or "" for r in runs]
     wanted = url_selection(set(frame["id"]))
-    c1, c2, c5, c3, c4 = st.columns([2, 2, 2, 1, 1], vertical_alignment="bottom")
+    # Signed in, a "Mine" toggle; without a login every run is the operator's.
+    widths = [3, 2, 2, 2, *([1] if actor.user else []), 1, 1]
+    c0, c1, c2, c5, *c6, c3, c4 = st.columns(widths, vertical_alignment="bottom")
+    search = c0.text_input("Search", key="runs_search", placeholder="Name, tag or note",
+                           icon=":material/search:",
+                           help="Runs whose name, tags or note contain this text, in any case.")
     dataset_filter = c1.multiselect("Dataset", sorted(frame["dataset"].unique()),
                                     key="runs_filter_dataset", placeholder="All datasets")
     status_filter = c2.multiselect("Status", STATUSES, key="runs_filter_status",
@@ -327,6 +437,8 @@ def render() -> None:
                                   key="runs_filter_sweep", placeholder="Any run",
                                   help="Only the trials of these sweeps ('No sweep': runs "
                                        "launched one by one).")
+    mine = bool(c6) and c6[0].toggle("Mine", key="runs_mine",
+                                     help="Only the runs you launched.")
     view = frame
     if dataset_filter:
         view = view[view["dataset"].isin(dataset_filter)]
@@ -334,23 +446,36 @@ def render() -> None:
         view = view[view["status"].isin(status_filter)]
     if sweep_filter:
         view = view[view["sweep"].isin(sweep_filter)]
+    text = search.strip().casefold()
+    if text or mine:
+        keep = {r["id"] for r in runs
+                if (not text or matches(r, text)) and (not mine or r["owner"] == actor.user)}
+        view = view[view["id"].isin(keep)]
     view = view.iloc[::-1].reset_index(drop=True)  # newest first
     # Names are free text: the CSV keeps any that starts like a formula as text.
     with c3.popover("Columns", icon=":material/view_column:", width="stretch"):
         columns = pick_columns()
-    c4.download_button("Download CSV", tables.to_csv(view.drop(columns=["duration_s"])),
+    csv_view = view.drop(columns=["duration_s"]).assign(tags=view["tags"].map(", ".join))
+    c4.download_button("Download CSV", tables.to_csv(csv_view),
                        file_name="runs.csv", mime="text/csv", key="runs_csv",
                        icon=":material/download:", width="stretch")
     if view.empty:
         st.info("No runs match these filters.")
         return
-    selected_ids = runs_table(view, columns, wanted)
+    # Owner and tags are columns once some run has one (a signed-in user's, a tag).
+    absent = {c for c, there in (("owner", any(r["owner"] for r in runs)),
+                                 ("tags", any(r["tags"] for r in runs))) if not there}
+    selected_ids = runs_table(view, [c for c in columns if c not in absent], wanted)
     keep_url(selected_ids)
     by_id = {r["id"]: r for r in runs}
     if not selected_ids:
         st.caption("Tick the boxes at the left of the table to select runs.")
         return
-    actions(ws, store, [by_id[i] for i in selected_ids])
+    selected = [by_id[i] for i in selected_ids]
+    actions(ws, store, actor, selected)
+    known_tags = sorted({t for r in runs for t in r["tags"]})
+    for run in selected:
+        notes_editor(store, actor, run, known_tags, expanded=len(selected) == 1)
     if len(selected_ids) < 2:
         st.info("Tick one more run to compare learning curves, final metrics and configs.")
         return

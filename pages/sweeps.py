@@ -6,7 +6,8 @@ rates), the dense widths a list of layouts. A sweep's trials are ordinary runs;
 the page shows the leaderboard, the best val accuracy so far, the parameters
 against the result (parallel coordinates) and Optuna's parameter importance,
 and opens the best trial's settings on the Train page. No TensorFlow here:
-sweep workers are `python -m tlcore.sweepworker` processes.
+sweep workers are `python -m tlcore.sweepworker` processes. Starting a sweep needs
+the member role; cancelling and resuming one are its owner's or an admin's.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from typing import Any
 
 import streamlit as st
 
-from tlcore import charts, config, sweepcharts, sweeps
+from tlcore import auth, charts, config, sweepcharts, sweeps
 from tlcore import data as datasets_api
 from tlcore.errors import TLCoreError
 from tlcore.store import COMPLETED, RunStore
+from tlcore.ui.access import denied, page_actor, permitted
 from tlcore.ui.deeplinks import route_through_app
 from tlcore.ui.flash import flash, show_flash
 from tlcore.ui.text import percent, plain
@@ -90,8 +92,8 @@ def base_choices(ws: Workspace, dataset: str) -> dict[str, Any]:
     return choices
 
 
-def new_sweep(ws: Workspace) -> None:
-    """The form that defines and starts a sweep."""
+def new_sweep(ws: Workspace, actor: auth.Actor) -> None:
+    """The form that defines and starts a sweep (owned by `actor`)."""
     names = [d["name"] for d in datasets_api.list_datasets(ws)]
     if not names:
         st.info("Import a dataset on the Data page first.")
@@ -117,11 +119,15 @@ def new_sweep(ws: Workspace) -> None:
                                   help="Each counts against TLCORE_MAX_WORKERS."))
     st.caption("Space as JSON (the CLI's --space file):")
     st.code(json.dumps(space), language="json", wrap_lines=True)
-    if st.button("Start sweep", type="primary", key=KEY + "start"):
+    refused = denied(actor, auth.LAUNCH)
+    start_clicked = st.button("Start sweep", type="primary", key=KEY + "start",
+                              disabled=refused is not None, help=refused)
+    if start_clicked and permitted(actor, auth.LAUNCH):
         try:
             base = starts[start]()
             sweep_id = sweeps.create(ws, base, space, trials, sampler=sampler,
-                                     workers=workers, name=name.strip() or None)
+                                     workers=workers, name=name.strip() or None,
+                                     owner=actor.user)
             sweeps.start_workers(ws, sweep_id, workers)
         except TLCoreError as exc:
             st.error(plain(exc))
@@ -132,8 +138,11 @@ def new_sweep(ws: Workspace) -> None:
 
 
 @st.fragment(run_every=REFRESH_S)
-def sweep_view(ws: Workspace, sweep_id: str) -> None:
-    """One sweep: state, leaderboard, charts; refreshed while it runs."""
+def sweep_view(ws: Workspace, sweep_id: str, actor: auth.Actor) -> None:
+    """One sweep: state, leaderboard, charts; refreshed while it runs.
+
+    Cancel and Resume are the sweep owner's or an admin's; others see them disabled.
+    """
     try:
         info = sweeps.summary(ws, sweep_id)
     except TLCoreError as exc:
@@ -151,13 +160,21 @@ def sweep_view(ws: Workspace, sweep_id: str) -> None:
         st.session_state["train_prefill"] = run["config"]
         st.session_state["train_prefill_name"] = run["name"]
         st.switch_page("pages/train.py")
-    if info["workers"] and b2.button("Cancel sweep", key=f"{KEY}cancel_{sweep_id}"):
-        stopped = sweeps.cancel(ws, sweep_id)
-        st.toast(f"Sweep cancelled; {stopped} running trial(s) stopped.")
-    if info["status"] in ("stopped", sweeps.CANCELLED) and b3.button(
-            "Resume sweep", key=f"{KEY}resume_{sweep_id}"):
-        sweeps.resume(ws, sweep_id)
-        st.toast("Sweep resumed.")
+    owner = info["owner"]
+    if info["workers"]:
+        refused = denied(actor, auth.MANAGE_OWN, owner, "cancel this sweep")
+        cancel = b2.button("Cancel sweep", key=f"{KEY}cancel_{sweep_id}",
+                           disabled=refused is not None, help=refused)
+        if cancel and permitted(actor, auth.MANAGE_OWN, owner, "cancel this sweep"):
+            stopped = sweeps.cancel(ws, sweep_id)
+            st.toast(f"Sweep cancelled; {stopped} running trial(s) stopped.")
+    if info["status"] in ("stopped", sweeps.CANCELLED):
+        refused = denied(actor, auth.LAUNCH, owner, "resume this sweep")
+        resume = b3.button("Resume sweep", key=f"{KEY}resume_{sweep_id}",
+                           disabled=refused is not None, help=refused)
+        if resume and permitted(actor, auth.LAUNCH, owner, "resume this sweep"):
+            sweeps.resume(ws, sweep_id)
+            st.toast("Sweep resumed.")
     trials = sweepcharts.trials_frame(info["trials"])
     st.markdown("**Leaderboard**")
     board = trials.sort_values("best_val_accuracy", ascending=False, na_position="last")
@@ -195,24 +212,26 @@ def importances(ws: Workspace, sweep_id: str, info: dict[str, Any]) -> dict[str,
 
 def render() -> None:
     ws = Workspace.from_env()
+    actor = page_actor(ws)
     st.title("Sweeps")
     show_flash("sweeps")
     st.caption("Try many settings at once: an Optuna study over any run settings, each trial "
                "an ordinary run. Trials on cached features take seconds.")
     items = list(reversed(sweeps.list_sweeps(ws)))
     with st.expander("New sweep", expanded=not items):
-        new_sweep(ws)
+        new_sweep(ws, actor)
     if not items:
         st.info("No sweeps yet.")
         return
     labels = {s["id"]: f"{s['name']} ({s['id']}) · {s['trials_planned']} trials"
+                       + (f" · by {s['owner']}" if s["owner"] else "")
               for s in items}
     wanted = st.query_params.get("sweep")
     ids = list(labels)
     chosen = st.selectbox("Sweep", ids, index=ids.index(wanted) if wanted in ids else 0,
                           format_func=labels.get, key=KEY + "chosen")
     st.query_params["sweep"] = chosen
-    sweep_view(ws, chosen)
+    sweep_view(ws, chosen, actor)
 
 
 render()

@@ -1,4 +1,8 @@
-"""Train: pick a dataset and preset, adjust the run config, launch, and watch runs live."""
+"""Train: pick a dataset and preset, adjust the run config, launch, and watch runs live.
+
+Launching needs the member role, a weights file named by its server path the admin
+role; cancelling and resuming a run are its owner's or an admin's (`tlcore.auth`).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from tlcore import advice, backbones, backend, charts, config, jobs, runlog
+from tlcore import advice, auth, backbones, backend, charts, config, jobs, runlog
 from tlcore import data as datasets_api
 from tlcore.errors import TLCoreError
 from tlcore.store import (
@@ -23,6 +27,7 @@ from tlcore.store import (
     STAGE_FEATURES,
     RunStore,
 )
+from tlcore.ui.access import denied, page_actor, permitted
 from tlcore.ui.config_widgets import number_input_kwargs, selectbox_kwargs, slider_kwargs
 from tlcore.ui.deeplinks import route_through_app
 from tlcore.ui.flash import flash, show_flash
@@ -52,6 +57,7 @@ NAME_KEY = "train_run_name"
 LINK_PARAM = "cfg"  # the form's settings in the URL (config.link_token): reload and share
 NAME_PARAM = "name"  # the run name in the URL
 CUSTOM = "Custom"
+SERVER_WEIGHTS = "train from a weights file named by its path on the server"
 TABS = ("Base & weights", "Head", "Optimizer", "Fine-tuning", "Augmentation")
 TAB_OF = {"image_size": 0, "base": 0, "head": 1, "train": 2, "fine_tune": 3, "augment": 4}
 ERROR_MARK = " ⚠"
@@ -182,8 +188,13 @@ def parse_dense(text: str) -> list[Any]:
     return out
 
 
-def form_settings(ws: Workspace) -> tuple[dict[str, Any], dict[str, str]]:
+def form_settings(ws: Workspace, actor: auth.Actor) -> tuple[dict[str, Any], dict[str, str]]:
     """The form's values as flat config keys, and every problem with them.
+
+    Args:
+        ws: The workspace.
+        actor: Who uses the page: a weights file named by its server path needs the
+            role that may use server paths.
 
     Returns:
         `(values, errors)`: `values` as `{"head.dense": [256], ...}`, `errors` as
@@ -197,13 +208,15 @@ def form_settings(ws: Workspace) -> tuple[dict[str, Any], dict[str, str]]:
     path = s.get(PREFIX + "weights_file", "").strip()
     run_id = s.get(PREFIX + "weights_run") or ""
     if mode == "file":
-        if not path:
-            errors["base.weights"] = "type the path of a VGG16 weights file on the server"
-        else:
-            try:
+        try:
+            # Shown under the path like any other problem, so Launch stays off.
+            auth.require(actor, auth.SERVER_IMPORT, what=SERVER_WEIGHTS)
+            if not path:
+                errors["base.weights"] = "type the path of a VGG16 weights file on the server"
+            else:
                 path = str(check_server_path(path, ws))
-            except TLCoreError as exc:
-                errors["base.weights"] = str(exc)
+        except TLCoreError as exc:
+            errors["base.weights"] = str(exc)
     elif mode == "run" and not run_id:
         errors["base.weights"] = "choose a completed run"
     source = config.WeightsSource(kind="none" if mode == SCRATCH_MODE else mode, path=path,
@@ -277,7 +290,7 @@ def reset_trainable() -> None:
     st.session_state[PREFIX + "base.trainable"] = False
 
 
-def base_tab(ws: Workspace, store: RunStore) -> None:
+def base_tab(ws: Workspace, store: RunStore, actor: auth.Actor) -> None:
     st.caption("VGG16's convolutional base (5 blocks, 14.7 M parameters) turns each image into "
                "features; the head on top learns your classes.")
     number(st, "Image size (px)", "image_size", step=16)
@@ -298,7 +311,7 @@ def base_tab(ws: Workspace, store: RunStore) -> None:
         st.toggle("Train the whole base from the first epoch", key=PREFIX + "base.trainable",
                   help=config.field_spec("base.trainable").help)
     if mode == "imagenet":
-        weights_panel(ws)
+        weights_panel(ws, actor)
     elif mode == "file":
         st.text_input("Weights file path", key=PREFIX + "weights_file",
                       placeholder=str(ws.weights_dir / "vgg16_notop.weights.h5"),
@@ -321,7 +334,7 @@ def base_tab(ws: Workspace, store: RunStore) -> None:
             st.caption("No completed runs yet.")
 
 
-def weights_panel(ws: Workspace) -> None:
+def weights_panel(ws: Workspace, actor: auth.Actor) -> None:
     status = backbones.weights_status(ws)
     if status["available"]:
         st.caption(f":material/check_circle: {plain(status['message'])}")
@@ -332,8 +345,14 @@ def weights_panel(ws: Workspace) -> None:
                icon=":material/cloud_off:")
     with st.expander("Other ways to provide the weights"):
         st.caption(plain(status["message"]))
-    upload = st.file_uploader("VGG16 weights file", type=["h5", "hdf5"], key="train_weights_upload")
-    if upload is not None and st.button("Check and store", key="train_weights_save"):
+    what = "store a weights file in the workspace"
+    refused = denied(actor, auth.IMPORT, what=what)
+    upload = st.file_uploader("VGG16 weights file", type=["h5", "hdf5"], key="train_weights_upload",
+                              disabled=refused is not None, help=refused)
+    if upload is not None and st.button("Check and store", key="train_weights_save",
+                                        disabled=refused is not None, help=refused):
+        if not permitted(actor, auth.IMPORT, what=what):
+            return
         try:
             path = backbones.save_weights_upload(upload.getvalue(), upload.name, ws=ws)
         except TLCoreError as exc:
@@ -533,17 +552,26 @@ def queue_position(training: int, queued: int) -> str:
             f"({training} training, {queued} queued). It starts on its own.")
 
 
-def run_details(ws: Workspace, store: RunStore, run: dict, queue: list[dict]) -> None:
+def run_details(ws: Workspace, store: RunStore, run: dict, queue: list[dict],
+                actor: auth.Actor) -> None:
+    """The watched run: state, progress or results, curves and log; Cancel or Resume.
+
+    Cancel and Resume are its owner's or an admin's; anyone else sees them disabled.
+    """
     status = run["status"]
     head, actions = st.columns([4, 1])
     head.markdown(f"#### {plain(run['name'])}")
     status_badge(status, head)
     cfg = run["config"]
+    owner = f" · by {plain(run['owner'])}" if run["owner"] else ""
     head.caption(f"Dataset {plain(run['dataset'])} · {cfg['image_size']} px · weights "
                  f"{plain(cfg['base']['weights'])} · "
-                 f"{plain(run['device'] or 'device chosen at start')} · id {run['id']}")
+                 f"{plain(run['device'] or 'device chosen at start')} · id {run['id']}{owner}")
     if status in ACTIVE_STATUSES:
-        if actions.button("Cancel run", key=f"train_cancel_{run['id']}", icon=":material/stop:"):
+        refused = denied(actor, auth.MANAGE_OWN, run["owner"], "cancel this run")
+        cancel = actions.button("Cancel run", key=f"train_cancel_{run['id']}",
+                                icon=":material/stop:", disabled=refused is not None, help=refused)
+        if cancel and permitted(actor, auth.MANAGE_OWN, run["owner"], "cancel this run"):
             try:
                 jobs.cancel(run["id"], ws=ws)
             except TLCoreError as exc:
@@ -552,8 +580,11 @@ def run_details(ws: Workspace, store: RunStore, run: dict, queue: list[dict]) ->
                 st.toast(f"Cancelling {plain(run['name'])}…")
                 st.rerun()  # the whole page, so the panel shows the new state at once
     elif status in (FAILED, CANCELLED, LOST):
-        if actions.button("Resume", key=f"train_resume_{run['id']}", icon=":material/replay:",
-                          help="Continue from the last saved epoch."):
+        refused = denied(actor, auth.LAUNCH, run["owner"], "resume this run")
+        resume = actions.button("Resume", key=f"train_resume_{run['id']}",
+                                icon=":material/replay:", disabled=refused is not None,
+                                help=refused or "Continue from the last saved epoch.")
+        if resume and permitted(actor, auth.LAUNCH, run["owner"], "resume this run"):
             try:
                 jobs.resume(run["id"], ws=ws)
             except TLCoreError as exc:
@@ -664,12 +695,13 @@ def compact(n: int) -> str:
     return str(n)
 
 
-def live_panel(ws: Workspace, polling: bool) -> None:
+def live_panel(ws: Workspace, polling: bool, actor: auth.Actor) -> None:
     """The runs panel, drawn from the store alone, so any tab and a refreshed page agree.
 
     Args:
         ws: The workspace.
         polling: Whether this panel re-runs on a timer (while runs are active).
+        actor: Who uses the page (Cancel and Resume are the run owner's).
     """
     st.subheader("Runs")
     try:
@@ -686,7 +718,7 @@ def live_panel(ws: Workspace, polling: bool) -> None:
         return
     queue = [r for r in runs if r["status"] == QUEUED]
     others = [r for r in runs if r["status"] in ACTIVE_STATUSES and r["id"] != run["id"]]
-    run_details(ws, store, run, queue)
+    run_details(ws, store, run, queue, actor)
     if others:
         st.markdown("**Also in the queue**")
         for other in others:
@@ -711,10 +743,16 @@ def idle_watch(ws: Workspace) -> None:
 
 
 # ---- page ----------------------------------------------------------------------
-def launch(ws: Workspace, cfg: config.RunConfig) -> None:
+def launch(ws: Workspace, cfg: config.RunConfig, actor: auth.Actor) -> None:
+    """Queue `cfg` as the actor's run, once their role allows it; the panel then follows it."""
+    if not permitted(actor, auth.LAUNCH):
+        return
+    if cfg.base.source.kind == "file" and not permitted(actor, auth.SERVER_IMPORT,
+                                                        what=SERVER_WEIGHTS):
+        return
     name = st.session_state.get(NAME_KEY, "").strip() or None
     try:
-        run_id = jobs.launch(cfg, name=name, ws=ws)
+        run_id = jobs.launch(cfg, name=name, ws=ws, owner=actor.user)
     except TLCoreError as exc:
         st.error(plain(exc))
         return
@@ -725,6 +763,7 @@ def launch(ws: Workspace, cfg: config.RunConfig) -> None:
 
 def render() -> None:
     ws = Workspace.from_env()
+    actor = page_actor(ws)
     st.title("Train")
     st.caption("VGG16 pretrained on ImageNet plus a small dense head: train the head first, "
                "then optionally fine-tune the last blocks. Runs train in the background; "
@@ -745,7 +784,7 @@ def render() -> None:
         st.page_link("pages/data.py", label="Go to Data", icon=":material/photo_library:")
     else:
         # Checked before drawing: the tab labels and each widget show the problems.
-        values, errors = form_settings(ws)
+        values, errors = form_settings(ws, actor)
         st.session_state[ERRORS_KEY] = errors
         cfg, problem = None, None
         if not errors:
@@ -765,7 +804,7 @@ def render() -> None:
                          help="A starting point; every setting below stays editable.")
             tabs = st.tabs(tab_labels(errors), key="train_tabs", on_change="rerun")
             with tabs[0]:
-                base_tab(ws, store)
+                base_tab(ws, store, actor)
             with tabs[1]:
                 head_tab()
             with tabs[2]:
@@ -797,9 +836,11 @@ def render() -> None:
             model_preview(shown, max(2, len(classes)))
         c1, c2, c3 = st.columns([2, 1, 3], vertical_alignment="bottom")
         c1.text_input("Run name (optional)", key=NAME_KEY, placeholder="e.g. gap-head-lr1e-3")
-        if c2.button("Launch run", key="train_launch", type="primary", disabled=cfg is None,
+        refused = denied(actor, auth.LAUNCH)
+        if c2.button("Launch run", key="train_launch", type="primary",
+                     disabled=cfg is None or refused is not None, help=refused,
                      icon=":material/rocket_launch:", width="stretch"):
-            launch(ws, cfg)
+            launch(ws, cfg, actor)
         if problem:
             c3.error(plain(problem), icon=":material/block:")
         elif errors:
@@ -808,7 +849,7 @@ def render() -> None:
     st.divider()
     # Poll only while something is queued or running; an idle page stays quiet.
     polling = bool(store.list_runs(statuses=ACTIVE_STATUSES))
-    st.fragment(live_panel, run_every=LIVE_REFRESH_S if polling else None)(ws, polling)
+    st.fragment(live_panel, run_every=LIVE_REFRESH_S if polling else None)(ws, polling, actor)
     if not polling:
         st.fragment(idle_watch, run_every=IDLE_CHECK_S)(ws)
 

@@ -13,4 +13,5 @@ imports TensorFlow. One small module per concern:
 * `deeplinks`: deep links on a freshly started server.
 * `signin`: the sign-in gate before every page, and who is signed in (sidebar).
 * `present`: the read-only presenter view's link.
+* `access`: the page's actor; controls disabled and actions refused by role.
 """
