@@ -22,6 +22,7 @@ from tlcore.ui.access import denied, page_actor, permitted
 from tlcore.ui.deeplinks import route_through_app
 from tlcore.ui.evaluation import stored_evaluation
 from tlcore.ui.flash import flash, show_flash
+from tlcore.ui.present import presenter_link
 from tlcore.ui.text import percent, plain
 from tlcore.workspace import Workspace
 
@@ -423,8 +424,9 @@ def render() -> None:
     frame["note"] = [r["note"] or "" for r in runs]
     wanted = url_selection(set(frame["id"]))
     # Signed in, a "Mine" toggle; without a login every run is the operator's.
-    widths = [3, 2, 2, 2, *([1] if actor.user else []), 1, 1]
-    c0, c1, c2, c5, *c6, c3, c4 = st.columns(widths, vertical_alignment="bottom")
+    c0, *c6, c3, c4 = st.columns([6, *([1] if actor.user else []), 1.5, 1.5],
+                                 vertical_alignment="bottom")
+    c1, c2, c5 = st.columns(3)
     search = c0.text_input("Search", key="runs_search", placeholder="Name, tag or note",
                            icon=":material/search:",
                            help="Runs whose name, tags or note contain this text, in any case.")
@@ -472,6 +474,9 @@ def render() -> None:
         st.caption("Tick the boxes at the left of the table to select runs.")
         return
     selected = [by_id[i] for i in selected_ids]
+    st.link_button("Presenter view", presenter_link(selected_ids), key="runs_present",
+                   icon=":material/slideshow:",
+                   help="The ticked runs, read-only, in a new tab: for a projector or to share.")
     actions(ws, store, actor, selected)
     known_tags = sorted({t for r in runs for t in r["tags"]})
     for run in selected:

@@ -2,10 +2,12 @@
 
 `oidc-provider-mock` serves the provider on a free loopback port; the studio
 runs with a temporary secrets file whose `[auth]` section points at it, and a
-roles file in its workspace. Two people, alice (admin) and bob (member by
-default), sign in through the provider's authorize page in turn; each sees the
-studio, who they are in the sidebar, and everyone's runs in the presenter view,
-then signs out. The browser reaches nothing but 127.0.0.1.
+roles file in its workspace. Three people, bob and carol (members by default)
+and alice (admin), sign in through the provider's authorize page in turn; each
+sees the studio, who they are in the sidebar, and everyone's runs (in the runs
+table and the presenter view). Bob and carol cannot cancel or delete each other's
+runs; alice cancels bob's running run and deletes carol's. Each signs out. The
+browser reaches nothing but 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -33,9 +35,11 @@ pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("browser")]
 ROOT = Path(__file__).resolve().parents[2]
 # sub -> the claims the provider puts in the identity token.
 USERS = {
-    "alice": {"email": "alice@example.com", "name": "Alice Liddell"},
     "bob": {"email": "bob@example.com", "name": "Bob Builder"},
+    "carol": {"email": "carol@example.com", "name": "Carol Danvers"},
+    "alice": {"email": "alice@example.com", "name": "Alice Liddell"},
 }
+MEMBERS = ("bob", "carol")
 ROLES = '[users]\n"alice@example.com" = "admin"\n'  # everyone else: the default, member
 EXPECT_TIMEOUT_MS = 20_000
 CPU = {"device": "CPU", "gpus": [], "mixed_precision": False, "backend": "tensorflow",
@@ -137,6 +141,23 @@ def add_run(home: Path, name: str, owner: str | None) -> str:
     return run_id
 
 
+def running_run(home: Path, name: str, owner: str) -> tuple[str, subprocess.Popen]:
+    """A running run owned by `owner`, held by a process that looks like its worker."""
+    from tlcore.config import RunConfig
+    from tlcore.store import RunStore
+    from tlcore.workspace import Workspace
+
+    store = RunStore(Workspace.from_env(home))
+    config = RunConfig.from_dict({"dataset": "shapes", "image_size": 32,
+                                  "base": {"weights": "none"}})
+    run_id = store.create_run(config, name, owner=owner)
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)",
+                             "tlcore.worker", run_id], start_new_session=True)
+    now = time.time()
+    assert store.claim_next(1, started=now, heartbeat=now, pid=proc.pid) == run_id
+    return run_id, proc
+
+
 def sign_in(page, url: str, sub: str) -> None:
     """From a fresh visit: the studio's sign-in screen, then the provider's authorize page."""
     from playwright.sync_api import expect
@@ -167,10 +188,15 @@ def test_two_people_sign_in_in_turn(server, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
     expect.set_options(timeout=EXPECT_TIMEOUT_MS)
+    from tlcore.store import RunStore
+    from tlcore.workspace import Workspace
+
     url, home = server
+    store = RunStore(Workspace.from_env(home))
     runs = {sub: add_run(home, f"{sub}-run", USERS[sub]["email"]) for sub in USERS}
+    training, worker = running_run(home, "bob-training", USERS["bob"]["email"])
     present = f"{url}/present?runs={runs['alice']},{runs['bob']}"
-    roles = {"alice": "admin", "bob": "member"}
+    roles = {"alice": "admin", "bob": "member", "carol": "member"}
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         context = browser.new_context(viewport={"width": 1400, "height": 1000})
@@ -192,7 +218,7 @@ def test_two_people_sign_in_in_turn(server, tmp_path):
                 page.goto(present)
                 expect(page.get_by_role("heading", name="alice-run vs bob-run")).to_be_visible(
                     timeout=60_000)
-                for other in USERS:
+                for other in ("alice", "bob"):
                     expect(page.get_by_role("heading", name=f"{other}-run", exact=True)
                            ).to_be_visible()
                 expect(sidebar).to_have_attribute("data-collapsed", "true")
@@ -206,6 +232,43 @@ def test_two_people_sign_in_in_turn(server, tmp_path):
                 expect(sidebar).to_contain_text(claims["name"])
                 expect(sidebar).not_to_contain_text("Workspace")
 
+                # Everyone's runs in the table; only their owner, or an admin, manages them.
+                other = {"bob": "carol", "carol": "bob", "alice": "carol"}[sub]
+                page.goto(f"{url}/runs?runs={runs[other]}")
+                main = page.locator('[data-testid="stMain"]')
+                delete = main.get_by_role("button", name="Delete 1 run(s)…")
+                expect(delete).to_be_visible(timeout=60_000)
+                table = main.locator('[data-testid="stDataFrame"]')
+                for name in ("alice-run", "bob-run", "carol-run", "bob-training"):
+                    expect(table).to_contain_text(name)
+                page.goto(f"{url}/train?run={training}")
+                cancel = main.get_by_role("button", name="Cancel run")
+                expect(cancel).to_be_visible(timeout=60_000)
+                if sub == "bob":
+                    expect(cancel).to_be_enabled()  # his own
+                elif sub == "carol":
+                    expect(cancel).to_be_disabled()
+                    page.goto(f"{url}/runs?runs={runs[other]}")
+                    expect(delete).to_be_disabled(timeout=60_000)
+                    shots("refused-carol")
+                else:  # the admin
+                    cancel.click()
+                    deadline = time.monotonic() + 30
+                    while not store.get_run(training)["cancel_requested"]:
+                        assert time.monotonic() < deadline, "the admin's cancel was not recorded"
+                        time.sleep(0.2)
+                    page.goto(f"{url}/runs?runs={runs['carol']}")
+                    expect(delete).to_be_enabled(timeout=60_000)
+                    delete.click()
+                    main.get_by_role("button", name="Yes, delete").click()
+                    expect(main).to_contain_text("Deleted carol-run", timeout=30_000)
+                    assert [r["name"] for r in store.list_runs()
+                            if r["owner"] == USERS["carol"]["email"]] == []
+                if sub == "bob":
+                    page.goto(f"{url}/runs?runs={runs['carol']}")
+                    expect(delete).to_be_disabled(timeout=60_000)
+                    shots("refused-bob")
+
                 page.goto(url)
                 expect(page.get_by_role("heading", name="Data", exact=True)).to_be_visible(
                     timeout=60_000)
@@ -216,3 +279,5 @@ def test_two_people_sign_in_in_turn(server, tmp_path):
             raise
         finally:
             browser.close()
+            worker.kill()
+            worker.wait()

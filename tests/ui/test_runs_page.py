@@ -90,6 +90,8 @@ def test_selection_is_kept_in_the_url_and_a_link_restores_it(app, populated):
     assert link.session_state["runs_table"]["selection"]["rows"] == [2, 1]
     assert link.subheader[0].value == "Compare"
     assert not link.warning
+    (present,) = link.get("link_button")
+    assert present.proto.url == f"/present?runs={populated['adam']},{populated['sgd']}"
 
 
 def test_a_link_to_runs_that_are_gone_names_them(app, populated):
