@@ -424,7 +424,7 @@ def render() -> None:
     frame["note"] = [r["note"] or "" for r in runs]
     wanted = url_selection(set(frame["id"]))
     # Signed in, a "Mine" toggle; without a login every run is the operator's.
-    c0, *c6, c3, c4 = st.columns([6, *([1] if actor.user else []), 1.5, 1.5],
+    c0, *c6, c3, c4 = st.columns([5, *([1.2] if actor.user else []), 1.5, 1.9],
                                  vertical_alignment="bottom")
     c1, c2, c5 = st.columns(3)
     search = c0.text_input("Search", key="runs_search", placeholder="Name, tag or note",

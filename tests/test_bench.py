@@ -1,5 +1,6 @@
 """Smoke run of the benchmark module at a tiny size (figures are not checked, only produced)."""
 
+import os
 import sys
 import types
 
@@ -9,6 +10,8 @@ from bench import recipe
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("TLCORE_TEST_BENCH") != "1",
+                    reason="set TLCORE_TEST_BENCH=1 to run the benchmark smoke run; .ci/run does")
 def test_benchmark_runs_end_to_end_and_writes_its_section(tmp_path, monkeypatch):
     monkeypatch.setenv("TLCORE_HOME", str(tmp_path / "unused"))
     monkeypatch.setenv("TLCORE_BENCH_FASHION", str(tmp_path / "no-fashion-here"))

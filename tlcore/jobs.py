@@ -434,6 +434,10 @@ def stop_warm(ws: Workspace | None = None, timeout: float = 10.0) -> int:
             time.sleep(WARM_POLL_S)
         if processes.alive(pid):
             _kill(pid)
+    # A killed process is gone only once the kernel has ended it (a busy disk delays that).
+    gone_by = time.monotonic() + 5.0
+    while any(processes.alive(pid) for pid in workers) and time.monotonic() < gone_by:
+        time.sleep(WARM_POLL_S)
     _reap()
     warm_workers(ws)  # drops the registrations of the stopped workers
     return len(workers)
