@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -28,7 +27,7 @@ from tlcore.store import ACTIVE_STATUSES, COMPLETED, RunStore
 from tlcore.ui.access import denied, page_actor, permitted
 from tlcore.ui.cli import run_cli
 from tlcore.ui.deeplinks import route_through_app
-from tlcore.ui.evaluation import stored_evaluation
+from tlcore.ui.evaluation import image_grid, stored_evaluation
 from tlcore.ui.flash import flash, show_flash
 from tlcore.ui.predict import TOP_K, UPLOAD_TYPES, classify, show_prediction
 from tlcore.ui.text import percent, plain
@@ -37,7 +36,6 @@ from tlcore.workspace import Workspace
 route_through_app()
 
 GALLERY = 12
-GALLERY_COLUMNS = 4
 TRANSFER_REFRESH_S = 3.0
 VERDICT_BOXES = {transfer.POSITIVE: st.success, transfer.NEGATIVE: st.warning}
 
@@ -148,15 +146,6 @@ def side_by_side(original: str, cam: str) -> np.ndarray:
         left = np.asarray(img.convert("RGB").resize(right.shape[1::-1], Image.BILINEAR))
     gap = np.full((right.shape[0], max(2, right.shape[1] // 32), 3), 255, np.uint8)
     return np.concatenate([left, gap, right], axis=1)
-
-
-def image_grid(items: list[tuple[Any, str]]) -> None:
-    """Images (paths or arrays) with captions, in rows of GALLERY_COLUMNS."""
-    for start in range(0, len(items), GALLERY_COLUMNS):
-        cols = st.columns(GALLERY_COLUMNS)
-        for col, (image, caption) in zip(cols, items[start:start + GALLERY_COLUMNS],
-                                         strict=False):
-            col.image(image, caption=caption, width="stretch")
 
 
 def confusion_section(ws: Workspace, evaluation: dict, m: dict) -> None:

@@ -18,7 +18,7 @@ from tlcore.config import flatten
 from tlcore.errors import TLCoreError
 from tlcore.store import RunStore
 from tlcore.ui.deeplinks import route_through_app
-from tlcore.ui.evaluation import stored_evaluation
+from tlcore.ui.evaluation import image_grid, stored_evaluation
 from tlcore.ui.present import URL_PATH, URL_RUNS, requested_runs
 from tlcore.ui.text import percent, plain
 from tlcore.workspace import Workspace
@@ -29,7 +29,6 @@ FONT_PX = 17  # readable from the back of a room
 TITLE_PX = 22
 CHART_HEIGHT = 460
 GRADCAM_SHOWN = 8
-GALLERY_COLUMNS = 4
 
 
 def large(fig: go.Figure, height: int = CHART_HEIGHT) -> go.Figure:
@@ -106,11 +105,7 @@ def gradcam_gallery(ws: Workspace, run_id: str, mistakes: list[dict]) -> None:
         return
     st.markdown("**Grad-CAM of the most confident mistakes** · true → predicted; red: where "
                 "the model looked for the class it predicted")
-    for start in range(0, len(items), GALLERY_COLUMNS):
-        cols = st.columns(GALLERY_COLUMNS)
-        for col, (image, caption) in zip(cols, items[start:start + GALLERY_COLUMNS],
-                                         strict=False):
-            col.image(image, caption=caption, width="stretch")
+    image_grid(items)
 
 
 def evaluation_section(ws: Workspace, run: dict, label: str) -> None:

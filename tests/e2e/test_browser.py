@@ -45,6 +45,21 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_healthy(url: str, proc: subprocess.Popen, log: Path) -> None:
+    """Wait (60 s at most) until the Streamlit server at `url` answers its health check."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
+                if resp.read() == b"ok":
+                    return
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            pytest.fail("streamlit did not start:\n" + log.read_text(errors="replace"))
+        time.sleep(0.3)
+
+
 @pytest.fixture
 def server(tmp_path):
     """The app on a free port with its own workspace; yields (url, workspace path)."""
@@ -61,18 +76,7 @@ def server(tmp_path):
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
-                    if resp.read() == b"ok":
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("streamlit did not start:\n"
-                            + (tmp_path / "streamlit.log").read_text(errors="replace"))
-            time.sleep(0.3)
+        wait_healthy(url, proc, tmp_path / "streamlit.log")
         yield url, home
     finally:
         os.killpg(proc.pid, signal.SIGTERM)

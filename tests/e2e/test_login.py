@@ -21,13 +21,12 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_browser import CHROMIUM, CHROMIUM_ARGS, Shots, _free_port
+from tests.e2e.test_browser import CHROMIUM, CHROMIUM_ARGS, Shots, _free_port, wait_healthy
 
 # The browser tests run one after another, on one test process: each drives a server.
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("browser")]
@@ -65,20 +64,6 @@ def oidc_provider() -> Iterator[str]:
         thread.join(5)
 
 
-def _wait_healthy(url: str, proc: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
-                if resp.read() == b"ok":
-                    return
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            pytest.fail("streamlit did not start:\n" + log.read_text(errors="replace"))
-        time.sleep(0.3)
-
-
 @pytest.fixture
 def server(tmp_path, oidc_provider) -> Iterator[tuple[str, Path]]:
     """The studio with a login: secrets pointing at the provider, a roles file; (url, home)."""
@@ -111,7 +96,7 @@ def server(tmp_path, oidc_provider) -> Iterator[tuple[str, Path]]:
          "--secrets.files", str(secrets_file)],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        _wait_healthy(url, proc, log_path)
+        wait_healthy(url, proc, log_path)
         yield url, home
     finally:
         os.killpg(proc.pid, signal.SIGTERM)

@@ -1,4 +1,5 @@
-"""Stored evaluations (`runs/<id>/eval/<dataset>.json`), read once per file version."""
+"""Stored evaluations (`runs/<id>/eval/<dataset>.json`), read once per file version,
+and the image grid the evaluation views share."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import streamlit as st
 
 from tlcore import evaluate
 from tlcore.workspace import Workspace
+
+GALLERY_COLUMNS = 4
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -34,3 +37,12 @@ def stored_evaluation(ws: Workspace, run_id: str, dataset: str) -> dict[str, Any
     if not path.is_file():
         return None
     return _load(str(ws.root), run_id, dataset, path.stat().st_mtime)
+
+
+def image_grid(items: list[tuple[Any, str]]) -> None:
+    """Images (paths or arrays) with captions, in rows of `GALLERY_COLUMNS`."""
+    for start in range(0, len(items), GALLERY_COLUMNS):
+        cols = st.columns(GALLERY_COLUMNS)
+        for col, (image, caption) in zip(cols, items[start:start + GALLERY_COLUMNS],
+                                         strict=False):
+            col.image(image, caption=caption, width="stretch")
