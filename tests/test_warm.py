@@ -62,7 +62,9 @@ def test_a_warm_worker_trains_runs_in_turn_then_leaves_when_idle(ws, dataset, mo
     try:
         for _ in range(2):
             run_id = jobs.launch(_config(dataset, epochs=2), ws=ws)
-            assert store.get_run(run_id)["pid"] == pid  # handed over, not spawned
+            # The launch hands it over, or the worker, idle again, takes it itself a moment
+            # later: either way, not a new process.
+            assert wait_for(lambda r=run_id: store.get_run(r)["pid"], "the run's worker") == pid
             wait_for(lambda r=run_id: store.get_run(r)["status"] != RUNNING, "the run",
                      START_TIMEOUT_S)
             run = store.get_run(run_id)
