@@ -27,7 +27,7 @@ from tlcore.store import ACTIVE_STATUSES, COMPLETED, RunStore
 from tlcore.ui.access import denied, page_actor, permitted
 from tlcore.ui.cli import run_cli
 from tlcore.ui.deeplinks import route_through_app
-from tlcore.ui.evaluation import image_grid, stored_evaluation
+from tlcore.ui.evaluation import image_grid, metric_cards, stored_evaluation
 from tlcore.ui.flash import flash, show_flash
 from tlcore.ui.predict import TOP_K, UPLOAD_TYPES, classify, show_prediction
 from tlcore.ui.text import percent, plain
@@ -105,17 +105,6 @@ def evaluate_button(ws: Workspace, run: dict, dataset: str, evaluation: dict | N
 
 
 # ---- sections -----------------------------------------------------------------
-def metric_cards(m: dict) -> None:
-    cols = st.columns(5)
-    cols[0].metric("Accuracy", percent(m["accuracy"]))
-    cols[1].metric(f"Top-{m['top_k']} accuracy", percent(m["top_k_accuracy"]))
-    cols[2].metric("Macro F1", percent(m["macro"]["f1"]))
-    cols[3].metric("Macro ROC AUC", percent(m["macro"]["auc"]))
-    cols[4].metric("Images", m["n"])
-    for note in m["notes"]:
-        st.caption(f":material/info: {plain(note)}")
-
-
 def select_cell_from_chart(classes: list[str], chart_key: str) -> None:
     """Clicking a confusion-matrix cell selects it in the two selectboxes.
 
@@ -216,6 +205,8 @@ def metrics_tab(ws: Workspace, evaluation: dict | None, split: str | None) -> No
         return
     m = evaluation["splits"][split]
     metric_cards(m)
+    for note in m["notes"]:
+        st.caption(f":material/info: {plain(note)}")
     if not m["n"]:
         return
     confusion_section(ws, evaluation, m)

@@ -18,7 +18,7 @@ from tlcore.config import flatten
 from tlcore.errors import TLCoreError
 from tlcore.store import RunStore
 from tlcore.ui.deeplinks import route_through_app
-from tlcore.ui.evaluation import image_grid, stored_evaluation
+from tlcore.ui.evaluation import image_grid, metric_cards, stored_evaluation
 from tlcore.ui.present import URL_PATH, URL_RUNS, requested_runs
 from tlcore.ui.text import percent, plain
 from tlcore.workspace import Workspace
@@ -80,15 +80,6 @@ def compare_section(store: RunStore, runs: list[dict], labels: dict[str, str]) -
             st.write("These runs share the same config.")
         else:
             st.table(diff)
-
-
-def metric_cards(m: dict) -> None:
-    cols = st.columns(5)
-    cols[0].metric("Accuracy", percent(m["accuracy"]))
-    cols[1].metric(f"Top-{m['top_k']} accuracy", percent(m["top_k_accuracy"]))
-    cols[2].metric("Macro F1", percent(m["macro"]["f1"]))
-    cols[3].metric("Macro ROC AUC", percent(m["macro"]["auc"]))
-    cols[4].metric("Images", m["n"])
 
 
 def gradcam_gallery(ws: Workspace, run_id: str, mistakes: list[dict]) -> None:

@@ -1,5 +1,5 @@
 """Stored evaluations (`runs/<id>/eval/<dataset>.json`), read once per file version,
-and the image grid the evaluation views share."""
+and the metric cards and image grid the evaluation views share."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 import streamlit as st
 
 from tlcore import evaluate
+from tlcore.ui.text import percent
 from tlcore.workspace import Workspace
 
 GALLERY_COLUMNS = 4
@@ -46,3 +47,13 @@ def image_grid(items: list[tuple[Any, str]]) -> None:
         for col, (image, caption) in zip(cols, items[start:start + GALLERY_COLUMNS],
                                          strict=False):
             col.image(image, caption=caption, width="stretch")
+
+
+def metric_cards(m: dict) -> None:
+    """Accuracy, top-k accuracy, macro F1, macro ROC AUC and image count of an evaluation."""
+    cols = st.columns(5)
+    cols[0].metric("Accuracy", percent(m["accuracy"]))
+    cols[1].metric(f"Top-{m['top_k']} accuracy", percent(m["top_k_accuracy"]))
+    cols[2].metric("Macro F1", percent(m["macro"]["f1"]))
+    cols[3].metric("Macro ROC AUC", percent(m["macro"]["auc"]))
+    cols[4].metric("Images", m["n"])
