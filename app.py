@@ -17,6 +17,7 @@ from tlcore.auth import Actor
 from tlcore.errors import TLCoreError
 from tlcore.store import ACTIVE_STATUSES, RUNNING, RunStore
 from tlcore.ui import identity, signin
+from tlcore.ui.device import device_summary
 from tlcore.ui.deeplinks import forget_app_ran, mark_app_ran
 from tlcore.ui.network import exposure_warning
 from tlcore.ui.present import URL_PATH as PRESENT_PATH
@@ -50,19 +51,25 @@ PAGES = {
 }
 
 
-@st.cache_data(ttl=3600, show_spinner=False)
-def device_summary(root: str) -> dict:
-    """What training runs on; a subprocess probe, so cached for the whole server."""
-    try:
-        return jobs.device_info(ws=Workspace.from_env(root))
-    except TLCoreError as exc:
-        return {"device": "unknown", "gpus": [], "mixed_precision": False, "error": str(exc)}
-
-
 @st.cache_data(ttl=RAY_SUMMARY_TTL_S, show_spinner=False)
 def ray_summary(address: str) -> dict:
     """The Ray cluster's resources and the studio's jobs on it (two HTTP calls)."""
     return rayjobs.cluster_summary(address)
+
+
+def device_panel(ws: Workspace) -> None:
+    """What training runs on, once the server's background probe has answered."""
+    st.markdown("**Training runs on**")
+    info = device_summary(ws)
+    if info is None:
+        st.caption(":material/hourglass_empty: Checking…")
+    elif info.get("error"):
+        st.warning(f"Could not check the device: {plain(info['error'])}")
+    else:
+        precision = "mixed precision on" if info["mixed_precision"] else "float32"
+        icon = ":material/memory:" if info["gpus"] else ":material/computer:"
+        engine = backend.LABELS.get(info.get("backend", ""), info.get("backend", "?"))
+        st.caption(f"{icon} {plain(info['device'])} · {precision} · {engine}")
 
 
 def workers_panel(running: list[dict]) -> None:
@@ -91,7 +98,8 @@ def workers_panel(running: list[dict]) -> None:
 
 @st.fragment(run_every=QUEUE_REFRESH_S)
 def queue_panel(ws: Workspace) -> None:
-    """Worker slots, then running and queued runs, each linking to its live panel."""
+    """The device, worker slots, then running and queued runs, each linking to its live panel."""
+    device_panel(ws)
     try:
         jobs.refresh(ws=ws)
         jobs.ensure_warm(ws)  # the next launch starts in a worker that has Keras loaded
@@ -121,20 +129,7 @@ def sidebar(ws: Workspace, actor: Actor, mode: str, presenting: bool) -> None:
             st.warning(exposed, icon=":material/public:")
         st.markdown("**Workspace**")
         st.code(str(ws.root), language=None, wrap_lines=True)
-        st.markdown("**Training runs on**")
-        device_slot = st.empty()
-        device_slot.caption(":material/hourglass_empty: Checking…")
         queue_panel(ws)
-    # Filled last: the first probe imports Keras in a subprocess and takes a while.
-    with device_slot.container():
-        info = device_summary(str(ws.root))
-        if info.get("error"):
-            st.warning(f"Could not check the device: {plain(info['error'])}")
-        else:
-            precision = "mixed precision on" if info["mixed_precision"] else "float32"
-            icon = ":material/memory:" if info["gpus"] else ":material/computer:"
-            engine = backend.LABELS.get(info.get("backend", ""), info.get("backend", "?"))
-            st.caption(f"{icon} {plain(info['device'])} · {precision} · {engine}")
 
 
 workspace = Workspace.from_env()
@@ -153,5 +148,5 @@ presenting = page.url_path == PRESENT_PATH
 if presenting:
     st.set_page_config(initial_sidebar_state="collapsed")
 page.run()
-# After the page, so a slow first device probe never delays the page itself.
+# After the page, so the page is drawn first.
 sidebar(workspace, actor, login_mode, presenting)

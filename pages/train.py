@@ -30,6 +30,7 @@ from tlcore.store import (
 from tlcore.ui.access import denied, page_actor, permitted
 from tlcore.ui.config_widgets import number_input_kwargs, selectbox_kwargs, slider_kwargs
 from tlcore.ui.deeplinks import route_through_app
+from tlcore.ui.device import device_summary
 from tlcore.ui.flash import flash, show_flash
 from tlcore.ui.predict import UPLOAD_TYPES, classify, show_prediction
 from tlcore.ui.status import STATUS_ICONS, status_badge
@@ -378,9 +379,12 @@ def head_tab() -> None:
     field_error(c2, "head.batchnorm", "Batch normalisation")
 
 
-def gpu_batch_hint() -> str | None:
-    """"Fits about N per batch on <GPU>" from the cached device probe, on GPU machines only."""
-    info = jobs.device_info()
+def gpu_batch_hint(ws: Workspace) -> str | None:
+    """"Fits about N per batch on <GPU>" from the server's device probe, on GPU machines only.
+
+    None until the probe has answered.
+    """
+    info = device_summary(ws) or {}
     free = (info.get("gpu_free_bytes") or [None])[0]
     if not info.get("gpus") or not free:
         return None
@@ -392,21 +396,23 @@ def gpu_batch_hint() -> str | None:
 
 
 def backend_caption() -> str:
-    """Which Keras backends this server has, and what "auto" picks (cached device probe)."""
-    info = jobs.device_info()
-    names = [backend.LABELS.get(name, name) for name in info.get("backends") or []]
-    auto = backend.LABELS.get(info.get("backend", ""), "TensorFlow")
-    return (f"Installed here: {', '.join(names) or 'unknown'}; auto uses {auto}. Same model "
+    """Which Keras backends this server has, and what "auto" picks.
+
+    Workers run this server's Python with its environment, so what it finds is theirs.
+    """
+    names = [backend.LABELS[name] for name in backend.available()]
+    auto = backend.LABELS[backend.default()]
+    return (f"Installed here: {', '.join(names) or 'none'}; auto uses {auto}. Same model "
             f"and results on each; SavedModel and TFLite export need TensorFlow.")
 
 
-def optimizer_tab() -> None:
+def optimizer_tab(ws: Workspace) -> None:
     st.caption("Phase 1 trains only the head, with the whole base frozen (every layer when the "
                "base trains from the first epoch).")
     c1, c2 = st.columns(2)
     number(c1, "Epochs", "train.epochs", step=1)
     number(c2, "Batch size", "train.batch_size", step=8)
-    hint = gpu_batch_hint()
+    hint = gpu_batch_hint(ws)
     if hint:
         c2.caption(hint)
     select(c1, "Optimizer", "train.optimizer")
@@ -808,7 +814,7 @@ def render() -> None:
             with tabs[1]:
                 head_tab()
             with tabs[2]:
-                optimizer_tab()
+                optimizer_tab(ws)
             with tabs[3]:
                 fine_tune_tab()
             with tabs[4]:

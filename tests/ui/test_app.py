@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.ui.markup import shown
+from tlcore import jobs
 from tlcore.config import RunConfig
 from tlcore.store import RunStore
 
@@ -26,13 +28,27 @@ def _texts(at) -> str:
     return "\n".join(str(p) for p in parts)
 
 
+def _sidebar(at) -> str:
+    return "\n".join(str(c.value) for c in at.sidebar.caption)
+
+
+def _once_probed(app, page: str | None = None):
+    """A fresh app (see `_sidebar_warnings` below) once the background device probe answered."""
+    deadline = time.monotonic() + 30
+    at = app(page)
+    while "Checking…" in _sidebar(at) and time.monotonic() < deadline:
+        time.sleep(0.05)
+        at = app(page)
+    return at
+
+
 def test_every_page_renders_on_an_empty_workspace(app, ws):
-    at = app()
+    at = _once_probed(app)
     assert not at.exception
     # Sidebar: workspace path, device, queue.
     assert str(ws.root) in [c.value for c in at.sidebar.code]
-    sidebar = "\n".join(str(c.value) for c in at.sidebar.caption)
-    assert "CPU" in sidebar and "Nothing running" in sidebar
+    sidebar = _sidebar(at)
+    assert "CPU · float32 · TensorFlow" in sidebar and "Nothing running" in sidebar
     assert "Local workers · 0 of 1 busy" in sidebar  # no GPU: the worker limit
     assert "No datasets yet" in at.info[0].value
     expected = {"pages/train.py": "No datasets yet", "pages/runs.py": "No runs yet",
@@ -41,6 +57,29 @@ def test_every_page_renders_on_an_empty_workspace(app, ws):
         at.switch_page(page).run()
         assert not at.exception, page
         assert text in _texts(at), page
+
+
+def test_a_slow_device_probe_delays_no_page(app, ws, populated, monkeypatch):
+    """The probe imports Keras in a subprocess; until it answers, pages draw without it."""
+    answer = threading.Event()
+
+    def slow_probe(ws=None, refresh=False):
+        answer.wait(30)
+        return {"device": "Test GPU", "gpus": ["Test GPU"], "mixed_precision": True,
+                "backend": "jax", "gpu_free_bytes": [8 * 2**30]}
+
+    monkeypatch.setattr(jobs, "device_info", slow_probe)
+    at = app()
+    assert not at.exception
+    assert ":material/hourglass_empty: Checking…" in _sidebar(at)
+    at.switch_page("pages/train.py").run()
+    assert at.button(key="train_launch")  # the form is drawn in full
+    assert not any("images per batch" in c.value for c in at.caption)
+    answer.set()
+    assert "Test GPU · mixed precision on · JAX" in _sidebar(_once_probed(app))
+    at = app("pages/train.py")
+    assert any("images per batch fit in the 8 GiB free on Test GPU" in c.value
+               for c in at.caption)
 
 
 def test_every_page_renders_with_datasets_and_runs(app, populated):
