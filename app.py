@@ -17,8 +17,8 @@ from tlcore.auth import Actor
 from tlcore.errors import TLCoreError
 from tlcore.store import ACTIVE_STATUSES, RUNNING, RunStore
 from tlcore.ui import identity, signin
-from tlcore.ui.device import device_summary
 from tlcore.ui.deeplinks import forget_app_ran, mark_app_ran
+from tlcore.ui.device import device_summary
 from tlcore.ui.network import exposure_warning
 from tlcore.ui.present import URL_PATH as PRESENT_PATH
 from tlcore.ui.status import STATUS_ICONS

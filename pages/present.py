@@ -2,8 +2,9 @@
 
 Reached by `/present?runs=<id>,<id>` (`tlcore.ui.present.presenter_link`), with
 the sidebar collapsed. It shows the runs' learning curves, final metrics and
-config differences, then each run's stored evaluation (metrics, confusion
-matrix, per-class scores) and the Grad-CAM overlays of its worst mistakes.
+config differences, then each run's owner, tags and note, its stored evaluation
+(metrics, confusion matrix, per-class scores) and the Grad-CAM overlays of its
+worst mistakes.
 Nothing on it changes anything: no buttons, forms or inputs, charts drawn
 larger than on the working pages.
 """
@@ -99,11 +100,23 @@ def gradcam_gallery(ws: Workspace, run_id: str, mistakes: list[dict]) -> None:
     image_grid(items)
 
 
+def run_notes(run: dict) -> None:
+    """The run's tags as badges and its note as a quote, when it has them."""
+    if run["tags"]:
+        st.markdown(" ".join(f":gray-badge[{plain(tag)}]" for tag in run["tags"]))
+    if run["note"]:
+        st.markdown("\n".join(f"> {plain(line)}" for line in run["note"].splitlines()))
+
+
 def evaluation_section(ws: Workspace, run: dict, label: str) -> None:
-    """One run: its stored evaluation on its own dataset, the test split when it has one."""
+    """One run: who made it and its notes, then its stored evaluation on its own dataset
+    (the test split when it has one)."""
     st.header(plain(label), divider="gray")
     weights = run["config"].get("base", {}).get("weights", "?")
-    st.caption(f"Dataset {plain(run['dataset'])} · weights {plain(weights)} · {run['status']}")
+    owner = f" · by {plain(run['owner'])}" if run["owner"] else ""
+    st.caption(f"Dataset {plain(run['dataset'])} · weights {plain(weights)} · "
+               f"{run['status']}{owner}")
+    run_notes(run)
     try:
         evaluation = stored_evaluation(ws, run["id"], run["dataset"])
     except (OSError, ValueError, TLCoreError):

@@ -18,8 +18,10 @@ from tests.evalutil import make_run as add_eval_run
 from tests.ui.markup import shown
 from tests.ui.test_evaluate_page import stored_evaluation
 from tlcore.errors import ConfigError
+from tlcore.store import RunStore
 from tlcore.ui.present import presenter_link
 from tlcore.ui.signin import NO_PROXY_USER, providers
+from tlcore.ui.text import plain
 
 ROOT = Path(__file__).resolve().parents[2]
 AUTH = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "s3cret",
@@ -149,14 +151,23 @@ def presented(ws, populated):
     return ids, evaluations
 
 
-def test_presenter_view_shows_the_runs_read_only(app, presented):
+def test_presenter_view_shows_the_runs_read_only(app, ws, presented):
     (first, second), (ev, _) = presented
+    store = RunStore(ws)
+    store.set_tags(first, ["baseline", "demo"])
+    store.set_note(first, "Best so far.\n**Not** a heading: # kept as typed")
     at = app()
     at.query_params["runs"] = f"{first},{second}"
     at.switch_page("pages/present.py").run()
     assert not at.exception, at.exception
     assert at.title[0].value == "pretrained vs scratch"
     assert [h.value for h in at.header] == ["pretrained", "scratch"]
+    texts = [shown(m.value) for m in at.markdown]
+    assert ":gray-badge[baseline] :gray-badge[demo]" in texts
+    (note,) = [m.value for m in at.markdown if shown(m.value).startswith("> Best so far.")]
+    assert shown(note) == "> Best so far.\n> **Not** a heading: # kept as typed"
+    assert plain("**Not**") in note  # the note's Markdown shows as typed
+    assert len([t for t in texts if t.startswith(":gray-badge[")]) == 1  # the other has none
     # Curves (accuracy, loss), final metrics, then a confusion matrix and per-class bars per run.
     assert len(at.get("plotly_chart")) == 7
     assert len(at.table) == 1  # config differences
