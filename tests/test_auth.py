@@ -248,6 +248,20 @@ def test_a_transfer_study_is_refused_whole_when_it_passes_the_limit(ws, dataset,
         "may have at once (TLCORE_MAX_RUNS_PER_USER=3). Queue fewer, or wait for some to "
         "finish.")
     assert RunStore(ws).list_runs() == []
+    monkeypatch.setenv("TLCORE_MAX_RUNS_PER_USER", "5")
+    RunStore(ws).create_run(_config(dataset), owner=ALICE.user)
+    transferstudy.launch(ws, dataset, [2, 4], ["image_size=32"], owner=ALICE.user)
+    assert RunStore(ws).count_active(ALICE.user) == 5
+
+
+def test_runs_launched_together_are_checked_before_any_is_queued(ws, dataset, no_workers):
+    good = _config(dataset)
+    with pytest.raises(ConfigError, match="^A run name must be"):
+        jobs.launch_many([(good, "first"), (good, "second\nline")], ws=ws, owner=ALICE.user)
+    assert RunStore(ws).list_runs() == []
+    ids = jobs.launch_many([(good, "first"), (good, "second")], ws=ws, owner=ALICE.user)
+    assert [RunStore(ws).get_run(run_id)["name"] for run_id in ids] == ["first", "second"]
+    assert all((ws.run(run_id).config).is_file() for run_id in ids)
 
 
 # ---- owners of datasets ------------------------------------------------------------------

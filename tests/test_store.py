@@ -323,6 +323,26 @@ def test_a_per_owner_limit_holds_for_launches_at_once(store):
     assert store.create_run(config, owner="bob@example.com", max_active=3)  # others unaffected
 
 
+def test_runs_created_together_are_all_or_none_against_the_limit(store):
+    config, alice = RunConfig(dataset="d"), "alice@example.com"
+    store.create_run(config, owner=alice)
+    assert store.create_runs([(config, "a"), (config, "b"), (config, "c")], owner=alice,
+                             max_active=3) is None
+    assert store.count_active(alice) == 1
+    created: list[list[str] | None] = []
+    threads = [threading.Thread(target=lambda: created.append(store.create_runs(
+        [(config, "x"), (config, None)], owner=alice, max_active=3))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    (ids,) = [c for c in created if c]  # one pair fits beside the first run, not two
+    assert created.count(None) == 3 and store.count_active(alice) == 3
+    first, second = (store.get_run(run_id) for run_id in ids)
+    assert first["name"] == "x" and second["name"].startswith("run-")
+    assert first["created"] <= second["created"] and first["owner"] == alice
+
+
 def test_owners_are_recorded_and_filter_runs(store):
     config = RunConfig(dataset="d")
     mine = store.create_run(config, owner="alice@example.com")

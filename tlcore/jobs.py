@@ -219,37 +219,60 @@ def launch(config: RunConfig, name: str | None = None, ws: Workspace | None = No
         DiskFullError: if the workspace's disk has less than `min_free_bytes()` free.
         QuotaError: if `owner` has `TLCORE_MAX_RUNS_PER_USER` runs queued or running.
     """
+    return launch_many([(config, name)], ws=ws, owner=owner)[0]
+
+
+def launch_many(runs: list[tuple[RunConfig, str | None]], ws: Workspace | None = None,
+                owner: str | None = None) -> list[str]:
+    """Queue several runs at once, all or none, and start workers for free slots.
+
+    Every run is checked as `launch` checks one before any is queued, and the
+    owner's limit is counted for all of them in the transaction that inserts them.
+
+    Args:
+        runs: `(config, name)` pairs, queued in this order; a None name is `run-<n>`.
+        ws: The workspace.
+        owner: The signed-in user who launches them; None: the local operator.
+
+    Returns:
+        The new runs' ids, in the order given.
+
+    Raises:
+        As `launch`; nothing is queued when any run is refused.
+    """
     from tlcore.data import load_manifest
 
     ws = ws or Workspace.from_env()
-    if not isinstance(config, RunConfig):
-        raise ConfigError(f"launch needs a RunConfig. Received: {type(config).__name__}")
     store = RunStore(ws)
-    manifest = load_manifest(config.dataset, ws)
-    backend.require(backend.resolve(config.train.backend))
-    backend.check_distribute(config.train.distribute, config.train.backend)
-    backbones.check_model_size(config, max(2, len(manifest["classes"])))
-    _check_base_weights(config, store, ws)
+    checked = []
+    for config, name in runs:
+        if not isinstance(config, RunConfig):
+            raise ConfigError(f"launch needs a RunConfig. Received: {type(config).__name__}")
+        manifest = load_manifest(config.dataset, ws)
+        backend.require(backend.resolve(config.train.backend))
+        backend.check_distribute(config.train.distribute, config.train.backend)
+        backbones.check_model_size(config, max(2, len(manifest["classes"])))
+        _check_base_weights(config, store, ws)
+        checked.append((config, None if name is None else check_run_name(name)))
     worker_limit()  # a bad setting fails here, not in a background start later
     heartbeat_timeout()
     rayjobs.check_settings()
     if rayjobs.enabled():
         rayjobs.check_cluster()  # Ray: before the run exists, so nothing is left half-made
     check_free_space(ws.root)  # queued runs would wait for space; say so now
-    if name is not None:
-        name = check_run_name(name)
-    auth.check_run_quota(store, owner)
+    auth.check_run_quota(store, owner, adding=len(checked))
     limit = auth.max_runs_per_user() if owner is not None else None
-    run_id = store.create_run(config, name=name, owner=owner, max_active=limit)
-    if run_id is None:  # another launch of the same person took the last place just now
-        auth.check_run_quota(store, owner)
+    ids = store.create_runs(checked, owner=owner, max_active=limit)
+    if ids is None:  # another launch of the same person took the last places just now
+        auth.check_run_quota(store, owner, adding=len(checked))
         raise RunStateError("Your last free place in the queue was taken by another launch a "
                             "moment ago; wait for a run to finish or cancel one.")
-    files = ws.run(run_id)
-    files.dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(files.config, config.to_json())
+    for run_id, (config, _) in zip(ids, checked, strict=True):
+        files = ws.run(run_id)
+        files.dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(files.config, config.to_json())
     start_queued(ws)
-    return run_id
+    return ids
 
 
 def worker_env(ws: Workspace, run_id: str | None = None) -> dict[str, str]:

@@ -49,7 +49,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, TypedDict
@@ -675,19 +675,41 @@ class RunStore:
         Returns:
             The new run's id, or None when `owner` already has `max_active` active runs.
         """
-        if not isinstance(config, RunConfig):
-            raise ConfigError(f"create_run needs a RunConfig. Received: {type(config).__name__}")
-        run_id = new_run_id()
+        ids = self.create_runs([(config, name)], status=status, owner=owner,
+                               max_active=max_active)
+        return ids[0] if ids else None
+
+    def create_runs(self, runs: Sequence[tuple[RunConfig, str | None]], status: str = QUEUED,
+                    owner: str | None = None,
+                    max_active: int | None = None) -> list[str] | None:
+        """Insert several runs in one transaction (all or none), as `create_run` does one.
+
+        Args:
+            runs: `(config, name)` pairs; a None name is `run-<n>`.
+            status, owner: As `create_run`, for every run.
+            max_active: The most queued and running runs `owner` may have, these
+                included; None: no limit.
+
+        Returns:
+            The new runs' ids in the order given, or None (nothing inserted) when they
+            would take `owner` past `max_active`.
+        """
+        for config, _ in runs:
+            if not isinstance(config, RunConfig):
+                raise ConfigError(f"create_run needs a RunConfig. Received: "
+                                  f"{type(config).__name__}")
+        ids = [new_run_id() for _ in runs]
         with self._tx() as con:
             self._lock(con)
-            if max_active is not None and _active(con, owner) >= max_active:
+            if max_active is not None and _active(con, owner) + len(runs) > max_active:
                 return None
-            seq = _next_seq(con)
-            con.execute(insert(runs_table).values(
-                id=run_id, seq=seq, name=name or f"run-{seq}", dataset=config.dataset,
-                config=config.to_json(None), status=status, created=time.time(),
-                owner=owner))
-        return run_id
+            for run_id, (config, name) in zip(ids, runs, strict=True):
+                seq = _next_seq(con)
+                con.execute(insert(runs_table).values(
+                    id=run_id, seq=seq, name=name or f"run-{seq}", dataset=config.dataset,
+                    config=config.to_json(None), status=status, created=time.time(),
+                    owner=owner))
+        return ids
 
     def create_running(self, config: RunConfig, max_running: int, name: str | None = None,
                        slots: Iterable[str] = (), owner: str | None = None,

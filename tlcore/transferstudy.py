@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tlcore import auth, jobs, transfer
+from tlcore import jobs, transfer
 from tlcore.config import RunConfig
 from tlcore.errors import ConfigError
 from tlcore.store import RunStore, new_run_id
@@ -82,17 +82,17 @@ def launch(ws: Workspace, dataset: str, sizes: list[int],
             local operator.
 
     Raises:
-        ConfigError, NotFoundError, WeightsError: as `jobs.launch`, before any run
-            is queued when the first (pretrained) run is refused.
-        QuotaError: before any run is queued, if the study's runs would pass the
-            owner's `TLCORE_MAX_RUNS_PER_USER`.
+        ConfigError, NotFoundError, WeightsError: as `jobs.launch`; nothing is
+            queued when any run is refused.
+        QuotaError: nothing is queued when the study's runs would pass the owner's
+            `TLCORE_MAX_RUNS_PER_USER` (counted in the transaction that queues them).
     """
     study_id = new_run_id()
     store = RunStore(ws)
     runs = plan(dataset, sizes, overrides)
-    auth.check_run_quota(store, owner, adding=len(runs))
-    for setting, size, config in runs:
-        run_id = jobs.launch(config, name=f"transfer-{size}pc-{setting}", ws=ws, owner=owner)
+    ids = jobs.launch_many([(config, f"transfer-{size}pc-{setting}")
+                            for setting, size, config in runs], ws=ws, owner=owner)
+    for run_id, (setting, size, _) in zip(ids, runs, strict=True):
         store.merge_extra(run_id, study=study_id, setting=setting, images_per_class=size)
     return study_id
 
