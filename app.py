@@ -17,7 +17,12 @@ from tlcore.auth import Actor
 from tlcore.errors import TLCoreError
 from tlcore.store import ACTIVE_STATUSES, RUNNING, RunStore
 from tlcore.ui import identity, signin
-from tlcore.ui.deeplinks import forget_app_ran, mark_app_ran
+from tlcore.ui.deeplinks import (
+    forget_app_ran,
+    mark_app_ran,
+    remember_destination,
+    take_destination,
+)
 from tlcore.ui.device import device_summary
 from tlcore.ui.network import exposure_warning
 from tlcore.ui.present import URL_PATH as PRESENT_PATH
@@ -142,8 +147,16 @@ except TLCoreError as exc:  # a malformed secrets or roles file: nobody gets in
 page = st.navigation(list(PAGES.values()), position="sidebar" if actor else "hidden")
 if actor is None:
     forget_app_ran()
+    if login_mode == "oidc":
+        remember_destination(page.url_path)  # the sign-in returns to the root page
     signin.gate(login_mode, problem)
 mark_app_ran()
+destination = take_destination()
+if destination:
+    path, query = destination
+    target = next((p for p in PAGES.values() if p.url_path == path), None)
+    if target is not None and (target is not page or query != st.query_params.to_dict()):
+        st.switch_page(target, query_params=query)
 presenting = page.url_path == PRESENT_PATH
 if presenting:
     st.set_page_config(initial_sidebar_state="collapsed")

@@ -5,7 +5,8 @@ runs with a temporary secrets file whose `[auth]` section points at it, and a
 roles file in its workspace. Three people, bob and carol (members by default)
 and alice (admin), sign in through the provider's authorize page in turn; each
 sees the studio, who they are in the sidebar, and everyone's runs (in the runs
-table and the presenter view). Bob and carol cannot cancel or delete each other's
+table and the presenter view, which bob opens by a link before signing in and
+lands on after). Bob and carol cannot cancel or delete each other's
 runs; alice cancels bob's running run and deletes carol's. Each signs out. The
 browser reaches nothing but 127.0.0.1.
 """
@@ -23,6 +24,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 
@@ -143,8 +145,9 @@ def running_run(home: Path, name: str, owner: str) -> tuple[str, subprocess.Pope
     return run_id, proc
 
 
-def sign_in(page, url: str, sub: str) -> None:
-    """From a fresh visit: the studio's sign-in screen, then the provider's authorize page."""
+def sign_in(page, url: str, sub: str, lands_on: str = "Data") -> None:
+    """From a fresh visit of `url`: the studio's sign-in screen, then the provider's authorize
+    page, then back on `url`'s page, whose heading is `lands_on`."""
     from playwright.sync_api import expect
 
     page.goto(url)
@@ -154,7 +157,7 @@ def sign_in(page, url: str, sub: str) -> None:
     page.get_by_role("button", name="Sign in").click()
     # The mock provider lists its predefined users as one-click buttons.
     page.get_by_role("button", name=sub, exact=True).click()
-    expect(page.get_by_role("heading", name="Data", exact=True)).to_be_visible(timeout=60_000)
+    expect(page.get_by_role("heading", name=lands_on, exact=True)).to_be_visible(timeout=60_000)
 
 
 def sign_out(page) -> None:
@@ -192,7 +195,10 @@ def test_two_people_sign_in_in_turn(server, tmp_path):
         shots = Shots(page, tmp_path / "screenshots")
         try:
             for sub, claims in USERS.items():
-                sign_in(page, url, sub)
+                if sub == "bob":  # a presenter link opened signed out: there after sign-in
+                    sign_in(page, present, sub, lands_on="alice-run vs bob-run")
+                else:
+                    sign_in(page, url, sub)
                 sidebar = page.locator('[data-testid="stSidebar"]')
                 expect(sidebar).to_contain_text(claims["name"])
                 expect(sidebar).to_contain_text(claims["email"])
@@ -201,9 +207,7 @@ def test_two_people_sign_in_in_turn(server, tmp_path):
 
                 if sub == "bob":
                     # Everyone's runs in the presenter view, read-only, the sidebar folded away.
-                    page.goto(present)
-                    expect(page.get_by_role("heading", name="alice-run vs bob-run")
-                           ).to_be_visible(timeout=60_000)
+                    assert unquote(page.url) == present  # the link, not the start page
                     for other in ("alice", "bob"):
                         expect(page.get_by_role("heading", name=f"{other}-run", exact=True)
                                ).to_be_visible()
