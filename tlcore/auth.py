@@ -36,7 +36,6 @@ This module imports neither Streamlit nor TensorFlow.
 
 from __future__ import annotations
 
-import os
 import threading
 import tomllib
 from collections.abc import Mapping
@@ -45,6 +44,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tlcore.errors import ConfigError, PermissionDeniedError, QuotaError
+from tlcore.settings import env_number
 
 if TYPE_CHECKING:
     from tlcore.store import RunStore
@@ -286,17 +286,8 @@ def max_runs_per_user() -> int | None:
     Raises:
         ConfigError: when it is set but not a positive integer.
     """
-    raw = os.environ.get(MAX_RUNS_ENV, "").strip()
-    if not raw:
-        return None
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise ConfigError(f"{MAX_RUNS_ENV} must be a positive integer, or empty for no limit. "
-                          f"Received: {MAX_RUNS_ENV}={raw!r}")
-    return value
+    return env_number(MAX_RUNS_ENV, None, "a positive integer, or empty for no limit",
+                      parse=int)
 
 
 def check_run_quota(store: RunStore, owner: str | None, adding: int = 1) -> None:

@@ -28,6 +28,7 @@ import numpy as np
 
 from tlcore.config import RunConfig
 from tlcore.errors import ConfigError, WeightsError
+from tlcore.settings import env_number
 from tlcore.workspace import Workspace
 
 
@@ -231,17 +232,9 @@ def max_params() -> int:
     Raises:
         ConfigError: if the variable is set but not a positive integer.
     """
-    raw = os.environ.get(ENV_MAX_PARAMS, "").strip()
-    if not raw:
-        return DEFAULT_MAX_PARAMS
-    try:
-        value = int(float(raw))  # 2e8 reads as well as 200000000
-    except (ValueError, OverflowError):
-        value = 0
-    if value < 1:
-        raise ConfigError(f"{ENV_MAX_PARAMS} must be a positive number of parameters, e.g. "
-                          f"200000000. Received: {ENV_MAX_PARAMS}={raw!r}")
-    return value
+    return env_number(ENV_MAX_PARAMS, DEFAULT_MAX_PARAMS,
+                      "a positive number of parameters, e.g. 200000000",
+                      parse=lambda raw: int(float(raw)))  # 2e8 reads as well as 200000000
 
 
 def check_model_size(config: RunConfig, num_classes: int) -> dict[str, int]:

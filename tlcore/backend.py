@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from tlcore.errors import ConfigError
+from tlcore.settings import env_number
 
 ENV = "KERAS_BACKEND"
 # Splits the CPU into this many logical TensorFlow devices, so that a run with
@@ -99,13 +100,8 @@ def cpu_devices() -> int:
         ConfigError: if the variable is set but not a whole number from 1 to
             `MAX_CPU_DEVICES`.
     """
-    raw = os.environ.get(ENV_CPU_DEVICES, "").strip()
-    if not raw:
-        return 1
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_CPU_DEVICES:
-        raise ConfigError(f"{ENV_CPU_DEVICES} must be a whole number from 1 to "
-                          f"{MAX_CPU_DEVICES}. Received: {ENV_CPU_DEVICES}={raw!r}")
-    return int(raw)
+    return env_number(ENV_CPU_DEVICES, 1, f"a whole number from 1 to {MAX_CPU_DEVICES}",
+                      parse=int, valid=lambda n: 1 <= n <= MAX_CPU_DEVICES)
 
 
 def installed(name: str) -> bool:

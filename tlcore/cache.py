@@ -22,6 +22,7 @@ from typing import Any
 
 from tlcore import bases
 from tlcore.errors import ConfigError
+from tlcore.settings import env_number
 from tlcore.workspace import Workspace
 
 MODELS_KIND = "models"  # full models assembled for download (tlcore.runmodel)
@@ -33,14 +34,7 @@ META_FILE = "meta.json"
 
 def max_bytes() -> int:
     """The cache bound in bytes, from $TLCORE_CACHE_MAX_GB (default 20 GB)."""
-    raw = os.environ.get(ENV_MAX_GB, str(DEFAULT_MAX_GB))
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if value <= 0:
-        raise ConfigError(f"{ENV_MAX_GB} must be a positive number of gigabytes. Received: {raw!r}")
-    return int(value * 1e9)
+    return int(env_number(ENV_MAX_GB, DEFAULT_MAX_GB, "a positive number of gigabytes") * 1e9)
 
 
 def touch(folder: Path) -> None:

@@ -39,6 +39,7 @@ from typing import Any
 from tlcore import auth, backbones, backend, cache, processes, rayjobs, slots
 from tlcore.config import RunConfig
 from tlcore.errors import ConfigError, NotFoundError, RunStateError, WeightsError
+from tlcore.settings import env_number
 from tlcore.store import (
     CANCELLED,
     COMPLETED,
@@ -94,17 +95,7 @@ def max_workers() -> int:
     Raises:
         ConfigError: if the variable is set but not a positive integer.
     """
-    raw = os.environ.get(ENV_MAX_WORKERS, "").strip()
-    if not raw:
-        return 1
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise ConfigError(f"{ENV_MAX_WORKERS} must be a positive integer (1 for one GPU). "
-                          f"Received: {ENV_MAX_WORKERS}={raw!r}")
-    return value
+    return env_number(ENV_MAX_WORKERS, 1, "a positive integer (1 for one GPU)", parse=int)
 
 
 def worker_limit(gpus: tuple[str, ...] | None = None) -> int:
@@ -136,14 +127,8 @@ def heartbeat_timeout(stage: str | None = None) -> float:
     Raises:
         ConfigError: if the variable is set but not a positive number.
     """
-    raw = os.environ.get(ENV_HEARTBEAT_TIMEOUT, "").strip()
-    try:
-        value = float(raw) if raw else DEFAULT_HEARTBEAT_TIMEOUT_S
-    except ValueError:
-        value = 0.0
-    if not 0 < value < float("inf"):
-        raise ConfigError(f"{ENV_HEARTBEAT_TIMEOUT} must be a positive number of seconds. "
-                          f"Received: {ENV_HEARTBEAT_TIMEOUT}={raw!r}")
+    value = env_number(ENV_HEARTBEAT_TIMEOUT, DEFAULT_HEARTBEAT_TIMEOUT_S,
+                       "a positive number of seconds")
     return value * (FEATURE_STAGE_TIMEOUT_FACTOR if stage == STAGE_FEATURES else 1.0)
 
 
@@ -345,15 +330,7 @@ def warm_idle_seconds() -> float:
     Raises:
         ConfigError: if the variable is set but not a positive number.
     """
-    raw = os.environ.get(ENV_WARM_IDLE, "").strip()
-    try:
-        value = float(raw) if raw else DEFAULT_WARM_IDLE_S
-    except ValueError:
-        value = 0.0
-    if not 0 < value < float("inf"):
-        raise ConfigError(f"{ENV_WARM_IDLE} must be a positive number of seconds. "
-                          f"Received: {ENV_WARM_IDLE}={raw!r}")
-    return value
+    return env_number(ENV_WARM_IDLE, DEFAULT_WARM_IDLE_S, "a positive number of seconds")
 
 
 def _is_warm_worker(pid: int) -> bool:

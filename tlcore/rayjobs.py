@@ -35,6 +35,7 @@ from typing import Any
 
 from tlcore import backend
 from tlcore.errors import ClusterError, ConfigError
+from tlcore.settings import at_least_zero, env_number
 from tlcore.store import FAILED, QUEUED, RunStore
 from tlcore.workspace import DEFAULT_HOME, ENV_HOME, RUNS_DIR, Workspace
 
@@ -96,16 +97,9 @@ def address() -> str:
     return value
 
 
-def _amount(name: str, default: float, allow_zero: bool) -> float:
-    raw = os.environ.get(name, "").strip()
-    try:
-        value = float(raw) if raw else float(default)
-    except ValueError:
-        value = -1.0
-    if not (0 <= value < float("inf")) or (value == 0 and not allow_zero):
-        allowed = "a number of at least 0" if allow_zero else "a positive number"
-        raise ConfigError(f"{name} must be {allowed}. Received: {name}={raw!r}")
-    return int(value) if value.is_integer() else value
+def _as_ray_shows(amount: float) -> float:
+    """Whole amounts as ints (1, not 1.0), as Ray shows them."""
+    return int(amount) if float(amount).is_integer() else amount
 
 
 def gpus_per_run() -> float:
@@ -114,7 +108,7 @@ def gpus_per_run() -> float:
     Raises:
         ConfigError: if it is not a number of at least 0.
     """
-    return _amount(ENV_GPUS, 1, allow_zero=True)
+    return _as_ray_shows(env_number(ENV_GPUS, 1, "a number of at least 0", valid=at_least_zero))
 
 
 def cpus_per_run() -> float:
@@ -123,7 +117,7 @@ def cpus_per_run() -> float:
     Raises:
         ConfigError: if it is not a positive number.
     """
-    return _amount(ENV_CPUS, 1, allow_zero=False)
+    return _as_ray_shows(env_number(ENV_CPUS, 1, "a positive number"))
 
 
 def check_settings() -> None:

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tlcore.errors import ConfigError, DiskFullError, NotFoundError, WeightsError
+from tlcore.settings import at_least_zero, env_number
 
 ENV_HOME = "TLCORE_HOME"
 DEFAULT_HOME = "workspace"
@@ -123,14 +124,8 @@ def min_free_bytes() -> int:
     Raises:
         ConfigError: if the variable is set but not a number of megabytes (0 or more).
     """
-    raw = os.environ.get(ENV_MIN_FREE_MB, "").strip()
-    try:
-        value = float(raw) if raw else DEFAULT_MIN_FREE_MB
-    except ValueError:
-        value = -1.0
-    if not 0 <= value < float("inf"):
-        raise ConfigError(f"{ENV_MIN_FREE_MB} must be a number of megabytes, 0 or more. "
-                          f"Received: {ENV_MIN_FREE_MB}={raw!r}")
+    value = env_number(ENV_MIN_FREE_MB, DEFAULT_MIN_FREE_MB, "a number of megabytes, 0 or more",
+                       valid=at_least_zero)
     return int(value * 1e6)
 
 
