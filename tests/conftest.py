@@ -6,6 +6,7 @@ import shutil
 from collections import namedtuple
 
 import pytest
+from streamlit import config as streamlit_config
 
 from tests.pg import pg_cluster, pg_url  # noqa: F401  (fixtures for the PostgreSQL tests)
 from tlcore.workspace import Workspace
@@ -40,6 +41,15 @@ def local_executor(monkeypatch) -> None:
 def no_run_limit(monkeypatch) -> None:
     """No per-user run limit unless a test sets one."""
     monkeypatch.delenv("TLCORE_MAX_RUNS_PER_USER", raising=False)
+
+
+@pytest.fixture
+def trusted_headers():
+    """`server.trustedUserHeaders` as a company proxy's deployment sets it; restored after."""
+    before = streamlit_config.get_option("server.trustedUserHeaders")
+    streamlit_config.set_option("server.trustedUserHeaders", {"X-Forwarded-Email": "email"})
+    yield
+    streamlit_config.set_option("server.trustedUserHeaders", before)
 
 
 @pytest.fixture

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-from streamlit import config as st_config
 from streamlit.testing.v1 import AppTest
 
 AUTH = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "secret",
@@ -43,14 +41,6 @@ def test_oidc_signed_out_is_nobody_and_signed_in_gets_a_role(ws):
     assert _shown(at) == ["oidc", "Actor(user='bob@example.com', name='Bob', role='admin')"]
     at.user = {"is_logged_in": True, "sub": "carol-42"}
     assert _shown(at) == ["oidc", "Actor(user='carol-42', name='carol-42', role='viewer')"]
-
-
-@pytest.fixture
-def trusted_headers():
-    before = st_config.get_option("server.trustedUserHeaders")
-    st_config.set_option("server.trustedUserHeaders", {"X-Forwarded-Email": "email"})
-    yield
-    st_config.set_option("server.trustedUserHeaders", before)
 
 
 def test_trusted_headers_name_the_user(ws, trusted_headers):

@@ -19,6 +19,8 @@ import sys
 import time
 import urllib.request
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -60,31 +62,49 @@ def wait_healthy(url: str, proc: subprocess.Popen, log: Path) -> None:
         time.sleep(0.3)
 
 
+@contextmanager
+def streamlit_server(tmp_path: Path, env: dict[str, str], port: int | None = None,
+                     options: tuple[str, ...] = ()) -> Iterator[str]:
+    """`app.py` served on 127.0.0.1 with `env` until the block ends; yields its URL.
+
+    Args:
+        tmp_path: Where its log goes (`streamlit.log`, shown when it fails to start).
+        env: The server's environment.
+        port: Its port; default a free one.
+        options: More `streamlit run` options.
+    """
+    port = port or _free_port()
+    log_path = tmp_path / "streamlit.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+             "--server.port", str(port), "--server.address", "127.0.0.1",
+             "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
+             *options],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            wait_healthy(url, proc, log_path)
+            yield url
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
 @pytest.fixture
 def server(tmp_path):
     """The app on a free port with its own workspace; yields (url, workspace path)."""
     home = tmp_path / "workspace"
-    port = _free_port()
     # The dashboard keeps a warm worker, as it does for a user.
     env = {**os.environ, "TLCORE_HOME": str(home), "TLCORE_MAX_WORKERS": "1",
            "TLCORE_WARM_WORKERS": "1"}
-    log = open(tmp_path / "streamlit.log", "wb")  # noqa: SIM115 - closed in teardown
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1",
-         "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
     try:
-        wait_healthy(url, proc, tmp_path / "streamlit.log")
-        yield url, home
+        with streamlit_server(tmp_path, env) as url:
+            yield url, home
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
         _stop_workers(home)
 
 

@@ -17,7 +17,6 @@ import json
 import os
 import re
 import secrets
-import signal
 import subprocess
 import sys
 import threading
@@ -28,12 +27,17 @@ from urllib.parse import unquote
 
 import pytest
 
-from tests.e2e.test_browser import CHROMIUM, CHROMIUM_ARGS, Shots, _free_port, wait_healthy
+from tests.e2e.test_browser import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    Shots,
+    _free_port,
+    streamlit_server,
+)
 
 # The browser tests run one after another, on one test process: each drives a server.
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("browser")]
 
-ROOT = Path(__file__).resolve().parents[2]
 # sub -> the claims the provider puts in the identity token.
 USERS = {
     "bob": {"email": "bob@example.com", "name": "Bob Builder"},
@@ -89,24 +93,8 @@ def server(tmp_path, oidc_provider) -> Iterator[tuple[str, Path]]:
         f'server_metadata_url = "{oidc_provider}/.well-known/openid-configuration"\n')
     env = {**os.environ, "TLCORE_HOME": str(home), "TLCORE_MAX_WORKERS": "1",
            "TLCORE_WARM_WORKERS": "0"}
-    log_path = tmp_path / "streamlit.log"
-    log = open(log_path, "wb")  # noqa: SIM115 - closed in teardown
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1",
-         "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
-         "--secrets.files", str(secrets_file)],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        wait_healthy(url, proc, log_path)
+    with streamlit_server(tmp_path, env, port, ("--secrets.files", str(secrets_file))) as url:
         yield url, home
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
 
 
 def add_run(home: Path, name: str, owner: str | None) -> str:

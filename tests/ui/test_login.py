@@ -54,15 +54,6 @@ def _texts(at, where=None) -> str:
     return "\n".join(shown(str(p)) for p in parts)
 
 
-@pytest.fixture
-def trusted_headers():
-    """`server.trustedUserHeaders` as a company proxy's deployment sets it; restored after."""
-    before = streamlit_config.get_option("server.trustedUserHeaders")
-    streamlit_config.set_option("server.trustedUserHeaders", {"X-Forwarded-Email": "email"})
-    yield
-    streamlit_config.set_option("server.trustedUserHeaders", before)
-
-
 def _assert_signed_out(at) -> None:
     assert not at.exception, at.exception
     assert [t.value for t in at.title] == ["Transfer-learning studio"]
