@@ -98,8 +98,10 @@ def remember_destination(url_path: str) -> None:
 def take_destination() -> tuple[str, dict[str, str]] | None:
     """The page URL path and query this browser asked for before it signed in, once."""
     lock, pending = _destinations()
+    if not pending:  # the usual case, on every run of app.py: no cookie to decode
+        return None
     key = _browser_key()
-    if key is None or not pending:
+    if key is None:
         return None
     with lock:
         entry = pending.pop(key, None)
