@@ -3,7 +3,7 @@
 A router only: page config, navigation, the sign-in gate and the sidebar every page
 shares (who is signed in, workspace, training device, worker slots, run queue, and a
 warning while the studio is open to the network without a login). The pages live in
-`pages/`. When a login is configured (`tlcore.ui.identity`), no page runs until
+`app_pages/`. When a login is configured (`tlcore.ui.identity`), no page runs until
 someone is signed in. This process never imports TensorFlow; training runs in worker
 processes.
 """
@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import streamlit as st
 
-from tlcore import backend, jobs, rayjobs, slots
+from tlcore import backend
 from tlcore.auth import Actor
 from tlcore.errors import TLCoreError
+from tlcore.runs import jobs, slots
+from tlcore.runs.executors import ray as rayjobs
 from tlcore.store import ACTIVE_STATUSES, RUNNING, RunStore
 from tlcore.ui import identity, signin
 from tlcore.ui.deeplinks import (
-    forget_app_ran,
-    mark_app_ran,
     remember_destination,
     take_destination,
 )
@@ -40,18 +40,18 @@ st.set_page_config(page_title="Transfer-learning studio", page_icon=":material/m
 # Explicit URL paths: links such as /evaluate?run=<id> stay the same whatever the files are
 # called or wherever they live.
 PAGES = {
-    "data": st.Page("pages/data.py", title="Data", icon=":material/photo_library:",
+    "data": st.Page("app_pages/data.py", title="Data", icon=":material/photo_library:",
                     default=True),  # the default page is the root URL, /
-    "train": st.Page("pages/train.py", title="Train", icon=":material/model_training:",
+    "train": st.Page("app_pages/train.py", title="Train", icon=":material/model_training:",
                      url_path="train"),
-    "runs": st.Page("pages/runs.py", title="Runs & compare", icon=":material/compare_arrows:",
+    "runs": st.Page("app_pages/runs.py", title="Runs & compare", icon=":material/compare_arrows:",
                     url_path="runs"),
-    "evaluate": st.Page("pages/evaluate.py", title="Evaluate", icon=":material/fact_check:",
+    "evaluate": st.Page("app_pages/evaluate.py", title="Evaluate", icon=":material/fact_check:",
                         url_path="evaluate"),
-    "sweeps": st.Page("pages/sweeps.py", title="Sweeps", icon=":material/tune:",
+    "sweeps": st.Page("app_pages/sweeps.py", title="Sweeps", icon=":material/tune:",
                       url_path="sweeps"),
     # Reached by its link only (tlcore.ui.present.presenter_link), not from the menu.
-    "present": st.Page("pages/present.py", title="Presenter view", icon=":material/slideshow:",
+    "present": st.Page("app_pages/present.py", title="Presenter view", icon=":material/slideshow:",
                        url_path=PRESENT_PATH, visibility="hidden"),
 }
 
@@ -146,11 +146,9 @@ except TLCoreError as exc:  # a malformed secrets or roles file: nobody gets in
     login_mode, actor, problem = "none", None, plain(exc)
 page = st.navigation(list(PAGES.values()), position="sidebar" if actor else "hidden")
 if actor is None:
-    forget_app_ran()
     if login_mode == "oidc":
         remember_destination(page.url_path)  # the sign-in returns to the root page
     signin.gate(login_mode, problem)
-mark_app_ran()
 destination = take_destination()
 if destination:
     path, query = destination

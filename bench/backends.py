@@ -89,7 +89,7 @@ def predicted(ws: Any, name: str, run_id: str, images: list[str]) -> list[int]:
 
 def measure(args: argparse.Namespace, ws: Any, dataset: str, name: str) -> dict[str, Any]:
     """The cold, warm and fine-tune runs and the seeds on backend `name`."""
-    from tlcore import cache
+    from tlcore.cache import lru as cache
 
     base = {"dataset": dataset, "image_size": args.size, "base": {"weights": args.weights},
             "head": {"pooling": "flatten", "dense": [256], "dropout": 0.5},
@@ -171,8 +171,9 @@ def render(args, description: str, names: list[str], results: dict[str, Any],
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from tlcore import backend, jobs
+    from tlcore import backend
     from tlcore import data as datasets_api
+    from tlcore.runs import jobs
     from tlcore.workspace import Workspace
 
     names = backend.available()

@@ -86,7 +86,7 @@ def steady_ips(n_images: int, epoch_times: list[float]) -> float:
 def measure(args: argparse.Namespace, ws: Any, name: str, arrays: tuple, classes: int,
             precision: str) -> dict[str, Any]:
     """The frozen pass, the plain recipe and tlcore's run in one precision."""
-    from tlcore import cache
+    from tlcore.cache import lru as cache
     from tlcore.config import RunConfig
 
     x, y, xv, yv = arrays
@@ -161,8 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         import keras
 
         from tlcore import data as datasets_api
-        from tlcore import imagecache
         from tlcore.backend import configure_devices
+        from tlcore.cache import images as imagecache
         from tlcore.workspace import Workspace
 
         ws = Workspace.from_env(home)

@@ -11,7 +11,7 @@ In one process, on the same decoded images, config and seed:
 * A      the plain Keras recipe as people write it: `VGG16(include_top=False)` frozen,
          Flatten -> Dense(256, relu) -> Dropout(0.5) -> Dense(classes, softmax),
          `model.fit` for E epochs on the in-memory arrays;
-* B      the same config through `tlcore.train.run_training`, cold feature cache;
+* B      the same config through `tlcore.engine.train.run_training`, cold feature cache;
 * C      a second tlcore run on the same data with another head, warm cache;
 * D      phase 2: fine-tune block 5 for F epochs, plain Keras (continuing A) vs tlcore.
 
@@ -20,7 +20,7 @@ Then the light-runs figures, each against its target:
 * warm head-only runs through the CLI as a whole process, `python -m tlcore train`
   spawned and timed to its exit (median of --repeats runs, other heads than B), next
   to the time of `python -c "import tensorflow, keras"` and of `python -c "import
-  tlcore.train"` (the imports of the worker the CLI starts; medians of --repeats);
+  tlcore.engine.train"` (the imports of the worker the CLI starts; medians of --repeats);
 * the bytes under `runs/<id>/` of those runs;
 * B / floor and the phase-2 epoch ratio from above;
 * best val accuracy of A and B over --seeds seeds (seed 0 is the timed pair; B's
@@ -210,7 +210,7 @@ def floor_forward(x, xv, args: argparse.Namespace) -> dict[str, float]:
 
 def tlcore_run(ws: Any, config: Any) -> dict[str, Any]:
     """Train one run in this process; wall time, best val accuracy, per-phase epoch times."""
-    from tlcore import train
+    from tlcore.engine import train
     from tlcore.store import COMPLETED, RunStore
 
     store = RunStore(ws)
@@ -309,9 +309,10 @@ class Report:
 
 def run(args: argparse.Namespace, home: str) -> Report:
     """Run floor, A, B, C, D and the light-runs figures in a fresh workspace at `home`."""
-    from tlcore import cache, imagecache
     from tlcore import data as datasets_api
     from tlcore.backend import configure_devices
+    from tlcore.cache import images as imagecache
+    from tlcore.cache import lru as cache
     from tlcore.config import RunConfig
     from tlcore.workspace import Workspace
 
@@ -352,8 +353,8 @@ def run(args: argparse.Namespace, home: str) -> Report:
     cli = cli_runs(ws, base_cfg, args.repeats)
     env = child_env(ws)
     imports = {"tf": import_seconds("import tensorflow, keras", env, args.repeats),
-               "train": import_seconds("import tlcore.train", env, args.repeats)}
-    print(f"imports: tensorflow+keras {imports['tf']:.1f}s, tlcore.train "
+               "train": import_seconds("import tlcore.engine.train", env, args.repeats)}
+    print(f"imports: tensorflow+keras {imports['tf']:.1f}s, tlcore.engine.train "
           f"{imports['train']:.1f}s", flush=True)
 
     acc = {"A": [results["A_val"]], "B": [b["val"]]}
@@ -405,7 +406,7 @@ def light_rows(args, r, b, d, cli, imports, acc) -> list[Row]:
             r["A_time"] / cli_s >= A_OVER_CLI_MIN),
         row(f"`python -c \"import tensorflow, keras\"` (median of {args.repeats})",
             f"{imports['tf']:.2f} s"),
-        row(f"`python -c \"import tlcore.train\"`, the worker's imports (median of "
+        row(f"`python -c \"import tlcore.engine.train\"`, the worker's imports (median of "
             f"{args.repeats})", f"{imports['train']:.2f} s"),
         row("Warm CLI run beyond the worker's imports", f"{beyond:.2f} s",
             f"≤ {CLI_BEYOND_IMPORTS_MAX_S:g} s", beyond <= CLI_BEYOND_IMPORTS_MAX_S),
@@ -492,16 +493,17 @@ def render(args, description, device, r, b, c, d, counts, light) -> str:
         *(f"| {' | '.join(cells)} |" for cells in light),
         "",
         "How these were measured. A, B, C and D train in the benchmark's own process (B, C "
-        "and D through `tlcore.train.run_training`, without a worker). The warm CLI runs come "
+        "and D through `tlcore.engine.train.run_training`, without a worker). The warm CLI runs "
+        "come "
         "after them, so the frozen features of this data, size and base are cached: each is "
         "`python -m tlcore train --config FILE.json --name ...` started with "
         "`subprocess.run` and timed from spawn to exit, which covers the CLI process, the "
-        "worker it launches (`python -m tlcore.worker`, importing TensorFlow), training, test "
+        "worker it launches (`python -m tlcore.workers.run`, importing TensorFlow), training, test "
         "scoring and the stored evaluation; the environment sets `TLCORE_HOME` to the "
         "benchmark's workspace, `TLCORE_WARM_WORKERS=0`, `TF_CPP_MIN_LOG_LEVEL=2` and "
         "`PYTHONPATH` to the repository. The CLI process does not import TensorFlow, its "
         "worker does, so \"beyond the worker's imports\" is the median CLI time minus the "
-        "median time of a fresh `python -c \"import tlcore.train\"` process; the "
+        "median time of a fresh `python -c \"import tlcore.engine.train\"` process; the "
         "`import tensorflow, keras` time is shown for scale. Run files are every byte under "
         "`runs/<id>/` of a CLI run (trained weights, `base.json`, config, history, log, "
         "evaluation); the frozen base is stored once under `bases/` and not counted; MB "

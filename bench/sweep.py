@@ -53,7 +53,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from tlcore import jobs
+    from tlcore.runs import jobs
     from tlcore.store import RunStore
     from tlcore.workspace import Workspace
 

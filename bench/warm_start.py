@@ -4,7 +4,7 @@
 
 Warm: a worker started by `jobs.ensure_warm` has imported TensorFlow and waits;
 the launch hands it the run. Cold: `TLCORE_WARM_WORKERS=0`, the launch spawns a
-fresh `python -m tlcore.worker`. Each figure is the time from calling
+fresh `python -m tlcore.workers.run`. Each figure is the time from calling
 `jobs.launch` to the run's first epoch row in the store, and to its completion.
 Every worker started here is stopped before returning.
 """
@@ -30,7 +30,7 @@ def _wait(predicate: Any, what: str) -> None:
 
 def _timed_launch(ws: Any, config: Any) -> tuple[float, float]:
     """Seconds from `jobs.launch` to the first epoch row, and to the run's end."""
-    from tlcore import jobs
+    from tlcore.runs import jobs
     from tlcore.store import FINAL_STATUSES, RunStore
 
     store = RunStore(ws)
@@ -53,7 +53,7 @@ def measure_warm_start(ws: Any, config: Any) -> dict[str, float]:
     Returns:
         `warm_first_epoch_s`, `warm_done_s`, `cold_first_epoch_s`, `cold_done_s`.
     """
-    from tlcore import jobs
+    from tlcore.runs import jobs
 
     saved = os.environ.get(jobs.ENV_WARM_WORKERS)
     try:

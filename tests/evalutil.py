@@ -9,7 +9,7 @@ from typing import Any
 
 from tlcore import data as datasets_api
 from tlcore.config import RunConfig
-from tlcore.demo import write_class_folders
+from tlcore.data.demo import write_class_folders
 from tlcore.store import COMPLETED, RunStore
 from tlcore.workspace import Workspace
 
@@ -58,7 +58,7 @@ def engine_model(config: RunConfig, num_classes: int, seed: int = 0) -> Any:
     """The engine's model for `config` with seeded random weights (TensorFlow)."""
     import keras
 
-    from tlcore.model import build_model
+    from tlcore.engine.model import build_model
 
     keras.utils.set_random_seed(seed)
     return build_model(config, num_classes, mixed_precision=False)

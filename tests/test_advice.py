@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tlcore.advice import launch_warnings, median_side
 from tlcore.config import RunConfig, preset
+from tlcore.config.advice import launch_warnings, median_side
 
 SIZES_48 = {"width": {"min": 40, "max": 56, "median": 48},
             "height": {"min": 40, "max": 56, "median": 48}}

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tlcore import auth, jobs, sweeps, transferstudy
+from tlcore import auth
 from tlcore import data as datasets_api
 from tlcore.auth import (
     BROWSE,
@@ -20,7 +20,7 @@ from tlcore.auth import (
     Actor,
 )
 from tlcore.config import RunConfig
-from tlcore.demo import write_class_folders
+from tlcore.data.demo import write_class_folders
 from tlcore.errors import (
     ConfigError,
     PermissionDeniedError,
@@ -28,6 +28,8 @@ from tlcore.errors import (
     RunStateError,
     TLCoreError,
 )
+from tlcore.results import transfer_study as transferstudy
+from tlcore.runs import jobs, sweeps
 from tlcore.store import COMPLETED, FAILED, QUEUED, RUNNING, RunStore
 
 ALICE = Actor("alice@example.com", "Alice", "member")

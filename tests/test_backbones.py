@@ -9,9 +9,9 @@ import h5py
 import numpy as np
 import pytest
 
-from tlcore import backbones
 from tlcore.config import RunConfig
 from tlcore.errors import ConfigError, WeightsError
+from tlcore.vgg16 import backbones
 
 VGG16_NOTOP_PARAMS = 14_714_688  # keras.applications.VGG16(include_top=False).count_params()
 BIAS1 = np.arange(64, dtype=np.float32) / 100
@@ -290,7 +290,8 @@ def test_save_weights_upload(ws, tmp_path):
 
 
 def test_ui_modules_do_not_import_tensorflow():
-    code = ("import sys, tlcore.backbones, tlcore.jobs, tlcore.cli.runs, tlcore.advice; "
+    code = ("import sys, tlcore.vgg16.backbones, tlcore.runs.jobs, tlcore.cli.runs, "
+            "tlcore.config.advice; "
             "bad = [m for m in ('tensorflow', 'keras') if m in sys.modules]; "
             "sys.exit(f'imported {bad}' if bad else 0)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -298,7 +299,7 @@ def test_ui_modules_do_not_import_tensorflow():
 
 
 def test_batch_size_hint_shrinks_with_image_size_and_grows_with_memory():
-    from tlcore.backbones import activation_values_per_image, batch_size_hint
+    from tlcore.vgg16.backbones import activation_values_per_image, batch_size_hint
 
     # block1 at 224 px alone: two convs of 224*224*64 values.
     assert activation_values_per_image(224) > 2 * 224 * 224 * 64

@@ -17,14 +17,16 @@ import numpy as np
 import pytest
 
 from tests.test_jobs import wait_for
-from tlcore import backend, export, jobs, processes
+from tlcore import backend, processes
 from tlcore import data as datasets_api
 from tlcore.config import RunConfig
-from tlcore.demo import write_class_folders
+from tlcore.data.demo import write_class_folders
+from tlcore.engine.gradcam import gradcam
 from tlcore.errors import ConfigError
-from tlcore.evaluate import predict_probs
-from tlcore.gradcam import gradcam
-from tlcore.predict import load_image, predict_images
+from tlcore.results import export
+from tlcore.results.evaluate import predict_probs
+from tlcore.results.predict import load_image, predict_images
+from tlcore.runs import jobs
 from tlcore.store import COMPLETED, RunStore
 
 CLASSES = ("disc", "square", "triangle")
@@ -82,7 +84,7 @@ def test_export_formats_that_need_tensorflow_say_so_when_it_is_missing(ws, monke
 
 @pytest.mark.skipif(not OTHER_BACKENDS, reason="neither JAX nor PyTorch is installed")
 def test_gradcam_and_predictions_agree_on_every_backend(tmp_path):
-    from tlcore import model as engine
+    from tlcore.engine import model as engine
 
     config = RunConfig.from_dict({"dataset": "d", "image_size": 32, "base": {"weights": "none"},
                                   "head": {"dense": [8]}})
@@ -98,8 +100,8 @@ def test_gradcam_and_predictions_agree_on_every_backend(tmp_path):
         out = tmp_path / f"{name}.npz"
         _python(
             "import keras, numpy as np\n"
-            "from tlcore.gradcam import gradcam\n"
-            "from tlcore.evaluate import predict_probs\n"
+            "from tlcore.engine.gradcam import gradcam\n"
+            "from tlcore.results.evaluate import predict_probs\n"
             f"assert keras.backend.backend() == {name!r}\n"
             f"m = keras.models.load_model({str(path)!r}, compile=False, safe_mode=True)\n"
             f"x = np.load({str(tmp_path / 'images.npy')!r})\n"
@@ -139,8 +141,8 @@ def test_a_run_on_jax_end_to_end_and_its_model_on_tensorflow(ws, tmp_path):
     images = sorted(str(p) for p in (tmp_path / "src").rglob("*.png"))[::4]
     _python(
         "import json, sys\n"
-        "from tlcore.export import export_run\n"
-        "from tlcore.predict import predict_images\n"
+        "from tlcore.results.export import export_run\n"
+        "from tlcore.results.predict import predict_images\n"
         f"items = predict_images({run_id!r}, {images!r})\n"
         "assert 'tensorflow' not in sys.modules, 'predict on JAX imported TensorFlow'\n"
         f"open({str(tmp_path / 'jax.json')!r}, 'w').write(json.dumps(items))\n"

@@ -10,10 +10,13 @@ import numpy as np
 import pytest
 
 from tests.evalutil import engine_model, make_dataset, make_run, run_config
-from tlcore import backbones, bases, cache, jobs, runmodel, train
+from tlcore.cache import lru as cache
 from tlcore.cli import main as cli_main
+from tlcore.engine import runmodel, train
 from tlcore.errors import NotFoundError
+from tlcore.runs import jobs
 from tlcore.store import COMPLETED, RunStore
+from tlcore.vgg16 import backbones, bases
 
 
 def _conv_weights(seed: int) -> bases.LayerWeights:

@@ -48,7 +48,7 @@ def test_benchmark_runs_end_to_end_and_writes_its_section(tmp_path, monkeypatch)
             ("B − A, mean best val accuracy", "within ±2 points")):
         line = next(ln for ln in light.splitlines() if ln.startswith(f"| {figure}"))
         assert target in line and line.rstrip(" |").endswith(("yes", "no")), line
-    for figure in ('import tensorflow, keras', 'import tlcore.train',
+    for figure in ('import tensorflow, keras', 'import tlcore.engine.train',
                    "Best val accuracy A, seeds 0-1", "Best val accuracy B, seeds 0-1"):
         assert figure in light
     warm = next(ln for ln in light.splitlines() if ln.startswith("| Launch → first epoch, warm"))

@@ -8,7 +8,8 @@ import json
 import plotly.graph_objects as go
 import pytest
 
-from tlcore import charts, evalcharts
+from tlcore.charts import evaluation as evalcharts
+from tlcore.charts import runs as charts
 from tlcore.config import RunConfig
 
 
@@ -194,7 +195,7 @@ def test_charts_module_does_not_import_streamlit_or_tensorflow():
     import subprocess
     import sys
 
-    code = ("import sys, tlcore.charts; "
+    code = ("import sys, tlcore.charts.runs; "
             "print(any(m in sys.modules for m in ('streamlit', 'tensorflow', 'keras')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

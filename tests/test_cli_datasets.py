@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tlcore.cli.datasets import ProgressPrinter, format_table
-from tlcore.demo import write_class_folders
+from tlcore.data.demo import write_class_folders
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -24,7 +24,7 @@ from tests.evalutil import (
 )
 from tlcore.cli import main
 from tlcore.errors import DatasetError
-from tlcore.predict import predict_images
+from tlcore.results.predict import predict_images
 from tlcore.store import RUNNING
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -127,7 +127,8 @@ def test_a_truncated_model_is_unreadable_not_missing(ws, capsys):
 
 def test_cli_parser_and_transfer_report_do_not_import_tensorflow(ws):
     script = ("import sys\nfrom tlcore.cli import build_parser\nbuild_parser()\n"
-              "import tlcore.transfer, tlcore.evaluate, tlcore.evalcharts, tlcore.export\n"
+              "import tlcore.results.transfer, tlcore.results.evaluate, tlcore.charts.evaluation, "
+              "tlcore.results.export\n"
               "print('tensorflow' in sys.modules)\n")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,

@@ -13,7 +13,7 @@ import pytest
 from tests.evalutil import write_keras_zip
 from tlcore import data
 from tlcore.config import RunConfig
-from tlcore.demo import write_class_folders
+from tlcore.data.demo import write_class_folders
 from tlcore.store import COMPLETED, QUEUED, RUNNING, RunStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -164,7 +164,7 @@ def test_runs_cancel_resume_delete(ws):
     waiting = store.create_run(config)
     # A stand-in worker holds the only slot, so `waiting` stays queued.
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)",
-                               "tlcore.worker", busy], start_new_session=True)
+                               "tlcore.workers.run", busy], start_new_session=True)
     try:
         store.claim_next(1, started=time.time(), heartbeat=time.time())
         store.update_run(busy, pid=holder.pid)

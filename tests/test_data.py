@@ -16,9 +16,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tlcore import data, imagecache
+from tlcore import data
+from tlcore.cache import images as imagecache
 from tlcore.data import importer
-from tlcore.demo import synth_image, write_class_folders
+from tlcore.data.demo import synth_image, write_class_folders
 from tlcore.errors import ConfigError, DatasetError, NotFoundError
 from tlcore.store import RunStore
 

@@ -23,7 +23,7 @@ from PIL import Image, PngImagePlugin
 
 from tlcore import data
 from tlcore.data import importer
-from tlcore.demo import write_class_folders
+from tlcore.data.demo import write_class_folders
 from tlcore.errors import DatasetError
 from tlcore.store import RunStore
 

@@ -11,12 +11,15 @@ import numpy as np
 import pytest
 
 from tests.test_jobs import wait_for
-from tlcore import backend, bases, jobs, train
+from tlcore import backend
 from tlcore import data as datasets_api
 from tlcore.config import RunConfig
-from tlcore.demo import write_class_folders
+from tlcore.data.demo import write_class_folders
+from tlcore.engine import train
 from tlcore.errors import ConfigError
+from tlcore.runs import jobs
 from tlcore.store import COMPLETED, FAILED, RunStore
+from tlcore.vgg16 import bases
 
 CLASSES = ("disc", "square", "triangle")
 RUN_TIMEOUT_S = 300

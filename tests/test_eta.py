@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tlcore.eta import StepClock, eta_seconds
+from tlcore.engine.eta import StepClock, eta_seconds
 
 STEPS, EPOCHS = 20, 5
 COMPILE_S, STEP_S = 4.0, 0.1  # the fit's first step compiles; every other step takes 0.1 s

@@ -8,7 +8,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from tlcore import charts, evalcharts
+from tlcore.charts import evaluation as evalcharts
+from tlcore.charts import runs as charts
 
 REPORT = {"source_label": "ImageNet", "verdict": "positive transfer",
           "curves": {"pretrained": {"epoch": [1, 2], "val_accuracy": [0.6, 0.8]},
@@ -112,7 +113,7 @@ def test_evalcharts_module_does_not_import_streamlit_or_tensorflow():
     import subprocess
     import sys
 
-    code = ("import sys, tlcore.evalcharts; "
+    code = ("import sys, tlcore.charts.evaluation; "
             "print(any(m in sys.modules for m in ('streamlit', 'tensorflow', 'keras')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -17,7 +17,7 @@ from tests.evalutil import (
     write_keras_zip,
 )
 from tlcore.errors import DatasetError, NotFoundError, RunStateError, WeightsError
-from tlcore.evaluate import (
+from tlcore.results.evaluate import (
     class_mapping,
     classification_metrics,
     evaluate_run,

@@ -13,10 +13,11 @@ import tensorflow as tf
 
 from tests.evalutil import CLASSES, engine_model, make_dataset, make_run, run_config
 from tlcore import data
+from tlcore.cache.images import split_arrays
 from tlcore.cli import main
 from tlcore.errors import ConfigError, RunStateError, TLCoreError
-from tlcore.evaluate import load_model
-from tlcore.export import (
+from tlcore.results.evaluate import load_model
+from tlcore.results.export import (
     FORMATS,
     QUANTIZED,
     export_run,
@@ -25,7 +26,6 @@ from tlcore.export import (
     report_summary,
     tflite_probs,
 )
-from tlcore.imagecache import split_arrays
 from tlcore.store import FAILED
 
 

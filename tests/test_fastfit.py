@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from tests.evalutil import make_dataset, run_config
-from tlcore import bases, fastfit, train
+from tlcore.engine import fastfit, train
 from tlcore.store import RunStore
+from tlcore.vgg16 import bases
 
 
 class Recorder(keras.callbacks.Callback):
@@ -77,7 +78,7 @@ def test_a_warm_run_trains_the_head_alone_with_the_same_result(ws, tmp_path, cap
     for _ in range(2):  # cold: the whole network; warm: the head on cached features
         run_id = store.create_run(config)
         caplog.clear()
-        with caplog.at_level("INFO", logger="tlcore.train"):
+        with caplog.at_level("INFO", logger="tlcore.engine.train"):
             train.run_training(run_id, ws)
         alone = "training the head alone" in caplog.text
         results.append((run_id, alone, store.metrics(run_id),

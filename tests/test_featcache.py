@@ -4,11 +4,15 @@ import keras
 import numpy as np
 import pytest
 
-from tlcore import cache, demo, featcache, imagecache, runmodel, train
 from tlcore import data as datasets_api
+from tlcore.cache import features as featcache
+from tlcore.cache import images as imagecache
+from tlcore.cache import lru as cache
 from tlcore.config import RunConfig
+from tlcore.data import demo
+from tlcore.engine import runmodel, train
+from tlcore.engine.model import build_model, set_phase
 from tlcore.errors import DiskFullError
-from tlcore.model import build_model, set_phase
 from tlcore.store import COMPLETED, RunStore
 
 

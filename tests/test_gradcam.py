@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tests.evalutil import engine_model, run_config
-from tlcore.gradcam import colorize, find_last_conv, gradcam, overlay
+from tlcore.engine.gradcam import colorize, find_last_conv, gradcam, overlay
 
 S, Q = 40, 8  # image size, side of the planted square
 

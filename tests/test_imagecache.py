@@ -6,7 +6,10 @@ import time
 import numpy as np
 import pytest
 
-from tlcore import cache, data, demo, imagecache
+from tlcore import data
+from tlcore.cache import images as imagecache
+from tlcore.cache import lru as cache
+from tlcore.data import demo
 from tlcore.errors import ConfigError, DiskFullError
 
 

@@ -15,11 +15,10 @@ import time
 import pytest
 
 from tests.evalutil import write_keras_zip
-from tlcore import backbones, backend, jobs, worker
+from tlcore import backend
 from tlcore import data as datasets_api
-from tlcore import store as store_module
 from tlcore.config import RunConfig
-from tlcore.demo import write_class_folders
+from tlcore.data.demo import write_class_folders
 from tlcore.errors import (
     ConfigError,
     DiskFullError,
@@ -28,6 +27,7 @@ from tlcore.errors import (
     StoreError,
     WeightsError,
 )
+from tlcore.runs import jobs
 from tlcore.store import (
     CANCELLED,
     COMPLETED,
@@ -38,6 +38,8 @@ from tlcore.store import (
     STAGE_FEATURES,
     RunStore,
 )
+from tlcore.vgg16 import backbones
+from tlcore.workers import run as worker
 
 RUN_TIMEOUT_S = 180
 
@@ -73,7 +75,7 @@ def _status(store: RunStore, run_id: str) -> str:
 def _fake_worker(run_id: str) -> subprocess.Popen:
     """A process that looks like run_id's worker (same command-line words) but never trains."""
     return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)",
-                             "tlcore.worker", run_id], start_new_session=True)
+                             "tlcore.workers.run", run_id], start_new_session=True)
 
 
 def _claim_for(store: RunStore, proc: subprocess.Popen | None, heartbeat: float) -> None:
@@ -179,7 +181,7 @@ def test_a_worker_on_a_full_disk_records_why_it_failed(ws, dataset):
     run_id = store.create_run(_config(dataset))
     # Started by hand with a reserve no disk has: every large write is refused.
     env = {**jobs.worker_env(ws), "TLCORE_MIN_FREE_MB": "1e12"}
-    proc = subprocess.run([sys.executable, "-m", "tlcore.worker", run_id], env=env,
+    proc = subprocess.run([sys.executable, "-m", "tlcore.workers.run", run_id], env=env,
                           timeout=RUN_TIMEOUT_S)
     assert proc.returncode == 1
     run = store.get_run(run_id)
@@ -274,7 +276,7 @@ def test_reads_work_when_the_disk_is_too_full_for_sqlite(ws, monkeypatch):
                 return real_connect(database, *args, uri=uri, **kwargs)
             return real_connect(database, *args, factory=NoRoomForWal, **kwargs)
 
-        monkeypatch.setattr(store_module.sqlite3, "connect", connect)
+        monkeypatch.setattr(sqlite3, "connect", connect)
         assert [r["id"] for r in RunStore(ws).list_runs()] == [running, queued]
         assert jobs.refresh(ws) == []  # nothing to change, so nothing is written
         details = jobs.get_run_details(running, ws)

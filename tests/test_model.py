@@ -13,10 +13,8 @@ import numpy as np
 import pytest
 
 from tests.evalutil import write_keras_zip
-from tlcore import backbones
 from tlcore.config import RunConfig
-from tlcore.errors import RunStateError, WeightsError
-from tlcore.model import (
+from tlcore.engine.model import (
     BASE_NAME,
     HEAD_NAME,
     build_base,
@@ -25,7 +23,9 @@ from tlcore.model import (
     load_base_weights,
     set_phase,
 )
+from tlcore.errors import RunStateError, WeightsError
 from tlcore.store import COMPLETED, RunStore
+from tlcore.vgg16 import backbones
 
 
 def _cfg(**data) -> RunConfig:
@@ -223,7 +223,7 @@ def weights_server(monkeypatch, tmp_path):
 
 def test_imagenet_download_reports_progress_and_checks_the_md5(ws, weights_server,
                                                              monkeypatch):
-    from tlcore.model import _download_imagenet
+    from tlcore.engine.model import _download_imagenet
 
     monkeypatch.setattr(backbones, "KERAS_WEIGHTS_MD5",
                         hashlib.md5(weights_server, usedforsecurity=False).hexdigest())

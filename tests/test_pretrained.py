@@ -11,10 +11,11 @@ import os
 import numpy as np
 import pytest
 
-from tlcore import backbones, bases, data
+from tlcore import data
 from tlcore.config import RunConfig
-from tlcore.demo import write_class_folders
+from tlcore.data.demo import write_class_folders
 from tlcore.store import RunStore
+from tlcore.vgg16 import backbones, bases
 
 WEIGHTS = os.environ.get("TLCORE_TEST_VGG16_WEIGHTS", "")
 # The first values of block1_conv1's bias in the original ImageNet weights.
@@ -32,8 +33,8 @@ def test_the_weights_file_passes_the_check():
 
 @pytest.mark.slow
 def test_training_starts_from_imagenet_weights(ws, tmp_path, monkeypatch):
-    from tlcore import runmodel
-    from tlcore.train import run_training
+    from tlcore.engine import runmodel
+    from tlcore.engine.train import run_training
 
     monkeypatch.setenv(backbones.ENV_WEIGHTS, WEIGHTS)
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))  # no download, ever

@@ -18,10 +18,11 @@ import pytest
 
 from tests.test_jobs import wait_for
 from tlcore import data as datasets_api
-from tlcore import jobs, rayjobs
 from tlcore.config import RunConfig
-from tlcore.demo import write_class_folders
+from tlcore.data.demo import write_class_folders
 from tlcore.errors import ClusterError, ConfigError
+from tlcore.runs import jobs
+from tlcore.runs.executors import ray as rayjobs
 from tlcore.store import CANCELLED, FAILED, LOST, QUEUED, RUNNING, RunStore
 
 # One Ray head for the module: its tests stay on one test process.
@@ -174,7 +175,7 @@ def test_the_worker_refuses_a_node_without_the_workspace(tmp_path):
     env = {**os.environ, "TLCORE_HOME": str(home), "TLCORE_EXECUTOR": "ray",
            "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
     env.pop("TLCORE_DB_URL", None)
-    proc = subprocess.run([sys.executable, "-m", "tlcore.worker", "0123456789ab"], env=env,
+    proc = subprocess.run([sys.executable, "-m", "tlcore.workers.run", "0123456789ab"], env=env,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0
     lines = proc.stderr.strip().splitlines()
@@ -272,7 +273,7 @@ def test_runs_as_ray_jobs_gpus_queue_cancel_kill_and_logs(ws, dataset, on_ray):
 
 
 def test_sweep_workers_run_as_ray_jobs(ws, dataset, on_ray):
-    from tlcore import sweeps
+    from tlcore.runs import sweeps
 
     base = _config(dataset, 2)
     sweep_id = sweeps.create(ws, base, {"head.pooling": {"choices": ["flatten", "avg"]}}, 2,

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from tests.test_jobs import _config, dataset, wait_for  # noqa: F401  (dataset: a fixture)
-from tlcore import jobs, slots
 from tlcore.errors import ConfigError
+from tlcore.runs import jobs, slots
 from tlcore.store import CANCELLED, QUEUED, RUNNING, RunStore
 
 
@@ -61,7 +61,7 @@ def test_occupancy_and_pinned_environment():
 def test_a_warm_worker_takes_only_runs_of_its_slot(ws):
     # A stand-in with a warm worker's command line: the hand-off needs no TensorFlow.
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)",
-                             "tlcore.worker", jobs.WARM_FLAG], start_new_session=True)
+                             "tlcore.workers.run", jobs.WARM_FLAG], start_new_session=True)
     try:
         jobs.warm_idle_file(ws, proc.pid).write_text(jobs.warm_key("tensorflow", "1"))
         assert jobs._hand_to_warm("aaaaaaaaaaaa", ws, "tensorflow", None) is None

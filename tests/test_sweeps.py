@@ -12,11 +12,12 @@ import pytest
 
 from tests.test_jobs import wait_for
 from tlcore import data as datasets_api
-from tlcore import jobs, sweeps, sweepworker
 from tlcore.config import RunConfig
-from tlcore.demo import write_class_folders
+from tlcore.data.demo import write_class_folders
 from tlcore.errors import ConfigError
+from tlcore.runs import jobs, sweeps
 from tlcore.store import CANCELLED, COMPLETED, LOST, RunStore
+from tlcore.workers import sweep as sweepworker
 
 BASE = {"dataset": "shapes", "image_size": 32, "base": {"weights": "none"},
         "head": {"dense": [8], "dropout": 0.0},
@@ -80,7 +81,8 @@ def test_a_good_space_maps_trials_to_configs():
 
 
 def test_sweep_figures_carry_the_project_template():
-    from tlcore import charts, sweepcharts
+    from tlcore.charts import runs as charts
+    from tlcore.charts import sweeps as sweepcharts
 
     trials = sweepcharts.trials_frame([
         {"number": n, "state": state, "best_val_accuracy": value, "run_id": f"r{n}",

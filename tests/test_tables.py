@@ -1,4 +1,4 @@
-"""`tlcore.tables`: downloads that a spreadsheet opens as data, never as formulas."""
+"""`tlcore.ui.tables`: downloads that a spreadsheet opens as data, never as formulas."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import io
 import pandas as pd
 import pytest
 
-from tlcore.tables import FORMULA_STARTS, spreadsheet_cell, spreadsheet_safe, to_csv
+from tlcore.ui.tables import FORMULA_STARTS, spreadsheet_cell, spreadsheet_safe, to_csv
 
 
 @pytest.mark.parametrize("text", ['=HYPERLINK("http://127.0.0.1:9/","x")', "+1+1", "-2+3",

@@ -13,12 +13,15 @@ import keras
 import numpy as np
 import pytest
 
-from tlcore import bases, jobs, runmodel, train, worker
 from tlcore import data as datasets_api
 from tlcore.config import RunConfig
-from tlcore.demo import write_class_folders
+from tlcore.data.demo import write_class_folders
+from tlcore.engine import runmodel, train
 from tlcore.errors import DiskFullError, DivergedError, NotFoundError, RunCancelled
+from tlcore.runs import jobs
 from tlcore.store import RunStore
+from tlcore.vgg16 import bases
+from tlcore.workers import run as worker
 
 CLASSES = ("disc", "square", "triangle")
 
@@ -404,7 +407,7 @@ def _epochs_of(ds, tensorflow: bool) -> list[list[int]]:
 
 
 def test_batches_read_every_row_once_per_epoch(tmp_path):
-    from tlcore import feed
+    from tlcore.engine import feed
 
     x = np.lib.format.open_memmap(tmp_path / "x.npy", mode="w+", dtype=np.uint8,
                                   shape=(10, 4, 4, 3))

@@ -7,8 +7,7 @@ import pytest
 from tests.evalutil import make_run, run_config
 from tlcore.config import DEFAULT_PRESET, preset
 from tlcore.errors import ConfigError, RunStateError
-from tlcore.store import QUEUED, RUNNING
-from tlcore.transfer import (
+from tlcore.results.transfer import (
     NEGATIVE,
     POSITIVE,
     UNCLEAR,
@@ -17,6 +16,7 @@ from tlcore.transfer import (
     find_baseline,
     transfer_report,
 )
+from tlcore.store import QUEUED, RUNNING
 
 
 def _scratch(dataset="shapes", **overrides):

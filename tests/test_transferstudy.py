@@ -11,11 +11,13 @@ import numpy as np
 import pytest
 
 from tlcore import data as datasets_api
-from tlcore import evalcharts, jobs, transferstudy
+from tlcore.charts import evaluation as evalcharts
 from tlcore.config import RunConfig
+from tlcore.data.demo import write_class_folders
 from tlcore.data.splits import subset_rows
-from tlcore.demo import write_class_folders
 from tlcore.errors import ConfigError
+from tlcore.results import transfer_study as transferstudy
+from tlcore.runs import jobs
 
 
 def test_a_subset_is_stratified_seeded_and_keeps_every_class():

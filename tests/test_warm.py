@@ -12,8 +12,9 @@ import pytest
 
 from tests.test_jobs import _config, wait_for
 from tlcore import data as datasets_api
-from tlcore import jobs, processes
-from tlcore.demo import write_class_folders
+from tlcore import processes
+from tlcore.data.demo import write_class_folders
+from tlcore.runs import jobs
 from tlcore.store import COMPLETED, LOST, RUNNING, RunStore
 
 START_TIMEOUT_S = 120
@@ -29,7 +30,7 @@ def dataset(ws, tmp_path):
 def test_a_run_is_handed_to_one_idle_warm_worker_only(ws):
     # A stand-in with a warm worker's command line: the hand-off needs no TensorFlow.
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)",
-                             "tlcore.worker", jobs.WARM_FLAG], start_new_session=True)
+                             "tlcore.workers.run", jobs.WARM_FLAG], start_new_session=True)
     try:
         jobs.warm_idle_file(ws, proc.pid).write_text("tensorflow")
         assert jobs.warm_workers(ws) == {proc.pid: True}

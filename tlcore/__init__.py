@@ -1,7 +1,7 @@
 """Transfer-learning studio core: config, datasets, training workers, run store.
 
 Importing `tlcore` (or any module the UI uses) never imports TensorFlow; only
-`tlcore.model`, `tlcore.train`, `tlcore.worker` and the evaluation/export
+`tlcore.engine.model`, `tlcore.engine.train`, `tlcore.workers.run` and the evaluation/export
 modules do, and they run in worker processes.
 """
 

@@ -11,11 +11,11 @@ small place per concern:
 * devices and GPU memory: `configure_devices` here (TensorFlow memory growth;
   JAX without preallocating the card; PyTorch allocates as it goes), and
   `train.distribute`'s strategy over every device (`strategy`, TensorFlow);
-* the data feed and compiled inference: `tlcore.feed`;
-* the gradient for Grad-CAM: `tlcore.gradcam`;
-* the per-epoch compiled head training on cached features: `tlcore.fastfit`
+* the data feed and compiled inference: `tlcore.engine.feed`;
+* the gradient for Grad-CAM: `tlcore.engine.gradcam`;
+* the per-epoch compiled head training on cached features: `tlcore.engine.fastfit`
   (TensorFlow; other backends use Keras's `fit`, jit-compiled on JAX);
-* SavedModel and TFLite export: `tlcore.export` (needs TensorFlow installed).
+* SavedModel and TFLite export: `tlcore.results.export` (needs TensorFlow installed).
 
 This module imports no framework at import time, so the dashboard can use it.
 """

@@ -274,7 +274,7 @@ class RunFiles:
     def model(self) -> Path:
         """`model.keras`: the full model, written by runs trained before light runs.
 
-        Newer runs store only `trained` and `base_ref`; `tlcore.runmodel`
+        Newer runs store only `trained` and `base_ref`; `tlcore.engine.runmodel`
         assembles the full model from them on demand.
         """
         return self.dir / "model.keras"

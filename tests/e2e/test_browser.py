@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from tlcore.demo import write_class_folders
+from tlcore.data.demo import write_class_folders
 
 # The browser tests run one after another, on one test process: each drives a server.
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("browser")]
@@ -110,7 +110,7 @@ def server(tmp_path):
 
 def _stop_workers(home: Path) -> None:
     """Workers are detached; end any the test left running."""
-    from tlcore import jobs, sweeps
+    from tlcore.runs import jobs, sweeps
     from tlcore.store import ACTIVE_STATUSES, RunStore
     from tlcore.workspace import Workspace
 
@@ -135,14 +135,14 @@ def _run_ids(home: Path) -> dict[str, str]:
 
 def _evaluated(home: Path, run_id: str) -> bool:
     """Whether the run has a stored evaluation on its own dataset (read without TensorFlow)."""
-    from tlcore.evaluate import list_evaluations
+    from tlcore.results.evaluate import list_evaluations
     from tlcore.workspace import Workspace
 
     return "shapes" in list_evaluations(run_id, ws=Workspace.from_env(home))
 
 
 def _app_nav(page):
-    """The app's own st.navigation menu (Streamlit's automatic pages/ menu has no such link)."""
+    """The app's own st.navigation menu (Streamlit's automatic app_pages/ menu has no such link)."""
     return page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name="Runs & compare")
 
 

@@ -73,7 +73,7 @@ def oidc_provider() -> Iterator[str]:
 @pytest.fixture
 def server(tmp_path, oidc_provider) -> Iterator[tuple[str, Path]]:
     """The studio with a login: secrets pointing at the provider, a roles file; (url, home)."""
-    from tlcore import jobs
+    from tlcore.runs import jobs
     from tlcore.workspace import Workspace
 
     home = tmp_path / "workspace"
@@ -127,7 +127,7 @@ def running_run(home: Path, name: str, owner: str) -> tuple[str, subprocess.Pope
                                   "base": {"weights": "none"}})
     run_id = store.create_run(config, name, owner=owner)
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)",
-                             "tlcore.worker", run_id], start_new_session=True)
+                             "tlcore.workers.run", run_id], start_new_session=True)
     now = time.time()
     assert store.claim_next(1, started=now, heartbeat=now, pid=proc.pid) == run_id
     return run_id, proc

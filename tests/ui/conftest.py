@@ -17,9 +17,10 @@ import streamlit
 from streamlit import config as streamlit_config
 from streamlit.testing.v1 import AppTest
 
-from tlcore import data, jobs
+from tlcore import data
 from tlcore.config import RunConfig
-from tlcore.demo import write_class_folders
+from tlcore.data.demo import write_class_folders
+from tlcore.runs import jobs
 from tlcore.store import COMPLETED, FAILED, RunStore
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,7 +61,7 @@ def server_address():
 def app(ws):
     """`app(page=None)`: `app.py` run once, then switched to `page` when given.
 
-    `page` is a page file relative to `app.py`, e.g. `"pages/train.py"`.
+    `page` is a page file relative to `app.py`, e.g. `"app_pages/train.py"`.
     """
 
     def make(page: str | None = None) -> AppTest:

@@ -14,12 +14,12 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.ui.markup import shown
-from tlcore import jobs
 from tlcore.config import RunConfig
+from tlcore.runs import jobs
 from tlcore.store import RunStore
 
 ROOT = Path(__file__).resolve().parents[2]
-PAGES = ("pages/data.py", "pages/train.py", "pages/runs.py", "pages/evaluate.py")
+PAGES = ("app_pages/data.py", "app_pages/train.py", "app_pages/runs.py", "app_pages/evaluate.py")
 
 
 def _texts(at) -> str:
@@ -51,8 +51,8 @@ def test_every_page_renders_on_an_empty_workspace(app, ws):
     assert "CPU · float32 · TensorFlow" in sidebar and "Nothing running" in sidebar
     assert "Local workers · 0 of 1 busy" in sidebar  # no GPU: the worker limit
     assert "No datasets yet" in at.info[0].value
-    expected = {"pages/train.py": "No datasets yet", "pages/runs.py": "No runs yet",
-                "pages/evaluate.py": ""}
+    expected = {"app_pages/train.py": "No datasets yet", "app_pages/runs.py": "No runs yet",
+                "app_pages/evaluate.py": ""}
     for page, text in expected.items():
         at.switch_page(page).run()
         assert not at.exception, page
@@ -72,12 +72,12 @@ def test_a_slow_device_probe_delays_no_page(app, ws, populated, monkeypatch):
     at = app()
     assert not at.exception
     assert ":material/hourglass_empty: Checking…" in _sidebar(at)
-    at.switch_page("pages/train.py").run()
+    at.switch_page("app_pages/train.py").run()
     assert at.button(key="train_launch")  # the form is drawn in full
     assert not any("images per batch" in c.value for c in at.caption)
     answer.set()
     assert "Test GPU · mixed precision on · JAX" in _sidebar(_once_probed(app))
-    at = app("pages/train.py")
+    at = app("app_pages/train.py")
     assert any("images per batch fit in the 8 GiB free on Test GPU" in c.value
                for c in at.caption)
 
@@ -91,17 +91,17 @@ def test_every_page_renders_with_datasets_and_runs(app, populated):
     for page in PAGES[1:]:
         at.switch_page(page).run()
         assert not at.exception, page
-        assert at.title or page == "pages/evaluate.py", page
-    at.switch_page("pages/runs.py").run()
+        assert at.title or page == "app_pages/evaluate.py", page
+    at.switch_page("app_pages/runs.py").run()
     table = at.dataframe(key="runs_table").value
     assert table["run"].to_list() == ["oom", "sgd-avg", "adam-flatten"]  # newest first
 
 
 def test_pages_never_import_tensorflow():
     pattern = re.compile(r"^\s*(import|from)\s+(tensorflow|keras)\b", re.M)
-    for path in [ROOT / "app.py", *sorted((ROOT / "pages").glob("*.py")),
+    for path in [ROOT / "app.py", *sorted((ROOT / "app_pages").glob("*.py")),
                  *sorted((ROOT / "tlcore" / "ui").glob("*.py")),
-                 ROOT / "tlcore" / "charts.py", ROOT / "tlcore" / "evalcharts.py"]:
+                 *sorted((ROOT / "tlcore" / "charts").glob("*.py"))]:
         assert not pattern.search(path.read_text()), path
 
 

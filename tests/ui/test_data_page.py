@@ -11,7 +11,7 @@ import streamlit as st
 from tests.ui.markup import shown
 from tlcore import data
 from tlcore.data import importer
-from tlcore.demo import write_class_folders
+from tlcore.data.demo import write_class_folders
 
 
 def _zip_of_class_folders(tmp_path, classes=("cat", "dog"), per_class=6) -> bytes:

@@ -16,14 +16,14 @@ import pytest
 from tests.evalutil import CLASSES, SIZE, engine_model, make_dataset, run_config, write_evaluation
 from tests.evalutil import make_run as add_eval_run
 from tests.ui.markup import shown
-from tlcore import jobs
-from tlcore.evaluate import classification_metrics, mistakes, png_bytes
-from tlcore.export import FORMATS, QUANTIZED
+from tlcore.results.evaluate import classification_metrics, mistakes, png_bytes
+from tlcore.results.export import FORMATS, QUANTIZED
+from tlcore.results.transfer import baseline_config
+from tlcore.runs import jobs
 from tlcore.store import COMPLETED, QUEUED, RunStore
-from tlcore.transfer import baseline_config
 
 ROOT = Path(__file__).resolve().parents[2]
-PAGE = "pages/evaluate.py"
+PAGE = "app_pages/evaluate.py"
 
 
 def _texts(at) -> str:

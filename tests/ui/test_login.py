@@ -63,7 +63,8 @@ def _assert_signed_out(at) -> None:
     assert not at.info and not at.metric and not at.sidebar.code and not at.sidebar.caption
 
 
-@pytest.mark.parametrize("page", [None, "pages/runs.py", "pages/train.py", "pages/present.py"])
+@pytest.mark.parametrize("page", [None, "app_pages/runs.py", "app_pages/train.py",
+                                  "app_pages/present.py"])
 def test_signed_out_every_page_shows_only_the_sign_in_screen(populated, page):
     at = _app({"is_logged_in": False}, page=page, runs=",".join(populated.values()))
     _assert_signed_out(at)
@@ -149,7 +150,7 @@ def test_presenter_view_shows_the_runs_read_only(app, ws, presented):
     store.set_note(first, "Best so far.\n**Not** a heading: # kept as typed")
     at = app()
     at.query_params["runs"] = f"{first},{second}"
-    at.switch_page("pages/present.py").run()
+    at.switch_page("app_pages/present.py").run()
     assert not at.exception, at.exception
     assert at.title[0].value == "pretrained vs scratch"
     assert [h.value for h in at.header] == ["pretrained", "scratch"]
@@ -180,14 +181,14 @@ def test_presenter_view_names_unknown_runs_and_says_how_to_make_a_link(app, pres
     (first, _), _ = presented
     at = app()
     at.query_params["runs"] = f"{first},zzzzzz9,../etc"
-    at.switch_page("pages/present.py").run()
+    at.switch_page("app_pages/present.py").run()
     assert not at.exception, at.exception
     (warning,) = [shown(w.value) for w in at.warning]
     assert warning.startswith("The link names runs not in this workspace: zzzzzz9, ../etc.")
     assert [h.value for h in at.header] == ["pretrained"]
 
     at.query_params.clear()
-    at.switch_page("pages/present.py").run()
+    at.switch_page("app_pages/present.py").run()
     assert not at.exception
     assert "open their presenter link" in _texts(at) and "?runs=<run id>,<run id>" in _texts(at)
 
@@ -195,7 +196,7 @@ def test_presenter_view_names_unknown_runs_and_says_how_to_make_a_link(app, pres
 def test_presenter_view_for_a_signed_in_viewer(ws, presented):
     (ws.root / "roles.toml").write_text('default = "viewer"\n')
     ids, _ = presented
-    at = _app({**ALICE}, page="pages/present.py", runs=",".join(ids))
+    at = _app({**ALICE}, page="app_pages/present.py", runs=",".join(ids))
     assert not at.exception, at.exception
     assert [h.value for h in at.header] == ["pretrained", "scratch"]
 

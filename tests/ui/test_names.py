@@ -17,9 +17,10 @@ import pytest
 
 from tests.evalutil import make_run, run_config, write_evaluation
 from tests.ui.markup import chart_strings, markdown_strings, shown
-from tlcore import data, jobs
-from tlcore.demo import write_class_folders
-from tlcore.evaluate import classification_metrics, mistakes
+from tlcore import data
+from tlcore.data.demo import write_class_folders
+from tlcore.results.evaluate import classification_metrics, mistakes
+from tlcore.runs import jobs
 from tlcore.store import FAILED, QUEUED, RunStore
 from tlcore.ui.text import plain
 
@@ -123,7 +124,7 @@ def test_every_page_shows_hostile_names_as_typed(app, hostile):
     (balance,) = at.get("plotly_chart")
     assert "&lt;b&gt;bold&lt;/b&gt; &amp; co" in chart_strings(at)
 
-    at.switch_page("pages/train.py").run()
+    at.switch_page("app_pages/train.py").run()
     text = assert_shown_as_typed(at, "train")
     assert f"#### {RUNS['failed']}" in text and ERROR in text
     assert RUNS["queued"] in text  # "Also in the queue" and the sidebar's queue
@@ -131,7 +132,7 @@ def test_every_page_shows_hostile_names_as_typed(app, hostile):
     text = assert_shown_as_typed(at, "train after resume")
     assert f"Resuming {RUNS['failed']}…" in [shown(t.value) for t in at.toast]
 
-    at.switch_page("pages/runs.py").run()
+    at.switch_page("app_pages/runs.py").run()
     # Newest first: failed, queued, c, b, a.
     at.session_state["runs_table"] = {"selection": {"rows": [2, 3, 4], "columns": []}}
     at.run()
@@ -145,7 +146,7 @@ def test_every_page_shows_hostile_names_as_typed(app, hostile):
     text = assert_shown_as_typed(at, "runs delete")
     assert f"Delete {RUNS['c']}, {RUNS['b']}, {RUNS['a']} with" in text  # in table order
 
-    at.switch_page("pages/evaluate.py").run()
+    at.switch_page("app_pages/evaluate.py").run()
     at.selectbox(key="eval_run").set_value(hostile["a"]).run()
     at.selectbox(key="eval_cell_true").set_value(CLASSES[0])
     at.selectbox(key="eval_cell_pred").set_value(CLASSES[1]).run()

@@ -14,10 +14,10 @@ from streamlit.runtime.media_file_manager import MediaFileManager
 
 from tests.evalutil import write_evaluation
 from tests.ui.markup import shown
-from tlcore.evaluate import classification_metrics, mistakes
+from tlcore.results.evaluate import classification_metrics, mistakes
 from tlcore.store import RunStore
 
-RUNS = "pages/runs.py"
+RUNS = "app_pages/runs.py"
 
 
 def _select(at, rows: list[int]) -> None:
@@ -65,7 +65,7 @@ def test_chosen_columns_are_shown_and_kept(app, populated):
     assert list(table.columns) == ["run", "train.optimizer", "image_size", "device"]
     assert table["train.optimizer"].to_list() == ["adam", "sgd", "adam"]
     # Another page and back: the same columns.
-    at.switch_page("pages/train.py").run()
+    at.switch_page("app_pages/train.py").run()
     at.switch_page(RUNS).run()
     assert list(at.dataframe(key="runs_table").value.columns) == [
         "run", "train.optimizer", "image_size", "device"]
@@ -119,7 +119,7 @@ def test_selection_follows_its_runs_when_rows_move(app, populated, make_run):
 
 def test_two_selected_runs_are_compared(app, populated):
     at = app(RUNS)
-    assert "Tick the boxes" in at.caption[-1].value
+    assert "Tick the boxes" in at.main.caption[-1].value
     _select(at, [0])
     assert "Tick one more run" in at.info[0].value
     _select(at, [1, 2])  # newest first: sgd-avg, adam-flatten
@@ -175,7 +175,7 @@ TRUE = [0, 0, 0, 1, 1, 1, 2, 2, 2]
 
 
 def write_eval(ws, run_id: str, predicted: dict[str, list[int]]) -> dict:
-    """An evaluation JSON of `run_id` on "pets" as `tlcore.evaluate` stores it (no model)."""
+    """An evaluation JSON of `run_id` on "pets" as `tlcore.results.evaluate` stores it."""
     splits = {}
     for split, pred in predicted.items():
         y = np.array(TRUE)
@@ -321,7 +321,7 @@ def test_csv_download_keeps_formula_like_names_as_text(app, populated, make_run,
 
 def test_a_link_opened_after_a_visit_still_selects_its_runs(app, populated):
     at = app(RUNS)
-    at.switch_page("pages/train.py").run()
+    at.switch_page("app_pages/train.py").run()
     at.query_params["runs"] = populated["adam"]
     at.switch_page(RUNS).run()
     assert not at.exception

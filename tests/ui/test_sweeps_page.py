@@ -6,11 +6,11 @@ import optuna
 
 from tests.ui.conftest import add_run
 from tests.ui.markup import chart_strings, shown
-from tlcore import sweeps
 from tlcore.config import RunConfig
+from tlcore.runs import sweeps
 from tlcore.store import RunStore
 
-SWEEPS = "pages/sweeps.py"
+SWEEPS = "app_pages/sweeps.py"
 
 
 def finished_sweep(ws) -> tuple[str, list[str]]:

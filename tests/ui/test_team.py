@@ -18,13 +18,15 @@ from streamlit.testing.v1 import AppTest
 
 from tests.ui.conftest import APP
 from tests.ui.markup import shown
-from tlcore import data, jobs, sweeps
+from tlcore import data
 from tlcore.config import RunConfig
-from tlcore.demo import write_class_folders
+from tlcore.data.demo import write_class_folders
+from tlcore.runs import jobs, sweeps
 from tlcore.store import COMPLETED, FAILED, QUEUED, RunStore
 from tlcore.ui import access
 
-RUNS, TRAIN, DATA, SWEEPS = "pages/runs.py", "pages/train.py", "pages/data.py", "pages/sweeps.py"
+RUNS, TRAIN = "app_pages/runs.py", "app_pages/train.py"
+DATA, SWEEPS = "app_pages/data.py", "app_pages/sweeps.py"
 AUTH = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "not-secret",
         "client_id": "studio", "client_secret": "not-secret",
         "server_metadata_url": "http://127.0.0.1:9/.well-known/openid-configuration"}
@@ -295,7 +297,7 @@ def test_signed_out_the_pages_draw_nothing_of_the_workspace(team):
     at.secrets["auth"] = AUTH
     at.user = {"is_logged_in": False}
     at.run()
-    for page in (RUNS, TRAIN, DATA, SWEEPS, "pages/evaluate.py"):
+    for page in (RUNS, TRAIN, DATA, SWEEPS, "app_pages/evaluate.py"):
         at.switch_page(page).run()
         assert not at.exception, page
         assert not at.dataframe, page

@@ -19,13 +19,14 @@ from tests.evalutil import make_run as add_eval_run
 from tests.test_backbones import write_keras3
 from tests.ui.conftest import APP
 from tests.ui.markup import shown
-from tlcore import backend, config, jobs
+from tlcore import backend, config
 from tlcore.config import DEFAULT_PRESET, PRESETS
-from tlcore.evaluate import png_bytes
+from tlcore.results.evaluate import png_bytes
+from tlcore.runs import jobs
 from tlcore.store import ACTIVE_STATUSES, CANCELLED, COMPLETED, RUNNING, RunStore
 from tlcore.ui import predict as ui_predict
 
-TRAIN = "pages/train.py"
+TRAIN = "app_pages/train.py"
 FIELD_ERROR = ":red[:material/error: "  # how the page marks a message under a field
 
 
@@ -119,7 +120,8 @@ def test_changing_the_declaration_changes_the_widgets(app, populated, monkeypatc
     specs["train.epochs"] = dataclasses.replace(specs["train.epochs"], upper=50)
     specs["train.optimizer"] = dataclasses.replace(specs["train.optimizer"],
                                                    choices=("adam", "sgd"))
-    monkeypatch.setattr(config, "field_specs", lambda: specs)
+    for module in (config, config.schema):  # the package re-exports the schema's names
+        monkeypatch.setattr(module, "field_specs", lambda: specs)
     at = app(TRAIN)
     dropout = at.slider(key="cfg.head.dropout")
     assert (dropout.max, dropout.help) == (0.6, "Changed in one place.")
@@ -310,7 +312,7 @@ def test_live_panel_warns_about_a_silent_worker(app, populated, ws):
         {"dataset": "pets", "image_size": 32, "base": {"weights": "none"}}), name="quiet")
     # A live process that looks like the run's worker but never beats.
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)",
-                             "tlcore.worker", run_id], start_new_session=True)
+                             "tlcore.workers.run", run_id], start_new_session=True)
     try:
         store.update_run(run_id, status=RUNNING, pid=proc.pid, started=time.time() - 50,
                          heartbeat=time.time() - 40)
@@ -353,7 +355,7 @@ def test_clone_with_a_value_between_slider_steps_keeps_it(app, populated, ws):
 def test_form_survives_a_visit_to_another_page(app, populated):
     at = app(TRAIN)
     at.number_input(key="cfg.train.epochs").set_value(7).run()
-    at.switch_page("pages/runs.py").run()
+    at.switch_page("app_pages/runs.py").run()
     at.switch_page(TRAIN).run()
     assert at.number_input(key="cfg.train.epochs").value == 7
 
@@ -392,7 +394,7 @@ def test_weights_file_path_is_confined_to_the_allowed_folders(app, populated, ws
 NOISY_LOG = """\
 I0000 00:00:1795836728.535547   20488 cudart_stub.cc:31] Could not find cuda drivers on your machine, GPU will not be used.
 E0000 00:00:1795836732.894844   20488 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error: Failed call to cuInit: UNKNOWN ERROR (303)
-2026-11-28 03:32:12,900 INFO tlcore.train: run abc on CPU, mixed precision off
+2026-11-28 03:32:12,900 INFO tlcore.engine.train: run abc on CPU, mixed precision off
 Epoch 1/3
 28/28 - 2s - 80ms/step - accuracy: 0.2143 - loss: 1.3913 - val_accuracy: 0.3125 - val_loss: 1.3764
 2026-11-28 03:32:31,559 WARNING tensorflow: 5 out of the last 5 calls triggered tf.function retracing.
@@ -407,19 +409,19 @@ def _write_log(ws, run_id: str, text: str) -> None:
 def test_log_shows_the_runs_own_lines_and_the_raw_log_on_request(app, ws, populated):
     _write_log(ws, populated["failed"], NOISY_LOG)
     at = app(TRAIN)
-    log = at.code[-1]  # after the failure's details
+    log = at.main.code[-1]  # after the failure's details
     assert log.value.splitlines() == [
-        "2026-11-28 03:32:12,900 INFO tlcore.train: run abc on CPU, mixed precision off",
+        "2026-11-28 03:32:12,900 INFO tlcore.engine.train: run abc on CPU, mixed precision off",
         "Epoch 1/3", NOISY_LOG.splitlines()[4]]
     at.toggle(key="train_raw_log").set_value(True).run()
     assert not at.exception
-    assert at.code[-1].value == NOISY_LOG.rstrip("\n")
+    assert at.main.code[-1].value == NOISY_LOG.rstrip("\n")
 
 
 def test_log_of_tensorflow_noise_only_points_to_the_raw_log(app, ws, populated):
     _write_log(ws, populated["failed"], NOISY_LOG.splitlines()[1] + "\n")
     at = app(TRAIN)
-    assert "TensorFlow's messages are in the raw log" in at.code[-1].value
+    assert "TensorFlow's messages are in the raw log" in at.main.code[-1].value
 
 
 def _camera_inputs(at) -> list:

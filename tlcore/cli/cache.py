@@ -1,6 +1,6 @@
 """`python -m tlcore cache list|clear`: cached arrays and models, and the frozen bases.
 
-`list` shows the cache entries and the frozen bases (`tlcore.bases`) with the
+`list` shows the cache entries and the frozen bases (`tlcore.vgg16.bases`) with the
 runs that use each. `clear` also removes the bases no run uses, and staging
 folders left in the workspace's tmp/ by killed imports and uploads
 (`data.remove_stale_staging`).
@@ -11,8 +11,11 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 
-from tlcore import bases, cache, data, jobs
+from tlcore import data
+from tlcore.cache import lru as cache
 from tlcore.cli import print_json
+from tlcore.runs import jobs
+from tlcore.vgg16 import bases
 from tlcore.workspace import Workspace
 
 

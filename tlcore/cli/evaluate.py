@@ -12,7 +12,7 @@ import sys
 from typing import Any
 
 from tlcore.cli import print_json
-from tlcore.export import FORMATS, QUANTIZED
+from tlcore.results.export import FORMATS, QUANTIZED
 from tlcore.workspace import Workspace
 
 
@@ -21,7 +21,7 @@ def _pct(value: float | None) -> str:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from tlcore.evaluate import evaluate_run, summary
+    from tlcore.results.evaluate import evaluate_run, summary
 
     evaluation = evaluate_run(args.run, ws=Workspace.from_env(), dataset=args.dataset,
                               k=args.top_k)
@@ -41,7 +41,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from tlcore.predict import predict_images
+    from tlcore.results.predict import predict_images
 
     results = predict_images(args.run, args.images, ws=Workspace.from_env(), k=args.top_k,
                              with_gradcam=args.gradcam)
@@ -61,7 +61,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from tlcore.export import export_run, read_report, report_summary
+    from tlcore.results.export import export_run, read_report, report_summary
 
     path = export_run(args.run, args.format, args.out, ws=Workspace.from_env())
     print(path)
@@ -72,7 +72,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_transfer_report(args: argparse.Namespace) -> int:
-    from tlcore.transfer import transfer_report
+    from tlcore.results.transfer import transfer_report
 
     report = transfer_report(args.run, args.baseline, ws=Workspace.from_env())
     if args.json:

@@ -20,12 +20,14 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from tlcore import advice, auth, backbones, jobs
+from tlcore import auth
 from tlcore.cli import print_json
-from tlcore.config import RunConfig
+from tlcore.config import RunConfig, advice
 from tlcore.data import load_manifest
 from tlcore.errors import ConfigError, TLCoreError
+from tlcore.runs import jobs
 from tlcore.store import COMPLETED, FINAL_STATUSES, QUEUED, RUNNING, RunStore
+from tlcore.vgg16 import backbones
 from tlcore.workspace import Workspace
 
 POLL_S = 0.2

@@ -9,8 +9,9 @@ import argparse
 import sys
 import time
 
-from tlcore import jobs, transferstudy
 from tlcore.cli import print_json
+from tlcore.results import transfer_study as transferstudy
+from tlcore.runs import jobs
 from tlcore.store import ACTIVE_STATUSES
 from tlcore.workspace import Workspace
 

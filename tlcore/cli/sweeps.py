@@ -17,10 +17,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tlcore import sweeps
 from tlcore.cli import print_json
 from tlcore.cli.runs import load_config
 from tlcore.errors import ConfigError
+from tlcore.runs import sweeps
 from tlcore.workspace import Workspace
 
 FOLLOW_INTERVAL_S = 1.0

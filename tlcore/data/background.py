@@ -1,10 +1,10 @@
-"""Imports started from the browser, each in its own process (`tlcore.data.worker`).
+"""Imports started from the browser, each in its own process (`tlcore.workers.data_import`).
 
 Decoding untrusted images takes memory and CPU, and a decoder may crash; doing
 it outside the dashboard's process keeps the dashboard responsive and alive, as
 training does. The page calls `start_import`, which writes the request (and an
 uploaded zip) into a job folder `tmp/job-*` and starts `python -m
-tlcore.data.worker` on it; the worker runs `import_dataset` (or `create_demo`),
+tlcore.workers.data_import` on it; the worker runs `import_dataset` (or `create_demo`),
 writes its progress to `progress.json` and its outcome to `result.json`, both
 replaced atomically. The
 page polls `import_status` and removes the folder with `forget_import` once it
@@ -111,7 +111,7 @@ def start_import(name: str, *, source: str | os.PathLike | None = None,
             request["upload"] = file_name
         (job / REQUEST_FILE).write_text(json.dumps(request), encoding="utf-8")
         _children[job] = subprocess.Popen(
-            [sys.executable, "-m", "tlcore.data.worker", str(job)],
+            [sys.executable, "-m", "tlcore.workers.data_import", str(job)],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True,
             env=_worker_env(ws), close_fds=True)
     except OSError as exc:

@@ -25,6 +25,7 @@ from typing import Any
 
 from tlcore.data import staging as staging_dirs
 from tlcore.data.decode import Opened, Stored, finish_image, open_image
+from tlcore.data.demo import DEMO_CLASSES, write_class_folders
 from tlcore.data.health import health_report, skipped_note
 from tlcore.data.limits import ImportLimits
 from tlcore.data.manifest import (
@@ -42,7 +43,6 @@ from tlcore.data.splits import (
     assign_splits,
     check_split_args,
 )
-from tlcore.demo import DEMO_CLASSES, write_class_folders
 from tlcore.errors import DatasetError
 from tlcore.store import RunStore
 from tlcore.workspace import Workspace, check_dataset_name, is_no_space
@@ -115,7 +115,7 @@ def create_demo(name: str = "demo", ws: Workspace | None = None, per_class: int 
         root = write_class_folders(tmp / name, DEMO_CLASSES, per_class, size, seed)
         return _import(root, name, val=DEFAULT_VAL, test=DEFAULT_TEST, seed=seed, limits=None,
                        progress=progress, ws=ws, csv_zip=None,
-                       source_label="generated demo (tlcore.demo)", owner=owner)
+                       source_label="generated demo (tlcore.data.demo)", owner=owner)
     except OSError as exc:
         if is_no_space(exc):
             raise staging_dirs.disk_full_error(ws.tmp_dir, exc) from None

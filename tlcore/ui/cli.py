@@ -12,7 +12,7 @@ import sys
 
 import streamlit as st
 
-from tlcore import jobs
+from tlcore.runs import jobs
 from tlcore.ui.text import plain
 from tlcore.workspace import Workspace
 

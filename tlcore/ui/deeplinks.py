@@ -1,16 +1,4 @@
-"""Deep links (`/train?run=<id>`) on a freshly started dashboard server.
-
-Streamlit looks for a `pages/` folder beside `app.py` when its first session
-starts; finding one, it serves its legacy automatic page menu, and a deep link as
-the server's first request runs the page file alone: no `app.py`, so no
-`st.navigation`, sidebar or page config. Only once some session has run
-`app.py` does Streamlit switch to `st.navigation` for good. `app.py` calls
-`mark_app_ran()` once the session has passed its sign-in gate, and
-`forget_app_ran()` when it stops there; each page calls `route_through_app()`
-first, which, for a session that has not passed `app.py` while Streamlit is still
-in that legacy mode, makes the switch itself and reruns, so the page comes up
-inside the app (behind its gate) as from any other link.
-`tests/e2e/test_browser.py` checks this on a fresh server.
+"""Deep links opened while signed out.
 
 A deep link opened while signed out would otherwise be lost: Streamlit's
 OpenID Connect callback always lands on the root page. The gate keeps the page
@@ -27,33 +15,12 @@ import threading
 import time
 
 import streamlit as st
-from streamlit.runtime.pages_manager import PagesManager
 from streamlit.web.server.starlette.starlette_app_utils import decode_xsrf_token_string
 from streamlit.web.server.starlette.starlette_server_config import XSRF_COOKIE_NAME
 
-APP_RAN_KEY = "tlcore_app_ran"
 # How long a sign-in may take and still land where it started.
 DESTINATION_TTL_S = 15 * 60
 DESTINATIONS_MAX = 10_000  # browsers remembered at once; the oldest go first
-
-
-def mark_app_ran() -> None:
-    """Record that this session has run `app.py` (its `st.navigation` and sign-in gate)."""
-    st.session_state[APP_RAN_KEY] = True
-
-
-def forget_app_ran() -> None:
-    """Record that this session stopped at `app.py`'s sign-in gate: no page of its own."""
-    st.session_state.pop(APP_RAN_KEY, None)
-
-
-def route_through_app() -> None:
-    """Rerun through `app.py` when this session reached a page without it."""
-    if PagesManager.uses_pages_directory and not st.session_state.get(APP_RAN_KEY):
-        # Streamlit sets this itself once app.py calls st.navigation; the pinned
-        # Streamlit version (requirements.txt) keeps the attribute stable.
-        PagesManager.uses_pages_directory = False
-        st.rerun()
 
 
 @st.cache_resource

@@ -11,8 +11,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import streamlit as st
 
-from tlcore import jobs
 from tlcore.errors import TLCoreError
+from tlcore.runs import jobs
 from tlcore.workspace import Workspace
 
 # Asked again after this long, so a GPU added to a running server shows up.

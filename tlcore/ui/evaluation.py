@@ -7,7 +7,7 @@ from typing import Any
 
 import streamlit as st
 
-from tlcore import evaluate
+from tlcore.results import evaluate
 from tlcore.ui.text import percent
 from tlcore.workspace import Workspace
 
@@ -29,7 +29,7 @@ def stored_evaluation(ws: Workspace, run_id: str, dataset: str) -> dict[str, Any
         dataset: The dataset it was evaluated on.
 
     Returns:
-        The evaluation as `tlcore.evaluate` stores it, or None when there is none.
+        The evaluation as `tlcore.results.evaluate` stores it, or None when there is none.
 
     Raises:
         OSError, ValueError: when the stored file cannot be read or parsed.

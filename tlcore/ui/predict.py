@@ -17,7 +17,7 @@ from typing import Any
 
 import streamlit as st
 
-from tlcore import evalcharts
+from tlcore.charts import evaluation as evalcharts
 from tlcore.data.staging import make_staging
 from tlcore.ui.cli import run_cli
 from tlcore.ui.text import percent, plain

@@ -1,0 +1,33 @@
+"""The run config, declared once: schema, form wording, links, presets and overrides."""
+
+from tlcore.config.schema import (  # noqa: F401
+    DEFAULT_PRESET,
+    LINK_MAX_CHARS,
+    PRESETS,
+    SCRATCH_TRAIN,
+    SECTIONS,
+    TOP_LEVEL,
+    Allowed,
+    AugmentConfig,
+    BaseConfig,
+    FieldSpec,
+    FieldType,
+    FineTuneConfig,
+    HeadConfig,
+    RunConfig,
+    TrainConfig,
+    WeightsKind,
+    WeightsSource,
+    apply_overrides,
+    changed_settings,
+    field_errors,
+    field_spec,
+    field_specs,
+    flatten,
+    from_link_token,
+    link_token,
+    markdown_table,
+    parse_value,
+    preset,
+)
+

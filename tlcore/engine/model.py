@@ -1,0 +1,433 @@
+"""Build the VGG16 + dense head model from a run config, and its freeze policy.
+
+The model takes raw RGB images (float, 0-255) and returns class probabilities:
+
+    image -> [augmentation] -> vgg16_preprocess -> vgg16 (nested) -> head (nested)
+
+* Augmentation uses Keras preprocessing layers; they are random in training only.
+* `vgg16_preprocess` is VGG16's own `preprocess_input` ("caffe": RGB -> BGR and
+  subtract the ImageNet mean) written as a frozen 1x1 float32 Conv2D whose kernel
+  is the channel permutation and whose bias is minus the mean. That is exact and
+  uses only built-in layers, so a saved `model.keras` loads with
+  `keras.models.load_model(path, safe_mode=True)` without tlcore installed.
+* `vgg16` is `keras.applications.VGG16(include_top=False)`; its conv weights are
+  set by layer name from whatever source the config names.
+* `head` is its own small model (pooling -> dense blocks -> softmax), so code
+  that already has the base's output (a feature cache) can train it directly.
+
+Small composable builders: `build_base`, `build_head`, `build_model`, `set_phase`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import socket
+import threading
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import urlparse
+
+import keras
+import numpy as np
+
+from tlcore import backend
+from tlcore.config import RunConfig
+from tlcore.errors import ConfigError, NotFoundError, RunStateError, TLCoreError, WeightsError
+from tlcore.vgg16 import backbones
+from tlcore.workspace import Workspace, space_for
+
+BASE_NAME = backbones.BACKBONE_NAME
+HEAD_NAME = "head"
+INPUT_NAME = "image"
+# Seconds to wait for the download host before declaring the machine offline.
+PROBE_TIMEOUT_S = 5.0
+# Socket timeout while downloading, so a stalled transfer fails instead of hanging.
+DOWNLOAD_TIMEOUT_S = 60.0
+DOWNLOAD_CHUNK = 1 << 20
+
+
+# ---- precision ----------------------------------------------------------------
+def use_mixed_precision(config: RunConfig) -> bool:
+    """Whether the run computes in float16 (`auto`: when a GPU is present)."""
+    setting = config.train.mixed_precision
+    if setting == "auto":
+        return backend.has_gpu()
+    return setting == "on"
+
+
+# ---- base weights -----------------------------------------------------------
+def _reachable(host: str, port: int, timeout: float) -> bool:
+    """Whether a TCP connection opens within `timeout`, DNS included (it has no timeout)."""
+    ok = threading.Event()
+
+    def probe() -> None:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            ok.set()
+        except OSError:
+            pass
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout + 0.5)
+    return ok.is_set()
+
+
+def _download_imagenet(ws: Workspace, progress: Callable[[int, int], None] | None = None
+                       ) -> Path:
+    """Download the VGG16 notop weights into Keras's cache, failing fast when offline.
+
+    The file arrives in chunks, each reported to `progress(done, total)` (the
+    worker's heartbeat), goes to a temp file first, and must match Keras's MD5.
+    """
+    url = backbones.VGG16_NOTOP_URL
+    parsed = urlparse(url)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    if not _reachable(parsed.hostname or "", port, PROBE_TIMEOUT_S):
+        raise WeightsError(
+            f"ImageNet weights for VGG16 are not available locally and {parsed.hostname} "
+            f"cannot be reached to download them (no network?). {backbones.offline_hint(ws)}"
+        )
+    target = backbones.keras_cache_file()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    part = target.with_name(f"{target.name}.part{os.getpid()}")
+    try:
+        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
+            total = int(response.headers.get("Content-Length") or 0)
+            digest = hashlib.md5(usedforsecurity=False)
+            done = 0
+            with space_for(target.parent, total), open(part, "wb") as out:
+                while chunk := response.read(DOWNLOAD_CHUNK):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    done += len(chunk)
+                    if progress:
+                        progress(done, total)
+        if digest.hexdigest() != backbones.KERAS_WEIGHTS_MD5:
+            raise ValueError(f"the file's MD5 is {digest.hexdigest()}, expected "
+                             f"{backbones.KERAS_WEIGHTS_MD5}")
+        os.replace(part, target)
+    except TLCoreError:
+        raise
+    except Exception as exc:  # any download failure gets the same way out
+        raise WeightsError(
+            f"Downloading the VGG16 ImageNet weights from {url} failed ({exc}). "
+            f"{backbones.offline_hint(ws)}"
+        ) from None
+    finally:
+        part.unlink(missing_ok=True)
+    return target
+
+
+def _check_source_run(run_id: str, ws: Workspace) -> None:
+    """Refuse a `base.weights: run:<id>` that names a missing, unfinished or model-less run."""
+    from tlcore.store import COMPLETED, RunStore
+
+    try:
+        run = RunStore(ws).get_run(run_id)
+    except (NotFoundError, ConfigError):
+        raise NotFoundError(
+            f"base.weights names run {run_id!r}, which does not exist; use 'run:<id>' with the "
+            "id of a completed run (`python -m tlcore runs list`)."
+        ) from None
+    if run["status"] != COMPLETED:
+        raise RunStateError(
+            f"base.weights 'run:{run_id}' needs a completed run to take its VGG16 base from. "
+            f"Received: run {run_id} is {run['status']}. Wait for it to finish or pick another."
+        )
+    files = ws.run(run_id)
+    if not files.has_model():
+        raise NotFoundError(f"Run {run_id} is completed but its model files are missing from "
+                            f"{files.dir}; pick another run for base.weights.")
+
+
+def _conv_weights_from_model(path: Path) -> dict[str, list[np.ndarray]]:
+    """The conv weights of a full `model.keras` (runs trained before light runs)."""
+    try:
+        source = keras.models.load_model(path, compile=False, safe_mode=True)
+    except Exception as exc:  # Keras raises ValueError, KeyError, OSError, ... here
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise WeightsError(f"{path} cannot be loaded as a Keras model (safe mode): {first}; "
+                           "pick another run for base.weights.") from None
+    base = source.get_layer(BASE_NAME)
+    return {name: [np.asarray(w) for w in base.get_layer(name).get_weights()]
+            for name in backbones.CONV_LAYERS}
+
+
+def _conv_weights_of_run(run_id: str, ws: Workspace) -> dict[str, list[np.ndarray]]:
+    """The conv weights of run `run_id`'s model: its base with its trained blocks on top."""
+    from tlcore.engine.runmodel import run_conv_weights
+
+    _check_source_run(run_id, ws)
+    files = ws.run(run_id)
+    if not files.trained.is_file():
+        return _conv_weights_from_model(files.check_model())
+    try:
+        return run_conv_weights(run_id, ws)
+    except TLCoreError as exc:
+        raise WeightsError(f"base.weights 'run:{run_id}' cannot be used: {exc}") from None
+
+
+def base_weights_source(config: RunConfig, ws: Workspace | None = None) -> str:
+    """Where `build_base` takes the conv weights from, in words (recorded with the run).
+
+    Raises:
+        WeightsError: if `$TLCORE_VGG16_WEIGHTS` is set but unusable.
+    """
+    ws = ws or Workspace.from_env()
+    weights = config.base.weights
+    if weights == "none":
+        return f"random init (seed {config.train.seed})"
+    if weights == "imagenet":
+        path = backbones.resolve_imagenet_weights(ws)
+        return f"imagenet: {path}" if path else "imagenet: Keras download"
+    if config.base.source.kind == "run":
+        return f"run {config.base.source.run_id}"
+    return f"file: {Path(weights).expanduser()}"
+
+
+def load_base_weights(config: RunConfig, ws: Workspace | None = None,
+                      progress: Callable[[int, int], None] | None = None
+                      ) -> dict[str, list[np.ndarray]] | None:
+    """The VGG16 conv weights a config asks for, by layer name (None for `none`).
+
+    Args:
+        config: The run config.
+        ws: The workspace.
+        progress: Optional callback `(bytes done, total)` while ImageNet weights download.
+
+    Raises:
+        WeightsError: if ImageNet weights are neither local nor downloadable, or a
+            weights file is missing or of the wrong shape.
+        NotFoundError, RunStateError: for `run:<id>` naming a missing or unfinished run.
+    """
+    ws = ws or Workspace.from_env()
+    weights = config.base.weights
+    if weights == "none":
+        return None
+    if weights == "imagenet":
+        path = backbones.resolve_imagenet_weights(ws) or _download_imagenet(ws, progress)
+        return backbones.read_conv_weights(path)
+    if config.base.source.kind == "run":
+        return _conv_weights_of_run(config.base.source.run_id, ws)
+    return backbones.read_conv_weights(weights)
+
+
+# ---- builders ---------------------------------------------------------------
+def build_base(config: RunConfig, ws: Workspace | None = None,
+               weights: dict[str, list[np.ndarray]] | None = None) -> keras.Model:
+    """VGG16 without its top at `config.image_size`, with the weights the config names.
+
+    Args:
+        config: The run config.
+        ws: The workspace (for local weights files and `run:<id>`).
+        weights: Conv weights already loaded with `load_base_weights` (skips loading).
+
+    Returns:
+        The `vgg16` model: input `(S, S, 3)` preprocessed BGR, output block5_pool.
+    """
+    size = config.image_size
+    base = keras.applications.VGG16(include_top=False, weights=None,
+                                    input_shape=(size, size, 3), name=BASE_NAME)
+    if weights is None and config.base.weights != "none":
+        weights = load_base_weights(config, ws)
+    if weights is not None:
+        for name in backbones.CONV_LAYERS:
+            base.get_layer(name).set_weights(weights[name])
+    return base
+
+
+def build_preprocess(image_size: int) -> keras.layers.Layer:
+    """VGG16's caffe preprocessing as a frozen, exact, float32 1x1 Conv2D (built)."""
+    layer = keras.layers.Conv2D(3, 1, dtype="float32", trainable=False,
+                                name=backbones.PREPROCESS_LAYER)
+    layer.build((None, image_size, image_size, 3))
+    kernel = np.zeros((1, 1, 3, 3), dtype=np.float32)
+    for bgr in range(3):
+        kernel[0, 0, 2 - bgr, bgr] = 1.0  # output channel bgr reads input channel 2 - bgr
+    layer.set_weights([kernel, -np.asarray(backbones.IMAGENET_MEAN_BGR, dtype=np.float32)])
+    return layer
+
+
+def build_augmentation(config: RunConfig) -> list[keras.layers.Layer]:
+    """The configured random augmentation layers (empty when augmentation is off).
+
+    They run in float32 on raw 0-255 pixels and are identity outside training.
+    """
+    aug, seed = config.augment, config.train.seed
+    names = {field: name for field, name, _ in backbones.AUGMENT_LAYERS}
+    out: list[keras.layers.Layer] = []
+    if aug.flip != "none":
+        mode = "horizontal_and_vertical" if aug.flip == "both" else aug.flip
+        out.append(keras.layers.RandomFlip(mode, seed=seed, dtype="float32", name=names["flip"]))
+    if aug.rotation > 0:
+        out.append(keras.layers.RandomRotation(aug.rotation, seed=seed + 1, dtype="float32",
+                                               name=names["rotation"]))
+    if aug.zoom > 0:
+        out.append(keras.layers.RandomZoom(aug.zoom, seed=seed + 2, dtype="float32",
+                                           name=names["zoom"]))
+    if aug.translate > 0:
+        out.append(keras.layers.RandomTranslation(aug.translate, aug.translate, seed=seed + 3,
+                                                  dtype="float32", name=names["translate"]))
+    if aug.contrast > 0:
+        out.append(keras.layers.RandomContrast(aug.contrast, seed=seed + 4, dtype="float32",
+                                               name=names["contrast"]))
+    return out
+
+
+def build_head(config: RunConfig, input_shape: tuple[int, ...], num_classes: int
+               ) -> keras.Model:
+    """The dense head: pooling -> [Dense -> (BatchNorm -> Activation) -> Dropout]* -> softmax.
+
+    With batchnorm the dense layer has no bias (BatchNorm's beta replaces it) and the
+    activation follows the normalisation. The output layer stays float32 under
+    mixed precision so the softmax and the loss are computed accurately.
+
+    Args:
+        config: The run config (its `head` section).
+        input_shape: Shape of the base output without the batch dimension.
+        num_classes: Number of classes.
+
+    Returns:
+        The `head` model.
+    """
+    head = config.head
+    reg = keras.regularizers.L2(head.l2) if head.l2 > 0 else None
+    seed = config.train.seed
+
+    def init(i: int) -> keras.initializers.Initializer:
+        # Seeded per layer: the head starts the same whether or not the base was
+        # built first (a run on cached features builds the head alone).
+        return keras.initializers.GlorotUniform(seed=seed + 100 + i)
+
+    inputs = keras.Input(shape=tuple(input_shape), name="features")
+    if head.pooling == "flatten":
+        x = keras.layers.Flatten(name="head_flatten")(inputs)
+    elif head.pooling == "avg":
+        x = keras.layers.GlobalAveragePooling2D(name="head_avg_pool")(inputs)
+    else:
+        x = keras.layers.GlobalMaxPooling2D(name="head_max_pool")(inputs)
+    for i, units in enumerate(head.dense, start=1):
+        if head.batchnorm:
+            x = keras.layers.Dense(units, use_bias=False, kernel_regularizer=reg,
+                                   kernel_initializer=init(i), name=f"head_dense{i}")(x)
+            x = keras.layers.BatchNormalization(name=f"head_bn{i}")(x)
+            x = keras.layers.Activation(head.activation, name=f"head_act{i}")(x)
+        else:
+            x = keras.layers.Dense(units, activation=head.activation, kernel_regularizer=reg,
+                                   kernel_initializer=init(i), name=f"head_dense{i}")(x)
+        if head.dropout > 0:
+            x = keras.layers.Dropout(head.dropout, seed=config.train.seed,
+                                     name=f"head_dropout{i}")(x)
+    outputs = keras.layers.Dense(num_classes, activation="softmax", kernel_regularizer=reg,
+                                 kernel_initializer=init(0), dtype="float32",
+                                 name=backbones.OUTPUT_LAYER)(x)
+    return keras.Model(inputs, outputs, name=HEAD_NAME)
+
+
+@contextlib.contextmanager
+def dtype_policy(mixed_precision: bool) -> Iterator[None]:
+    """Create layers under "mixed_float16" or "float32"; the caller's policy is restored.
+
+    Layers take the global policy when they are created.
+    """
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16" if mixed_precision else "float32")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def build_model(config: RunConfig, num_classes: int, ws: Workspace | None = None, *,
+                base_weights: dict[str, list[np.ndarray]] | None = None,
+                mixed_precision: bool | None = None) -> keras.Model:
+    """The full model: raw RGB 0-255 in, class probabilities out. Phase 1 freeze applied.
+
+    Args:
+        config: The run config.
+        num_classes: Number of classes (at least 2).
+        ws: The workspace (weights resolution).
+        base_weights: Conv weights already loaded with `load_base_weights`.
+        mixed_precision: Compute in float16; default `use_mixed_precision(config)`.
+
+    Returns:
+        An uncompiled `keras.Model`.
+
+    Raises:
+        WeightsError, NotFoundError, RunStateError: as `load_base_weights`.
+    """
+    if num_classes < 2:
+        raise ConfigError(f"A classifier needs at least 2 classes. Received: {num_classes}")
+    if mixed_precision is None:
+        mixed_precision = use_mixed_precision(config)
+    size = config.image_size
+    if base_weights is None and config.base.weights != "none":
+        base_weights = load_base_weights(config, ws)
+    with dtype_policy(mixed_precision):
+        inputs = keras.Input(shape=(size, size, 3), dtype="float32", name=INPUT_NAME)
+        x = inputs
+        for layer in build_augmentation(config):
+            x = layer(x)
+        x = build_preprocess(size)(x)
+        base = build_base(config, ws, weights=base_weights)
+        # VGG16 has no BatchNorm or Dropout, so its output never depends on the
+        # training flag; training=False states the intent of a frozen feature extractor.
+        x = base(x, training=False)
+        outputs = build_head(config, base.output.shape[1:], num_classes)(x)
+        model = keras.Model(inputs, outputs, name=f"{BASE_NAME}_transfer")
+    set_phase(model, config, 1)
+    return model
+
+
+def set_phase(model: keras.Model, config: RunConfig, phase: int) -> None:
+    """Apply the freeze policy of `phase` (recompile afterwards).
+
+    Phase 1: the whole base is frozen, the head trains. Phase 2: the last
+    `fine_tune.blocks` VGG16 blocks train as well. With `base.trainable` every
+    block trains in both phases (from scratch when the weights are none).
+    Preprocessing never trains.
+
+    Raises:
+        ConfigError: if `phase` is not 1 or 2.
+    """
+    if phase not in (1, 2):
+        raise ConfigError(f"phase must be 1 or 2. Received: phase={phase!r}")
+    base = model.get_layer(BASE_NAME)
+    blocks = backbones.trainable_blocks(config, phase)
+    base.trainable = bool(blocks)
+    for layer in base.layers:
+        layer.trainable = backbones.block_of(layer.name) in blocks
+    model.get_layer(HEAD_NAME).trainable = True
+    model.get_layer(backbones.PREPROCESS_LAYER).trainable = False
+
+
+def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
+    """A fresh optimizer: "adam", "sgd" (momentum 0.9, the usual fine-tuning choice) or "rmsprop".
+
+    Raises:
+        ConfigError: for an unknown name.
+    """
+    if name == "adam":
+        return keras.optimizers.Adam(learning_rate)
+    if name == "sgd":
+        return keras.optimizers.SGD(learning_rate, momentum=0.9)
+    if name == "rmsprop":
+        return keras.optimizers.RMSprop(learning_rate)
+    raise ConfigError(f"train.optimizer must be adam, sgd or rmsprop. Received: {name!r}")
+
+
+def compile_for_phase(model: keras.Model, config: RunConfig, phase: int) -> None:
+    """Compile `model` with `phase`'s learning rate and a fresh optimizer.
+
+    `model` is what Keras fits: the full model, or a part of it that shares its layers
+    (e.g. the head alone on cached base features). Apply `set_phase` to the full
+    model first.
+    """
+    rate = config.train.learning_rate if phase == 1 else config.fine_tune.learning_rate
+    model.compile(optimizer=make_optimizer(config.train.optimizer, rate),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+

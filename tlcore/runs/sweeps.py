@@ -1,0 +1,492 @@
+"""Sweeps: Optuna studies over run-config keys, each trial an ordinary run.
+
+A sweep is an Optuna study kept in the run store's database (the workspace's
+SQLite file, or the one TLCORE_DB_URL names): its search space, base config,
+budget and state are the study's user attributes, its trials are Optuna's. Each
+trial trains as a run in the store, tagged `extra.sweep` and `extra.trial`, so
+Runs & compare, Evaluate and export work on it unchanged.
+
+Sweep workers (`python -m tlcore.workers.sweep SWEEP_ID`, detached like run
+workers) loop: wait for a free worker slot, ask Optuna for a trial, train it
+in their own process (one Keras import and one load of the cached features per
+worker), report each epoch's val accuracy to the median pruner, tell the
+result. A killed worker's trial is failed when the sweep resumes.
+
+The space is a JSON object keyed by dotted config keys (`parse_space`):
+`{"head.pooling": {"choices": ["flatten", "avg"]}, "train.learning_rate":
+{"low": 1e-4, "high": 1e-2, "log": true}}`; `choices`, or `low`/`high` with
+optional `log` or `step`. It is checked against the config declaration before
+anything starts. This module imports no TensorFlow.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from tlcore import auth, backend
+from tlcore import config as config_module
+from tlcore.config import RunConfig
+from tlcore.errors import ClusterError, ConfigError, NotFoundError
+from tlcore.runs import jobs, slots
+from tlcore.runs.executors import ray as rayjobs
+from tlcore.store import ACTIVE_STATUSES, RunStore, database_url, new_run_id
+from tlcore.workspace import Workspace
+
+SAMPLERS = ("tpe", "random", "grid")
+RANGE_KEYS = {"low", "high", "log", "step"}
+# Sweep states kept in the study (`status`); "running" while trials remain.
+RUNNING, CANCELLED, DONE = "running", "cancelled", "done"
+# The median pruner: no pruning before this many finished trials, nor in the first epochs.
+PRUNE_STARTUP_TRIALS = 4
+PRUNE_WARMUP_EPOCHS = 2
+SWEEP_WORKER = jobs.SWEEP_WORKER
+OBJECTIVE = "best val accuracy"
+
+
+# ---- the search space -------------------------------------------------------
+@dataclass(frozen=True)
+class Dimension:
+    """One swept config key: a list of choices, or a numeric range."""
+
+    key: str
+    choices: tuple[Any, ...] | None = None
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
+    integer: bool = False
+
+    def distribution(self) -> Any:
+        """Its Optuna distribution (choices that are lists travel as JSON text)."""
+        from optuna import distributions
+
+        if self.choices is not None:
+            return distributions.CategoricalDistribution([_encode(c) for c in self.choices])
+        if self.integer:
+            return distributions.IntDistribution(int(self.low), int(self.high), log=self.log,
+                                                 step=int(self.step or 1))
+        return distributions.FloatDistribution(self.low, self.high, log=self.log,
+                                               step=self.step)
+
+    def grid(self) -> list[Any]:
+        """Every value of a grid search (choices, or a range with a step)."""
+        if self.choices is not None:
+            return [_encode(c) for c in self.choices]
+        if self.step is None:
+            raise ConfigError(f"A grid sweep needs choices or a step for {self.key}; "
+                              f"add \"step\" to its range or list its choices.")
+        count = int(math.floor((self.high - self.low) / self.step + 1e-9)) + 1
+        values = [self.low + i * self.step for i in range(count)]
+        return [int(v) for v in values] if self.integer else [round(v, 12) for v in values]
+
+    def value(self, raw: Any) -> Any:
+        """The config value of an Optuna parameter value."""
+        if self.choices is None:
+            return raw
+        return next((c for c in self.choices if _encode(c) == raw), raw)
+
+
+def _encode(choice: Any) -> Any:
+    """Optuna's categorical values must be scalars: lists go as their JSON text."""
+    return json.dumps(choice) if isinstance(choice, (list, tuple, dict)) else choice
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def parse_space(raw: Any, base: RunConfig) -> dict[str, Dimension]:
+    """Check a search space against the config declaration and `base`.
+
+    Raises:
+        ConfigError: one line naming the key and what is allowed, for an unknown
+            key, a malformed entry, a choice or bound the config refuses, an empty
+            or reversed range.
+    """
+    if not isinstance(raw, dict) or not raw:
+        raise ConfigError("The search space must be a JSON object of dotted config keys, e.g. "
+                          '{"train.learning_rate": {"low": 1e-4, "high": 1e-2, "log": true}}.')
+    specs = config_module.field_specs()
+    out = {}
+    for key, entry in raw.items():
+        spec = specs.get(key)
+        if spec is None or key == "dataset":
+            raise ConfigError(f"Space key {key!r} is not a sweepable config key; use dotted keys "
+                              f"such as head.dropout or train.learning_rate (the README lists "
+                              f"them).")
+        if not isinstance(entry, dict):
+            raise ConfigError(f"Space {key}: give {{\"choices\": [...]}} or {{\"low\": L, "
+                              f"\"high\": H}}. Received: {entry!r}")
+        out[key] = (_choices(key, entry, spec, base) if "choices" in entry
+                    else _range(key, entry, spec, base))
+    return out
+
+
+def _check_value(key: str, value: Any, spec: Any, base: RunConfig, what: str) -> None:
+    try:
+        base.with_overrides({key: value})
+    except ConfigError:
+        raise ConfigError(f"Space {key}: {what} {value!r} is not allowed; {key} takes "
+                          f"{spec.allowed}.") from None
+
+
+def _choices(key: str, entry: dict[str, Any], spec: Any, base: RunConfig) -> Dimension:
+    extra = set(entry) - {"choices"}
+    choices = entry["choices"]
+    if extra:
+        raise ConfigError(f"Space {key}: choices cannot be combined with {sorted(extra)}.")
+    if not isinstance(choices, list) or not choices:
+        raise ConfigError(f"Space {key}: choices must be a non-empty list. Received: "
+                          f"{choices!r}")
+    for choice in choices:
+        _check_value(key, choice, spec, base, "choice")
+    if len({json.dumps(c) for c in choices}) != len(choices):
+        raise ConfigError(f"Space {key}: choices must differ. Received: {choices!r}")
+    return Dimension(key, choices=tuple(choices))
+
+
+def _range(key: str, entry: dict[str, Any], spec: Any, base: RunConfig) -> Dimension:
+    unknown = set(entry) - RANGE_KEYS
+    if unknown:
+        raise ConfigError(f"Space {key}: unknown entries {sorted(unknown)}; a range has low, "
+                          f"high and optionally log or step (or give choices).")
+    if spec.type not in ("int", "float"):
+        raise ConfigError(f"Space {key}: a {spec.type} field takes choices, not a range.")
+    low, high = entry.get("low"), entry.get("high")
+    if not (_number(low) and _number(high)):
+        raise ConfigError(f"Space {key}: low and high must both be numbers. Received: "
+                          f"low={low!r}, high={high!r}")
+    integer = spec.type == "int"
+    if integer and not (isinstance(low, int) and isinstance(high, int)):
+        raise ConfigError(f"Space {key}: an integer field needs integer bounds. Received: "
+                          f"low={low!r}, high={high!r}")
+    if low >= high:
+        raise ConfigError(f"Space {key}: low must be below high. Received: low={low!r}, "
+                          f"high={high!r}")
+    _check_value(key, low, spec, base, "low")
+    _check_value(key, high, spec, base, "high")
+    log, step = entry.get("log", False), entry.get("step")
+    if not isinstance(log, bool):
+        raise ConfigError(f"Space {key}: log must be true or false. Received: {log!r}")
+    if log and low <= 0:
+        raise ConfigError(f"Space {key}: a log range needs low > 0. Received: low={low!r}")
+    if step is not None:
+        if log:
+            raise ConfigError(f"Space {key}: use log or step, not both.")
+        if not _number(step) or step <= 0 or (integer and not isinstance(step, int)):
+            raise ConfigError(f"Space {key}: step must be a positive "
+                              f"{'integer' if integer else 'number'}. Received: {step!r}")
+    return Dimension(key, low=low, high=high, log=log, step=step, integer=integer)
+
+
+def trial_config(base: RunConfig, dims: dict[str, Dimension], params: dict[str, Any]
+                 ) -> RunConfig:
+    """`base` with a trial's parameters set."""
+    return base.with_overrides({key: dims[key].value(params[key]) for key in dims})
+
+
+# ---- the study ----------------------------------------------------------------
+def storage(ws: Workspace) -> Any:
+    """Optuna's storage in the run store's database (`store.database_url`)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    url = database_url(ws)
+    engine_kwargs = ({"connect_args": {"timeout": 60}} if url.startswith("sqlite")
+                     else {"pool_pre_ping": True})
+    return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+
+
+def _sampler(name: str, dims: dict[str, Dimension], seed: int) -> Any:
+    import optuna
+
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=5, multivariate=True)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.GridSampler({k: d.grid() for k, d in dims.items()}, seed=seed)
+
+
+def attributes(ws: Workspace, sweep_id: str) -> dict[str, Any]:
+    """The sweep's recorded settings and state (the study's user attributes), read fresh.
+
+    Raises:
+        NotFoundError: if there is no such sweep.
+    """
+    store = storage(ws)
+    try:
+        return store.get_study_user_attrs(store.get_study_id_from_name(sweep_id))
+    except KeyError:
+        raise NotFoundError(f"No sweep with id {sweep_id!r}; `python -m tlcore sweep list` "
+                            f"shows existing sweeps.") from None
+
+
+def load(ws: Workspace, sweep_id: str, seed: int | None = None) -> tuple[Any, dict[str, Any]]:
+    """The sweep's Optuna study (with its sampler and pruner) and its attributes.
+
+    Args:
+        seed: Seeds the sampler; default the base config's seed. Each sweep worker
+            keeps one study, so its sampler's random state runs on across trials.
+
+    Raises:
+        NotFoundError: if there is no such sweep.
+    """
+    import optuna
+
+    attrs = attributes(ws, sweep_id)
+    base = RunConfig.from_dict(attrs["base"])
+    dims = parse_space(attrs["space"], base)
+    study = optuna.load_study(
+        study_name=sweep_id, storage=storage(ws),
+        sampler=_sampler(attrs["sampler"], dims, base.train.seed if seed is None else seed),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=PRUNE_STARTUP_TRIALS,
+                                           # steps are 1-based epochs; the pruner
+                                           # judges from step n_warmup_steps on
+                                           n_warmup_steps=PRUNE_WARMUP_EPOCHS + 1))
+    return study, attrs
+
+
+def create(ws: Workspace, base: RunConfig, space: Any, trials: int, *, sampler: str = "tpe",
+           workers: int = 1, timeout: float | None = None, name: str | None = None,
+           owner: str | None = None) -> str:
+    """Check everything, then record a new sweep; returns its id (no worker starts).
+
+    Args:
+        owner: The signed-in user who starts it, and owner of its trial runs; None:
+            the local operator.
+
+    Raises:
+        ConfigError: for a bad space, sampler, budget or worker count.
+        NotFoundError: if the base config's dataset does not exist.
+        QuotaError: if `owner` has `TLCORE_MAX_RUNS_PER_USER` runs queued or running.
+    """
+    import optuna
+
+    from tlcore.data import load_manifest
+
+    if sampler not in SAMPLERS:
+        raise ConfigError(f"sampler must be one of {', '.join(SAMPLERS)}. Received: {sampler!r}")
+    if not isinstance(trials, int) or trials < 1:
+        raise ConfigError(f"trials must be a positive integer. Received: {trials!r}")
+    if not isinstance(workers, int) or workers < 1:
+        raise ConfigError(f"workers must be a positive integer. Received: {workers!r}")
+    if timeout is not None and not timeout > 0:
+        raise ConfigError(f"timeout must be a positive number of seconds. Received: {timeout!r}")
+    dims = parse_space(space, base)
+    if sampler == "grid":
+        size = math.prod(len(d.grid()) for d in dims.values())
+        trials = min(trials, size)
+    load_manifest(base.dataset, ws)
+    jobs.worker_limit()
+    auth.check_run_quota(RunStore(ws), owner)
+    sweep_id = new_run_id()
+    now = time.time()
+    study = optuna.create_study(study_name=sweep_id, storage=storage(ws), direction="maximize")
+    attrs = {"kind": "sweep", "name": name or f"sweep-{sweep_id[:6]}", "base": base.to_dict(),
+             "space": space, "trials": trials, "sampler": sampler, "workers": workers,
+             "timeout": timeout, "created": now,
+             "deadline": now + timeout if timeout else None, "status": RUNNING,
+             "owner": owner}
+    for key, value in attrs.items():
+        study.set_user_attr(key, value)
+    return sweep_id
+
+
+def set_status(ws: Workspace, sweep_id: str, status: str) -> None:
+    """Record the sweep's state (`running`, `cancelled` or `done`)."""
+    store = storage(ws)
+    store.set_study_user_attr(store.get_study_id_from_name(sweep_id), "status", status)
+
+
+def log_file(ws: Workspace, sweep_id: str) -> Any:
+    """`sweeps/<id>.log`: the sweep workers' own lines (each trial logs to its run)."""
+    return ws.root / "sweeps" / f"{sweep_id}.log"
+
+
+@contextlib.contextmanager
+def budget_lock(ws: Workspace, sweep_id: str) -> Iterator[None]:
+    """Hold the sweep's lock file, so that only one worker at a time asks for a trial.
+
+    Otherwise two workers could both see a trial left and both ask for it.
+    """
+    path = ws.root / "sweeps" / f"{sweep_id}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def start_workers(ws: Workspace, sweep_id: str, count: int) -> list[int] | list[str]:
+    """Start `count` detached sweep workers; their pids. Output goes to `log_file`.
+
+    With GPU slots, worker i is pinned to slot i (round robin) for its whole life.
+    Under the Ray executor they are Ray jobs (the resources of one run each, placed
+    by Ray), recorded in the sweep's `ray_jobs`; their submission ids are returned.
+
+    Raises:
+        ClusterError: if the Ray cluster cannot be reached.
+    """
+    if rayjobs.enabled():
+        return _submit_workers(ws, sweep_id, count)
+    log_path = log_file(ws, sweep_id)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    gpus = slots.gpu_slots()
+    pids = []
+    for i in range(count):
+        pinned = slots.pinned_env(gpus[i % len(gpus)] if gpus else None)
+        with open(log_path, "ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", SWEEP_WORKER, sweep_id], stdin=subprocess.DEVNULL,
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                env={**jobs.worker_env(ws), **pinned}, close_fds=True)
+        jobs.adopt(proc)
+        pids.append(proc.pid)
+    return pids
+
+
+def _submit_workers(ws: Workspace, sweep_id: str, count: int) -> list[str]:
+    """Submit `count` sweep workers as Ray jobs; their submission ids."""
+    attrs = attributes(ws, sweep_id)
+    name = backend.resolve(attrs["base"].get("train", {}).get("backend"))
+    rayjobs.check_cluster()
+    submitted = []
+    for _ in range(count):
+        job = f"{rayjobs.SWEEP_PREFIX}{sweep_id}-{uuid.uuid4().hex[:8]}"
+        rayjobs.submit(SWEEP_WORKER, sweep_id, job, rayjobs.job_env(ws, name, job))
+        submitted.append(job)
+    store = storage(ws)
+    store.set_study_user_attr(store.get_study_id_from_name(sweep_id), "ray_jobs",
+                              attrs.get("ray_jobs", []) + submitted)
+    return submitted
+
+
+def sweep_workers(sweep_id: str, ws: Workspace | None = None) -> list[int | str]:
+    """Live sweep workers of `sweep_id`: pids (from /proc), and its active Ray jobs.
+
+    Args:
+        sweep_id: The sweep.
+        ws: Its workspace; needed to look up Ray jobs (the sweep's `ray_jobs`).
+    """
+    from tlcore import processes
+
+    found = []
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if entry.isdigit() and processes.alive(int(entry)):
+            args = processes.command_line(int(entry)) or []
+            if SWEEP_WORKER.encode() in args and sweep_id.encode() in args:
+                found.append(int(entry))
+    ray_jobs = attributes(ws, sweep_id).get("ray_jobs", []) if ws is not None else []
+    for job in ray_jobs:
+        try:
+            info = rayjobs.job_info(job)
+        except ClusterError:
+            break
+        if info is not None and info.status.value in rayjobs.ACTIVE_STATES:
+            found.append(job)
+    return found
+
+
+def fail_stale_trials(ws: Workspace, study: Any) -> int:
+    """Fail the study's running trials whose run is no longer training (a killed worker)."""
+    from optuna.trial import TrialState
+
+    jobs.refresh(ws)
+    store = RunStore(ws)
+    failed = 0
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        run_id = trial.user_attrs.get("run_id")
+        try:
+            active = run_id and store.get_run(run_id)["status"] in ACTIVE_STATUSES
+        except NotFoundError:
+            active = False
+        if not active:
+            study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
+            failed += 1
+    return failed
+
+
+def summary(ws: Workspace, sweep_id: str) -> dict[str, Any]:
+    """The sweep with every trial: run id, parameters, state, best val accuracy; and the best.
+
+    Raises:
+        NotFoundError: if there is no such sweep.
+    """
+    from optuna.trial import TrialState
+
+    study, attrs = load(ws, sweep_id)
+    dims = parse_space(attrs["space"], RunConfig.from_dict(attrs["base"]))
+    trials = []
+    for t in study.get_trials(deepcopy=False):
+        trials.append({
+            "number": t.number, "run_id": t.user_attrs.get("run_id"),
+            "params": {k: dims[k].value(v) for k, v in t.params.items() if k in dims},
+            "state": t.state.name.lower(), "best_val_accuracy": t.value,
+            "epochs": len(t.intermediate_values),
+            "seconds": (t.datetime_complete - t.datetime_start).total_seconds()
+            if t.datetime_complete and t.datetime_start else None})
+    done = [t for t in trials if t["state"] == TrialState.COMPLETE.name.lower()]
+    best = max(done, key=lambda t: t["best_val_accuracy"], default=None)
+    workers = sweep_workers(sweep_id, ws)
+    status = attrs["status"]
+    if status == RUNNING and not workers:
+        status = "stopped" if len(_finished(trials)) < attrs["trials"] else DONE
+    return {"id": sweep_id, "name": attrs["name"], "owner": attrs.get("owner"),
+            "status": status, "sampler": attrs["sampler"],
+            "trials_planned": attrs["trials"], "created": attrs["created"],
+            "objective": OBJECTIVE, "space": attrs["space"], "base": attrs["base"],
+            "workers": workers, "trials": trials, "best": best,
+            "finished": len(_finished(trials))}
+
+
+def _finished(trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [t for t in trials if t["state"] in ("complete", "pruned", "fail")]
+
+
+def list_sweeps(ws: Workspace) -> list[dict[str, Any]]:
+    """Every sweep of the workspace, oldest first (as `summary`, without the trials)."""
+    import optuna
+
+    names = optuna.get_all_study_names(storage(ws))
+    out = [summary(ws, name) for name in names]
+    for item in out:
+        item.pop("trials")
+    return sorted(out, key=lambda s: s["created"])
+
+
+def cancel(ws: Workspace, sweep_id: str) -> int:
+    """Stop a sweep: no new trials, and its running trials cancelled. Returns how many."""
+    attributes(ws, sweep_id)  # NotFoundError first
+    set_status(ws, sweep_id, CANCELLED)
+    store = RunStore(ws)
+    stopped = 0
+    for run in store.list_runs(statuses=ACTIVE_STATUSES):
+        if (run["extra"] or {}).get("sweep") == sweep_id:
+            jobs.cancel(run["id"], ws)
+            stopped += 1
+    return stopped
+
+
+def resume(ws: Workspace, sweep_id: str, workers: int | None = None) -> list[int]:
+    """Fail the trials of killed workers, add as many to the budget, start workers; pids."""
+    study, attrs = load(ws, sweep_id)
+    failed = fail_stale_trials(ws, study)
+    if failed:
+        store = storage(ws)
+        store.set_study_user_attr(store.get_study_id_from_name(sweep_id), "trials",
+                                  attrs["trials"] + failed)
+    set_status(ws, sweep_id, RUNNING)
+    return start_workers(ws, sweep_id, workers or attrs["workers"])

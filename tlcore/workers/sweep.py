@@ -1,0 +1,194 @@
+"""`python -m tlcore.workers.sweep SWEEP_ID`: train a sweep's trials one after another.
+
+Started detached by `tlcore.runs.sweeps` (several per sweep run in parallel). The
+loop: stop when the sweep is cancelled, past its deadline or has all its trials;
+wait for a free worker slot (`jobs.worker_limit()`, shared with ordinary runs;
+on a GPU server, the worker's own GPU slot);
+ask Optuna for a trial; create its run already running in this process
+(`RunStore.create_running`, race-free against the limit); train it in-process
+(`train.run_training`; Keras is imported once, cached features stay in the page
+cache), reporting each epoch's val accuracy to the median pruner; tell Optuna
+the result. The run this worker trains is named in `workers/<pid>.trial`, which
+is what `jobs.pid_alive` checks: killed, the run turns lost and the sweep's next
+resume fails its trial.
+
+As a Ray job (`TLCORE_EXECUTOR=ray`), Ray already gave the worker its
+resources: it takes no slot of `TLCORE_MAX_WORKERS`, and its trials name its
+job (`extra.ray_job`), whose status is their liveness.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import time
+from typing import Any
+
+from tlcore import backend
+from tlcore.config import RunConfig
+from tlcore.errors import RunCancelled
+from tlcore.runs import jobs, slots, sweeps
+from tlcore.runs.executors import ray as rayjobs
+from tlcore.store import CANCELLED, COMPLETED, FAILED, RUNNING, RunStore
+from tlcore.workers import runlog
+from tlcore.workspace import DATASETS_DIR, Workspace, atomic_write_text
+
+log = logging.getLogger("tlcore.workers.sweep")
+SLOT_POLL_S = 0.2
+
+
+def slot_limit() -> int:
+    """How many runs may be running for this worker to start a trial.
+
+    `jobs.worker_limit()`, but unbounded in a Ray job: Ray already placed it.
+    """
+    return sys.maxsize if rayjobs.own_job() else jobs.worker_limit()
+
+
+def _pruning(trial: Any) -> Any:
+    """A Keras callback: report val accuracy per epoch; stop the run when Optuna prunes it."""
+    import keras
+    import optuna
+
+    class Pruning(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            value = (logs or {}).get("val_accuracy")
+            if value is None:
+                return
+            trial.report(float(value), epoch + 1)
+            if trial.should_prune():
+                raise optuna.TrialPruned(
+                    f"Pruned by the sweep after epoch {epoch + 1}: val accuracy "
+                    f"{float(value):.3f} is below the median of earlier trials.")
+
+    return Pruning()
+
+
+def _next_slot(ws: Workspace, sweep_id: str, study: Any) -> bool:
+    """Wait until the sweep may start a trial; False when it should stop instead."""
+    while True:
+        attrs = sweeps.attributes(ws, sweep_id)
+        if attrs["status"] != sweeps.RUNNING:
+            return False
+        if attrs["deadline"] and time.time() > attrs["deadline"]:
+            return False
+        started = [t for t in study.get_trials(deepcopy=False)
+                   if t.state.name != "WAITING"]
+        if len(started) >= attrs["trials"]:
+            return False
+        jobs.refresh(ws)
+        running = RunStore(ws).list_runs(statuses=(RUNNING,))
+        own = slots.own_slot()
+        if len(running) < slot_limit() and own not in {r["gpu"] for r in running}:
+            return True
+        time.sleep(SLOT_POLL_S)
+
+
+def train_trial(ws: Workspace, sweep_id: str, study: Any, own_logs: bool = False) -> bool:
+    """Ask, train and tell one trial; False when there is none to run (or no slot).
+
+    Args:
+        own_logs: Send this process's output to the trial run's log while it trains
+            (a sweep worker; its output goes back to the sweep's log afterwards).
+    """
+    import keras
+    import optuna
+
+    from tlcore.engine import train
+    from tlcore.workers import run as worker
+
+    if not _next_slot(ws, sweep_id, study):
+        return False
+    attrs = sweeps.attributes(ws, sweep_id)
+    base = RunConfig.from_dict(attrs["base"])
+    dims = sweeps.parse_space(attrs["space"], base)
+    with sweeps.budget_lock(ws, sweep_id):  # counting and asking, one worker at a time
+        if len(study.get_trials(deepcopy=False)) >= attrs["trials"]:
+            return False
+        trial = study.ask({key: dim.distribution() for key, dim in dims.items()})
+    config = sweeps.trial_config(base, dims, trial.params)
+    now, pid = time.time(), os.getpid()
+    store = RunStore(ws)
+    run_id = store.create_running(
+        config, slot_limit(), name=f"{attrs['name']}-{trial.number}",
+        slots=(own,) if (own := slots.own_slot()) else (), owner=attrs.get("owner"),
+        pid=pid, started=now, heartbeat=now,
+        extra={"sweep": sweep_id, "trial": trial.number, **rayjobs.claim_extra()})
+    if run_id is None:  # the slot went to another process a moment ago
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        return True
+    trial.set_user_attr("run_id", run_id)
+    atomic_write_text(jobs.trial_file(ws, pid), run_id)
+    files = ws.run(run_id)
+    files.dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(files.config, config.to_json())
+    log.info("trial %d: run %s, %s", trial.number, run_id, trial.params)
+    started = time.monotonic()
+    if own_logs:
+        worker.redirect_output(files.log)  # the run's Log tab shows its own lines
+    try:
+        result = train.run_training(run_id, ws, callbacks=[_pruning(trial)])
+        store.transition(run_id, (RUNNING,), status=COMPLETED, ended=time.time(), error=None)
+        study.tell(trial, result["best_val_accuracy"] or 0.0)
+    except optuna.TrialPruned as exc:
+        store.transition(run_id, (RUNNING,), status=CANCELLED, ended=time.time(),
+                         error=str(exc))
+        store.merge_extra(run_id, pruned=True)
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    except RunCancelled:
+        store.transition(run_id, (RUNNING,), status=CANCELLED, ended=time.time())
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    except Exception as exc:  # a failed trial is recorded; the sweep goes on
+        store.transition(run_id, (RUNNING,), status=FAILED, ended=time.time(),
+                         error=worker.failure_message(exc, config.to_dict(), ws))
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        log.warning("trial %d failed: %s", trial.number, exc)
+    finally:
+        if own_logs:
+            worker.redirect_output(sweeps.log_file(ws, sweep_id))
+        jobs.trial_file(ws, pid).unlink(missing_ok=True)
+        keras.utils.clear_session()
+    log.info("trial %d done in %.2f s", trial.number, time.monotonic() - started)
+    return True
+
+
+def serve(sweep_id: str, ws: Workspace) -> int:
+    """Train trials of `sweep_id` until there are none left; marks the sweep done at the end."""
+    attrs = sweeps.attributes(ws, sweep_id)
+    backend.activate(backend.resolve(attrs["base"].get("train", {}).get("backend")))
+    import tlcore.engine.train  # noqa: F401  (imported once for every trial)
+
+    # Workers sample independently: each seeds its sampler with its own pid.
+    study, _ = sweeps.load(ws, sweep_id, seed=os.getpid())
+    while train_trial(ws, sweep_id, study, own_logs=True):
+        pass
+    attrs = sweeps.attributes(ws, sweep_id)
+    finished = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
+    if attrs["status"] == sweeps.RUNNING and len(finished) >= attrs["trials"]:
+        sweeps.set_status(ws, sweep_id, sweeps.DONE)
+    jobs.start_queued(ws)  # runs that waited for this worker's slot
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m tlcore.workers.sweep SWEEP_ID", file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(
+        f"The sweep worker received signal {signum}."))
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout, format=runlog.LOG_FORMAT)
+    if rayjobs.enabled():  # a node without the shared workspace has no datasets folder
+        unseen = rayjobs.workspace_visible(rayjobs.home() / DATASETS_DIR)
+        if unseen:
+            print(unseen, file=sys.stderr)
+            return 3
+    return serve(args[0], Workspace.from_env())
+
+
+if __name__ == "__main__":
+    code = main()
+    sys.stdout.flush()
+    os._exit(code)
