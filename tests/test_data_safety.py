@@ -22,9 +22,9 @@ import pytest
 from PIL import Image, PngImagePlugin
 
 from tlcore import data
-from tlcore.data import importer
+from tlcore.data import importer, staging
 from tlcore.data.demo import write_class_folders
-from tlcore.errors import DatasetError
+from tlcore.errors import DatasetError, StoreError
 from tlcore.store import RunStore
 
 REPO = Path(__file__).resolve().parents[1]
@@ -407,6 +407,42 @@ def test_disk_full_stops_the_import_with_one_line_and_leaves_nothing(ws, tmp_pat
     assert re.search(rf"disk full: \d+ MB free in {re.escape(str(ws.tmp_dir))};", msg)
     assert "nothing was kept" in msg
     assert_nothing_left(ws, "full")
+
+
+def no_space(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_an_import_that_cannot_even_start_its_staging_folder_leaves_nothing(ws, tmp_path,
+                                                                             monkeypatch):
+    folder = write_class_folders(tmp_path / "src", ("a", "b"), per_class=3, size=16)
+    monkeypatch.setattr(staging, "claim", no_space)  # the first write of an import
+    with pytest.raises(DatasetError, match="disk full: .* nothing was kept"):
+        data.import_dataset(folder, "full", ws=ws)
+    assert_nothing_left(ws, "full")
+
+
+def test_deleting_a_dataset_on_a_full_disk_keeps_record_and_folder_together(ws, tmp_path,
+                                                                           monkeypatch):
+    data.import_dataset(write_class_folders(tmp_path / "src", ("a", "b"), per_class=5, size=16),
+                        "pets", ws=ws)
+    images = sorted(p.name for p in ws.dataset_dir("pets").rglob("*.png"))
+
+    def store_full(self, name):
+        raise StoreError("The run store cannot write: the disk is full.")
+
+    monkeypatch.setattr(staging, "claim", no_space)
+    monkeypatch.setattr(RunStore, "delete_dataset", store_full)
+    with pytest.raises(StoreError):
+        data.delete_dataset("pets", ws=ws)
+    # Nothing changed: the record and every image are where they were.
+    assert RunStore(ws).has_dataset("pets")
+    assert sorted(p.name for p in ws.dataset_dir("pets").rglob("*.png")) == images
+    assert list(ws.tmp_dir.iterdir()) == []
+    monkeypatch.undo()
+    monkeypatch.setattr(staging, "claim", no_space)  # owning the trash needs a write too
+    data.delete_dataset("pets", ws=ws)
+    assert_nothing_left(ws, "pets")
 
 
 def stale_folder(ws, name: str, age_s: float, pid: int | None) -> Path:

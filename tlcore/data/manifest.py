@@ -7,6 +7,7 @@ dataset with a compact summary for fast listing.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -15,8 +16,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from tlcore.data.staging import claim
-from tlcore.errors import DatasetError, NotFoundError
+from tlcore.data import staging
+from tlcore.errors import DatasetError, NotFoundError, TLCoreError
 from tlcore.store import RunStore
 from tlcore.workspace import Workspace
 
@@ -102,22 +103,30 @@ def delete_dataset(name: str, ws: Workspace | None = None) -> None:
     if not has_row and not folder.exists() and not folder.is_symlink():
         raise NotFoundError(f"No dataset named {name!r} to delete "
                             "(`python -m tlcore datasets list` shows what exists).")
+    trash = ws.tmp_dir / f"delete-{name}-{uuid.uuid4().hex[:8]}"
     try:
         if folder.is_symlink():
             folder.unlink()
         elif folder.exists():
-            # Rename first so readers never see a half-deleted dataset; a delete killed
-            # halfway leaves a staging folder that a later cleanup removes.
-            trash = ws.tmp_dir / f"delete-{name}-{uuid.uuid4().hex[:8]}"
+            # Rename first so readers never see a half-deleted dataset.
             os.rename(folder, trash)
-            claim(trash)
-            shutil.rmtree(trash, ignore_errors=True)
     except OSError as exc:
         raise DatasetError(f"Cannot delete the folder of dataset {name!r}: {exc.strerror or exc}; "
                            f"check its permissions and delete again. Received: name={name!r}"
                            ) from None
     if has_row:
-        store.delete_dataset(name)
+        try:
+            store.delete_dataset(name)
+        except TLCoreError:  # e.g. a full disk: put the folder back, so nothing changed
+            if trash.exists():
+                os.rename(trash, folder)
+            raise
+    if trash.exists():
+        # A delete killed halfway leaves a staging folder that a later cleanup removes;
+        # owning it shortens that wait, and a full disk only makes the wait longer.
+        with contextlib.suppress(OSError):
+            staging.claim(trash)
+        shutil.rmtree(trash, ignore_errors=True)
 
 
 def sample_files(name: str, per_class: int = 6,

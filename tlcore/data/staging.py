@@ -40,7 +40,11 @@ def make_staging(ws: Workspace, prefix: str) -> Path:
         prefix: One of `PREFIXES`, optionally followed by a label (`"import-pets-"`).
     """
     folder = Path(tempfile.mkdtemp(prefix=prefix, dir=ws.tmp_dir))
-    claim(folder)
+    try:
+        claim(folder)
+    except OSError:  # a full disk: the caller reports it, and no empty folder stays behind
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
     return folder
 
 
