@@ -131,6 +131,33 @@ def test_behind_a_proxy_the_header_signs_in_without_a_sign_out(ws, server_addres
     assert not at.sidebar.button and not at.sidebar.warning
 
 
+@pytest.mark.usefixtures("trusted_headers")
+def test_a_sign_in_together_with_trusted_headers_lets_nobody_in(ws, populated):
+    (ws.root / "roles.toml").write_text('[users]\n"alice@example.com" = "admin"\n')
+    # Streamlit puts the header's email over the token's: a viewer would become alice.
+    at = _app({**ALICE, "email": "alice@example.com", "sub": "mallory"})
+    assert not at.exception
+    (error,) = [shown(e.value) for e in at.error]
+    assert error.startswith("Both a sign-in ([auth] in .streamlit/secrets.toml) and trusted")
+    assert "Keep one of them" in error and "\n" not in error
+    assert not at.title and not at.sidebar.code
+
+
+@pytest.mark.parametrize("verified", [False, "false"])
+def test_an_unverified_email_is_not_who_someone_is(ws, populated, verified):
+    (ws.root / "roles.toml").write_text('default = "viewer"\n\n[users]\n'
+                                        '"alice@example.com" = "admin"\n')
+    at = _app({"is_logged_in": True, "email": "Alice@Example.com ", "email_verified": verified,
+               "name": "Not Alice", "sub": "user-4711"})
+    assert not at.exception, at.exception
+    sidebar = _texts(at, at.sidebar)
+    assert "user-4711" in sidebar and "Role: viewer" in sidebar
+    assert "alice@example.com" not in sidebar
+    # The same address, verified, is alice.
+    at = _app({**ALICE, "email_verified": True})
+    assert "Role: admin" in _texts(at, at.sidebar)
+
+
 @pytest.fixture
 def presented(ws, populated):
     """The two completed runs of `populated`, each with a stored evaluation on "shapes"."""

@@ -9,6 +9,13 @@ Three login modes, from Streamlit's own settings:
 * `"none"`: neither; everyone acts as `auth.OPERATOR` (admin), as before logins
   existed.
 
+Both at once are refused: Streamlit lets the header overwrite the email of a
+signed-in user, so anyone signed in could name themselves anyone else.
+
+An email the provider marks unverified (`email_verified: false`) is not used as
+the person's id: they are known by their `sub` claim instead, so a provider that
+lets people type any address cannot make them someone the roles file lists.
+
 Roles come from `auth.role_for`, with the `[tlcore.roles]` table of the secrets
 passed along when there is one.
 """
@@ -47,13 +54,16 @@ def login_mode() -> LoginMode:
     """How people sign in: "oidc", "headers" or "none" (see the module docstring).
 
     Raises:
-        ConfigError: when a secrets file exists but cannot be read.
+        ConfigError: when a secrets file exists but cannot be read, or when both
+            logins are configured.
     """
-    if "auth" in _secrets():
-        return "oidc"
-    if st.get_option("server.trustedUserHeaders"):
-        return "headers"
-    return "none"
+    oidc, headers = "auth" in _secrets(), bool(st.get_option("server.trustedUserHeaders"))
+    if oidc and headers:
+        raise ConfigError(
+            "Both a sign-in ([auth] in .streamlit/secrets.toml) and trusted proxy headers "
+            "(server.trustedUserHeaders) are configured; Streamlit would let the header replace "
+            "the signed-in email. Keep one of them and restart the studio.")
+    return "oidc" if oidc else "headers" if headers else "none"
 
 
 def _secrets_roles() -> Mapping[str, Any] | None:
@@ -69,7 +79,8 @@ def current_actor(ws: Workspace) -> auth.Actor | None:
 
     Returns:
         `auth.OPERATOR` without login; otherwise an Actor whose `user` is the
-        signed-in email (lower-cased; OIDC's `sub` when the token has no email),
+        signed-in email (lower-cased; OIDC's `sub` when the token has no email or
+        the provider says it is not verified),
         `name` the token's name or that id, and `role` from `auth.role_for`.
 
     Raises:
@@ -82,6 +93,8 @@ def current_actor(ws: Workspace) -> auth.Actor | None:
     if mode == "oidc" and not info.get("is_logged_in"):
         return None
     email = info.get("email")
+    if mode == "oidc" and _unverified(info.get("email_verified")):
+        email = None
     user = (email.strip().lower() if isinstance(email, str) and email.strip()
             else info.get("sub") if mode == "oidc" else None)
     if not user:
@@ -89,3 +102,10 @@ def current_actor(ws: Workspace) -> auth.Actor | None:
     name = info.get("name") if mode == "oidc" else None
     return auth.Actor(user=str(user), name=str(name or user),
                       role=auth.role_for(str(user), ws, _secrets_roles()))
+
+
+def _unverified(claim: Any) -> bool:
+    """Whether an `email_verified` claim says no (absent means the provider does not say)."""
+    if isinstance(claim, str):
+        return claim.strip().lower() != "true"
+    return claim is not None and claim is not True
