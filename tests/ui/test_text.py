@@ -17,8 +17,12 @@ NAMES = [
     "[link](https://example.com)", "![image](cat.png)", "<b>html</b>", "&amp; entity",
     ":red[alert]", ":material/home:", ":smile: and :+1:", "$x^2$ and $$y$$", "a | b | c",
     "~~gone~~", "`code`", "www.example.com", "me@example.com", "back\\slash\\", "a_b_c",
-    "---", "line one\nline two", "plain-name_1.0", "",
+    "---", "line one\nline two", "plain-name_1.0", "", "see https://example.com/x?a=1",
+    "HTTP://EXAMPLE.COM", "notes at http://10.0.0.1:8080/path",
 ]
+# GitHub-flavoured Markdown's autolink literals, matched in the rendered text
+# (mdast-util-gfm-autolink-literal): a URL, a www. domain or an email address.
+AUTOLINKS = re.compile(r"(https?://|www(?=\.))[-.\w]+|[-.\w+]+@[-\w]+(\.[-\w]+)+", re.I)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -39,6 +43,8 @@ def test_plain_text_starts_no_streamlit_markup(name):
     # Emoji shortcodes are matched after escapes are resolved: they must be broken too.
     resolved = "".join(t[-1] for t in tokens)
     assert not re.search(r":[\w+-]+:", resolved)
+    # So are autolinks: a pasted URL or address stays text, not a link.
+    assert not AUTOLINKS.search(resolved)
 
 
 def test_plain_leaves_letters_digits_and_spaces_alone():

@@ -6,7 +6,8 @@ labels (page links, expanders, buttons), with its own additions: `:red[...]`
 colours, `:material/icon:` icons, `:smile:` emoji shortcodes and `$...$` LaTeX.
 A class, dataset, run or folder name put there as is can turn into a heading, a
 link, an image (which every viewer's browser fetches) or coloured text. `plain`
-escapes such a string so that it shows exactly as typed. Every page writes
+escapes such a string so that it shows exactly as typed, and a pasted URL
+stays text, not a link. Every page writes
 names through it, error messages too (they quote
 what they received). `st.text`, tables, and the options of a selectbox or
 multiselect show text as it is; radio, pills and segmented-control options are
@@ -28,6 +29,9 @@ _PUNCTUATION = re.compile("([" + re.escape(string.punctuation) + "])")
 # Emoji shortcodes are matched in the rendered text, after escapes are gone: a word
 # joiner (invisible, zero width) after the colon keeps `:smile:` as typed.
 _SHORTCODE = re.compile(r":(?=[\w+-]+:)")
+# GitHub-flavoured autolinks (`https://...`, `www.x.y`, `a@b.c`) are also found in the
+# rendered text: a word joiner after `http`/`https`, `www` and `@` keeps them text.
+_AUTOLINK = re.compile(r"(?i)(?:(?<=https)|(?<=http))(?=:)|(?<=www)(?=\.)|(?<=@)")
 _WORD_JOINER = "\u2060"
 
 
@@ -39,10 +43,11 @@ def plain(text: object) -> str:
             name, to embed in Markdown: `st.success(f"Imported **{plain(name)}**")`.
 
     Returns:
-        The text with every ASCII punctuation character backslash-escaped and
-        emoji shortcodes broken up; it renders as the original text.
+        The text with every ASCII punctuation character backslash-escaped, and
+        emoji shortcodes and autolinks broken up; it renders as the original text.
     """
-    return _PUNCTUATION.sub(r"\\\1", _SHORTCODE.sub(":" + _WORD_JOINER, str(text)))
+    text = _AUTOLINK.sub(_WORD_JOINER, _SHORTCODE.sub(":" + _WORD_JOINER, str(text)))
+    return _PUNCTUATION.sub(r"\\\1", text)
 
 
 def percent(value: float | None) -> str:
