@@ -108,6 +108,64 @@ def test_a_refused_sweep_starts_nothing(ws, dataset, tmp_path):
     assert RunStore(ws).list_runs() == []
 
 
+
+@pytest.mark.parametrize("space, trials, message", [
+    # Three stepped ranges: 10^9 points, which Optuna's GridSampler would list in memory.
+    ({"head.dropout": {"low": 0.0, "high": 0.999, "step": 0.001},
+      "train.learning_rate": {"low": 0.001, "high": 1.0, "step": 0.001},
+      "train.epochs": {"low": 1, "high": 1000, "step": 1}}, 10,
+     "This grid has 1,000,000,000 points, more than the 10,000 a grid sweep may have "
+     "(TLCORE_MAX_GRID_POINTS); use fewer choices or larger steps, or the tpe or random "
+     "sampler."),
+    ({"head.dropout": {"low": 0.0, "high": 0.5, "step": 1e-12}}, 10,
+     "This grid has 500,000,000,001 points"),
+    ({"head.pooling": {"choices": ["flatten", "avg"]}}, 3,
+     "A grid of 2 points runs at most 2 trials; ask for at most that many. Received: trials=3"),
+])
+def test_a_grid_too_large_or_too_short_is_refused_before_it_is_built(ws, dataset, monkeypatch,
+                                                                      space, trials, message):
+    monkeypatch.setattr(sweeps.Dimension, "grid", lambda self: pytest.fail("grid listed"))
+    with pytest.raises(ConfigError) as caught:
+        sweeps.create(ws, RunConfig.from_dict(BASE), space, trials, sampler="grid")
+    assert str(caught.value).startswith(message) and "\n" not in str(caught.value)
+    assert sweeps.list_sweeps(ws) == []
+
+
+def test_reading_a_grid_sweep_never_lists_its_grid_and_delete_removes_it(ws, dataset,
+                                                                         monkeypatch):
+    import optuna
+
+    base = RunConfig.from_dict(BASE)
+    space = {"head.pooling": {"choices": ["flatten", "avg"]},
+             "head.dropout": {"low": 0.0, "high": 0.5, "step": 0.1}}
+    sweep_id = sweeps.create(ws, base, space, 4, sampler="grid")
+    store = RunStore(ws)
+    run_id = store.create_run(base, name="trial-0")
+    store.merge_extra(run_id, sweep=sweep_id, trial=0)
+    dims = sweeps.parse_space(space, base)
+    study, _ = sweeps.load(ws, sweep_id)
+    study.add_trial(optuna.trial.create_trial(
+        params={"head.pooling": "avg", "head.dropout": 0.2},
+        distributions={k: d.distribution() for k, d in dims.items()}, value=0.5,
+        user_attrs={"run_id": run_id}))
+    # A sweep recorded before the bound (or under a larger one) is still shown...
+    monkeypatch.setenv(sweeps.ENV_MAX_GRID, "5")
+    monkeypatch.setattr(sweeps.Dimension, "grid", lambda self: pytest.fail("grid listed"))
+    info = sweeps.summary(ws, sweep_id)
+    assert info["trials"][0]["params"] == {"head.pooling": "avg", "head.dropout": 0.2}
+    assert [s["id"] for s in sweeps.list_sweeps(ws)] == [sweep_id]
+    # ...but no worker samples from it.
+    with pytest.raises(ConfigError, match="This grid has 12 points, more than the 5"):
+        sweeps.resume(ws, sweep_id)
+    monkeypatch.undo()
+    result = _tlcore(ws, "sweep", "delete", sweep_id)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"sweep {sweep_id}: deleted with its 1 trial run(s)"
+    assert sweeps.list_sweeps(ws) == [] and store.list_runs() == []
+    result = _tlcore(ws, "sweep", "delete", sweep_id)
+    assert result.returncode != 0 and f"No sweep with id {sweep_id!r}" in result.stderr
+
+
 @pytest.mark.postgres
 def test_sweep_studies_follow_the_run_store_onto_postgres(ws, pg_url):
     import optuna
@@ -166,7 +224,7 @@ def test_pruning_stops_a_bad_trial_early(ws, dataset):
     base = RunConfig.from_dict({**BASE, "train": {**BASE["train"], "epochs": 8}})
     space = {"train.learning_rate": {"choices": [1e-7]}}  # learns nothing in 8 epochs
     sweep_id = sweeps.create(ws, base, space, trials=5)
-    study, _ = sweeps.load(ws, sweep_id)
+    study, _ = sweeps.load_for_trials(ws, sweep_id)
     dims = sweeps.parse_space(space, base)
     for _ in range(sweeps.PRUNE_STARTUP_TRIALS):  # earlier trials that did well
         study.add_trial(optuna.trial.create_trial(

@@ -1,4 +1,4 @@
-"""`python -m tlcore sweep start|list|show|cancel|resume`: hyperparameter sweeps on Optuna.
+"""`python -m tlcore sweep start|list|show|cancel|resume|delete`: hyperparameter sweeps on Optuna.
 
     sweep start --config base.json --space space.json --trials N [--sampler tpe|random|grid]
                 [--workers K] [--timeout S] [--name NAME] [--set KEY=VALUE ...] [--detach]
@@ -6,6 +6,7 @@
     sweep show SWEEP [--json]
     sweep cancel SWEEP
     sweep resume SWEEP [--workers K]
+    sweep delete SWEEP
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ FOLLOW_INTERVAL_S = 1.0
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `sweep` command group."""
     group = subparsers.add_parser("sweep", help="hyperparameter sweeps (Optuna): start, list, "
-                                                 "show, cancel, resume")
+                                                 "show, cancel, resume, delete")
     sub = group.add_subparsers(dest="sweep_command", required=True, metavar="COMMAND")
     p = sub.add_parser("start", help="start a sweep; prints its id last")
     p.add_argument("--config", required=True, metavar="FILE", help="base run config (JSON)")
@@ -60,6 +61,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("sweep", metavar="SWEEP")
     p.add_argument("--workers", type=int, metavar="K", help="default: as started")
     p.set_defaults(func=_cmd_resume)
+    p = sub.add_parser("delete", help="cancel a sweep, then delete its trial runs and the sweep")
+    p.add_argument("sweep", metavar="SWEEP")
+    p.set_defaults(func=_cmd_delete)
 
 
 def _read_json(path: str, what: str) -> Any:
@@ -156,4 +160,10 @@ def _cmd_cancel(args: argparse.Namespace) -> int:
 def _cmd_resume(args: argparse.Namespace) -> int:
     pids = sweeps.resume(Workspace.from_env(), args.sweep, args.workers)
     print(f"sweep {args.sweep}: resumed with {len(pids)} worker(s)")
+    return 0
+
+
+def _cmd_delete(args: argparse.Namespace) -> int:
+    deleted = sweeps.delete(Workspace.from_env(), args.sweep)
+    print(f"sweep {args.sweep}: deleted with its {deleted} trial run(s)")
     return 0

@@ -40,6 +40,7 @@ from tlcore.config import RunConfig
 from tlcore.errors import ClusterError, ConfigError, NotFoundError
 from tlcore.runs import jobs, slots
 from tlcore.runs.executors import ray as rayjobs
+from tlcore.settings import env_number
 from tlcore.store import ACTIVE_STATUSES, RunStore, database_url, new_run_id
 from tlcore.workspace import Workspace
 
@@ -52,6 +53,10 @@ PRUNE_STARTUP_TRIALS = 4
 PRUNE_WARMUP_EPOCHS = 2
 SWEEP_WORKER = jobs.SWEEP_WORKER
 OBJECTIVE = "best val accuracy"
+# Optuna's GridSampler holds every point of the grid in memory, in every process that
+# samples from it: a grid is bounded before it is ever built.
+ENV_MAX_GRID = "TLCORE_MAX_GRID_POINTS"
+DEFAULT_MAX_GRID = 10_000
 
 
 # ---- the search space -------------------------------------------------------
@@ -79,14 +84,20 @@ class Dimension:
         return distributions.FloatDistribution(self.low, self.high, log=self.log,
                                                step=self.step)
 
-    def grid(self) -> list[Any]:
-        """Every value of a grid search (choices, or a range with a step)."""
+    def grid_size(self) -> int:
+        """How many values a grid search takes here, counted without listing them."""
         if self.choices is not None:
-            return [_encode(c) for c in self.choices]
+            return len(self.choices)
         if self.step is None:
             raise ConfigError(f"A grid sweep needs choices or a step for {self.key}; "
                               f"add \"step\" to its range or list its choices.")
-        count = int(math.floor((self.high - self.low) / self.step + 1e-9)) + 1
+        return int(math.floor((self.high - self.low) / self.step + 1e-9)) + 1
+
+    def grid(self) -> list[Any]:
+        """Every value of a grid search (choices, or a range with a step)."""
+        count = self.grid_size()
+        if self.choices is not None:
+            return [_encode(c) for c in self.choices]
         values = [self.low + i * self.step for i in range(count)]
         return [int(v) for v in values] if self.integer else [round(v, 12) for v in values]
 
@@ -190,6 +201,34 @@ def _range(key: str, entry: dict[str, Any], spec: Any, base: RunConfig) -> Dimen
     return Dimension(key, low=low, high=high, log=log, step=step, integer=integer)
 
 
+def max_grid_points() -> int:
+    """The most points a grid sweep may have (`TLCORE_MAX_GRID_POINTS`, default 10,000)."""
+    return env_number(ENV_MAX_GRID, DEFAULT_MAX_GRID, "a positive integer", parse=int)
+
+
+def check_grid(dims: dict[str, Dimension], trials: int | None = None) -> int:
+    """The number of points of the grid over `dims`, refused when too large.
+
+    Args:
+        dims: The parsed space.
+        trials: The budget asked for; more trials than points is refused too.
+
+    Raises:
+        ConfigError: a dimension without choices or step, a grid above
+            `max_grid_points()`, or more trials than points.
+    """
+    size = math.prod(d.grid_size() for d in dims.values())
+    limit = max_grid_points()
+    if size > limit:
+        raise ConfigError(
+            f"This grid has {size:,} points, more than the {limit:,} a grid sweep may have "
+            f"({ENV_MAX_GRID}); use fewer choices or larger steps, or the tpe or random sampler.")
+    if trials is not None and trials > size:
+        raise ConfigError(f"A grid of {size:,} points runs at most {size:,} trials; ask for at "
+                          f"most that many. Received: trials={trials}")
+    return size
+
+
 def trial_config(base: RunConfig, dims: dict[str, Dimension], params: dict[str, Any]
                  ) -> RunConfig:
     """`base` with a trial's parameters set."""
@@ -215,6 +254,7 @@ def _sampler(name: str, dims: dict[str, Dimension], seed: int) -> Any:
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=5, multivariate=True)
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
+    check_grid(dims)
     return optuna.samplers.GridSampler({k: d.grid() for k, d in dims.items()}, seed=seed)
 
 
@@ -232,8 +272,24 @@ def attributes(ws: Workspace, sweep_id: str) -> dict[str, Any]:
                             f"shows existing sweeps.") from None
 
 
-def load(ws: Workspace, sweep_id: str, seed: int | None = None) -> tuple[Any, dict[str, Any]]:
-    """The sweep's Optuna study (with its sampler and pruner) and its attributes.
+def load(ws: Workspace, sweep_id: str) -> tuple[Any, dict[str, Any]]:
+    """The sweep's Optuna study, to read its trials, and its attributes.
+
+    The study has Optuna's default sampler, which builds nothing up front: reading
+    a sweep never lists its grid.
+
+    Raises:
+        NotFoundError: if there is no such sweep.
+    """
+    import optuna
+
+    attrs = attributes(ws, sweep_id)
+    return optuna.load_study(study_name=sweep_id, storage=storage(ws)), attrs
+
+
+def load_for_trials(ws: Workspace, sweep_id: str, seed: int | None = None
+                    ) -> tuple[Any, dict[str, Any]]:
+    """The sweep's Optuna study with its sampler and pruner, to run trials, and its attributes.
 
     Args:
         seed: Seeds the sampler; default the base config's seed. Each sweep worker
@@ -241,6 +297,7 @@ def load(ws: Workspace, sweep_id: str, seed: int | None = None) -> tuple[Any, di
 
     Raises:
         NotFoundError: if there is no such sweep.
+        ConfigError: a grid larger than `max_grid_points()`.
     """
     import optuna
 
@@ -285,8 +342,7 @@ def create(ws: Workspace, base: RunConfig, space: Any, trials: int, *, sampler: 
         raise ConfigError(f"timeout must be a positive number of seconds. Received: {timeout!r}")
     dims = parse_space(space, base)
     if sampler == "grid":
-        size = math.prod(len(d.grid()) for d in dims.values())
-        trials = min(trials, size)
+        check_grid(dims, trials)
     load_manifest(base.dataset, ws)
     jobs.worker_limit()
     auth.check_run_quota(RunStore(ws), owner)
@@ -483,6 +539,8 @@ def cancel(ws: Workspace, sweep_id: str) -> int:
 def resume(ws: Workspace, sweep_id: str, workers: int | None = None) -> list[int]:
     """Fail the trials of killed workers, add as many to the budget, start workers; pids."""
     study, attrs = load(ws, sweep_id)
+    if attrs["sampler"] == "grid":  # a sweep recorded before grids were bounded
+        check_grid(parse_space(attrs["space"], RunConfig.from_dict(attrs["base"])))
     failed = fail_stale_trials(ws, study)
     if failed:
         store = storage(ws)
@@ -490,3 +548,24 @@ def resume(ws: Workspace, sweep_id: str, workers: int | None = None) -> list[int
                                   attrs["trials"] + failed)
     set_status(ws, sweep_id, RUNNING)
     return start_workers(ws, sweep_id, workers or attrs["workers"])
+
+
+def delete(ws: Workspace, sweep_id: str) -> int:
+    """Delete a sweep: cancel it, then delete its trial runs and its study.
+
+    Returns:
+        How many trial runs were deleted.
+
+    Raises:
+        NotFoundError: if there is no such sweep.
+    """
+    import optuna
+
+    cancel(ws, sweep_id)
+    store = RunStore(ws)
+    trial_runs = [run["id"] for run in store.list_runs()
+                  if (run["extra"] or {}).get("sweep") == sweep_id]
+    for run_id in trial_runs:
+        jobs.delete(run_id, ws)
+    optuna.delete_study(study_name=sweep_id, storage=storage(ws))
+    return len(trial_runs)

@@ -161,7 +161,7 @@ def serve(sweep_id: str, ws: Workspace) -> int:
     import tlcore.engine.train  # noqa: F401  (imported once for every trial)
 
     # Workers sample independently: each seeds its sampler with its own pid.
-    study, _ = sweeps.load(ws, sweep_id, seed=os.getpid())
+    study, _ = sweeps.load_for_trials(ws, sweep_id, seed=os.getpid())
     while train_trial(ws, sweep_id, study, own_logs=True):
         pass
     attrs = sweeps.attributes(ws, sweep_id)
