@@ -14,7 +14,7 @@ from tests.evalutil import write_keras_zip
 from tlcore import data
 from tlcore.config import RunConfig
 from tlcore.data.demo import write_class_folders
-from tlcore.store import COMPLETED, QUEUED, RUNNING, RunStore
+from tlcore.store import COMPLETED, LOST, QUEUED, RUNNING, RunStore
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -196,3 +196,24 @@ def test_device_command():
     assert "device: CPU" in result.stdout
     assert "mixed precision (train.mixed_precision=auto): off" in result.stdout
     assert "backend: tensorflow (train.backend=auto; installed: tensorflow, jax" in result.stdout
+
+
+def test_runs_show_settles_a_silent_worker(ws, monkeypatch):
+    store = RunStore(ws)
+    run_id = store.create_run(RunConfig(dataset="d", image_size=32))
+    # A worker that is alive but silent (stopped, hung): its last beat is long gone.
+    silent = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)",
+                               "tlcore.workers.run", run_id], start_new_session=True)
+    try:
+        long_ago = time.time() - 60
+        store.claim_next(1, started=long_ago, heartbeat=long_ago)
+        store.update_run(run_id, pid=silent.pid)
+        monkeypatch.setenv("TLCORE_HEARTBEAT_TIMEOUT_S", "5")
+        result = tlcore("runs", "show", run_id, "--json")
+        assert result.returncode == 0, result.stderr
+        shown = json.loads(result.stdout)
+        assert shown["status"] == LOST and "no heartbeat" in shown["error"].lower()
+        assert store.get_run(run_id)["status"] == LOST
+    finally:
+        silent.kill()
+        silent.wait()
