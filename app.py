@@ -31,6 +31,8 @@ from tlcore.ui.text import plain
 from tlcore.workspace import Workspace
 
 QUEUE_REFRESH_S = 2.0
+# Queued runs linked one by one in the sidebar; the rest are counted.
+QUEUED_SHOWN = 5
 # The Ray cluster's summary is asked at most this often, whatever the number of viewers.
 RAY_SUMMARY_TTL_S = 5.0
 
@@ -117,9 +119,13 @@ def queue_panel(ws: Workspace) -> None:
     if not active:
         st.caption("Nothing running. Launch a run on the Train page.")
         return
-    for run in active:
+    running = [run for run in active if run["status"] == RUNNING]
+    queued = [run for run in active if run["status"] != RUNNING]
+    for run in running + queued[:QUEUED_SHOWN]:
         st.page_link(PAGES["train"], label=f"{plain(run['name'])} · {run['status']}",
                      icon=STATUS_ICONS[run["status"]], query_params={"run": run["id"]})
+    if len(queued) > QUEUED_SHOWN:
+        st.caption(f"and {len(queued) - QUEUED_SHOWN:,} more queued (Runs & compare lists them)")
 
 
 def sidebar(ws: Workspace, actor: Actor, mode: str, presenting: bool) -> None:
