@@ -66,7 +66,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from tlcore import backend
+from tlcore import backend, entities
 from tlcore.cache import features as featcache
 from tlcore.cache import images as imagecache
 from tlcore.config import RunConfig
@@ -87,7 +87,6 @@ from tlcore.engine.model import (
     use_mixed_precision,
 )
 from tlcore.errors import ConfigError, DatasetError, DivergedError, RunCancelled
-from tlcore.runs import jobs
 from tlcore.store import METRIC_COLUMNS, STAGE_FEATURES, RunStore
 from tlcore.vgg16 import backbones, bases
 from tlcore.workspace import RunFiles, Workspace, atomic_write_text, check_free_space
@@ -551,7 +550,7 @@ def write_history(path: Path, rows: list[dict[str, Any]]) -> None:
 class Heartbeat(keras.callbacks.Callback):
     """The worker's sign of life, written by the training loop as it makes progress.
 
-    `beat()` writes the run's heartbeat at most every `jobs.HEARTBEAT_INTERVAL_S`;
+    `beat()` writes the run's heartbeat at most every `entities.HEARTBEAT_INTERVAL_S`;
     the loop calls it between steps, as a progress callback of long steps, and
     (as a Keras callback) after every train, validation and predict batch. Never
     from a thread of its own: a loop that hangs must fall silent, so that
@@ -573,7 +572,7 @@ class Heartbeat(keras.callbacks.Callback):
         Takes and ignores a progress callback's `(done, total)`.
         """
         now = time.monotonic()
-        if now - self.last >= jobs.HEARTBEAT_INTERVAL_S:
+        if now - self.last >= entities.HEARTBEAT_INTERVAL_S:
             self.last = now
             self.store.heartbeat(self.run_id)
 

@@ -39,6 +39,7 @@ from typing import Any
 from tlcore import auth, backend, processes
 from tlcore.cache import lru as cache
 from tlcore.config import RunConfig
+from tlcore.entities import HEARTBEAT_INTERVAL_S
 from tlcore.errors import ConfigError, NotFoundError, RunStateError, WeightsError
 from tlcore.runs import slots
 from tlcore.runs.executors import ray as rayjobs
@@ -75,8 +76,6 @@ WARM_FLAG = "--warm"
 WARM_POLL_S = 0.05
 ENV_CLAIMED = "TLCORE_CLAIMED_RUN"
 ENV_HEARTBEAT_TIMEOUT = "TLCORE_HEARTBEAT_TIMEOUT_S"
-# A worker writes its heartbeat at least this often while it makes progress.
-HEARTBEAT_INTERVAL_S = 5.0
 DEFAULT_HEARTBEAT_TIMEOUT_S = 120.0
 # One batch of the frozen-feature pass may legitimately take longer (huge images, CPU).
 FEATURE_STAGE_TIMEOUT_FACTOR = 2.0
