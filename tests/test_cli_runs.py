@@ -121,6 +121,13 @@ def test_train_refuses_bad_input_with_one_line(ws, config_file, tmp_path):
          "does not exist"),
         (["--config", str(config_file), "--set", "dataset=other"], "No dataset named 'other'"),
     ]
+    huge = "1" * 5000  # more digits than Python turns into an int
+    (tmp_path / "huge.json").write_text(f'{{"dataset": "shapes", "image_size": {huge}}}')
+    cases += [
+        (["--config", str(tmp_path / "huge.json")], "holds a number too long to read"),
+        (["--config", str(config_file), "--set", f"train.epochs={huge}"],
+         "train.epochs must be an integer"),
+    ]
     for bad in ("a\x1b[31mb", "two\nlines", "x" * 121):
         cases.append((["--config", str(config_file), "--name", bad],
                       "A run name must be 1-120 characters without control characters "))

@@ -286,7 +286,8 @@ def test_the_database_url_is_the_workspace_file_unless_tlcore_db_url_names_one(
     assert store_module.database_url(ws) == f"sqlite:///{ws.db_path}"
     monkeypatch.setenv("TLCORE_DB_URL", "postgresql://u:p@db.example:5432/runs")
     assert store_module.database_url(ws) == "postgresql+psycopg://u:p@db.example:5432/runs"
-    for bad in ("mysql://u:secret@h/db", "sqlite://", "not a url"):
+    for bad in ("mysql://u:secret@h/db", "sqlite://", "not a url",
+                "postgresql+psycopg://u:secret@h:port/db"):  # a port that is no number
         monkeypatch.setenv("TLCORE_DB_URL", bad)
         with pytest.raises(ConfigError, match="^TLCORE_DB_URL must be sqlite:") as info:
             store_module.database_url(ws)

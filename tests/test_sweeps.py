@@ -106,6 +106,12 @@ def test_a_refused_sweep_starts_nothing(ws, dataset, tmp_path):
         "error: Space head.dropout: high 2 is not allowed")
     assert json.loads(_tlcore(ws, "sweep", "list", "--json").stdout) == []
     assert RunStore(ws).list_runs() == []
+    huge = "1" * 5000  # more digits than Python turns into an int
+    (tmp_path / "space.json").write_text(f'{{"train.epochs": {{"low": 1, "high": {huge}}}}}')
+    result = _tlcore(ws, "sweep", "start", "--config", str(tmp_path / "base.json"),
+                     "--space", str(tmp_path / "space.json"), "--trials", "3")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert "holds a number too long to read" in result.stderr
 
 
 

@@ -75,6 +75,11 @@ def _read_json(path: str, what: str) -> Any:
     except json.JSONDecodeError as exc:
         raise ConfigError(f"The {what} file {file} is not valid JSON: {exc.msg} (line "
                           f"{exc.lineno}).") from None
+    except ValueError:  # an integer longer than Python reads (4,300 digits)
+        raise ConfigError(f"The {what} file {file} holds a number too long to read (over 4,300 "
+                          f"digits).") from None
+    except RecursionError:
+        raise ConfigError(f"The {what} file {file} is nested too deeply.") from None
 
 
 def _cmd_start(args: argparse.Namespace) -> int:

@@ -31,7 +31,7 @@ def parse_value(text: str) -> Any:
     """Parse a CLI override value: JSON when it parses (numbers, lists, true), else a string."""
     try:
         return json.loads(text)
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # not JSON, or a number too long to read
         return text
 
 

@@ -313,6 +313,9 @@ class RunConfig(_Model):
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ConfigError(f"The run config is not valid JSON: {exc}") from None
+        except ValueError:  # an integer longer than Python reads (4,300 digits)
+            raise ConfigError("The run config holds a number too long to read (over 4,300 "
+                              "digits); no setting takes one.") from None
         except RecursionError:
             raise ConfigError(
                 "The run config is not valid JSON: it is nested too deeply.") from None

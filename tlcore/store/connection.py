@@ -16,6 +16,7 @@ connections come from a pool per process.
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import threading
 from pathlib import Path
@@ -37,6 +38,11 @@ _ENGINES: dict[tuple[str, bool], Engine] = {}
 _ENGINES_LOCK = threading.Lock()
 
 
+def _masked(text: str) -> str:
+    """A URL that did not parse, with anything between `user:` and `@` hidden."""
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", text)
+
+
 def database_url(ws: Workspace) -> str:
     """The run store's database URL: `$TLCORE_DB_URL`, else the workspace's SQLite file.
 
@@ -52,8 +58,8 @@ def database_url(ws: Workspace) -> str:
                "postgresql+psycopg://user:password@host:port/database.")
     try:
         url = make_url(value)
-    except ArgumentError:
-        raise ConfigError(f"{allowed} Received: {value!r}") from None
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
+        raise ConfigError(f"{allowed} Received: {_masked(value)!r}") from None
     if url.drivername == "postgresql":
         url = url.set(drivername="postgresql+psycopg")
     if (url.drivername not in ("sqlite", "sqlite+pysqlite", "postgresql+psycopg")
