@@ -217,7 +217,11 @@ def render() -> None:
     show_flash("sweeps")
     st.caption("Try many settings at once: an Optuna study over any run settings, each trial "
                "an ordinary run. Trials on cached features take seconds.")
-    items = list(reversed(sweeps.list_sweeps(ws)))
+    try:
+        items = list(reversed(sweeps.list_sweeps(ws)))
+    except TLCoreError as exc:  # e.g. the database is unreachable
+        st.error(plain(exc))
+        return
     with st.expander("New sweep", expanded=not items):
         new_sweep(ws, actor)
     if not items:

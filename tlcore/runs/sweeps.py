@@ -241,6 +241,7 @@ def storage(ws: Workspace) -> Any:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    RunStore(ws)  # an unreachable database: one StoreError line, not Optuna's traceback
     url = database_url(ws)
     engine_kwargs = ({"connect_args": {"timeout": 60}} if url.startswith("sqlite")
                      else {"pool_pre_ping": True})
