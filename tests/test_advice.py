@@ -7,6 +7,7 @@ import pytest
 from tlcore.config import RunConfig, preset
 from tlcore.config.advice import launch_warnings, median_side
 
+SCRATCH = {"base.weights": "none", "base.trainable": True}
 SIZES_48 = {"width": {"min": 40, "max": 56, "median": 48},
             "height": {"min": 40, "max": 56, "median": 48}}
 
@@ -39,6 +40,22 @@ def test_fine_tuning_rate_is_checked_only_when_fine_tuning_runs():
     assert launch_warnings(_cfg(**high)) == []
     (message,) = launch_warnings(_cfg(**high, **{"fine_tune.blocks": 1, "fine_tune.epochs": 2}))
     assert message.startswith("fine_tune.learning_rate 0.5 is very high for adam")
+
+
+@pytest.mark.parametrize("settings, warned", [
+    ({**SCRATCH}, True),  # Adam's 1e-3 on a random VGG16: stuck at chance
+    ({**SCRATCH, "train.optimizer": "rmsprop", "train.learning_rate": 5e-4}, True),
+    ({**SCRATCH, "train.learning_rate": 1e-4}, False),
+    ({**SCRATCH, "train.optimizer": "sgd", "train.learning_rate": 0.01}, False),
+    ({"base.weights": "none"}, False),  # a frozen random base: only the head learns
+    ({}, False),  # pretrained: 1e-3 suits a frozen base
+])
+def test_a_from_scratch_run_at_a_frozen_base_rate_is_named(settings, warned):
+    found = launch_warnings(_cfg(**settings))
+    assert bool(found) == warned
+    if warned:
+        (message,) = found
+        assert "trains VGG16 from scratch" in message and "1e-4 is the usual start" in message
 
 
 def test_batch_size_one():

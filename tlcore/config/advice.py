@@ -1,8 +1,8 @@
 """Advice before a run starts: settings the config allows but that tend to go wrong.
 
 The config accepts every value within its bounds. A few of those values are
-almost always a mistake: a learning rate that makes training diverge, one
-image per step, or an image size far from the dataset's own. `launch_warnings`
+almost always a mistake: a learning rate that makes training diverge (or, from scratch, never
+leave chance), one image per step, or an image size far from the dataset's own. `launch_warnings`
 names them in plain sentences; the Train page shows them above *Launch run*
 and `python -m tlcore train` prints them as `warning:` lines on stderr. They
 never block a launch. No TensorFlow.
@@ -25,6 +25,9 @@ TYPICAL_LEARNING_RATE = {
 }
 # An image size more than this factor above or below the dataset's median image side.
 SIZE_FACTOR = 4.0
+# Training every VGG16 layer from random weights with Adam or RMSprop above this rate
+# usually stays at chance: the from-scratch preset uses 1e-4.
+MAX_SCRATCH_RATE = 3e-4
 
 
 def median_side(sizes: Mapping[str, Any] | None) -> float | None:
@@ -85,6 +88,12 @@ def launch_warnings(config: RunConfig, sizes: Mapping[str, Any] | None = None) -
         message = _rate_warning(key, rate, optimizer)
         if message:
             out.append(message)
+    rate = config.train.learning_rate
+    if (config.base.from_scratch and optimizer in ("adam", "rmsprop")
+            and MAX_SCRATCH_RATE < rate <= MAX_LEARNING_RATE[optimizer]):
+        out.append(f"train.learning_rate {rate:g} trains VGG16 from scratch (base.weights none): "
+                   f"at that rate {optimizer} usually leaves a network this deep at chance "
+                   f"accuracy; 1e-4 is the usual start (the From scratch preset).")
     if config.train.batch_size == 1:
         out.append("train.batch_size 1: every step sees one image, so training is slow and "
                    "its loss noisy (and BatchNorm in the head needs more); use 8 or more.")
