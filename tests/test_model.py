@@ -20,9 +20,9 @@ from tlcore.engine.model import (
     build_base,
     build_model,
     compile_for_phase,
-    load_base_weights,
     set_phase,
 )
+from tlcore.engine.weights import load_base_weights
 from tlcore.errors import RunStateError, WeightsError
 from tlcore.store import COMPLETED, RunStore
 from tlcore.vgg16 import backbones
@@ -223,7 +223,7 @@ def weights_server(monkeypatch, tmp_path):
 
 def test_imagenet_download_reports_progress_and_checks_the_md5(ws, weights_server,
                                                              monkeypatch):
-    from tlcore.engine.model import _download_imagenet
+    from tlcore.engine.weights import _download_imagenet
 
     monkeypatch.setattr(backbones, "KERAS_WEIGHTS_MD5",
                         hashlib.md5(weights_server, usedforsecurity=False).hexdigest())
