@@ -23,9 +23,9 @@ from tlcore.engine.model import (
     set_phase,
 )
 from tlcore.engine.weights import load_base_weights
-from tlcore.errors import RunStateError, WeightsError
+from tlcore.errors import NotFoundError, RunStateError, WeightsError
 from tlcore.store import COMPLETED, RunStore
-from tlcore.vgg16 import backbones
+from tlcore.vgg16 import backbones, sources
 
 
 def _cfg(**data) -> RunConfig:
@@ -193,6 +193,20 @@ def test_base_from_a_run_whose_model_is_truncated_or_not_a_model(ws):
     write_keras_zip(ws.run(run_id).model)  # a complete zip, but no Keras model inside
     with pytest.raises(WeightsError, match="cannot be loaded as a Keras model"):
         load_base_weights(target, ws)
+
+
+def test_the_launch_and_the_worker_refuse_a_base_run_alike(ws):
+    store = RunStore(ws)
+    run_id = store.create_run(_cfg(), status=COMPLETED)  # completed, but no model files
+    for weights, error in ((f"run:{run_id}", WeightsError), ("run:abcdef123456", NotFoundError)):
+        target = _cfg(base={"weights": weights})
+        with pytest.raises(error) as at_launch:
+            sources.check_source(target, ws)
+        with pytest.raises(error) as in_worker:
+            load_base_weights(target, ws)
+        assert str(at_launch.value) == str(in_worker.value)
+    assert str(at_launch.value).startswith("base.weights names run 'abcdef123456', which does "
+                                           "not exist")
 
 
 @pytest.fixture
