@@ -21,10 +21,10 @@ from tlcore import backend, processes
 from tlcore import data as datasets_api
 from tlcore.config import RunConfig
 from tlcore.data.demo import write_class_folders
+from tlcore.engine.feed import predict_probs
 from tlcore.engine.gradcam import gradcam
 from tlcore.errors import ConfigError
 from tlcore.results import export
-from tlcore.results.evaluate import predict_probs
 from tlcore.results.predict import load_image, predict_images
 from tlcore.runs import jobs
 from tlcore.store import COMPLETED, RunStore
@@ -101,7 +101,7 @@ def test_gradcam_and_predictions_agree_on_every_backend(tmp_path):
         _python(
             "import keras, numpy as np\n"
             "from tlcore.engine.gradcam import gradcam\n"
-            "from tlcore.results.evaluate import predict_probs\n"
+            "from tlcore.engine.feed import predict_probs\n"
             f"assert keras.backend.backend() == {name!r}\n"
             f"m = keras.models.load_model({str(path)!r}, compile=False, safe_mode=True)\n"
             f"x = np.load({str(tmp_path / 'images.npy')!r})\n"

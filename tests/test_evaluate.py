@@ -16,15 +16,15 @@ from tests.evalutil import (
     run_config,
     write_keras_zip,
 )
+from tlcore.engine.kerasfile import load_keras_file
+from tlcore.engine.openrun import class_mapping
 from tlcore.errors import DatasetError, NotFoundError, RunStateError, WeightsError
 from tlcore.results.evaluate import (
-    class_mapping,
     classification_metrics,
     evaluate_run,
     gradcam_path,
     list_evaluations,
     load_evaluation,
-    load_model,
     mistakes,
     roc_auc,
 )
@@ -198,9 +198,9 @@ def test_domain_shift_class_mismatch_names_the_classes(ws, dataset):
 def test_a_truncated_model_file_is_reported_as_unreadable(ws, tmp_path):
     path = write_keras_zip(tmp_path / "model.keras", truncated=True)
     with pytest.raises(WeightsError, match=r"model.keras is unreadable \(truncated or corrupt\)"):
-        load_model(path)
+        load_keras_file(path)
     with pytest.raises(NotFoundError, match="No model file"):
-        load_model(tmp_path / "missing.keras")
+        load_keras_file(tmp_path / "missing.keras")
 
 
 def test_unfinished_run_is_refused(ws, dataset):

@@ -15,8 +15,8 @@ from tests.evalutil import CLASSES, engine_model, make_dataset, make_run, run_co
 from tlcore import data
 from tlcore.cache.images import split_arrays
 from tlcore.cli import main
+from tlcore.engine.kerasfile import load_keras_file
 from tlcore.errors import ConfigError, RunStateError, TLCoreError
-from tlcore.results.evaluate import load_model
 from tlcore.results.export import (
     FORMATS,
     QUANTIZED,
@@ -37,7 +37,7 @@ def run(ws):
     run_id = make_run(ws, config, model=model)
     (ws.run(run_id).dir / "class_names.json").write_text(json.dumps(list(CLASSES)))
     images = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3)).astype(np.float32)
-    expected = load_model(ws.run(run_id).dir / "model.keras").predict(images, verbose=0)
+    expected = load_keras_file(ws.run(run_id).dir / "model.keras").predict(images, verbose=0)
     return run_id, images, expected, model.count_params()
 
 
@@ -115,7 +115,7 @@ def test_unsafe_keras_file_is_refused(tmp_path):
     path = tmp_path / "lambda.keras"
     model.save(path)
     with pytest.raises(TLCoreError, match="safe mode"):
-        load_model(path)
+        load_keras_file(path)
 
 
 # ---- quantised TFLite: smaller files, and their accuracy on the test split -----------------
@@ -136,7 +136,7 @@ def test_quantized_tflite_exports_are_smaller_and_report_their_accuracy(ws, meas
     assert set(QUANTIZED) == {"tflite-dynamic", "tflite-float16"} and set(QUANTIZED) <= set(FORMATS)
     _unzip(export_run(run_id, "tflite", tmp_path / "f.zip", ws=ws), tmp_path / "f")
     float32 = tmp_path / "f" / "model.tflite"
-    keras_probs = load_model(ws.run(run_id).model).predict(x.astype(np.float32), verbose=0)
+    keras_probs = load_keras_file(ws.run(run_id).model).predict(x.astype(np.float32), verbose=0)
     keras_accuracy = float((keras_probs.argmax(1) == y).mean())
     for fmt, most in (("tflite-dynamic", 0.3), ("tflite-float16", 0.55)):
         # Through the CLI: the zip's path on stdout, the size and accuracy on stderr.

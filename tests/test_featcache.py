@@ -123,6 +123,7 @@ def test_augmentation_or_opt_out_disables_the_cache(ws, dataset, monkeypatch):
     assert _feature_entries(ws) == []
 
 
+@pytest.mark.slow
 def test_assembled_model_matches_the_cached_path(ws, dataset):
     config = _config(train={"epochs": 2, "batch_size": 8}, fine_tune={"blocks": 1, "epochs": 1})
     store = RunStore(ws)

@@ -40,6 +40,7 @@ def tiny_model() -> keras.Model:
     return keras.Model(inputs, head(base(inputs)))
 
 
+@pytest.mark.slow
 def test_gradcam_highlights_the_planted_square():
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)

@@ -20,12 +20,12 @@ from tlcore.engine.model import (
     build_base,
     build_model,
     compile_for_phase,
-    load_base_weights,
     set_phase,
 )
-from tlcore.errors import RunStateError, WeightsError
+from tlcore.engine.weights import load_base_weights
+from tlcore.errors import NotFoundError, RunStateError, WeightsError
 from tlcore.store import COMPLETED, RunStore
-from tlcore.vgg16 import backbones
+from tlcore.vgg16 import backbones, sources
 
 
 def _cfg(**data) -> RunConfig:
@@ -195,6 +195,20 @@ def test_base_from_a_run_whose_model_is_truncated_or_not_a_model(ws):
         load_base_weights(target, ws)
 
 
+def test_the_launch_and_the_worker_refuse_a_base_run_alike(ws):
+    store = RunStore(ws)
+    run_id = store.create_run(_cfg(), status=COMPLETED)  # completed, but no model files
+    for weights, error in ((f"run:{run_id}", WeightsError), ("run:abcdef123456", NotFoundError)):
+        target = _cfg(base={"weights": weights})
+        with pytest.raises(error) as at_launch:
+            sources.check_source(target, ws)
+        with pytest.raises(error) as in_worker:
+            load_base_weights(target, ws)
+        assert str(at_launch.value) == str(in_worker.value)
+    assert str(at_launch.value).startswith("base.weights names run 'abcdef123456', which does "
+                                           "not exist")
+
+
 @pytest.fixture
 def weights_server(monkeypatch, tmp_path):
     """A local HTTP server in place of the ImageNet weights download; returns its file body."""
@@ -223,7 +237,7 @@ def weights_server(monkeypatch, tmp_path):
 
 def test_imagenet_download_reports_progress_and_checks_the_md5(ws, weights_server,
                                                              monkeypatch):
-    from tlcore.engine.model import _download_imagenet
+    from tlcore.engine.weights import _download_imagenet
 
     monkeypatch.setattr(backbones, "KERAS_WEIGHTS_MD5",
                         hashlib.md5(weights_server, usedforsecurity=False).hexdigest())

@@ -17,7 +17,8 @@ from tlcore import data as datasets_api
 from tlcore import entities
 from tlcore.config import RunConfig
 from tlcore.data.demo import write_class_folders
-from tlcore.engine import runmodel, train
+from tlcore.engine import fastfit, runmodel, train
+from tlcore.engine.train import loop
 from tlcore.errors import DiskFullError, DivergedError, NotFoundError, RunCancelled
 from tlcore.store import RunStore
 from tlcore.vgg16 import bases
@@ -143,7 +144,7 @@ def test_resume_continues_the_optimizer_instead_of_restarting_it(ws, dataset, mo
     assert any(v.ndim and np.abs(v).sum() > 0 for v in saved.optimizer)  # and its moments
 
     restored, after_fit = [], []
-    real_restore, real_fit = train.restore_optimizer, train.fastfit.fit_in_memory
+    real_restore, real_fit = loop.restore_optimizer, fastfit.fit_in_memory
 
     def restore(model, values):
         ok = real_restore(model, values)
@@ -155,8 +156,8 @@ def test_resume_continues_the_optimizer_instead_of_restarting_it(ws, dataset, mo
         after_fit.append(int(keras.ops.convert_to_numpy(model.optimizer.iterations)))
 
     monkeypatch.setattr(train.RunRecorder, "on_epoch_end", original)
-    monkeypatch.setattr(train, "restore_optimizer", restore)
-    monkeypatch.setattr(train.fastfit, "fit_in_memory", fit)
+    monkeypatch.setattr(loop, "restore_optimizer", restore)
+    monkeypatch.setattr(fastfit, "fit_in_memory", fit)
     store.update_run(run_id, cancel_requested=0)
     train.run_training(run_id, ws, resume=True)
     assert len(restored) == 1 and restored[0][0] is True
@@ -193,14 +194,14 @@ def test_from_scratch_trains_every_layer_without_the_feature_cache(ws, dataset, 
     run_id = store.create_run(_config(dataset, base={"weights": "none", "trainable": trainable},
                                       train={"learning_rate": 1e-4}))
     initial = {}
-    build_model = train.build_model
+    build_model = loop.build_model
 
     def remember_initial_weights(*args, **kwargs):
         model = build_model(*args, **kwargs)
         initial["block1"] = model.get_layer("vgg16").get_layer("block1_conv1").get_weights()
         return model
 
-    monkeypatch.setattr(train, "build_model", remember_initial_weights)
+    monkeypatch.setattr(loop, "build_model", remember_initial_weights)
     train.run_training(run_id, ws)
 
     saved = runmodel.load_run_model(run_id, ws, require_completed=False)
@@ -314,7 +315,7 @@ def test_the_loop_beats_through_every_long_step(ws, dataset, monkeypatch):
         return run
 
     for name in ("load_data", "predict_splits", "_evaluate"):
-        monkeypatch.setattr(train, name, labelled(name, getattr(train, name)))
+        monkeypatch.setattr(loop, name, labelled(name, getattr(loop, name)))
     monkeypatch.setattr(train.Heartbeat, "on_test_batch_end",
                         labelled("validation", train.Heartbeat.on_test_batch_end))
     train.run_training(run_id, ws)
@@ -336,7 +337,7 @@ def test_a_full_disk_at_checkpoint_time_fails_with_one_line(ws, dataset, monkeyp
         fh.write(b"half a checkpoint")
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(train.np, "savez", savez)
+    monkeypatch.setattr(np, "savez", savez)
     with pytest.raises(DiskFullError) as info:
         train.run_training(run_id, ws)
     files = ws.run(run_id)

@@ -5,7 +5,8 @@
   through `tf.data` on TensorFlow (prefetched in parallel), through a
   `keras.utils.PyDataset` elsewhere.
 * `predict_in_memory` runs a small model on arrays in a few direct calls
-  (`fits_in_memory` says when they are small enough).
+  (`fits_in_memory` says when they are small enough); `predict_probs` runs a
+  full model on raw images in batches of `PREDICT_BATCH`.
 * `forward` compiles a model's inference once for every batch size: a
   `tf.function` (XLA on GPUs), `jax.jit` of the model's stateless call, or the
   plain call under `torch.no_grad`.
@@ -26,6 +27,8 @@ from tlcore import backend
 MAX_BYTES = 1 << 30
 # Inputs per direct model call in `predict_in_memory`.
 CHUNK = 4096
+# Images per call in `predict_probs`.
+PREDICT_BATCH = 32
 
 
 def _gather(x: np.ndarray, y: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -153,3 +156,13 @@ def predict_in_memory(model: keras.Model, x: np.ndarray) -> np.ndarray:
             keras.ops.convert_to_tensor(np.asarray(x[i:i + CHUNK], np.float32)),
             training=False)), dtype=np.float64) for i in range(0, len(x), CHUNK)]
     return np.concatenate(parts) if parts else np.zeros((0, n_out))
+
+
+def predict_probs(model: keras.Model, x: np.ndarray, batch_size: int = PREDICT_BATCH
+                  ) -> np.ndarray:
+    """Softmax outputs `(N, C)` float64 for raw RGB uint8 images `(N, S, S, 3)`, in batches."""
+    run = forward(model)  # compiled once for every batch size
+    out = [run(np.asarray(x[start:start + batch_size], dtype=np.float32)).astype(np.float64)
+           for start in range(0, len(x), batch_size)]
+    n_out = int(model.outputs[0].shape[-1])
+    return np.concatenate(out) if out else np.zeros((0, n_out))

@@ -15,6 +15,7 @@ the VGG16 base sits flat in the model or as a nested functional model
 from __future__ import annotations
 
 import contextlib
+import io
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -254,3 +255,12 @@ def overlay(image_uint8: np.ndarray, heatmap: np.ndarray, alpha: float = 0.45) -
     weight = (alpha * (0.35 + 0.65 * heat))[..., None]
     blended = image.astype(np.float64) * (1 - weight) + colorize(heat) * weight
     return np.clip(np.round(blended), 0, 255).astype(np.uint8)
+
+
+def png_bytes(rgb: np.ndarray) -> bytes:
+    """Encode a uint8 RGB array (an overlay, an image) as PNG."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.asarray(rgb, dtype=np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()

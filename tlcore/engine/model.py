@@ -11,7 +11,8 @@ The model takes raw RGB images (float, 0-255) and returns class probabilities:
   uses only built-in layers, so a saved `model.keras` loads with
   `keras.models.load_model(path, safe_mode=True)` without tlcore installed.
 * `vgg16` is `keras.applications.VGG16(include_top=False)`; its conv weights are
-  set by layer name from whatever source the config names.
+  set by layer name from the source the config names, loaded beforehand by
+  `tlcore.engine.weights.load_base_weights` (or here, when a caller passes none).
 * `head` is its own small model (pooling -> dense blocks -> softmax), so code
   that already has the base's output (a feature cache) can train it directly.
 
@@ -21,32 +22,21 @@ Small composable builders: `build_base`, `build_head`, `build_model`, `set_phase
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import os
-import socket
-import threading
-import urllib.request
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from urllib.parse import urlparse
+from collections.abc import Iterator
 
 import keras
 import numpy as np
 
 from tlcore import backend
 from tlcore.config import RunConfig
-from tlcore.errors import ConfigError, NotFoundError, RunStateError, TLCoreError, WeightsError
+from tlcore.engine.weights import load_base_weights
+from tlcore.errors import ConfigError
 from tlcore.vgg16 import backbones
-from tlcore.workspace import Workspace, space_for
+from tlcore.workspace import Workspace
 
 BASE_NAME = backbones.BACKBONE_NAME
 HEAD_NAME = "head"
 INPUT_NAME = "image"
-# Seconds to wait for the download host before declaring the machine offline.
-PROBE_TIMEOUT_S = 5.0
-# Socket timeout while downloading, so a stalled transfer fails instead of hanging.
-DOWNLOAD_TIMEOUT_S = 60.0
-DOWNLOAD_CHUNK = 1 << 20
 
 
 # ---- precision ----------------------------------------------------------------
@@ -56,164 +46,6 @@ def use_mixed_precision(config: RunConfig) -> bool:
     if setting == "auto":
         return backend.has_gpu()
     return setting == "on"
-
-
-# ---- base weights -----------------------------------------------------------
-def _reachable(host: str, port: int, timeout: float) -> bool:
-    """Whether a TCP connection opens within `timeout`, DNS included (it has no timeout)."""
-    ok = threading.Event()
-
-    def probe() -> None:
-        try:
-            socket.create_connection((host, port), timeout=timeout).close()
-            ok.set()
-        except OSError:
-            pass
-
-    thread = threading.Thread(target=probe, daemon=True)
-    thread.start()
-    thread.join(timeout + 0.5)
-    return ok.is_set()
-
-
-def _download_imagenet(ws: Workspace, progress: Callable[[int, int], None] | None = None
-                       ) -> Path:
-    """Download the VGG16 notop weights into Keras's cache, failing fast when offline.
-
-    The file arrives in chunks, each reported to `progress(done, total)` (the
-    worker's heartbeat), goes to a temp file first, and must match Keras's MD5.
-    """
-    url = backbones.VGG16_NOTOP_URL
-    parsed = urlparse(url)
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    if not _reachable(parsed.hostname or "", port, PROBE_TIMEOUT_S):
-        raise WeightsError(
-            f"ImageNet weights for VGG16 are not available locally and {parsed.hostname} "
-            f"cannot be reached to download them (no network?). {backbones.offline_hint(ws)}"
-        )
-    target = backbones.keras_cache_file()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    part = target.with_name(f"{target.name}.part{os.getpid()}")
-    try:
-        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
-            total = int(response.headers.get("Content-Length") or 0)
-            digest = hashlib.md5(usedforsecurity=False)
-            done = 0
-            with space_for(target.parent, total), open(part, "wb") as out:
-                while chunk := response.read(DOWNLOAD_CHUNK):
-                    out.write(chunk)
-                    digest.update(chunk)
-                    done += len(chunk)
-                    if progress:
-                        progress(done, total)
-        if digest.hexdigest() != backbones.KERAS_WEIGHTS_MD5:
-            raise ValueError(f"the file's MD5 is {digest.hexdigest()}, expected "
-                             f"{backbones.KERAS_WEIGHTS_MD5}")
-        os.replace(part, target)
-    except TLCoreError:
-        raise
-    except Exception as exc:  # any download failure gets the same way out
-        raise WeightsError(
-            f"Downloading the VGG16 ImageNet weights from {url} failed ({exc}). "
-            f"{backbones.offline_hint(ws)}"
-        ) from None
-    finally:
-        part.unlink(missing_ok=True)
-    return target
-
-
-def _check_source_run(run_id: str, ws: Workspace) -> None:
-    """Refuse a `base.weights: run:<id>` that names a missing, unfinished or model-less run."""
-    from tlcore.store import COMPLETED, RunStore
-
-    try:
-        run = RunStore(ws).get_run(run_id)
-    except (NotFoundError, ConfigError):
-        raise NotFoundError(
-            f"base.weights names run {run_id!r}, which does not exist; use 'run:<id>' with the "
-            "id of a completed run (`python -m tlcore runs list`)."
-        ) from None
-    if run["status"] != COMPLETED:
-        raise RunStateError(
-            f"base.weights 'run:{run_id}' needs a completed run to take its VGG16 base from. "
-            f"Received: run {run_id} is {run['status']}. Wait for it to finish or pick another."
-        )
-    files = ws.run(run_id)
-    if not files.has_model():
-        raise NotFoundError(f"Run {run_id} is completed but its model files are missing from "
-                            f"{files.dir}; pick another run for base.weights.")
-
-
-def _conv_weights_from_model(path: Path) -> dict[str, list[np.ndarray]]:
-    """The conv weights of a full `model.keras` (runs trained before light runs)."""
-    try:
-        source = keras.models.load_model(path, compile=False, safe_mode=True)
-    except Exception as exc:  # Keras raises ValueError, KeyError, OSError, ... here
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise WeightsError(f"{path} cannot be loaded as a Keras model (safe mode): {first}; "
-                           "pick another run for base.weights.") from None
-    base = source.get_layer(BASE_NAME)
-    return {name: [np.asarray(w) for w in base.get_layer(name).get_weights()]
-            for name in backbones.CONV_LAYERS}
-
-
-def _conv_weights_of_run(run_id: str, ws: Workspace) -> dict[str, list[np.ndarray]]:
-    """The conv weights of run `run_id`'s model: its base with its trained blocks on top."""
-    from tlcore.engine.runmodel import run_conv_weights
-
-    _check_source_run(run_id, ws)
-    files = ws.run(run_id)
-    if not files.trained.is_file():
-        return _conv_weights_from_model(files.check_model())
-    try:
-        return run_conv_weights(run_id, ws)
-    except TLCoreError as exc:
-        raise WeightsError(f"base.weights 'run:{run_id}' cannot be used: {exc}") from None
-
-
-def base_weights_source(config: RunConfig, ws: Workspace | None = None) -> str:
-    """Where `build_base` takes the conv weights from, in words (recorded with the run).
-
-    Raises:
-        WeightsError: if `$TLCORE_VGG16_WEIGHTS` is set but unusable.
-    """
-    ws = ws or Workspace.from_env()
-    weights = config.base.weights
-    if weights == "none":
-        return f"random init (seed {config.train.seed})"
-    if weights == "imagenet":
-        path = backbones.resolve_imagenet_weights(ws)
-        return f"imagenet: {path}" if path else "imagenet: Keras download"
-    if config.base.source.kind == "run":
-        return f"run {config.base.source.run_id}"
-    return f"file: {Path(weights).expanduser()}"
-
-
-def load_base_weights(config: RunConfig, ws: Workspace | None = None,
-                      progress: Callable[[int, int], None] | None = None
-                      ) -> dict[str, list[np.ndarray]] | None:
-    """The VGG16 conv weights a config asks for, by layer name (None for `none`).
-
-    Args:
-        config: The run config.
-        ws: The workspace.
-        progress: Optional callback `(bytes done, total)` while ImageNet weights download.
-
-    Raises:
-        WeightsError: if ImageNet weights are neither local nor downloadable, or a
-            weights file is missing or of the wrong shape.
-        NotFoundError, RunStateError: for `run:<id>` naming a missing or unfinished run.
-    """
-    ws = ws or Workspace.from_env()
-    weights = config.base.weights
-    if weights == "none":
-        return None
-    if weights == "imagenet":
-        path = backbones.resolve_imagenet_weights(ws) or _download_imagenet(ws, progress)
-        return backbones.read_conv_weights(path)
-    if config.base.source.kind == "run":
-        return _conv_weights_of_run(config.base.source.run_id, ws)
-    return backbones.read_conv_weights(weights)
 
 
 # ---- builders ---------------------------------------------------------------

@@ -7,11 +7,13 @@ frozen base (`runs/<id>/base.json`, a fingerprint in `tlcore.vgg16.bases`).
 weights and the trained ones by layer name: the result predicts what the model
 predicted while training, on raw RGB images.
 
-`load_run_model` is what evaluation, prediction and export call: it keeps the
-last assembled model of each run in this process, and still opens runs trained
-before light runs, which hold a full `model.keras`. `model_file` writes the
-assembled model as a `.keras` file (into the cache, LRU-bounded) for download
-and export. TensorFlow is imported here: worker and CLI processes only.
+Evaluation, prediction and export open a run once (`tlcore.engine.openrun`)
+and take its model from `run_model`: it keeps the last assembled model of each
+run in this process, and still opens runs trained before light runs, which hold
+a full `model.keras`. `keras_file` writes the assembled model as a `.keras` file
+(into the cache, LRU-bounded) for download and export. `load_run_model` and
+`model_file` do the same from a run id. TensorFlow is imported here: worker and
+CLI processes only.
 """
 
 from __future__ import annotations
@@ -27,9 +29,10 @@ import numpy as np
 
 from tlcore.cache import lru as cache
 from tlcore.config import RunConfig
-from tlcore.engine.model import BASE_NAME, build_model
-from tlcore.errors import NotFoundError, RunStateError, TLCoreError
-from tlcore.store import COMPLETED, RunStore
+from tlcore.engine.kerasfile import load_keras_file
+from tlcore.engine.model import build_model
+from tlcore.engine.openrun import OpenedRun, check_model_files, open_run
+from tlcore.errors import NotFoundError, TLCoreError
 from tlcore.vgg16 import backbones, bases
 from tlcore.workspace import RunFiles, Workspace, check_keras_file, space_for
 
@@ -79,13 +82,6 @@ def snapshot(model: keras.Model, config: RunConfig) -> bases.LayerWeights:
     """Copies of the trained layers' current weights, by layer name."""
     return {layer.name: [np.array(w) for w in layer.get_weights()]
             for layer in trained_layers(model, config)}
-
-
-def conv_weights(model: keras.Model) -> bases.LayerWeights:
-    """The model's VGG16 conv weights by layer name (what a base stores)."""
-    base = model.get_layer(BASE_NAME)
-    return {name: [np.asarray(w) for w in base.get_layer(name).get_weights()]
-            for name in backbones.CONV_LAYERS}
 
 
 def set_weights(model: keras.Model, weights: bases.LayerWeights) -> None:
@@ -150,37 +146,24 @@ def _version(files: RunFiles) -> int:
     return 0
 
 
-def load_run_model(run_id: str, ws: Workspace | None = None,
-                   require_completed: bool = True) -> keras.Model:
-    """A run's full model, kept in this process while its files do not change.
+def run_model(run: OpenedRun) -> keras.Model:
+    """The full model of an opened run, kept in this process while its files do not change.
 
     Runs trained before light runs load their full `model.keras` (safe mode).
 
     Raises:
-        RunStateError: if `require_completed` and the run is not completed.
         NotFoundError: if the run has no model.
         WeightsError, TLCoreError: if a stored file is corrupt.
     """
-    ws = ws or Workspace.from_env()
-    store = RunStore(ws)
-    run = store.get_run(run_id)
-    if require_completed and run["status"] != COMPLETED:
-        raise RunStateError(f"Run {run_id} is {run['status']}, not completed; wait for it to "
-                            "finish, or train it again if it failed.")
-    files = ws.run(run_id)
-    key = (f"{ws.root}:{run_id}", _version(files))
+    files = run.files
+    key = (f"{run.ws.root}:{run.id}", _version(files))
     if key in _models:
         return _models[key]
+    check_model_files(files)
     if files.trained.is_file():
-        config = RunConfig.from_dict(run["config"])
-        model = assemble(files, config, len(_class_names(files)), ws)
-    elif files.model.is_file():
-        from tlcore.results.evaluate import load_model
-
-        model = load_model(files.model)
+        model = assemble(files, run.config, len(run.classes), run.ws)
     else:
-        raise NotFoundError(f"Run {run_id} has no model in {files.dir}: neither trained "
-                            f"weights ({files.trained.name}) nor {files.model.name}.")
+        model = load_keras_file(files.model)
     for old in [k for k in _models if k[0] == key[0]]:
         del _models[old]
     while len(_models) >= KEEP_IN_MEMORY:
@@ -189,33 +172,36 @@ def load_run_model(run_id: str, ws: Workspace | None = None,
     return model
 
 
-def _class_names(files: RunFiles) -> list[str]:
-    try:
-        return list(json.loads(files.class_names.read_text(encoding="utf-8")))
-    except (OSError, json.JSONDecodeError):
-        raise NotFoundError(f"Run {files.id} has no {files.class_names.name}; its number of "
-                            "classes is unknown. Train it again.") from None
+def load_run_model(run_id: str, ws: Workspace | None = None,
+                   require_completed: bool = True) -> keras.Model:
+    """A run's full model by id (`open_run`, then `run_model`).
+
+    Raises:
+        RunStateError: if `require_completed` and the run is not completed.
+        NotFoundError: if the run has no model.
+        WeightsError, TLCoreError: if a stored file is corrupt.
+    """
+    return run_model(open_run(run_id, ws, require_completed=require_completed))
 
 
-def model_file(run_id: str, ws: Workspace | None = None) -> Path:
-    """A `.keras` file of the run's full model (for download and export).
+def keras_file(run: OpenedRun) -> Path:
+    """A `.keras` file of an opened run's full model (for download and export).
 
     A run trained before light runs has one in its folder; otherwise the model is
     assembled and saved once into the workspace cache (`cache/models/`, LRU).
 
     Raises:
-        As `load_run_model`; DiskFullError if the cache's disk is full.
+        As `run_model`; DiskFullError if the cache's disk is full.
     """
-    ws = ws or Workspace.from_env()
-    files = ws.run(run_id)
+    files, ws = run.files, run.ws
     if not files.trained.is_file() and files.model.is_file():
         return files.check_model()
-    folder = ws.cache_dir / cache.MODELS_KIND / f"{run_id}-{_version(files):x}"
+    folder = ws.cache_dir / cache.MODELS_KIND / f"{run.id}-{_version(files):x}"
     path = folder / MODEL_FILE
     if path.is_file():
         cache.touch(folder)
         return check_keras_file(path, str(path))
-    model = load_run_model(run_id, ws)
+    model = run_model(run)
     folder.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"model.tmp{os.getpid()}.keras")
     try:
@@ -226,25 +212,15 @@ def model_file(run_id: str, ws: Workspace | None = None) -> Path:
         tmp.unlink(missing_ok=True)
         shutil.rmtree(folder, ignore_errors=True)
         raise
-    (folder / cache.META_FILE).write_text(json.dumps({"run": run_id}))
+    (folder / cache.META_FILE).write_text(json.dumps({"run": run.id}))
     cache.evict(ws, keep=(folder,))
     return path
 
 
-def run_conv_weights(run_id: str, ws: Workspace) -> bases.LayerWeights:
-    """The conv weights of a light run's model, for `base.weights: run:<id>`.
+def model_file(run_id: str, ws: Workspace | None = None) -> Path:
+    """A `.keras` file of a completed run's full model by id (`open_run`, then `keras_file`).
 
-    Read without building the model: the run's base with its trained conv layers
-    on top.
+    Raises:
+        As `open_run` and `keras_file`.
     """
-    files = ws.run(run_id)
-    trained = bases.load_layer_weights(files.trained)
-    fp = bases.run_base(files)
-    weights = dict(bases.load(ws, fp)) if fp else {}
-    weights.update({name: trained[name] for name in backbones.CONV_LAYERS if name in trained})
-    missing = [name for name in backbones.CONV_LAYERS if name not in weights]
-    if missing:
-        raise NotFoundError(f"Run {run_id} has no weights for {', '.join(missing)}; pick "
-                            "another run for base.weights.")
-    return weights
-
+    return keras_file(open_run(run_id, ws))

@@ -1,7 +1,8 @@
 """Evaluate a finished run: metrics, confusion matrix, mistakes, domain shift.
 
 The metric functions are plain numpy and need no TensorFlow. `evaluate_run`
-loads the run's model (TensorFlow, so worker or CLI only), predicts on the
+opens the run once (`tlcore.engine.openrun`), loads its model when some split
+needs predicting (TensorFlow, so worker or CLI only), predicts on the
 test and val splits of the run's dataset, or of another dataset with the same
 class names (a domain-shift check), and stores the result as JSON in
 `runs/<id>/eval/<dataset>.json` with Grad-CAM overlays of the most confident
@@ -21,10 +22,8 @@ Conventions that differ between libraries, fixed here:
 
 from __future__ import annotations
 
-import io
 import json
 import math
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -33,14 +32,15 @@ from typing import Any
 
 import numpy as np
 
-from tlcore.config import RunConfig
-from tlcore.errors import DatasetError, NotFoundError, RunStateError, TLCoreError
-from tlcore.store import COMPLETED, RunStore
-from tlcore.workspace import Workspace, atomic_write_text, check_dataset_name, check_keras_file
+from tlcore.data import load_manifest
+from tlcore.engine.gradcam import gradcam, overlay, png_bytes
+from tlcore.engine.openrun import OpenedRun, class_mapping, open_run
+from tlcore.errors import NotFoundError
+from tlcore.store import RunStore
+from tlcore.workspace import Workspace, atomic_write_text, check_dataset_name
 
 EVAL_SPLITS = ("test", "val")
 GRADCAM_PER_SPLIT = 12
-PREDICT_BATCH = 32
 
 
 # ---- metrics (numpy only) ---------------------------------------------------
@@ -219,111 +219,15 @@ def mistakes(y_true: np.ndarray, probs: np.ndarray, class_names: list[str],
              "true_probability": float(probs[i, y_true[i]])} for i in wrong]
 
 
-# ---- runs, models, datasets -----------------------------------------------------
-def completed_run(run_id: str, ws: Workspace | None = None) -> tuple[dict[str, Any], RunConfig]:
-    """The run row and config of a completed run (no TensorFlow).
+# ---- runs ---------------------------------------------------------------------
+def run_class_names(run_id: str, ws: Workspace | None = None) -> list[str]:
+    """Class names of a run, index = model output (no TensorFlow; see `OpenedRun.classes`).
 
     Raises:
-        NotFoundError: if the run or its saved model does not exist.
-        WeightsError: if the saved model is truncated or corrupt.
-        RunStateError: if the run is not completed.
+        NotFoundError: if the run does not exist.
+        DatasetError: if the run's class names are unknown.
     """
-    ws = ws or Workspace.from_env()
-    run = RunStore(ws).get_run(run_id)
-    if run["status"] != COMPLETED:
-        raise RunStateError(
-            f"Run {run_id} is {run['status']}, not completed; wait for it to finish, or train "
-            "it again if it failed.")
-    files = ws.run(run_id)
-    if not files.has_model():
-        raise NotFoundError(
-            f"Run {run_id} is completed but has no model in {files.dir}: neither trained "
-            f"weights ({files.trained.name}) nor {files.model.name}.")
-    if not files.trained.is_file():
-        files.check_model()
-    return run, RunConfig.from_dict(run["config"])
-
-
-def run_class_names(run_id: str, ws: Workspace | None = None,
-                    config: RunConfig | None = None) -> list[str]:
-    """Class names of a run, index = model output.
-
-    Read from `runs/<id>/class_names.json` when the trainer wrote one (it
-    survives deleting the dataset), else from the run's dataset manifest.
-
-    Raises:
-        DatasetError: if neither is available.
-    """
-    ws = ws or Workspace.from_env()
-    path = ws.run(run_id).class_names
-    if path.is_file():
-        return list(json.loads(path.read_text(encoding="utf-8")))
-    config = config or RunStore(ws).get_config(run_id)
-    try:
-        return list(_manifest(config.dataset, ws)["classes"])
-    except NotFoundError:
-        raise DatasetError(
-            f"Run {run_id} has no {path.name} and its dataset {config.dataset!r} is gone, "
-            "so its class names are unknown.") from None
-
-
-def load_model(path: str | os.PathLike) -> Any:
-    """Load a `.keras` model in Keras safe mode (no arbitrary code from the file).
-
-    Raises:
-        NotFoundError: if the file does not exist.
-        WeightsError: if it is truncated or corrupt.
-        TLCoreError: if Keras refuses or cannot read it.
-    """
-    import keras
-
-    path = Path(path)
-    if not path.is_file():
-        raise NotFoundError(f"No model file at {path}.")
-    check_keras_file(path, str(path))
-    try:
-        return keras.models.load_model(path, compile=False, safe_mode=True)
-    except Exception as exc:  # Keras raises ValueError, TypeError, OSError, ... here
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise TLCoreError(f"Cannot load the model {path.name} (safe mode): {first}") from None
-
-
-def predict_probs(model: Any, x: np.ndarray, batch_size: int = PREDICT_BATCH) -> np.ndarray:
-    """Softmax outputs `(N, C)` float64 for raw RGB uint8 images `(N, S, S, 3)`, in batches."""
-    from tlcore.engine import feed
-
-    forward = feed.forward(model)  # compiled once for every batch size
-    out = [forward(np.asarray(x[start:start + batch_size], dtype=np.float32)).astype(np.float64)
-           for start in range(0, len(x), batch_size)]
-    n_out = int(model.outputs[0].shape[-1])
-    return np.concatenate(out) if out else np.zeros((0, n_out))
-
-
-def _manifest(name: str, ws: Workspace) -> dict[str, Any]:
-    from tlcore.data import load_manifest
-
-    return load_manifest(name, ws)
-
-
-def class_mapping(run_classes: list[str], dataset_classes: list[str], dataset: str) -> np.ndarray:
-    """Map a dataset's label indices onto a run's output indices by class name.
-
-    Raises:
-        DatasetError: if the class sets differ, naming the missing and extra classes.
-    """
-    missing = [c for c in run_classes if c not in dataset_classes]
-    extra = [c for c in dataset_classes if c not in run_classes]
-    if missing or extra:
-        parts = []
-        if missing:
-            parts.append(f"missing {', '.join(map(repr, missing))}")
-        if extra:
-            parts.append(f"extra {', '.join(map(repr, extra))}")
-        raise DatasetError(
-            f"Dataset {dataset!r} does not have the run's classes ({'; '.join(parts)}); "
-            f"evaluating on another dataset needs exactly the classes "
-            f"{', '.join(map(repr, run_classes))}.")
-    return np.array([run_classes.index(c) for c in dataset_classes], dtype=np.int32)
+    return open_run(run_id, ws, require_completed=False).classes
 
 
 # ---- evaluation ---------------------------------------------------------------
@@ -345,7 +249,7 @@ def evaluate_run(run_id: str, ws: Workspace | None = None, dataset: str | None =
         gradcam_per_split: Grad-CAM overlays stored for this many of the most
             confident mistakes of each split (0 for none).
         model: The run's model already in memory (the worker's, with the best
-            weights); default: assembled by `tlcore.engine.runmodel.load_run_model`.
+            weights); default: assembled by `tlcore.engine.runmodel.run_model`.
         require_completed: False lets the worker evaluate its own run before
             it marks the run completed, so results are there when it is.
         probs: Class probabilities per split the caller already has (the
@@ -367,16 +271,14 @@ def evaluate_run(run_id: str, ws: Workspace | None = None, dataset: str | None =
     from tlcore.cache.images import split_arrays
 
     ws = ws or Workspace.from_env()
-    if require_completed:
-        _, config = completed_run(run_id, ws)
-    else:
-        config = RunStore(ws).get_config(run_id)
+    run = open_run(run_id, ws, require_completed=require_completed)
+    config = run.config
     name = check_dataset_name(dataset or config.dataset)
-    classes = run_class_names(run_id, ws, config)
-    manifest = _manifest(name, ws)
+    classes = run.classes
+    manifest = load_manifest(name, ws)
     mapping = class_mapping(classes, list(manifest["classes"]), name)
     started = time.time()
-    loaded = _ModelLoader(run_id, ws, model)
+    loaded = _ModelLoader(run, model)
     results: dict[str, Any] = {}
     for split in splits:
         if progress:
@@ -387,8 +289,7 @@ def evaluate_run(run_id: str, ws: Workspace | None = None, dataset: str | None =
         if probs is not None and split in probs:
             split_probs = probs[split]
         else:
-            split_probs = (predict_probs(loaded.model(), x) if len(x)
-                           else np.zeros((0, len(classes))))
+            split_probs = (loaded.predict(x) if len(x) else np.zeros((0, len(classes))))
         if progress:
             progress()
         metrics = classification_metrics(y, split_probs, classes, k=k)
@@ -422,15 +323,21 @@ def evaluate_run(run_id: str, ws: Workspace | None = None, dataset: str | None =
 class _ModelLoader:
     """The run's model, loaded the first time something needs it."""
 
-    def __init__(self, run_id: str, ws: Workspace, model: Any = None) -> None:
-        self.run_id, self.ws, self._model = run_id, ws, model
+    def __init__(self, run: OpenedRun, model: Any = None) -> None:
+        self.run, self._model = run, model
 
     def model(self) -> Any:
         if self._model is None:
-            from tlcore.engine.runmodel import load_run_model
+            from tlcore.engine.runmodel import run_model
 
-            self._model = load_run_model(self.run_id, self.ws, require_completed=False)
+            self._model = run_model(self.run)
         return self._model
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Class probabilities of raw RGB images `x`."""
+        from tlcore.engine.feed import predict_probs
+
+        return predict_probs(self.model(), x)
 
 
 def _overlay_mistakes(evaluation: dict[str, Any], ws: Workspace, manifest: dict[str, Any],
@@ -443,7 +350,6 @@ def _overlay_mistakes(evaluation: dict[str, Any], ws: Workspace, manifest: dict[
     another. Sets `gradcam` (path under `eval/`) on the chosen mistakes.
     """
     from tlcore.cache.images import split_arrays
-    from tlcore.engine.gradcam import gradcam, overlay
 
     run_files = ws.run(evaluation["run_id"])
     stamp = f"{time.time_ns():x}"
@@ -491,15 +397,16 @@ def add_gradcam(run_id: str, ws: Workspace | None = None, dataset: str | None = 
         NotFoundError: if the run has no stored evaluation on `dataset`.
     """
     ws = ws or Workspace.from_env()
-    evaluation = load_evaluation(run_id, dataset, ws)
+    run = open_run(run_id, ws, require_completed=False)
+    evaluation = load_evaluation(run_id, dataset or run.config.dataset, ws)
     if evaluation is None:
         raise NotFoundError(f"Run {run_id} has no stored evaluation on "
                             f"{dataset or 'its own dataset'}; run `python -m tlcore evaluate "
                             f"{run_id}` first.")
     started = time.time()
-    manifest = _manifest(evaluation["dataset"], ws)
-    stamp = _overlay_mistakes(evaluation, ws, manifest, _ModelLoader(run_id, ws, model),
-                              per_split, None)
+    manifest = load_manifest(evaluation["dataset"], ws)
+    stamp = _overlay_mistakes(evaluation, ws, manifest, _ModelLoader(run, model), per_split,
+                              None)
     evaluation["eval_seconds"] = round(evaluation["eval_seconds"] + time.time() - started, 3)
     _store(evaluation, ws, stamp)
     return evaluation
@@ -541,12 +448,3 @@ def summary(evaluation: dict[str, Any]) -> list[dict[str, Any]]:
              "top_k_accuracy": m["top_k_accuracy"], "macro_f1": m["macro"]["f1"],
              "macro_auc": m["macro"]["auc"]}
             for split, m in evaluation["splits"].items()]
-
-
-def png_bytes(rgb: np.ndarray) -> bytes:
-    """Encode a uint8 RGB array as PNG."""
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(np.asarray(rgb, dtype=np.uint8)).save(buf, format="PNG")
-    return buf.getvalue()

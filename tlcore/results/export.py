@@ -33,14 +33,8 @@ from typing import Any
 import numpy as np
 
 from tlcore import backend
+from tlcore.engine.openrun import class_mapping, open_run
 from tlcore.errors import ConfigError, NotFoundError
-from tlcore.results.evaluate import (
-    PREDICT_BATCH,
-    class_mapping,
-    completed_run,
-    predict_probs,
-    run_class_names,
-)
 from tlcore.workspace import Workspace
 
 # Export formats (the `--format` choices) and how the dashboard names them.
@@ -54,6 +48,8 @@ QUANTIZED = {"tflite-dynamic": "int8 weights (dynamic-range quantisation)",
 SAVEDMODEL_DIR = "saved_model"
 TFLITE_FILE = "model.tflite"
 REPORT_FILE = "report.json"
+# Images per TFLite interpreter call when a quantised model is measured.
+TFLITE_BATCH = 32
 
 _LOAD_SNIPPETS = {
     "keras": """\
@@ -134,7 +130,7 @@ def save_tflite(model: Any, path: Path, fmt: str = "tflite") -> None:
     model.export(str(path), format="litert", verbose=False, **options)
 
 
-def tflite_probs(path: Path, x: np.ndarray, batch_size: int = PREDICT_BATCH) -> np.ndarray:
+def tflite_probs(path: Path, x: np.ndarray, batch_size: int = TFLITE_BATCH) -> np.ndarray:
     """Class probabilities `(N, C)` of a TFLite model for raw RGB images, in batches."""
     import tensorflow as tf
 
@@ -198,6 +194,8 @@ def quantization_report(fmt: str, model: Any, path: Path, float32_path: Path,
     if isinstance(test, str):
         report["note"] = test
         return report
+    from tlcore.engine.feed import predict_probs
+
     x, y = test
     quantized = float((tflite_probs(path, x).argmax(1) == y).mean())
     keras_acc = float((predict_probs(model, x).argmax(1) == y).mean())
@@ -277,23 +275,22 @@ def export_run(run_id: str, fmt: str, out_path: str | os.PathLike,
     if fmt != "keras":
         require_tensorflow(fmt)
     ws = ws or Workspace.from_env()
-    _, config = completed_run(run_id, ws)
-    classes = run_class_names(run_id, ws, config)
+    run = open_run(run_id, ws)
+    config, classes = run.config, run.classes
     out = Path(out_path)
-    files = ws.run(run_id)
     if out.is_dir() or str(out_path).endswith(("/", os.sep)):
-        out = out / files.export_zip(fmt).name
+        out = out / run.files.export_zip(fmt).name
     out.parent.mkdir(parents=True, exist_ok=True)
 
     with tempfile.TemporaryDirectory(dir=ws.tmp_dir) as tmp:
         stage = Path(tmp) / "export"
         stage.mkdir()
-        from tlcore.engine.runmodel import MODEL_FILE, load_run_model, model_file  # Keras
+        from tlcore.engine.runmodel import MODEL_FILE, keras_file, run_model  # Keras
 
-        model = load_run_model(run_id, ws)
+        model = run_model(run)
         dtype = str(model.inputs[0].dtype)
         if fmt == "keras":
-            shutil.copyfile(model_file(run_id, ws), stage / MODEL_FILE)
+            shutil.copyfile(keras_file(run), stage / MODEL_FILE)
         elif fmt == "savedmodel":
             save_savedmodel(model, stage / SAVEDMODEL_DIR)
         else:

@@ -16,13 +16,9 @@ import numpy as np
 from PIL import Image
 
 from tlcore.cache.images import decode
+from tlcore.engine.gradcam import gradcam, overlay, png_bytes
+from tlcore.engine.openrun import open_run
 from tlcore.errors import DatasetError
-from tlcore.results.evaluate import (
-    completed_run,
-    png_bytes,
-    predict_probs,
-    run_class_names,
-)
 from tlcore.workspace import Workspace
 
 ImageSource = str | os.PathLike | bytes
@@ -65,15 +61,15 @@ def predict_images(run_id: str, images: list[ImageSource], ws: Workspace | None 
         RunStateError: if the run is not completed.
         DatasetError: if an image cannot be read.
     """
-    ws = ws or Workspace.from_env()
-    _, config = completed_run(run_id, ws)
-    classes = run_class_names(run_id, ws, config)
-    x = np.stack([load_image(src, config.image_size) for src in images]) if images else None
+    run = open_run(run_id, ws)
+    classes = run.classes
+    x = np.stack([load_image(src, run.config.image_size) for src in images]) if images else None
     if x is None:
         return []
-    from tlcore.engine.runmodel import load_run_model  # TensorFlow, only for this call
+    from tlcore.engine.feed import predict_probs  # Keras, only for this call
+    from tlcore.engine.runmodel import run_model
 
-    model = load_run_model(run_id, ws)
+    model = run_model(run)
     probs = predict_probs(model, x)
     k = max(1, min(int(k), len(classes)))
     out = []
@@ -85,8 +81,6 @@ def predict_images(run_id: str, images: list[ImageSource], ws: Workspace | None 
                     for j in top],
         })
     if with_gradcam:
-        from tlcore.engine.gradcam import gradcam, overlay
-
         for item, img, heat in zip(out, x, gradcam(model, x), strict=True):
             item["overlay_png"] = png_bytes(overlay(img, heat))
     return out

@@ -40,13 +40,12 @@ from tlcore import auth, backend, processes
 from tlcore.cache import lru as cache
 from tlcore.config import RunConfig
 from tlcore.entities import HEARTBEAT_INTERVAL_S
-from tlcore.errors import ConfigError, NotFoundError, RunStateError, WeightsError
+from tlcore.errors import ConfigError, NotFoundError, RunStateError
 from tlcore.runs import slots
 from tlcore.runs.executors import ray as rayjobs
 from tlcore.settings import env_number
 from tlcore.store import (
     CANCELLED,
-    COMPLETED,
     FAILED,
     LOST,
     QUEUED,
@@ -54,7 +53,7 @@ from tlcore.store import (
     STAGE_FEATURES,
     RunStore,
 )
-from tlcore.vgg16 import backbones
+from tlcore.vgg16 import backbones, sources
 from tlcore.workspace import (
     RUN_ID_RE,
     Workspace,
@@ -163,25 +162,7 @@ def silence_warning(run: dict[str, Any], stage: str | None = None) -> str | None
 # ---- launching --------------------------------------------------------------
 def _check_base_weights(config: RunConfig, store: RunStore, ws: Workspace) -> None:
     """Refuse unusable weights at launch; the worker checks again before training."""
-    weights = config.base.weights
-    if weights in ("imagenet", "none"):
-        return
-    if config.base.source.kind == "run":
-        source = config.base.source.run_id
-        status = store.get_run(source)["status"]
-        if status != COMPLETED:
-            raise RunStateError(
-                f"base.weights 'run:{source}' needs a completed run to take its VGG16 base "
-                f"from. Received: run {source} is {status}. Wait for it or pick another run."
-            )
-        files = ws.run(source)
-        try:
-            if not files.trained.is_file():
-                files.check_model()  # a run trained before light runs
-        except (NotFoundError, WeightsError) as exc:
-            raise WeightsError(f"base.weights 'run:{source}' cannot be used: {exc}") from None
-        return
-    backbones.check_weights_file(weights)
+    sources.check_source(config, ws, store)
 
 
 def launch(config: RunConfig, name: str | None = None, ws: Workspace | None = None,
