@@ -17,4 +17,5 @@ imports TensorFlow. One small module per concern:
 * `train_form`: the Train form's state (defaults, the `?cfg=` link, the RunConfig).
 * `train_widgets`, `train_preview`: the Train form's tabs, and what its config builds.
 * `live_panel`: the Train page's runs panel (progress, curves, log, Cancel, Resume).
+* `selection`: chart selection events in the shapes the browser sends them.
 """
