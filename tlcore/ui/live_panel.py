@@ -29,7 +29,7 @@ from tlcore.store import (
     STAGE_FEATURES,
     RunStore,
 )
-from tlcore.ui.access import denied, permitted
+from tlcore.ui import access
 from tlcore.ui.predict import UPLOAD_TYPES, classify, show_prediction
 from tlcore.ui.status import STATUS_ICONS, status_badge
 from tlcore.ui.text import percent, plain
@@ -96,10 +96,10 @@ def run_actions(ws: Workspace, run: dict, where: Any, actor: auth.Actor) -> None
     """
     status = run["status"]
     if status in ACTIVE_STATUSES:
-        refused = denied(actor, auth.MANAGE_OWN, run["owner"], "cancel this run")
+        refused = access.denied(actor, auth.MANAGE_OWN, run["owner"], "cancel this run")
         cancel = where.button("Cancel run", key=f"train_cancel_{run['id']}",
                               icon=":material/stop:", disabled=refused is not None, help=refused)
-        if cancel and permitted(actor, auth.MANAGE_OWN, run["owner"], "cancel this run"):
+        if cancel and access.permitted(actor, auth.MANAGE_OWN, run["owner"], "cancel this run"):
             try:
                 jobs.cancel(run["id"], ws=ws)
             except TLCoreError as exc:
@@ -108,11 +108,11 @@ def run_actions(ws: Workspace, run: dict, where: Any, actor: auth.Actor) -> None
                 st.toast(f"Cancelling {plain(run['name'])}…")
                 st.rerun()  # the whole page, so the panel shows the new state at once
     elif status in (FAILED, CANCELLED, LOST):
-        refused = denied(actor, auth.LAUNCH, run["owner"], "resume this run")
+        refused = access.denied(actor, auth.LAUNCH, run["owner"], "resume this run")
         resume = where.button("Resume", key=f"train_resume_{run['id']}",
                               icon=":material/replay:", disabled=refused is not None,
                               help=refused or "Continue from the last saved epoch.")
-        if resume and permitted(actor, auth.LAUNCH, run["owner"], "resume this run"):
+        if resume and access.permitted(actor, auth.LAUNCH, run["owner"], "resume this run"):
             try:
                 jobs.resume(run["id"], ws=ws)
             except TLCoreError as exc:

@@ -17,7 +17,7 @@ import streamlit as st
 from tlcore import auth, config
 from tlcore.errors import TLCoreError
 from tlcore.runs import jobs
-from tlcore.ui.access import permitted
+from tlcore.ui import access
 from tlcore.ui.flash import flash
 from tlcore.ui.text import plain
 from tlcore.workspace import Workspace, check_server_path
@@ -274,10 +274,10 @@ def reset_trainable() -> None:
 
 def launch(ws: Workspace, cfg: config.RunConfig, actor: auth.Actor) -> None:
     """Queue `cfg` as the actor's run, once their role allows it; the panel then follows it."""
-    if not permitted(actor, auth.LAUNCH):
+    if not access.permitted(actor, auth.LAUNCH):
         return
-    if cfg.base.source.kind == "file" and not permitted(actor, auth.SERVER_IMPORT,
-                                                        what=SERVER_WEIGHTS):
+    if cfg.base.source.kind == "file" and not access.permitted(
+            actor, auth.SERVER_IMPORT, what=SERVER_WEIGHTS):
         return
     name = st.session_state.get(NAME_KEY, "").strip() or None
     try:

@@ -15,7 +15,7 @@ from tlcore import auth, backend, config
 from tlcore.charts import runs as charts
 from tlcore.errors import TLCoreError
 from tlcore.store import COMPLETED, RunStore
-from tlcore.ui.access import denied, permitted
+from tlcore.ui import access
 from tlcore.ui.config_widgets import number_input_kwargs, selectbox_kwargs, slider_kwargs
 from tlcore.ui.device import device_summary
 from tlcore.ui.flash import flash
@@ -133,12 +133,12 @@ def weights_panel(ws: Workspace, actor: auth.Actor) -> None:
     with st.expander("Other ways to provide the weights"):
         st.caption(plain(status["message"]))
     what = "store a weights file in the workspace"
-    refused = denied(actor, auth.IMPORT, what=what)
+    refused = access.denied(actor, auth.IMPORT, what=what)
     upload = st.file_uploader("VGG16 weights file", type=["h5", "hdf5"], key="train_weights_upload",
                               disabled=refused is not None, help=refused)
     if upload is not None and st.button("Check and store", key="train_weights_save",
                                         disabled=refused is not None, help=refused):
-        if not permitted(actor, auth.IMPORT, what=what):
+        if not access.permitted(actor, auth.IMPORT, what=what):
             return
         try:
             path = backbones.save_weights_upload(upload.getvalue(), upload.name, ws=ws)
