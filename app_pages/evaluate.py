@@ -32,6 +32,7 @@ from tlcore.ui.cli import run_cli
 from tlcore.ui.evaluation import image_grid, metric_cards, stored_evaluation
 from tlcore.ui.flash import flash, show_flash
 from tlcore.ui.predict import TOP_K, UPLOAD_TYPES, classify, show_prediction
+from tlcore.ui.selection import confusion_cell
 from tlcore.ui.text import percent, plain
 from tlcore.workspace import Workspace
 
@@ -113,12 +114,12 @@ def select_cell_from_chart(classes: list[str], chart_key: str) -> None:
         chart_key: The chart's widget key.
     """
     event = st.session_state.get(chart_key)
-    points = event.selection.points if event else []
-    if points:
-        # The axes show names escaped for Plotly; the cell's indexes name the classes.
-        true, predicted = points[0]["customdata"][:2]
-        st.session_state["eval_cell_true"] = classes[int(true)]
-        st.session_state["eval_cell_pred"] = classes[int(predicted)]
+    # The axes show names escaped for Plotly; the cell's indexes name the classes.
+    cell = confusion_cell(event.selection.points if event else [])
+    if cell is not None:
+        true, predicted = cell
+        st.session_state["eval_cell_true"] = classes[true]
+        st.session_state["eval_cell_pred"] = classes[predicted]
 
 
 def image_path(ws: Workspace, dataset: str, rel: str) -> str | None:

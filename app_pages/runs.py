@@ -28,6 +28,7 @@ from tlcore.ui.evaluation import stored_evaluation
 from tlcore.ui.flash import flash, show_flash
 from tlcore.ui.present import presenter_link
 from tlcore.ui.text import percent, plain
+from tlcore.ui.train_form import open_in_train
 from tlcore.workspace import Workspace
 
 TABLE_COLUMNS = {
@@ -167,9 +168,7 @@ def actions(ws: Workspace, store: RunStore, actor: auth.Actor, selected: list[di
         if c3.button("Clone and edit", key="runs_clone", width="stretch",
                      icon=":material/content_copy:",
                      help="Open the Train page with this run's settings."):
-            st.session_state["train_prefill"] = run["config"]
-            st.session_state["train_prefill_name"] = run["name"]
-            st.switch_page("app_pages/train.py")
+            open_in_train(run["config"], run["name"])
     names = ", ".join(r["name"] for r in selected)
     refused = delete_refusal(actor, selected)
     if st.button(f"Delete {len(selected)} run(s)…", key="runs_delete", icon=":material/delete:",

@@ -27,6 +27,7 @@ from tlcore.store import COMPLETED, RunStore
 from tlcore.ui.access import denied, page_actor, permitted
 from tlcore.ui.flash import flash, show_flash
 from tlcore.ui.text import percent, plain
+from tlcore.ui.train_form import open_in_train
 from tlcore.workspace import Workspace
 
 REFRESH_S = 2.0
@@ -157,9 +158,7 @@ def sweep_view(ws: Workspace, sweep_id: str, actor: auth.Actor) -> None:
     b1, b2, b3 = st.columns(3)
     if best and b1.button("Open best in Train", key=f"{KEY}open_{sweep_id}", type="primary"):
         run = RunStore(ws).get_run(best["run_id"])
-        st.session_state["train_prefill"] = run["config"]
-        st.session_state["train_prefill_name"] = run["name"]
-        st.switch_page("app_pages/train.py")
+        open_in_train(run["config"], run["name"])
     owner = info["owner"]
     if info["workers"]:
         refused = denied(actor, auth.MANAGE_OWN, owner, "cancel this sweep")

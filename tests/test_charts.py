@@ -10,6 +10,7 @@ import pytest
 
 from tlcore.charts import evaluation as evalcharts
 from tlcore.charts import runs as charts
+from tlcore.charts import theme
 from tlcore.config import RunConfig
 
 
@@ -135,8 +136,8 @@ def _every_figure() -> dict[str, go.Figure]:
 @pytest.mark.parametrize("name", list(_every_figure()))
 def test_every_figure_carries_the_project_template(name):
     fig = _every_figure()[name]
-    assert fig.layout.template == charts.TEMPLATE
-    assert list(fig.layout.template.layout.colorway) == list(charts.COLORWAY)
+    assert fig.layout.template == theme.TEMPLATE
+    assert list(fig.layout.template.layout.colorway) == list(theme.COLORWAY)
     # Streamlit draws a figure without a height of its own at 450 px.
     assert fig.layout.height
 
@@ -188,7 +189,7 @@ def test_format_duration_and_run_colors():
     assert charts.format_duration(42.4) == "42s"
     assert charts.format_duration(3725) == "1h 02m"
     colors = charts.run_colors(["x", "y", "x"])
-    assert list(colors) == ["x", "y"] and colors["x"] == charts.COLORWAY[0]
+    assert list(colors) == ["x", "y"] and colors["x"] == theme.COLORWAY[0]
 
 
 def test_charts_module_does_not_import_streamlit_or_tensorflow():
@@ -221,9 +222,9 @@ def _plotly_strings(fig: go.Figure) -> list[str]:
 
 
 def test_chart_text_escapes_tags_and_entities_only():
-    assert charts.chart_text("<b>x</b> & y") == "&lt;b&gt;x&lt;/b&gt; &amp; y"
-    assert charts.chart_text("it's \"fine\" :red[ok] $x$") == "it's \"fine\" :red[ok] $x$"
-    assert charts.chart_text(42) == "42"
+    assert theme.chart_text("<b>x</b> & y") == "&lt;b&gt;x&lt;/b&gt; &amp; y"
+    assert theme.chart_text("it's \"fine\" :red[ok] $x$") == "it's \"fine\" :red[ok] $x$"
+    assert theme.chart_text(42) == "42"
 
 
 def _name_figures() -> dict[str, go.Figure]:
@@ -255,7 +256,7 @@ def test_names_in_figures_show_as_typed_never_as_html(name):
     strings = _plotly_strings(_name_figures()[name])
     for text in strings:
         assert "<a " not in text and "<b>" not in text, text
-    escaped = {charts.chart_text(n) for n in HTML_NAMES}
+    escaped = {theme.chart_text(n) for n in HTML_NAMES}
     assert any(e in text for text in strings for e in escaped)
     # Hover templates read names from `meta` or the point: a name is never parsed as one.
     for text in strings:
@@ -277,7 +278,7 @@ def _many_runs(n: int = 40) -> list[dict]:
 def _legend_below(fig: go.Figure) -> bool:
     legend = fig.layout.legend
     return (legend.orientation == "h" and legend.yref == "container" and legend.y == 0
-            and legend.yanchor == "bottom" and fig.layout.margin.b > charts.MARGIN["b"])
+            and legend.yanchor == "bottom" and fig.layout.margin.b > theme.MARGIN["b"])
 
 
 def _legend_right(fig: go.Figure) -> bool:
@@ -294,7 +295,7 @@ def test_legends_never_sit_over_the_title():
     rows = [row for r in runs for row in _metrics(labels[r["id"]], r["id"], [1, 1, 2])]
     fig = charts.learning_curves(charts.metrics_frame(rows, labels), "accuracy")
     # 40 runs: one entry per run (toggling both its curves), in a column at the right.
-    assert len(fig.data) == 80 and charts.legend_entries(fig) == 40
+    assert len(fig.data) == 80 and theme.legend_entries(fig) == 40
     assert [t.name for t in fig.data if t.showlegend is not False] == list(labels.values())
     assert _legend_right(fig) and fig.layout.legend.title.text == "solid: train · dashed: val"
     # One "fine-tuning" label where 40 runs start fine-tuning at the same epoch.
@@ -302,7 +303,7 @@ def test_legends_never_sit_over_the_title():
     assert len(fig.layout.shapes) == 40
     # Every legend stays off the title: below the plot or right of it, never on top.
     for fig in (*_every_figure().values(), charts.final_metrics_bar(charts.runs_frame(runs))):
-        if charts.legend_entries(fig) > 1:
+        if theme.legend_entries(fig) > 1:
             assert _legend_below(fig) or _legend_right(fig)
 
 

@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 import pytest
 
 from tlcore.charts import evaluation as evalcharts
-from tlcore.charts import runs as charts
+from tlcore.charts import theme
 
 REPORT = {"source_label": "ImageNet", "verdict": "positive transfer",
           "curves": {"pretrained": {"epoch": [1, 2], "val_accuracy": [0.6, 0.8]},
@@ -98,7 +98,7 @@ def _every_figure() -> dict[str, go.Figure]:
 @pytest.mark.parametrize("name", list(_every_figure()))
 def test_every_figure_carries_the_project_template(name):
     fig = _every_figure()[name]
-    assert fig.layout.template == charts.TEMPLATE
+    assert fig.layout.template == theme.TEMPLATE
     assert fig.layout.height
 
 

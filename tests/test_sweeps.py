@@ -81,8 +81,8 @@ def test_a_good_space_maps_trials_to_configs():
 
 
 def test_sweep_figures_carry_the_project_template():
-    from tlcore.charts import runs as charts
     from tlcore.charts import sweeps as sweepcharts
+    from tlcore.charts import theme
 
     trials = sweepcharts.trials_frame([
         {"number": n, "state": state, "best_val_accuracy": value, "run_id": f"r{n}",
@@ -93,7 +93,7 @@ def test_sweep_figures_carry_the_project_template():
     line = next(t for t in best.data if t.name == "best so far")
     assert list(line.y) == [0.6, 0.6, 0.7]  # the pruned trial's value is not a best
     for fig in (best, sweepcharts.importance({"head.dropout": 0.8, "head.dense": 0.2})):
-        assert fig.layout.template == charts.TEMPLATE and fig.layout.height
+        assert fig.layout.template == theme.TEMPLATE and fig.layout.height
 
 
 def test_a_refused_sweep_starts_nothing(ws, dataset, tmp_path):

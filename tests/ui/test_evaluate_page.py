@@ -320,3 +320,36 @@ def test_the_transfer_study_shows_its_lines_and_reading_and_refuses_bad_sizes(ap
     assert "sizes must be at least 2 images per class. Received: '1, 5'" in [
         shown(e.value) for e in at.error]
     assert len(store.list_runs()) == 5  # nothing queued
+
+
+def _click_chart_point(at, key: str, point: dict) -> None:
+    """Run the page with the selection event a browser sends when a chart's point is clicked.
+
+    AppTest has no Plotly chart widget to click, so the chart's widget state, as
+    the frontend serialises it, is added to the next run's widget states.
+    """
+    [chart] = [c for c in at.get("plotly_chart") if c.key == key]
+    states = chart.root.get_widget_states()
+    state = states.widgets.add()
+    state.id = chart.proto.id
+    state.string_value = json.dumps({"selection": {
+        "points": [point], "point_indices": [point["point_index"]], "box": [], "lasso": []}})
+    at._run(states)
+
+
+@pytest.mark.parametrize("customdata", [[1, 1, 0], {"0": 1, "1": 1, "2": 0}],
+                         ids=["list", "object"])
+def test_clicking_a_confusion_cell_shows_its_images(app, ws, evaluated, customdata):
+    run_id, ev = evaluated
+    at = app(PAGE)
+    true, pred = _cell(at)
+    assert true != pred  # the most-confused cell; the click picks a diagonal one
+    point = {"curve_number": 1, "point_number": 4, "point_index": 4,
+             "x": CLASSES[1], "y": CLASSES[1], "customdata": customdata}
+    _click_chart_point(at, f"eval_confusion_{run_id}_shapes", point)
+    assert not at.exception, at.exception
+    assert _cell(at) == (CLASSES[1], CLASSES[1])
+    s = ev["splits"]["test"]["samples"]
+    hits = sum(t == p == 1 for t, p in zip(s["true"], s["predicted"], strict=True))
+    assert f"**{hits}** image{'s' if hits != 1 else ''} of **{CLASSES[1]}** predicted as " \
+           f"**{CLASSES[1]}**" in _texts(at)

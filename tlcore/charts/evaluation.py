@@ -1,7 +1,7 @@
 """Plotly figures of evaluations: plain data in, `go.Figure` out (no Streamlit, no TF).
 
-They share the dashboard's template and palette (`tlcore.charts.runs.styled`); class
-and run names go in through `tlcore.charts.runs.chart_text`, so they show as typed.
+They share the dashboard's template and palette (`tlcore.charts.theme.styled`); class
+and run names go in through `tlcore.charts.theme.chart_text`, so they show as typed.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from tlcore.charts.runs import COLORWAY, MUTED_COLOR, chart_text, styled
+from tlcore.charts.theme import COLORWAY, MUTED_COLOR, chart_text, styled
 
 PRETRAINED_COLOR = COLORWAY[0]
 BASELINE_COLOR = MUTED_COLOR

@@ -1,24 +1,15 @@
-"""Plotly figure builders for the dashboard: DataFrame in, `go.Figure` out.
+"""Plotly builders that compare runs: DataFrame in, `go.Figure` out.
 
 Every builder is a pure function (no Streamlit, no store access), so it can be
 unit-tested on hand-made frames and reused from notebooks. The frame helpers at
 the bottom turn store rows (`RunStore.list_runs`, `RunStore.metrics_for`,
-`data.show_dataset`) into the frames the builders take.
-
-Every figure of the dashboard, these and `tlcore.charts.evaluation`', carries one
-Plotly template, `TEMPLATE` (`plotly_white` with the `COLORWAY` colour
-sequence, fonts, title, margins and legend), applied by `styled` where the
-figure is built; pages draw figures as they are (`st.plotly_chart(fig,
-theme=None)`). A run keeps one colour across charts (`run_colors`).
-
-Plotly renders a few HTML tags (`<a href>`, `<b>`, `<span style>`) and entities
-in titles, tick labels, legends and hover text. Names of classes and runs go in
-through `chart_text`, and `styled` escapes titles, so every name shows as typed.
+`data.show_dataset`) into the frames the builders take. Figures carry the
+dashboard's template (`tlcore.charts.theme`); a run keeps one colour across
+charts (`run_colors`).
 """
 
 from __future__ import annotations
 
-import html
 import itertools
 import json
 import time
@@ -28,22 +19,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-import plotly.io as pio
 
+from tlcore.charts.theme import (
+    COLORWAY,
+    HEIGHT,
+    LEGEND_BELOW_MAX,
+    chart_text,
+    empty_figure,
+    styled,
+)
 from tlcore.config import flatten
 from tlcore.entities import SPLITS
 
-# Okabe-Ito-like qualitative palette: distinguishable for colour-blind readers.
-COLORWAY = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442",
-            "#000000", "#8C564B", "#7F7F7F")
-MUTED_COLOR = "#7F7F7F"  # reference lines, baselines, empty-figure messages
-HEIGHT = 360  # px, unless a builder needs more room
-MARGIN = {"l": 56, "r": 24, "t": 56, "b": 48}
-# Legends: up to LEGEND_BELOW_MAX entries in rows under the plot (the margin counts
-# LEGEND_PER_ROW to a row), more in a column at the right, which scrolls; never over the title.
-LEGEND_BELOW_MAX = 8
-LEGEND_PER_ROW = 2
-LEGEND_ROW_PX = 22
 # Final metrics of more than BARS_VERTICAL_MAX runs: horizontal bars, values in hover.
 BARS_VERTICAL_MAX = 6
 BAR_ROW_PX = 26  # height per run of horizontal bars
@@ -67,101 +54,6 @@ KEY_PARAMS = (
     "train.optimizer", "train.learning_rate", "train.batch_size", "train.epochs",
     "fine_tune.blocks", "fine_tune.epochs", "augment.flip",
 )
-
-
-# Rows under the plot, from the bottom edge of the figure (the margin makes room).
-LEGEND_BELOW = {"orientation": "h", "yref": "container", "y": 0.0, "yanchor": "bottom",
-                "x": 0.0, "xanchor": "left"}
-# A column right of the plot, from its top; Plotly widens the right margin for it.
-LEGEND_RIGHT = {"orientation": "v", "yref": "paper", "y": 1.0, "yanchor": "top",
-                "x": 1.02, "xanchor": "left"}
-
-
-def _template() -> go.layout.Template:
-    template = go.layout.Template(pio.templates["plotly_white"])
-    template.layout.update(
-        colorway=list(COLORWAY),
-        font={"size": 13},
-        title={"x": 0.0, "xanchor": "left", "font": {"size": 16}},
-        margin=MARGIN,
-        legend=LEGEND_BELOW,
-    )
-    return template
-
-
-TEMPLATE = _template()
-
-
-def chart_text(text: object) -> str:
-    """`text` escaped for Plotly's text fields, so that it shows exactly as typed.
-
-    Args:
-        text: A user-supplied string (a class or run name), or anything with a `str`.
-
-    Returns:
-        The text with `&`, `<` and `>` written as HTML entities, which Plotly
-        shows as the characters themselves and never reads as tags.
-    """
-    return html.escape(str(text), quote=False)
-
-
-def styled(fig: go.Figure, title: str | None, x_title: str | None = None,
-           y_title: str | None = None, height: int = HEIGHT) -> go.Figure:
-    """`fig` in the project's look: `TEMPLATE`, a title, axis titles, a height.
-
-    Titles are plain text: names in them show as typed (see `chart_text`).
-
-    Args:
-        fig: The figure, changed in place.
-        title: Figure title; None for none.
-        x_title: X-axis title; None leaves it as it is.
-        y_title: Y-axis title; None leaves it as it is.
-        height: Height in pixels (Streamlit draws a figure at its own height
-            only when the figure sets one).
-
-    Returns:
-        `fig`.
-    """
-    fig.update_layout(template=TEMPLATE, height=height,
-                      title_text=None if title is None else chart_text(title))
-    if x_title is not None:
-        fig.update_xaxes(title_text=chart_text(x_title))
-    if y_title is not None:
-        fig.update_yaxes(title_text=chart_text(y_title))
-    place_legend(fig)
-    return fig
-
-
-def legend_entries(fig: go.Figure) -> int:
-    """How many entries the figure's legend lists (line and bar traces not hidden from it)."""
-    return sum(1 for t in fig.data if t.type in ("scatter", "bar") and t.showlegend is not False)
-
-
-def place_legend(fig: go.Figure) -> None:
-    """Put the legend where it covers neither the title nor the plot.
-
-    Up to `LEGEND_BELOW_MAX` entries go in rows under the plot, with the bottom
-    margin grown to hold them; more go in a scrolling column at the right.
-
-    Args:
-        fig: The figure, changed in place.
-    """
-    entries = legend_entries(fig)
-    if entries > LEGEND_BELOW_MAX:
-        fig.update_layout(legend=LEGEND_RIGHT)
-    elif entries > 1:
-        rows = -(-entries // LEGEND_PER_ROW)
-        fig.update_layout(legend=LEGEND_BELOW,
-                          margin={"b": MARGIN["b"] + 8 + LEGEND_ROW_PX * rows})
-
-
-def _empty(title: str, message: str) -> go.Figure:
-    fig = styled(go.Figure(), title)
-    fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
-                       font={"size": 14, "color": MUTED_COLOR})
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    return fig
 
 
 def run_colors(labels: Iterable[str]) -> dict[str, str]:
@@ -188,7 +80,7 @@ def class_balance(df: pd.DataFrame, title: str = "Images per class") -> go.Figur
         A figure with one bar trace per split present in `df`.
     """
     if df.empty:
-        return _empty(title, "No images")
+        return empty_figure(title, "No images")
     classes = list(dict.fromkeys(df["class"]))
     ticks = [chart_text(c) for c in classes]
     fig = go.Figure()
@@ -241,7 +133,7 @@ def learning_curves(metrics_df: pd.DataFrame, metric: str = "loss",
     label = METRIC_LABELS[metric]
     title = title or label
     if metrics_df.empty:
-        return _empty(title, "No epochs finished yet")
+        return empty_figure(title, "No epochs finished yet")
     order = list(runs) if runs is not None else list(dict.fromkeys(metrics_df["run"]))
     colors = run_colors(order)
     single = len(order) == 1
@@ -311,7 +203,7 @@ def final_metrics_bar(runs_df: pd.DataFrame,
         The figure: one bar trace per metric column present in `runs_df`.
     """
     if runs_df.empty:
-        return _empty(title, "No runs selected")
+        return empty_figure(title, "No runs selected")
     many = len(runs_df) > BARS_VERTICAL_MAX
     names = runs_df["run"].map(chart_text)
     fig = go.Figure()
@@ -368,7 +260,7 @@ def parallel_coordinates(runs_df: pd.DataFrame, params: Sequence[str],
         when no run has a value for `target`.
     """
     if target not in runs_df or runs_df[target].isna().all():
-        return _empty(title, "No finished runs to compare yet")
+        return empty_figure(title, "No finished runs to compare yet")
     data = runs_df[runs_df[target].notna()]
     present = [p for p in params if p in data]
     labels = short_labels(present)
@@ -386,7 +278,7 @@ def parallel_coordinates(runs_df: pd.DataFrame, params: Sequence[str],
                 dimensions.append({"label": labels[param], "values": numbers.to_list(),
                                    "tickformat": ".3~g"})
         else:
-            text = values.map(_as_text)
+            text = values.map(value_text)
             ticks = sorted(set(text))
             codes = {t: i for i, t in enumerate(ticks)}
             dimensions.append({
@@ -465,8 +357,8 @@ def config_diff(configs: Mapping[str, Mapping[str, Any]],
     rows = {}
     for key in keys:
         values = [configs[label].get(key, missing) for label in labels]
-        if len({_as_text(v) if v is not missing else "—" for v in values}) > 1:
-            rows[key] = ["—" if v is missing else _as_text(v) for v in values]
+        if len({value_text(v) if v is not missing else "—" for v in values}) > 1:
+            rows[key] = ["—" if v is missing else value_text(v) for v in values]
     frame = pd.DataFrame.from_dict(rows, orient="index", columns=labels)
     frame.index.name = "field"
     if len(labels) > max_run_columns:
@@ -475,7 +367,8 @@ def config_diff(configs: Mapping[str, Mapping[str, Any]],
     return frame
 
 
-def _as_text(value: Any) -> str:
+def value_text(value: Any) -> str:
+    """A config value as one table cell: lists and dicts as JSON, floats in short form."""
     if isinstance(value, list | tuple | dict):
         return json.dumps(list(value) if isinstance(value, tuple) else value)
     if isinstance(value, float):
@@ -617,7 +510,7 @@ def differing_params(runs_df: pd.DataFrame, candidates: Sequence[str] = KEY_PARA
     config_columns = [c for c in runs_df.columns if "." in c or c == "image_size"]
     ordered = list(dict.fromkeys([*candidates, *config_columns]))
     differ = [c for c in ordered
-              if c in runs_df and runs_df[c].map(_as_text).nunique(dropna=False) > 1]
+              if c in runs_df and runs_df[c].map(value_text).nunique(dropna=False) > 1]
     if differ:
         return differ[:limit]
     return [c for c in candidates if c in runs_df][:3]

@@ -14,4 +14,8 @@ imports TensorFlow. One small module per concern:
 * `signin`: the sign-in gate before every page, and who is signed in (sidebar).
 * `present`: the read-only presenter view's link.
 * `access`: the page's actor; controls disabled and actions refused by role.
+* `train_form`: the Train form's state (defaults, the `?cfg=` link, the RunConfig).
+* `train_widgets`, `train_preview`: the Train form's tabs, and what its config builds.
+* `live_panel`: the Train page's runs panel (progress, curves, log, Cancel, Resume).
+* `selection`: chart selection events in the shapes the browser sends them.
 """
