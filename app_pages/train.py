@@ -18,7 +18,8 @@ from tlcore import data as datasets_api
 from tlcore.charts import runs as charts
 from tlcore.config import advice
 from tlcore.errors import TLCoreError
-from tlcore.runs import jobs
+from tlcore.runs import liveness, logs
+from tlcore.runs.launch import launch as launch_run
 from tlcore.store import (
     ACTIVE_STATUSES,
     CANCELLED,
@@ -581,7 +582,7 @@ def run_details(ws: Workspace, store: RunStore, run: dict, queue: list[dict],
                                 icon=":material/stop:", disabled=refused is not None, help=refused)
         if cancel and permitted(actor, auth.MANAGE_OWN, run["owner"], "cancel this run"):
             try:
-                jobs.cancel(run["id"], ws=ws)
+                cancel(run["id"], ws=ws)
             except TLCoreError as exc:
                 st.error(plain(exc))
             else:
@@ -594,7 +595,7 @@ def run_details(ws: Workspace, store: RunStore, run: dict, queue: list[dict],
                                 help=refused or "Continue from the last saved epoch.")
         if resume and permitted(actor, auth.LAUNCH, run["owner"], "resume this run"):
             try:
-                jobs.resume(run["id"], ws=ws)
+                resume(run["id"], ws=ws)
             except TLCoreError as exc:
                 st.error(plain(exc))
             else:
@@ -613,7 +614,7 @@ def run_details(ws: Workspace, store: RunStore, run: dict, queue: list[dict],
         else:
             st.progress(0.0, text="Starting: loading data and building the model…")
         try:
-            silence = jobs.silence_warning(run, (progress or {}).get("stage"))
+            silence = liveness.silence_warning(run, (progress or {}).get("stage"))
         except TLCoreError:
             silence = None  # a bad setting: refresh's error is already shown above
         if silence:
@@ -653,7 +654,7 @@ def log_view(ws: Workspace, run_id: str) -> None:
                     help="Everything the worker process printed, TensorFlow's and CUDA's "
                          "messages included.")
     try:
-        text = jobs.log_tail(run_id, lines=LOG_SCAN_LINES, ws=ws)
+        text = logs.log_tail(run_id, lines=LOG_SCAN_LINES, ws=ws)
     except TLCoreError as exc:
         st.code(str(exc), language=None)
         return
@@ -713,7 +714,7 @@ def live_panel(ws: Workspace, polling: bool, actor: auth.Actor) -> None:
     """
     st.subheader("Runs")
     try:
-        jobs.refresh(ws=ws)
+        liveness.refresh(ws=ws)
     except TLCoreError as exc:
         st.error(plain(exc))
     store = RunStore(ws)
@@ -761,7 +762,7 @@ def launch(ws: Workspace, cfg: config.RunConfig, actor: auth.Actor) -> None:
         return
     name = st.session_state.get(NAME_KEY, "").strip() or None
     try:
-        run_id = jobs.launch(cfg, name=name, ws=ws, owner=actor.user)
+        run_id = launch_run(cfg, name=name, ws=ws, owner=actor.user)
     except TLCoreError as exc:
         st.error(plain(exc))
         return

@@ -2,14 +2,14 @@
 
 Started detached by `tlcore.runs.sweeps` (several per sweep run in parallel). The
 loop: stop when the sweep is cancelled, past its deadline or has all its trials;
-wait for a free worker slot (`jobs.worker_limit()`, shared with ordinary runs;
+wait for a free worker slot (`slots.worker_limit()`, shared with ordinary runs;
 on a GPU server, the worker's own GPU slot);
 ask Optuna for a trial; create its run already running in this process
 (`RunStore.create_running`, race-free against the limit); train it in-process
 (`train.run_training`; Keras is imported once, cached features stay in the page
 cache), reporting each epoch's val accuracy to the median pruner; tell Optuna
 the result. The run this worker trains is named in `workers/<pid>.trial`, which
-is what `jobs.pid_alive` checks: killed, the run turns lost and the sweep's next
+is what `local.pid_alive` checks: killed, the run turns lost and the sweep's next
 resume fails its trial.
 
 As a Ray job (`TLCORE_EXECUTOR=ray`), Ray already gave the worker its
@@ -29,11 +29,11 @@ from typing import Any
 from tlcore import backend
 from tlcore.config import RunConfig
 from tlcore.errors import RunCancelled
-from tlcore.runs import jobs, slots, sweeps
-from tlcore.runs.executors import ray as rayjobs
+from tlcore.runs import executors, liveness, queue, slots, sweeps
+from tlcore.runs.executors import local
 from tlcore.store import CANCELLED, COMPLETED, FAILED, RUNNING, RunStore
 from tlcore.workers import runlog
-from tlcore.workspace import DATASETS_DIR, Workspace, atomic_write_text
+from tlcore.workspace import Workspace, atomic_write_text
 
 log = logging.getLogger("tlcore.workers.sweep")
 SLOT_POLL_S = 0.2
@@ -42,9 +42,10 @@ SLOT_POLL_S = 0.2
 def slot_limit() -> int:
     """How many runs may be running for this worker to start a trial.
 
-    `jobs.worker_limit()`, but unbounded in a Ray job: Ray already placed it.
+    The worker slots, shared with ordinary runs; unbounded in a Ray job: Ray
+    already placed it.
     """
-    return sys.maxsize if rayjobs.own_job() else jobs.worker_limit()
+    return executors.current().sweep_slots()
 
 
 def _pruning(trial: Any) -> Any:
@@ -78,7 +79,7 @@ def _next_slot(ws: Workspace, sweep_id: str, study: Any) -> bool:
                    if t.state.name != "WAITING"]
         if len(started) >= attrs["trials"]:
             return False
-        jobs.refresh(ws)
+        liveness.refresh(ws)
         running = RunStore(ws).list_runs(statuses=(RUNNING,))
         own = slots.own_slot()
         if len(running) < slot_limit() and own not in {r["gpu"] for r in running}:
@@ -115,12 +116,12 @@ def train_trial(ws: Workspace, sweep_id: str, study: Any, own_logs: bool = False
         config, slot_limit(), name=f"{attrs['name']}-{trial.number}",
         slots=(own,) if (own := slots.own_slot()) else (), owner=attrs.get("owner"),
         pid=pid, started=now, heartbeat=now,
-        extra={"sweep": sweep_id, "trial": trial.number, **rayjobs.claim_extra()})
+        extra={"sweep": sweep_id, "trial": trial.number, **executors.current().claim_extra()})
     if run_id is None:  # the slot went to another process a moment ago
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
         return True
     trial.set_user_attr("run_id", run_id)
-    atomic_write_text(jobs.trial_file(ws, pid), run_id)
+    atomic_write_text(local.trial_file(ws, pid), run_id)
     files = ws.run(run_id)
     files.dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(files.config, config.to_json())
@@ -148,7 +149,7 @@ def train_trial(ws: Workspace, sweep_id: str, study: Any, own_logs: bool = False
     finally:
         if own_logs:
             worker.redirect_output(sweeps.log_file(ws, sweep_id))
-        jobs.trial_file(ws, pid).unlink(missing_ok=True)
+        local.trial_file(ws, pid).unlink(missing_ok=True)
         keras.utils.clear_session()
     log.info("trial %d done in %.2f s", trial.number, time.monotonic() - started)
     return True
@@ -168,7 +169,7 @@ def serve(sweep_id: str, ws: Workspace) -> int:
     finished = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
     if attrs["status"] == sweeps.RUNNING and len(finished) >= attrs["trials"]:
         sweeps.set_status(ws, sweep_id, sweeps.DONE)
-    jobs.start_queued(ws)  # runs that waited for this worker's slot
+    queue.start_queued(ws)  # runs that waited for this worker's slot
     return 0
 
 
@@ -180,11 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(
         f"The sweep worker received signal {signum}."))
     logging.basicConfig(level=logging.INFO, stream=sys.stdout, format=runlog.LOG_FORMAT)
-    if rayjobs.enabled():  # a node without the shared workspace has no datasets folder
-        unseen = rayjobs.workspace_visible(rayjobs.home() / DATASETS_DIR)
-        if unseen:
-            print(unseen, file=sys.stderr)
-            return 3
+    refused = executors.current().check_node(None)
+    if refused is not None:  # a node without the shared workspace (Ray)
+        return refused
     return serve(args[0], Workspace.from_env())
 
 
