@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 
 from tlcore import data as datasets_api
+from tlcore import entities
 from tlcore.config import RunConfig
 from tlcore.data.demo import write_class_folders
 from tlcore.engine import runmodel, train
 from tlcore.errors import DiskFullError, DivergedError, NotFoundError, RunCancelled
-from tlcore.runs import liveness
 from tlcore.store import RunStore
 from tlcore.vgg16 import bases
 from tlcore.workers import run as worker
@@ -300,7 +300,7 @@ def test_the_loop_beats_through_every_long_step(ws, dataset, monkeypatch):
     # Phase 2 validates through Keras's fit (phase 1's head validates in one call).
     run_id = store.create_run(_config(dataset, train={"epochs": 1},
                                       fine_tune={"blocks": 1, "epochs": 1}))
-    monkeypatch.setattr(liveness, "HEARTBEAT_INTERVAL_S", 0.0)  # record every beat
+    monkeypatch.setattr(entities, "HEARTBEAT_INTERVAL_S", 0.0)  # record every beat
     step, beats = ["start"], []
     monkeypatch.setattr(RunStore, "heartbeat", lambda self, _: beats.append(step[0]))
 

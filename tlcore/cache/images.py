@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from tlcore.cache import lru as cache
-from tlcore.data import SPLITS
+from tlcore.entities import SPLITS
 from tlcore.workspace import Workspace, allocate, space_for
 
 IMAGES_SUBDIR = "images"  # one of cache.KINDS

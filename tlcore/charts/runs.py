@@ -31,7 +31,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 
 from tlcore.config import flatten
-from tlcore.data import SPLITS
+from tlcore.entities import SPLITS
 
 # Okabe-Ito-like qualitative palette: distinguishable for colour-blind readers.
 COLORWAY = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442",

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from tlcore.config import RunConfig
+from tlcore.config.schema import RunConfig
 
 # Above these rates training usually diverges (loss nan or exploding). Adam and RMSprop
 # scale each step to about the learning rate, so their limit is lower than plain SGD's.

@@ -5,8 +5,11 @@ the tests all build the same `RunConfig`. Each field is declared once below, on
 a frozen Pydantic model, with its type, default, bounds or choices and a
 one-line description; everything else reads that declaration: validation and
 its messages, `field_spec`/`field_specs` (the Train page's widget limits and
-tooltips), `markdown_table` (the README's table of keys) and
-`RunConfig.model_json_schema()`.
+tooltips; every reader goes through `field_specs`), `markdown_table` (the
+README's table of keys) and `RunConfig.model_json_schema()`. The modules
+beside this one build on it: `links` (the Train page's `?cfg=` token),
+`presets`, `form` (a form checked field by field), `advice`; `overrides`
+parses `--set` values and `fieldspec` reads one field's declaration.
 
 Validation is strict: unknown keys are rejected, strings are never coerced to
 numbers, booleans are not numbers, and an integer is accepted wherever a float
@@ -17,14 +20,11 @@ written to `runs/<id>/config.json` once and never mutated.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import copy
 import functools
 import json
-import reprlib
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, get_args, get_origin
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -34,23 +34,16 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic.fields import FieldInfo
 
 from tlcore.backend import AUTO as AUTO_BACKEND
 from tlcore.backend import check_distribute
+from tlcore.config.fieldspec import Allowed, FieldSpec, spec_of
+from tlcore.config.messages import message, received
+from tlcore.config.overrides import flatten, parse_overrides
 from tlcore.errors import ConfigError
 
 _RUN_PREFIX = "run:"
 WeightsKind = Literal["imagenet", "none", "file", "run"]
-FieldType = Literal["int", "float", "bool", "choice", "list", "str"]
-
-
-@dataclass(frozen=True)
-class Allowed:
-    """What a field accepts, in words, where bounds and choices cannot say it."""
-
-    text: str
-
 
 _WEIGHTS_ALLOWED = "'imagenet', 'none', a weights file path or 'run:<run id>'"
 _SUBSET_ALLOWED = "a fraction in (0, 1] or a whole number of images per class up to 100000"
@@ -81,13 +74,13 @@ class WeightsSource:
             ConfigError: if `text` is blank or "run:" has no run id.
         """
         if not isinstance(text, str) or not text.strip():
-            raise ConfigError(_message("base.weights", _WEIGHTS_ALLOWED, text))
+            raise ConfigError(message("base.weights", _WEIGHTS_ALLOWED, text))
         if text in ("imagenet", "none"):
             return cls(kind=text)
         if text.startswith(_RUN_PREFIX):
             run_id = text[len(_RUN_PREFIX):]
             if not run_id:
-                raise ConfigError(_message("base.weights", "'run:<run id>' with a run id", text))
+                raise ConfigError(message("base.weights", "'run:<run id>' with a run id", text))
             return cls(kind="run", run_id=run_id)
         return cls(kind="file", path=text)
 
@@ -343,180 +336,15 @@ TOP_LEVEL: tuple[str, ...] = tuple(name for name in RunConfig.model_fields if na
 
 
 # ---- reading the declaration ---------------------------------------------------
-@dataclass(frozen=True)
-class FieldSpec:
-    """One config field as declared: what the UI, docs and search spaces need to know.
-
-    Attributes:
-        key: The dotted key, e.g. "head.dropout" (top-level fields have no dot).
-        type: "int", "float", "bool", "choice", "list" or "str".
-        default: The default in JSON form (a list for lists); None when required.
-        help: The one-line description.
-        required: Whether the field has no default.
-        choices: The allowed values of a "choice" field.
-        lower: The lower bound of a number, or of each item of a list.
-        upper: The upper bound of a number, or of each item of a list.
-        lower_open: Whether `lower` itself is excluded.
-        upper_open: Whether `upper` itself is excluded.
-        item_type: The type of each item of a "list" field.
-        min_length: The fewest items of a "list" field.
-        max_length: The most items of a "list" field.
-        allowed_words: What a "str" field accepts, in words.
-    """
-
-    key: str
-    type: FieldType
-    default: Any
-    help: str
-    required: bool = False
-    choices: tuple[Any, ...] | None = None
-    lower: int | float | None = None
-    upper: int | float | None = None
-    lower_open: bool = False
-    upper_open: bool = False
-    item_type: FieldType | None = None
-    min_length: int | None = None
-    max_length: int | None = None
-    allowed_words: str | None = None
-
-    @property
-    def allowed(self) -> str:
-        """What the field accepts, in words: "an integer from 32 to 512", "one of a, b"."""
-        if self.type == "bool":
-            return "true or false"
-        if self.type == "choice":
-            return "one of " + ", ".join(str(c) for c in self.choices or ())
-        if self.type in ("int", "float"):
-            return self.allowed_words or _range_words(self.type, self)
-        if self.type == "list":
-            count = (f"{self.min_length or 0} to {self.max_length} items"
-                     if self.max_length is not None else "items")
-            return f"a list of {count}, each {_range_words(self.item_type or 'str', self)}"
-        return self.allowed_words or "a string"
-
-    @property
-    def in_words(self) -> str:
-        """What the field accepts in everyday words, for people filling in a form.
-
-        "a whole number from 32 to 512", "a number from 0, below 1", "up to 8 whole
-        numbers from 1 to 8192, separated by commas" (a list as a person types it).
-        """
-        if self.type == "bool":
-            return "on or off"
-        if self.type == "choice":
-            return "one of " + ", ".join(str(c) for c in self.choices or ())
-        if self.type in ("int", "float"):
-            return _plain_range(self.type, self)
-        if self.type == "list":
-            count = (f"{self.min_length or 0} to {self.max_length}" if self.min_length
-                     else f"up to {self.max_length}") if self.max_length is not None else "any"
-            items = _plain_range(self.item_type or "str", self)
-            items = items.replace("a whole number", "whole numbers", 1).replace(
-                "a number", "numbers", 1)
-            return f"{count} {items}, separated by commas"
-        return self.allowed_words or "some text"
-
-
-def _plain_range(kind: str, spec: FieldSpec) -> str:
-    """`_range_words` for a form: "a whole number from 1 to 8192", "a number above 0"."""
-    if kind not in ("int", "float"):
-        return "some text"
-    noun = "a whole number" if kind == "int" else "a number"
-    lo, hi = spec.lower, spec.upper
-    lo_open, hi_open = spec.lower_open, spec.upper_open
-    if kind == "int":  # an open bound of a whole number is the next whole number inside
-        lo, lo_open = (lo + 1 if lo is not None and lo_open else lo), False
-        hi, hi_open = (hi - 1 if hi is not None and hi_open else hi), False
-    if lo is not None and hi is not None and not (lo_open or hi_open):
-        return f"{noun} from {_number_words(lo)} to {_number_words(hi)}"
-    parts = []
-    if lo is not None:
-        parts.append(f"{'above' if lo_open else 'at least'} {_number_words(lo)}")
-    if hi is not None:
-        parts.append(f"{'below' if hi_open else 'at most'} {_number_words(hi)}")
-    return " ".join([noun, " and ".join(parts)]) if parts else noun
-
-
-def _number_words(value: int | float) -> str:
-    return str(value) if isinstance(value, int) else f"{value:g}"
-
-
-def _range_words(kind: str, spec: FieldSpec) -> str:
-    lo, hi = spec.lower, spec.upper
-    if kind == "int":
-        lo = lo + 1 if lo is not None and spec.lower_open else lo
-        hi = hi - 1 if hi is not None and spec.upper_open else hi
-        if lo is not None and hi is not None:
-            return f"an integer from {lo} to {hi}"
-        if lo is not None or hi is not None:
-            return f"an integer {'>=' if lo is not None else '<='} {lo if lo is not None else hi}"
-        return "an integer"
-    if kind == "float":
-        if lo is not None and hi is not None:
-            left, right = "(" if spec.lower_open else "[", ")" if spec.upper_open else "]"
-            return f"a number in {left}{lo}, {hi}{right}"
-        if lo is not None:
-            return f"a number {'>' if spec.lower_open else '>='} {lo}"
-        if hi is not None:
-            return f"a number {'<' if spec.upper_open else '<='} {hi}"
-        return "a number"
-    return "a string"
-
-
-def _constraints(metadata: list[Any]) -> dict[str, Any]:
-    """Bounds and lengths from a field's Pydantic metadata (annotated-types objects)."""
-    out: dict[str, Any] = {}
-    for item in metadata:
-        if isinstance(item, FieldInfo):
-            out.update(_constraints(item.metadata))
-        for name in ("ge", "gt", "le", "lt", "min_length", "max_length"):
-            if getattr(item, name, None) is not None:
-                out[name] = getattr(item, name)
-    return out
-
-
-_TYPE_NAMES: dict[Any, FieldType] = {bool: "bool", int: "int", float: "float", str: "str"}
-
-
-def _spec(key: str, info: FieldInfo) -> FieldSpec:
-    annotation, metadata = info.annotation, list(info.metadata)
-    kwargs: dict[str, Any] = {}
-    if get_origin(annotation) is Literal:
-        kwargs.update(type="choice", choices=get_args(annotation))
-    elif get_origin(annotation) is tuple:
-        item = get_args(annotation)[0]
-        item_metadata = list(get_args(item)[1:]) if get_origin(item) is Annotated else []
-        item = get_args(item)[0] if get_origin(item) is Annotated else item
-        kwargs.update(type="list", item_type=_TYPE_NAMES[item])
-        lengths = _constraints(metadata)
-        kwargs.update(min_length=lengths.get("min_length"), max_length=lengths.get("max_length"))
-        metadata = item_metadata
-    else:
-        kwargs["type"] = _TYPE_NAMES[annotation]
-    bounds = _constraints(metadata)
-    number = float if (kwargs.get("item_type") or kwargs["type"]) == "float" else int
-    for side, closed, open_ in (("lower", "ge", "gt"), ("upper", "le", "lt")):
-        if bounds.get(closed) is not None or bounds.get(open_) is not None:
-            bound = bounds[open_] if bounds.get(open_) is not None else bounds[closed]
-            kwargs[side] = number(bound)
-            kwargs[f"{side}_open"] = bounds.get(open_) is not None
-    words = [m.text for m in metadata if isinstance(m, Allowed)]
-    required = info.is_required()
-    default = None if required else info.get_default(call_default_factory=True)
-    return FieldSpec(key=key, default=list(default) if isinstance(default, tuple) else default,
-                     help=info.description or "", required=required,
-                     allowed_words=words[0] if words else None, **kwargs)
-
-
 @functools.cache
 def _declared() -> dict[str, FieldSpec]:
     out: dict[str, FieldSpec] = {}
     for name, info in RunConfig.model_fields.items():
         if name in SECTIONS:
             for field, section_info in SECTIONS[name].model_fields.items():
-                out[f"{name}.{field}"] = _spec(f"{name}.{field}", section_info)
+                out[f"{name}.{field}"] = spec_of(f"{name}.{field}", section_info)
         else:
-            out[name] = _spec(name, info)
+            out[name] = spec_of(name, info)
     return out
 
 
@@ -534,7 +362,7 @@ def field_spec(key: str) -> FieldSpec:
     specs = field_specs()
     if key not in specs:
         raise ConfigError(f"Unknown config key; use one of {', '.join(specs)}. "
-                          f"Received: {_received(key)}")
+                          f"Received: {received(key)}")
     return specs[key]
 
 
@@ -554,127 +382,10 @@ def markdown_table() -> str:
     return "\n".join(rows)
 
 
-# ---- checking a form, field by field ---------------------------------------------
-def _item_ok(spec: FieldSpec, item: Any) -> bool:
-    """Whether one item of a "list" field has the item type and lies within the bounds."""
-    kind = int if spec.item_type == "int" else float if spec.item_type == "float" else str
-    if isinstance(item, bool) or not isinstance(item, kind):
-        return False
-    if spec.lower is not None and (item <= spec.lower if spec.lower_open else item < spec.lower):
-        return False
-    return spec.upper is None or (item < spec.upper if spec.upper_open else item <= spec.upper)
-
-
-def _got(spec: FieldSpec, value: Any) -> str:
-    """The part of `value` to quote back: a list's first bad item, or how many it has."""
-    if spec.type == "list" and isinstance(value, list | tuple):
-        if spec.max_length is not None and len(value) > spec.max_length:
-            return f"{len(value)} of them"
-        bad = [item for item in value if not _item_ok(spec, item)]
-        if bad:
-            return _received(bad[0])
-    return _received(value)
-
-
-def _field_valid(key: str, value: Any) -> bool:
-    section, _, field = key.partition(".")
-    try:
-        if field:
-            SECTIONS[section](**{field: value})
-        else:
-            RunConfig(**{"dataset": "dataset", key: value})
-    except ConfigError:
-        return False
-    return True
-
-
-def field_errors(values: dict[str, Any]) -> dict[str, str]:
-    """Every invalid value among `values`, each with its own message in everyday words.
-
-    Each field is checked on its own against its declaration, so a form can show
-    every problem at once, next to the field it concerns.
-
-    Args:
-        values: Flat config keys and values, e.g. `{"head.dense": [256, "wide"]}`.
-
-    Returns:
-        `{key: message}` for the keys whose value is invalid, e.g. `{"head.dense":
-        "use up to 8 whole numbers from 1 to 8192, separated by commas (got 'wide')"}`;
-        empty when every value is valid. Messages start in lower case so that a form
-        can put its field's label in front.
-    """
-    specs = field_specs()
-    errors = {}
-    for key, value in values.items():
-        spec = specs.get(key)
-        if spec is None:
-            errors[key] = "not a setting of a run"
-        elif not _field_valid(key, value):
-            errors[key] = f"use {spec.in_words} (got {_got(spec, value)})"
-    return errors
-
-
-# ---- settings links ------------------------------------------------------------------
-LINK_MAX_CHARS = 4096
-
-
-def changed_settings(cfg: RunConfig) -> dict[str, Any]:
-    """The flat keys of `cfg` whose values differ from the declared defaults.
-
-    Required fields (the dataset) are always included.
-    """
-    specs = field_specs()
-    return {key: value for key, value in cfg.flat().items()
-            if specs[key].required or value != specs[key].default}
-
-
-def link_token(cfg: RunConfig) -> str:
-    """`cfg` as a short URL-safe text (base64url of the JSON of `changed_settings`)."""
-    text = json.dumps(changed_settings(cfg), separators=(",", ":"))
-    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
-
-
-def from_link_token(token: str) -> RunConfig:
-    """The config a `link_token` describes; missing keys take their defaults.
-
-    Raises:
-        ConfigError: if the token is too long, not base64url JSON of an object, or
-            names an unknown key or an invalid value.
-    """
-    allowed = f"the base64url JSON of a settings object, at most {LINK_MAX_CHARS} characters"
-    if not isinstance(token, str) or len(token) > LINK_MAX_CHARS:
-        raise ConfigError(f"A settings link must hold {allowed}. Received: {_received(token)}")
-    try:
-        text = base64.b64decode(token + "=" * (-len(token) % 4), altchars=b"-_", validate=True)
-        values = json.loads(text.decode())
-    except (binascii.Error, ValueError, RecursionError):
-        raise ConfigError(f"A settings link must hold {allowed}. "
-                          f"Received: {_received(token)}") from None
-    if not isinstance(values, dict):
-        raise ConfigError(f"A settings link must hold {allowed}. Received: {_received(values)}")
-    return RunConfig.from_dict(apply_overrides({}, values))
-
 
 # ---- error messages ----------------------------------------------------------------
-_REPR = reprlib.Repr()
-_REPR.maxlevel, _REPR.maxlist, _REPR.maxtuple, _REPR.maxdict = 3, 10, 10, 6
-_REPR.maxstring, _REPR.maxother, _REPR.maxlong = 120, 120, 60
-_MAX_RECEIVED = 200
-
-
-def _received(value: Any) -> str:
-    """`repr(value)`, shortened so any input, however large or deep, fits on one short line."""
-    text = _REPR.repr(value)
-    return text if len(text) <= _MAX_RECEIVED else text[:_MAX_RECEIVED - 3] + "..."
-
-
-def _message(path: str, allowed: str, value: Any) -> str:
-    key = path.rsplit(".", 1)[-1]
-    return f"{path} must be {allowed}. Received: {key}={_received(value)}"
-
-
 def _key_words(key: Any) -> str:
-    return key if isinstance(key, str) and key.isidentifier() else _received(key)
+    return key if isinstance(key, str) and key.isidentifier() else received(key)
 
 
 def _unknown_keys(section: str | None, keys: list[Any]) -> ConfigError:
@@ -682,10 +393,10 @@ def _unknown_keys(section: str | None, keys: list[Any]) -> ConfigError:
     if section is None:
         allowed = ", ".join(sorted((*TOP_LEVEL, *SECTIONS)))
         return ConfigError(f"Unknown config key(s) {names}; allowed top-level keys are "
-                           f"{allowed}. Received: {_received(keys)}")
+                           f"{allowed}. Received: {received(keys)}")
     fields = ", ".join(sorted(SECTIONS[section].model_fields))
     return ConfigError(f"Unknown key(s) in {section}: {names}; allowed: {fields}. "
-                       f"Received: {_received(keys)}")
+                       f"Received: {received(keys)}")
 
 
 def _value_at(data: Any, loc: tuple[Any, ...], fallback: Any) -> Any:
@@ -717,36 +428,18 @@ def _config_error(model: type[BaseModel], exc: ValidationError, data: Any) -> Co
         return ConfigError(f"A run config must be a JSON object. Received: "
                            f"{type(error['input']).__name__}")
     if full[0] in SECTIONS and len(full) == 1:
-        return ConfigError(_message(full[0], "a JSON object", error["input"]))
+        return ConfigError(message(full[0], "a JSON object", error["input"]))
     depth = 2 if full[0] in SECTIONS else 1
     path = ".".join(str(p) for p in full[:depth])
-    allowed = _declared()[path].allowed
+    allowed = field_specs()[path].allowed
     if error["type"] == "missing":
         return ConfigError(f"{path} must be {allowed}. Received: nothing")
     value = _value_at(data, loc[:depth - len(prefix)], error["input"])
-    return ConfigError(_message(path, allowed, value))
+    return ConfigError(message(path, allowed, value))
+
 
 
 # ---- overrides ---------------------------------------------------------------------
-def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Flatten nested dicts to dotted keys; lists are kept as values."""
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(flatten(value, path + "."))
-        else:
-            out[path] = value
-    return out
-
-
-def parse_value(text: str) -> Any:
-    """Parse a CLI override value: JSON when it parses (numbers, lists, true), else a string."""
-    try:
-        return json.loads(text)
-    except (json.JSONDecodeError, RecursionError):
-        return text
-
 
 def apply_overrides(data: dict[str, Any], overrides: list[str] | dict[str, Any]) -> dict[str, Any]:
     """Return a copy of config dict `data` with overrides applied.
@@ -760,19 +453,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | dict[str, Any])
         ConfigError: if an override is malformed or names an unknown key.
     """
     out = copy.deepcopy(data)
-    if isinstance(overrides, dict):
-        items = list(overrides.items())
-    else:
-        items = []
-        for item in overrides:
-            if "=" not in item:
-                raise ConfigError(
-                    f"An override must look like section.key=value (e.g. train.epochs=3). "
-                    f"Received: {_received(item)}"
-                )
-            key, raw = item.split("=", 1)
-            items.append((key.strip(), parse_value(raw.strip())))
-    for key, value in items:
+    for key, value in parse_overrides(overrides):
         parts = key.split(".")
         if len(parts) == 1 and key in TOP_LEVEL:
             out[key] = value
@@ -781,7 +462,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | dict[str, Any])
             if parts[1] not in fields:
                 raise ConfigError(
                     f"Unknown key {key}; {parts[0]} has {', '.join(sorted(fields))}. "
-                    f"Received: {key}={_received(value)}"
+                    f"Received: {key}={received(value)}"
                 )
             out.setdefault(parts[0], {})[parts[1]] = value
         else:
@@ -789,47 +470,3 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | dict[str, Any])
                 SECTIONS)
             raise ConfigError(f"Unknown override key {key!r}; use {allowed}. Received: {key}")
     return out
-
-
-# ---- presets -------------------------------------------------------------------------
-# How a network with every layer trainable and random init trains (the from-scratch
-# baseline). Adam at 1e-4: VGG16 has no BatchNorm, and from random init the 1e-3 that
-# suits a head on frozen features tends to stall it (dead ReLUs) or make it diverge;
-# 1e-4 is the usual rate for a plain VGG trained from scratch. 30 epochs, three times
-# the head-only recipe's 10, because every layer starts from noise; early stopping
-# still ends the run once the val loss stops improving. Small images (32-64 px) train
-# fine this way; each epoch runs the whole network, so 150 px costs about 5x 64 px.
-SCRATCH_TRAIN: dict[str, Any] = {"optimizer": "adam", "learning_rate": 1e-4, "epochs": 30}
-
-PRESETS: dict[str, dict[str, Any]] = {
-    "Keras recipe (150 px)": {},
-    "Fast feature extraction (GAP head)": {
-        "image_size": 64,
-        "head": {"pooling": "avg", "dense": [128], "dropout": 0.3},
-        "train": {"epochs": 15, "batch_size": 64},
-    },
-    "Fine-tune block 5": {
-        "train": {"epochs": 5},
-        "fine_tune": {"blocks": 1, "epochs": 5, "learning_rate": 1e-5},
-    },
-    # The baseline of the Keras recipe: same data, size and head, every layer trained
-    # from random init (`tlcore.results.transfer.baseline_config` of the recipe).
-    "From scratch (baseline)": {
-        "base": {"weights": "none", "trainable": True},
-        "train": dict(SCRATCH_TRAIN),
-    },
-}
-DEFAULT_PRESET = "Keras recipe (150 px)"
-
-
-def preset(name: str, dataset: str) -> RunConfig:
-    """The named preset as a config for `dataset`.
-
-    Raises:
-        ConfigError: if `name` is not a preset.
-    """
-    if name not in PRESETS:
-        raise ConfigError(f"Unknown preset; choose one of {', '.join(PRESETS)}. Received: {name!r}")
-    data: dict[str, Any] = copy.deepcopy(PRESETS[name])
-    data["dataset"] = dataset
-    return RunConfig.from_dict(data)

@@ -30,8 +30,9 @@ from tlcore.data.manifest import (
     sample_files,
     show_dataset,
 )
-from tlcore.data.splits import DEFAULT_SEED, DEFAULT_TEST, DEFAULT_VAL, SPLITS, split_counts
+from tlcore.data.splits import DEFAULT_SEED, DEFAULT_TEST, DEFAULT_VAL, split_counts
 from tlcore.data.staging import remove_stale as remove_stale_staging
+from tlcore.entities import SPLITS
 from tlcore.workspace import allowed_roots, check_server_path
 
 __all__ = [

@@ -6,7 +6,7 @@ import statistics
 from collections import Counter, defaultdict
 from typing import Any
 
-from tlcore.data.splits import SPLITS
+from tlcore.entities import SPLITS
 
 
 def health_report(images: list[dict[str, Any]], classes: list[str],

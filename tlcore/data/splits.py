@@ -1,4 +1,4 @@
-"""Split names and the seeded, stratified train/val/test split of an import.
+"""The seeded, stratified train/val/test split of an import (names: `entities.SPLITS`).
 
 The split is made once per import and stored in the manifest, so every run on
 the dataset shares it.
@@ -14,7 +14,6 @@ import numpy as np
 
 from tlcore.errors import ConfigError
 
-SPLITS = ("train", "val", "test")  # every split name, in display order
 DEFAULT_VAL = 0.2
 DEFAULT_TEST = 0.1
 DEFAULT_SEED = 0

@@ -27,7 +27,7 @@
 The run's heartbeat (`Heartbeat`) is written by this loop as it makes progress:
 between steps, per decoded-image, feature and download chunk, and per train,
 validation and predict batch. A worker that hangs falls silent and
-`liveness.refresh` kills it. Large writes (checkpoints, trained weights, cached
+`jobs.refresh` kills it. Large writes (checkpoints, trained weights, cached
 arrays) check free space first and fail the run with "disk full: ..." (`space_for`).
 
 What Keras fits in a phase is decided in one place, `plan_phase`. When
@@ -66,7 +66,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from tlcore import backend
+from tlcore import backend, entities
 from tlcore.cache import features as featcache
 from tlcore.cache import images as imagecache
 from tlcore.config import RunConfig
@@ -87,7 +87,6 @@ from tlcore.engine.model import (
     use_mixed_precision,
 )
 from tlcore.errors import ConfigError, DatasetError, DivergedError, RunCancelled
-from tlcore.runs import liveness
 from tlcore.store import METRIC_COLUMNS, STAGE_FEATURES, RunStore
 from tlcore.vgg16 import backbones, bases
 from tlcore.workspace import RunFiles, Workspace, atomic_write_text, check_free_space
@@ -551,11 +550,11 @@ def write_history(path: Path, rows: list[dict[str, Any]]) -> None:
 class Heartbeat(keras.callbacks.Callback):
     """The worker's sign of life, written by the training loop as it makes progress.
 
-    `beat()` writes the run's heartbeat at most every `liveness.HEARTBEAT_INTERVAL_S`;
+    `beat()` writes the run's heartbeat at most every `entities.HEARTBEAT_INTERVAL_S`;
     the loop calls it between steps, as a progress callback of long steps, and
     (as a Keras callback) after every train, validation and predict batch. Never
     from a thread of its own: a loop that hangs must fall silent, so that
-    `liveness.refresh` notices and kills the worker.
+    `jobs.refresh` notices and kills the worker.
 
     Args:
         store: The run store.
@@ -573,7 +572,7 @@ class Heartbeat(keras.callbacks.Callback):
         Takes and ignores a progress callback's `(done, total)`.
         """
         now = time.monotonic()
-        if now - self.last >= liveness.HEARTBEAT_INTERVAL_S:
+        if now - self.last >= entities.HEARTBEAT_INTERVAL_S:
             self.last = now
             self.store.heartbeat(self.run_id)
 

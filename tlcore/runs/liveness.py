@@ -15,14 +15,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from tlcore.entities import HEARTBEAT_INTERVAL_S
 from tlcore.runs import executors, queue
 from tlcore.settings import env_number
 from tlcore.store import CANCELLED, LOST, RUNNING, STAGE_FEATURES, RunStore
 from tlcore.workspace import Workspace
 
 ENV_HEARTBEAT_TIMEOUT = "TLCORE_HEARTBEAT_TIMEOUT_S"
-# A worker writes its heartbeat at least this often while it makes progress.
-HEARTBEAT_INTERVAL_S = 5.0
 DEFAULT_HEARTBEAT_TIMEOUT_S = 120.0
 # One batch of the frozen-feature pass may legitimately take longer (huge images, CPU).
 FEATURE_STAGE_TIMEOUT_FACTOR = 2.0
