@@ -192,9 +192,13 @@ def resume(run_id: str, ws: Workspace | None = None) -> None:
             f"Only {', '.join(RESUMABLE)} runs can be resumed. Received: run {run_id} is "
             f"{status}.")
     auth.check_run_quota(store, run["owner"])
+    limit = auth.max_runs_per_user() if run["owner"] is not None else None
     store.merge_extra(run_id, resume=True, cancel_requested_at=None)
-    if not store.requeue(run_id, RESUMABLE, cancel_requested=0, error=None, ended=None,
-                         pid=None):
+    # The limit is counted again in the transaction that queues the run, so that
+    # resumes and launches at once never take the owner past it.
+    if not store.requeue(run_id, RESUMABLE, max_active=limit, cancel_requested=0, error=None,
+                         ended=None, pid=None):
+        auth.check_run_quota(store, run["owner"])
         raise RunStateError(f"Run {run_id} changed status while resuming; try again.")
     queue.start_queued(ws)
 

@@ -25,6 +25,8 @@ import contextlib
 import fcntl
 import json
 import math
+import os
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -46,6 +48,8 @@ RUNNING, CANCELLED, DONE = "running", "cancelled", "done"
 PRUNE_STARTUP_TRIALS = 4
 PRUNE_WARMUP_EPOCHS = 2
 SWEEP_WORKER = executors.local.SWEEP_WORKER
+# A trial's user attribute: `worker_tag()` of the sweep worker that asked it.
+WORKER_ATTR = "worker"
 OBJECTIVE = "best val accuracy"
 
 
@@ -364,17 +368,28 @@ def sweep_workers(sweep_id: str, ws: Workspace | None = None) -> list[int | str]
             for worker in executor.sweep_workers(sweep_id, attrs)]
 
 
+def worker_tag(pid: int | None = None) -> str:
+    """`<host>:<pid>` of a sweep worker on this host (default: this process)."""
+    return f"{socket.gethostname()}:{os.getpid() if pid is None else pid}"
+
+
 def fail_stale_trials(ws: Workspace, study: Any) -> int:
-    """Fail the study's running trials whose run is no longer training (a killed worker)."""
+    """Fail the study's running trials whose run is no longer training (a killed worker).
+
+    A trial without a run yet is left alone while the sweep worker that asked it
+    (its `worker` attribute, `<host>:<pid>`) still runs here: it waits for a slot.
+    """
     from optuna.trial import TrialState
 
     liveness.refresh(ws)
     store = RunStore(ws)
+    waiting = {worker_tag(pid) for pid in executors.local.sweep_workers(study.study_name, {})}
     failed = 0
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         run_id = trial.user_attrs.get("run_id")
         try:
-            active = run_id and store.get_run(run_id)["status"] in ACTIVE_STATUSES
+            active = (store.get_run(run_id)["status"] in ACTIVE_STATUSES if run_id
+                      else trial.user_attrs.get(WORKER_ATTR) in waiting)
         except NotFoundError:
             active = False
         if not active:
