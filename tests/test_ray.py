@@ -234,7 +234,9 @@ def test_runs_as_ray_jobs_gpus_queue_cancel_kill_and_logs(ws, dataset, on_ray):
     gpus = {store.get_run(r)["extra"]["cuda_visible_devices"] for r in first_two}
     assert gpus == {"0", "1"}
     assert store.get_run(third)["status"] == QUEUED
-    summary = rayjobs.cluster_summary()
+    # Ray's load report lags the jobs' start: wait until it shows both GPUs taken.
+    summary = wait_for(lambda: (s := rayjobs.cluster_summary()).get("gpus_available") == 0 and s,
+                       "Ray to report both GPUs in use", interval=0.3)
     assert summary["gpus_total"] == 2 and summary["gpus_available"] == 0
     assert summary["cpus_total"] == 2
     assert summary["jobs_running"] >= 2 and summary["jobs_pending"] + summary["jobs_running"] == 3
