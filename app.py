@@ -15,7 +15,7 @@ import streamlit as st
 from tlcore import backend
 from tlcore.auth import Actor
 from tlcore.errors import TLCoreError
-from tlcore.runs import jobs, slots
+from tlcore.runs import executors, liveness, slots
 from tlcore.runs.executors import ray as rayjobs
 from tlcore.store import ACTIVE_STATUSES, RUNNING, RunStore
 from tlcore.ui import identity, signin
@@ -93,7 +93,7 @@ def workers_panel(running: list[dict]) -> None:
                    f"{info['jobs_pending']} pending")
         return
     gpus = slots.gpu_slots()
-    limit = jobs.worker_limit(gpus)
+    limit = slots.worker_limit(gpus)
     if not gpus:
         st.caption(f":material/computer: Local workers · {len(running)} of {limit} busy")
         return
@@ -108,8 +108,8 @@ def queue_panel(ws: Workspace) -> None:
     """The device, worker slots, then running and queued runs, each linking to its live panel."""
     device_panel(ws)
     try:
-        jobs.refresh(ws=ws)
-        jobs.ensure_warm(ws)  # the next launch starts in a worker that has Keras loaded
+        liveness.refresh(ws=ws)
+        executors.current().warm_up(ws)  # the next launch starts in a worker that has Keras loaded
         active = RunStore(ws).list_runs(statuses=ACTIVE_STATUSES)
         workers_panel([run for run in active if run["status"] == RUNNING])
     except TLCoreError as exc:

@@ -278,11 +278,11 @@ def transfer_tab(ws: Workspace, run: dict, actor: auth.Actor) -> None:
                               icon=":material/model_training:", disabled=refused is not None,
                               help=refused)
             if train and permitted(actor, auth.LAUNCH):
-                from tlcore.runs import jobs
+                from tlcore.runs import launch
 
                 # The operator launches as before owners existed (owner None, the default).
                 owner = {"owner": actor.user} if actor.user else {}
-                jobs.launch(scratch, name=f"{run['name']} · from scratch", ws=ws, **owner)
+                launch.launch(scratch, name=f"{run['name']} · from scratch", ws=ws, **owner)
                 flash("eval", "success",
                       "Baseline queued. The report appears here when it completes.")
                 st.rerun()

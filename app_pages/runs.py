@@ -20,7 +20,7 @@ from tlcore.charts import runs as charts
 from tlcore.config import flatten
 from tlcore.errors import TLCoreError
 from tlcore.results import evaluate
-from tlcore.runs import jobs
+from tlcore.runs import launch, liveness
 from tlcore.store import COMPLETED, STATUSES, RunStore, check_note, check_tags
 from tlcore.ui import tables
 from tlcore.ui.access import denied, page_actor, permitted
@@ -186,7 +186,7 @@ def actions(ws: Workspace, store: RunStore, actor: auth.Actor, selected: list[di
         errors = []
         for run in selected:
             try:
-                jobs.delete(run["id"], ws=ws)
+                launch.delete(run["id"], ws=ws)
             except TLCoreError as exc:
                 errors.append(plain(f"{run['name']}: {exc}"))
         if errors:
@@ -410,7 +410,7 @@ def render() -> None:
         st.error(plain(exc))
         return
     try:
-        jobs.refresh(ws=ws)
+        liveness.refresh(ws=ws)
     except TLCoreError as exc:
         st.error(plain(exc))
     runs = store.list_runs()

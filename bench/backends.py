@@ -173,14 +173,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from tlcore import backend
     from tlcore import data as datasets_api
-    from tlcore.runs import jobs
+    from tlcore.runs import device
     from tlcore.workspace import Workspace
 
     names = backend.available()
     with tempfile.TemporaryDirectory(prefix="tlcore-bench-backends-") as home:
         os.environ["TLCORE_HOME"] = home
         ws = Workspace.from_env(home)
-        device = jobs.device_info(ws)["device"]
+        device = device.device_info(ws)["device"]
         dataset, description, label = recipe.prepare(args, ws)
         manifest = datasets_api.load_manifest(dataset, ws)
         folder = ws.dataset_dir(dataset)

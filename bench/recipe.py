@@ -25,7 +25,7 @@ Then the light-runs figures, each against its target:
 * B / floor and the phase-2 epoch ratio from above;
 * best val accuracy of A and B over --seeds seeds (seed 0 is the timed pair; B's
   other seeds train on the warm cache, A's train in full);
-* launch to first epoch row through `jobs.launch` with a warm and a cold worker
+* launch to first epoch row through `launch.launch` with a warm and a cold worker
   (`bench.warm_start`).
 
 Data: the upload zip --zip (default ../shared/data/fashion_mnist_600.zip when
@@ -425,7 +425,7 @@ def light_rows(args, r, b, d, cli, imports, acc) -> list[Row]:
 
 
 def warm_start_rows(ws: Any, config: Any) -> list[Row]:
-    """Launch to first epoch row through `jobs.launch` (the dashboard's path).
+    """Launch to first epoch row through `launch.launch` (the dashboard's path).
 
     Args:
         ws: The benchmark's workspace, its feature cache warm.
@@ -440,7 +440,7 @@ def warm_start_rows(ws: Any, config: Any) -> list[Row]:
     warm, cold = result["warm_first_epoch_s"], result["cold_first_epoch_s"]
     print(f"launch to first epoch: warm worker {warm:.1f}s, cold {cold:.1f}s", flush=True)
     return [
-        row("Launch → first epoch, warm worker (`jobs.launch`, the dashboard's path)",
+        row("Launch → first epoch, warm worker (`launch.launch`, the dashboard's path)",
             f"{warm:.2f} s", f"≤ {WARM_FIRST_EPOCH_MAX_S:g} s", warm <= WARM_FIRST_EPOCH_MAX_S),
         row("Launch → first epoch, cold worker", f"{cold:.2f} s"),
     ]
@@ -510,7 +510,7 @@ def render(args, description, device, r, b, c, d, counts, light) -> str:
         "is 10^6 bytes. Accuracy: the best val accuracy of each run; seed 0 is the timed "
         "pair A and B above, B's other seeds train on the warm cache and A's train in full; "
         "± is the standard deviation over seeds. Launch → first epoch: "
-        "`bench.warm_start.measure_warm_start`, from `jobs.launch` to the run's first "
+        "`bench.warm_start.measure_warm_start`, from `launch.launch` to the run's first "
         "metrics row in the store, with a worker already started and with none.",
     ]
     return "\n".join(lines)

@@ -53,14 +53,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from tlcore.runs import jobs
+    from tlcore.runs import device
     from tlcore.store import RunStore
     from tlcore.workspace import Workspace
 
     with tempfile.TemporaryDirectory(prefix="tlcore-bench-sweep-") as home:
         os.environ["TLCORE_HOME"] = home
         ws = Workspace.from_env(home)
-        device = jobs.device_info(ws)["device"]
+        device = device.device_info(ws)["device"]
         dataset, description, label = recipe.prepare(args, ws)
         base = {"dataset": dataset, "image_size": args.size, "base": {"weights": args.weights},
                 "head": {"pooling": "flatten", "dense": [256], "dropout": 0.5},

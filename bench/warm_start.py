@@ -1,11 +1,11 @@
-"""Launch -> first epoch through `jobs.launch` (the dashboard's path), warm and cold worker.
+"""Launch -> first epoch through `launch.launch` (the dashboard's path), warm and cold worker.
 
     python -m bench.warm_start CONFIG.json   (in a workspace whose features are cached)
 
-Warm: a worker started by `jobs.ensure_warm` has imported TensorFlow and waits;
+Warm: a worker started by `warm.ensure_warm` has imported TensorFlow and waits;
 the launch hands it the run. Cold: `TLCORE_WARM_WORKERS=0`, the launch spawns a
 fresh `python -m tlcore.workers.run`. Each figure is the time from calling
-`jobs.launch` to the run's first epoch row in the store, and to its completion.
+`launch.launch` to the run's first epoch row in the store, and to its completion.
 Every worker started here is stopped before returning.
 """
 
@@ -29,13 +29,13 @@ def _wait(predicate: Any, what: str) -> None:
 
 
 def _timed_launch(ws: Any, config: Any) -> tuple[float, float]:
-    """Seconds from `jobs.launch` to the first epoch row, and to the run's end."""
-    from tlcore.runs import jobs
+    """Seconds from `launch.launch` to the first epoch row, and to the run's end."""
+    from tlcore.runs import launch
     from tlcore.store import FINAL_STATUSES, RunStore
 
     store = RunStore(ws)
     start = time.perf_counter()
-    run_id = jobs.launch(config, ws=ws)
+    run_id = launch.launch(config, ws=ws)
     _wait(lambda: store.metrics(run_id) or store.get_run(run_id)["status"] in FINAL_STATUSES,
           "the first epoch")
     first = time.perf_counter() - start
@@ -53,23 +53,23 @@ def measure_warm_start(ws: Any, config: Any) -> dict[str, float]:
     Returns:
         `warm_first_epoch_s`, `warm_done_s`, `cold_first_epoch_s`, `cold_done_s`.
     """
-    from tlcore.runs import jobs
+    from tlcore.runs import warm
 
-    saved = os.environ.get(jobs.ENV_WARM_WORKERS)
+    saved = os.environ.get(warm.ENV_WARM_WORKERS)
     try:
-        os.environ[jobs.ENV_WARM_WORKERS] = "1"
-        pid = jobs.ensure_warm(ws)
-        _wait(lambda: jobs.warm_workers(ws).get(pid), "the warm worker")
+        os.environ[warm.ENV_WARM_WORKERS] = "1"
+        pid = warm.ensure_warm(ws)
+        _wait(lambda: warm.warm_workers(ws).get(pid), "the warm worker")
         warm = _timed_launch(ws, config)
-        jobs.stop_warm(ws)
-        os.environ[jobs.ENV_WARM_WORKERS] = "0"
+        warm.stop_warm(ws)
+        os.environ[warm.ENV_WARM_WORKERS] = "0"
         cold = _timed_launch(ws, config)
     finally:
-        jobs.stop_warm(ws)
+        warm.stop_warm(ws)
         if saved is None:
-            os.environ.pop(jobs.ENV_WARM_WORKERS, None)
+            os.environ.pop(warm.ENV_WARM_WORKERS, None)
         else:
-            os.environ[jobs.ENV_WARM_WORKERS] = saved
+            os.environ[warm.ENV_WARM_WORKERS] = saved
     return {"warm_first_epoch_s": warm[0], "warm_done_s": warm[1],
             "cold_first_epoch_s": cold[0], "cold_done_s": cold[1]}
 

@@ -29,7 +29,7 @@ from tlcore.errors import (
     TLCoreError,
 )
 from tlcore.results import transfer_study as transferstudy
-from tlcore.runs import jobs, sweeps
+from tlcore.runs import launch, queue, sweeps
 from tlcore.store import COMPLETED, FAILED, QUEUED, RUNNING, RunStore
 
 ALICE = Actor("alice@example.com", "Alice", "member")
@@ -165,7 +165,7 @@ def dataset(ws, tmp_path):
 @pytest.fixture
 def no_workers(monkeypatch):
     """Queued runs stay queued: these tests are about the queue, not training."""
-    monkeypatch.setattr(jobs, "start_queued", lambda ws=None: [])
+    monkeypatch.setattr(queue, "start_queued", lambda ws=None: [])
 
 
 def _config(dataset: str) -> RunConfig:
@@ -189,23 +189,23 @@ def test_the_limit_setting_is_checked(monkeypatch):
 def test_launch_records_the_owner_and_stops_at_the_limit(ws, dataset, no_workers, monkeypatch):
     monkeypatch.setenv("TLCORE_MAX_RUNS_PER_USER", "2")
     store = RunStore(ws)
-    first = jobs.launch(_config(dataset), ws=ws, owner=ALICE.user)
-    second = jobs.launch(_config(dataset), ws=ws, owner=ALICE.user)
+    first = launch.launch(_config(dataset), ws=ws, owner=ALICE.user)
+    second = launch.launch(_config(dataset), ws=ws, owner=ALICE.user)
     store.update_run(second, status=RUNNING)
     assert store.get_run(first)["owner"] == ALICE.user
     with pytest.raises(QuotaError) as info:
-        jobs.launch(_config(dataset), name="third", ws=ws, owner=ALICE.user)
+        launch.launch(_config(dataset), name="third", ws=ws, owner=ALICE.user)
     assert str(info.value) == QUOTA and isinstance(info.value, RunStateError)
     assert [r["id"] for r in store.list_runs()] == [first, second]
     assert sorted(p.name for p in ws.runs_dir.iterdir()) == sorted([first, second])
     # other people, and the operator, are not held back by Alice's runs
-    other = jobs.launch(_config(dataset), ws=ws, owner=BOB)
-    operator = [jobs.launch(_config(dataset), ws=ws) for _ in range(3)]
+    other = launch.launch(_config(dataset), ws=ws, owner=BOB)
+    operator = [launch.launch(_config(dataset), ws=ws) for _ in range(3)]
     assert store.get_run(other)["owner"] == BOB
     assert {store.get_run(r)["owner"] for r in operator} == {None}
     # a finished run makes room again
     store.update_run(first, status=COMPLETED)
-    assert store.get_run(jobs.launch(_config(dataset), ws=ws, owner=ALICE.user))["owner"] == (
+    assert store.get_run(launch.launch(_config(dataset), ws=ws, owner=ALICE.user))["owner"] == (
         ALICE.user)
 
 
@@ -213,7 +213,7 @@ def test_resume_keeps_the_owner_and_counts_against_their_limit(ws, dataset, no_w
                                                                 monkeypatch):
     store = RunStore(ws)
     failed = store.create_run(_config(dataset), status=FAILED, owner=ALICE.user)
-    jobs.resume(failed, ws)
+    launch.resume(failed, ws)
     assert (store.get_run(failed)["status"], store.get_run(failed)["owner"]) == (
         QUEUED, ALICE.user)
     store.update_run(failed, status=FAILED)
@@ -221,7 +221,7 @@ def test_resume_keeps_the_owner_and_counts_against_their_limit(ws, dataset, no_w
     for _ in range(2):
         store.create_run(_config(dataset), owner=ALICE.user)
     with pytest.raises(QuotaError, match="^You have 2 runs queued or running"):
-        jobs.resume(failed, ws)
+        launch.resume(failed, ws)
     assert store.get_run(failed)["status"] == FAILED
 
 
@@ -259,9 +259,9 @@ def test_a_transfer_study_is_refused_whole_when_it_passes_the_limit(ws, dataset,
 def test_runs_launched_together_are_checked_before_any_is_queued(ws, dataset, no_workers):
     good = _config(dataset)
     with pytest.raises(ConfigError, match="^A run name must be"):
-        jobs.launch_many([(good, "first"), (good, "second\nline")], ws=ws, owner=ALICE.user)
+        launch.launch_many([(good, "first"), (good, "second\nline")], ws=ws, owner=ALICE.user)
     assert RunStore(ws).list_runs() == []
-    ids = jobs.launch_many([(good, "first"), (good, "second")], ws=ws, owner=ALICE.user)
+    ids = launch.launch_many([(good, "first"), (good, "second")], ws=ws, owner=ALICE.user)
     assert [RunStore(ws).get_run(run_id)["name"] for run_id in ids] == ["first", "second"]
     assert all((ws.run(run_id).config).is_file() for run_id in ids)
 

@@ -290,7 +290,7 @@ def test_save_weights_upload(ws, tmp_path):
 
 
 def test_ui_modules_do_not_import_tensorflow():
-    code = ("import sys, tlcore.vgg16.backbones, tlcore.runs.jobs, tlcore.cli.runs, "
+    code = ("import sys, tlcore.vgg16.backbones, tlcore.runs.launch, tlcore.cli.runs, "
             "tlcore.config.advice; "
             "bad = [m for m in ('tensorflow', 'keras') if m in sys.modules]; "
             "sys.exit(f'imported {bad}' if bad else 0)")

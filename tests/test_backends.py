@@ -26,7 +26,7 @@ from tlcore.engine.gradcam import gradcam
 from tlcore.errors import ConfigError
 from tlcore.results import export
 from tlcore.results.predict import load_image, predict_images
-from tlcore.runs import jobs
+from tlcore.runs import children, launch, liveness
 from tlcore.store import COMPLETED, RunStore
 
 CLASSES = ("disc", "square", "triangle")
@@ -37,7 +37,7 @@ RUN_TIMEOUT_S = 300
 def _python(code: str, name: str, ws=None, timeout: float = 300) -> str:
     """Run `code` in a fresh Python on backend `name`; its stdout."""
     path = os.pathsep.join(p for p in (os.getcwd(), os.environ.get("PYTHONPATH")) if p)
-    env = {**(jobs.worker_env(ws) if ws else {**os.environ, "PYTHONPATH": path}),
+    env = {**(children.worker_env(ws) if ws else {**os.environ, "PYTHONPATH": path}),
            **backend.environment(name)}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env=env, timeout=timeout)
@@ -66,7 +66,7 @@ def test_a_backend_that_is_not_installed_is_refused_at_launch(ws, tmp_path, monk
     config = RunConfig.from_dict({"dataset": "shapes", "image_size": 32,
                                   "base": {"weights": "none"}, "train": {"backend": "torch"}})
     with pytest.raises(ConfigError) as caught:
-        jobs.launch(config, ws=ws)
+        launch.launch(config, ws=ws)
     message = str(caught.value)
     assert "\n" not in message and "needs PyTorch, which is not installed" in message
     assert "pip install torch" in message and "tensorflow, jax" in message
@@ -121,9 +121,9 @@ def test_a_run_on_jax_end_to_end_and_its_model_on_tensorflow(ws, tmp_path):
         "head": {"dense": [8], "dropout": 0.0},
         "train": {"epochs": 2, "batch_size": 8, "early_stopping_patience": 0, "backend": "jax"},
         "fine_tune": {"blocks": 1, "epochs": 1}})
-    run_id = jobs.launch(config, ws=ws)
+    run_id = launch.launch(config, ws=ws)
     store = RunStore(ws)
-    wait_for(lambda: jobs.refresh(ws=ws) or store.get_run(run_id)["status"] not in (
+    wait_for(lambda: liveness.refresh(ws=ws) or store.get_run(run_id)["status"] not in (
         "queued", "running"), "the JAX run", RUN_TIMEOUT_S)
     run = store.get_run(run_id)
     assert run["status"] == COMPLETED, run["error"]

@@ -14,7 +14,7 @@ from tlcore.cache import lru as cache
 from tlcore.cli import main as cli_main
 from tlcore.engine import runmodel, train
 from tlcore.errors import NotFoundError
-from tlcore.runs import jobs
+from tlcore.runs import launch
 from tlcore.store import COMPLETED, RunStore
 from tlcore.vgg16 import backbones, bases
 
@@ -101,11 +101,11 @@ def test_runs_share_their_base_and_the_last_run_gone_frees_it(ws, capsys):
 
     assembled = runmodel.model_file(ids[0], ws)  # a download, kept in the cache
     assert assembled.is_file() and assembled.is_relative_to(ws.cache_dir)
-    jobs.delete(ids[0], ws)
+    launch.delete(ids[0], ws)
     assert not assembled.exists()  # deleting a run frees all of its space
     cache.clear(ws)
     assert bases.exists(ws, fp)  # still used by the other run
-    jobs.delete(ids[1], ws)
+    launch.delete(ids[1], ws)
     assert cli_main(["cache", "list", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["bases"][0]["runs"] == []
     assert bases.collect(ws, grace_s=0) == (1, listed[0]["bytes"])

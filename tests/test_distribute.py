@@ -17,7 +17,7 @@ from tlcore.config import RunConfig
 from tlcore.data.demo import write_class_folders
 from tlcore.engine import train
 from tlcore.errors import ConfigError
-from tlcore.runs import jobs
+from tlcore.runs import launch, liveness
 from tlcore.store import COMPLETED, FAILED, RunStore
 from tlcore.vgg16 import bases
 
@@ -45,7 +45,7 @@ def _config(dataset: str, distribute: str, **train_fields) -> RunConfig:
 
 
 def _finished(store: RunStore, ws, run_id: str) -> dict:
-    wait_for(lambda: jobs.refresh(ws=ws) or store.get_run(run_id)["status"] not in (
+    wait_for(lambda: liveness.refresh(ws=ws) or store.get_run(run_id)["status"] not in (
         "queued", "running"), f"run {run_id}", RUN_TIMEOUT_S)
     return store.get_run(run_id)
 
@@ -54,8 +54,8 @@ def _finished(store: RunStore, ws, run_id: str) -> dict:
 def test_a_mirrored_run_on_two_devices_trains_as_on_one(ws, dataset, monkeypatch):
     monkeypatch.setenv(backend.ENV_CPU_DEVICES, "2")  # the workers' environment
     store = RunStore(ws)
-    single = jobs.launch(_config(dataset, "none"), name="one device", ws=ws)
-    mirrored = jobs.launch(_config(dataset, "mirrored"), name="mirrored", ws=ws)
+    single = launch.launch(_config(dataset, "none"), name="one device", ws=ws)
+    mirrored = launch.launch(_config(dataset, "mirrored"), name="mirrored", ws=ws)
     runs = {run_id: _finished(store, ws, run_id) for run_id in (single, mirrored)}
     for run in runs.values():
         assert run["status"] == COMPLETED, run["error"]
@@ -88,7 +88,7 @@ def test_a_diverging_mirrored_run_fails_with_the_reason(ws, dataset, monkeypatch
     monkeypatch.setenv(backend.ENV_CPU_DEVICES, "2")
     config = _config(dataset, "mirrored", epochs=5, learning_rate=10).with_overrides(
         {"fine_tune.blocks": 0, "fine_tune.epochs": 0})
-    run = _finished(RunStore(ws), ws, jobs.launch(config, ws=ws))
+    run = _finished(RunStore(ws), ws, launch.launch(config, ws=ws))
     assert run["status"] == FAILED
     assert run["error"].startswith("Training diverged at epoch ")
     assert "Lower the learning rate (train.learning_rate is now 10.0)" in run["error"]
@@ -101,7 +101,7 @@ def test_mirrored_needs_tensorflow(ws, dataset, monkeypatch):
     # "auto" resolves on the machine that launches: refused there, in one line.
     monkeypatch.setenv(backend.ENV, "jax")
     with pytest.raises(ConfigError) as caught:
-        jobs.launch(_config(dataset, "mirrored"), ws=ws)
+        launch.launch(_config(dataset, "mirrored"), ws=ws)
     assert str(caught.value) == (f"{MIRRORED_MESSAGE} Received: train.backend=auto, which is "
                                  f"jax here")
     assert RunStore(ws).list_runs() == []

@@ -27,7 +27,8 @@ from tlcore.errors import (
     StoreError,
     WeightsError,
 )
-from tlcore.runs import jobs
+from tlcore.runs import children, device, launch, liveness, logs, queue, slots
+from tlcore.runs.executors import local
 from tlcore.store import (
     CANCELLED,
     COMPLETED,
@@ -90,13 +91,13 @@ def _claim_for(store: RunStore, proc: subprocess.Popen | None, heartbeat: float)
 @pytest.mark.slow
 def test_queue_order_live_metrics_and_cancel_of_a_queued_run(ws, dataset):
     store = RunStore(ws)
-    first = jobs.launch(_config(dataset, epochs=5), name="first", ws=ws)
-    second = jobs.launch(_config(dataset, epochs=1), name="second", ws=ws)
-    third = jobs.launch(_config(dataset, epochs=1), name="third", ws=ws)
+    first = launch.launch(_config(dataset, epochs=5), name="first", ws=ws)
+    second = launch.launch(_config(dataset, epochs=1), name="second", ws=ws)
+    third = launch.launch(_config(dataset, epochs=1), name="third", ws=ws)
     assert [_status(store, r) for r in (first, second, third)] == [RUNNING, QUEUED, QUEUED]
     assert json.loads((ws.run(first).config).read_text())["train"]["epochs"] == 5
 
-    assert jobs.cancel(third, ws) == CANCELLED
+    assert launch.cancel(third, ws) == CANCELLED
 
     # Metrics are readable here, in another process, while the worker is still training.
     wait_for(lambda: store.metrics(first) and _status(store, first) == RUNNING,
@@ -113,23 +114,23 @@ def test_queue_order_live_metrics_and_cancel_of_a_queued_run(ws, dataset):
     assert [m["epoch"] for m in store.metrics(first)] == [1, 2, 3, 4, 5]
     assert runs[third]["status"] == CANCELLED and runs[third]["started"] is None
     assert not ws.run(third).log.exists()
-    assert "completed" in jobs.log_tail(first, ws=ws)
+    assert "completed" in logs.log_tail(first, ws=ws)
 
 
 @pytest.mark.slow
 def test_cancel_of_a_running_run_stops_it_promptly(ws, dataset):
     store = RunStore(ws)
-    run_id = jobs.launch(_config(dataset, epochs=200), ws=ws)
+    run_id = launch.launch(_config(dataset, epochs=200), ws=ws)
     wait_for(lambda: store.progress(run_id), "the first batch")
     pid = store.get_run(run_id)["pid"]
     start = time.monotonic()
-    assert jobs.cancel(run_id, ws, wait=jobs.CANCEL_GRACE_S) == CANCELLED
+    assert launch.cancel(run_id, ws, wait=liveness.CANCEL_GRACE_S) == CANCELLED
     assert time.monotonic() - start < 10
     run = store.get_run(run_id)
     assert run["error"] is None  # it stopped by itself, no kill needed
-    wait_for(lambda: not jobs.pid_alive(pid, run_id), "the worker to exit", timeout=10)
+    wait_for(lambda: not local.pid_alive(pid, run_id), "the worker to exit", timeout=10)
     assert len(store.metrics(run_id)) < 200
-    assert f"Run {run_id} was cancelled" in jobs.log_tail(run_id, ws=ws)
+    assert f"Run {run_id} was cancelled" in logs.log_tail(run_id, ws=ws)
 
 
 @pytest.mark.slow
@@ -137,14 +138,14 @@ def test_kill_9_is_detected_and_resume_continues_from_the_checkpoint(ws, dataset
                                                                      monkeypatch):
     monkeypatch.setenv("TLCORE_CHECKPOINT_INTERVAL_S", "0")  # a checkpoint after every epoch
     store = RunStore(ws)
-    run_id = jobs.launch(_config(dataset, epochs=8), ws=ws)
+    run_id = launch.launch(_config(dataset, epochs=8), ws=ws)
     checkpoint = ws.run(run_id).dir / "checkpoint" / "state.json"
     wait_for(checkpoint.exists, "the first epoch checkpoint")
     pid = store.get_run(run_id)["pid"]
     os.kill(pid, signal.SIGKILL)
-    wait_for(lambda: not jobs.pid_alive(pid, run_id), "the worker to die", timeout=10)
+    wait_for(lambda: not local.pid_alive(pid, run_id), "the worker to die", timeout=10)
 
-    assert jobs.refresh(ws) == [run_id]
+    assert liveness.refresh(ws) == [run_id]
     run = store.get_run(run_id)
     assert run["status"] == LOST
     assert f"pid {pid}" in run["error"] and "resume" in run["error"]
@@ -152,7 +153,7 @@ def test_kill_9_is_detected_and_resume_continues_from_the_checkpoint(ws, dataset
     assert 1 <= done < 8
     kept = store.metrics(run_id)[:done]
 
-    jobs.resume(run_id, ws)
+    launch.resume(run_id, ws)
     assert store.get_run(run_id)["extra"]["resume"] is True
     wait_for(lambda: _status(store, run_id) in (COMPLETED, FAILED), "the resumed run")
     run = store.get_run(run_id)
@@ -160,19 +161,19 @@ def test_kill_9_is_detected_and_resume_continues_from_the_checkpoint(ws, dataset
     assert [m["epoch"] for m in store.metrics(run_id)] == list(range(1, 9))
     assert store.metrics(run_id)[:done] == kept
     assert (f"resuming after epoch {done} (phase 1), optimizer state restored"
-            in jobs.log_tail(run_id, lines=200, ws=ws))
+            in logs.log_tail(run_id, lines=200, ws=ws))
 
 
 @pytest.mark.slow
 def test_a_failing_worker_stores_its_error(ws):
     store = RunStore(ws)
     run_id = store.create_run(_config("vanished"))  # as if deleted after launch
-    assert jobs.start_queued(ws) == [run_id]
+    assert queue.start_queued(ws) == [run_id]
     wait_for(lambda: _status(store, run_id) == FAILED, "the run to fail", timeout=120)
     run = store.get_run(run_id)
     assert run["error"].startswith("No dataset named 'vanished'")
     assert "Traceback (last lines):" in run["error"] and run["ended"] is not None
-    assert "NotFoundError" in jobs.log_tail(run_id, ws=ws)
+    assert "NotFoundError" in logs.log_tail(run_id, ws=ws)
 
 
 @pytest.mark.slow
@@ -180,7 +181,7 @@ def test_a_worker_on_a_full_disk_records_why_it_failed(ws, dataset):
     store = RunStore(ws)
     run_id = store.create_run(_config(dataset))
     # Started by hand with a reserve no disk has: every large write is refused.
-    env = {**jobs.worker_env(ws), "TLCORE_MIN_FREE_MB": "1e12"}
+    env = {**children.worker_env(ws), "TLCORE_MIN_FREE_MB": "1e12"}
     proc = subprocess.run([sys.executable, "-m", "tlcore.workers.run", run_id], env=env,
                           timeout=RUN_TIMEOUT_S)
     assert proc.returncode == 1
@@ -188,15 +189,15 @@ def test_a_worker_on_a_full_disk_records_why_it_failed(ws, dataset):
     assert run["status"] == FAILED
     assert run["error"].startswith("disk full: ") and " MB free in " in run["error"]
     assert [p.name for p in ws.run(run_id).dir.iterdir()] == ["log.txt"]
-    assert jobs.refresh(ws) == [] and store.get_run(run_id)["status"] == FAILED
+    assert liveness.refresh(ws) == [] and store.get_run(run_id)["status"] == FAILED
 
 
 @pytest.mark.slow
 def test_device_info_runs_in_a_subprocess_and_is_cached(ws):
-    cached = ws.cache_dir / jobs.DEVICE_CACHE_FILE
+    cached = ws.cache_dir / device.DEVICE_CACHE_FILE
     cached.write_text(json.dumps({"device": "from cache", "gpus": [], "mixed_precision": False}))
-    assert jobs.device_info(ws)["device"] == "from cache"
-    info = jobs.device_info(ws, refresh=True)
+    assert device.device_info(ws)["device"] == "from cache"
+    info = device.device_info(ws, refresh=True)
     assert info == {"device": "CPU", "gpus": [], "mixed_precision": False,
                     "backend": "tensorflow", "backends": backend.available()}
     assert json.loads(cached.read_text()) == info
@@ -206,15 +207,15 @@ def test_device_info_runs_in_a_subprocess_and_is_cached(ws):
 def test_launch_refuses_what_cannot_run(ws, dataset, tmp_path, monkeypatch):
     store = RunStore(ws)
     with pytest.raises(NotFoundError, match="No dataset named 'nope'"):
-        jobs.launch(_config("nope"), ws=ws)
+        launch.launch(_config("nope"), ws=ws)
     with pytest.raises(WeightsError, match="does not exist"):
-        jobs.launch(_config(dataset, base={"weights": str(tmp_path / "missing.h5")}), ws=ws)
+        launch.launch(_config(dataset, base={"weights": str(tmp_path / "missing.h5")}), ws=ws)
     queued = store.create_run(_config(dataset))
     with pytest.raises(RunStateError, match=f"run:{queued}.*queued"):
-        jobs.launch(_config(dataset, base={"weights": f"run:{queued}"}), ws=ws)
-    monkeypatch.setenv(jobs.ENV_MAX_WORKERS, "zero")
+        launch.launch(_config(dataset, base={"weights": f"run:{queued}"}), ws=ws)
+    monkeypatch.setenv(slots.ENV_MAX_WORKERS, "zero")
     with pytest.raises(ConfigError, match="TLCORE_MAX_WORKERS"):
-        jobs.launch(_config(dataset), ws=ws)
+        launch.launch(_config(dataset), ws=ws)
     assert [r["id"] for r in store.list_runs()] == [queued]
 
 
@@ -222,10 +223,10 @@ def test_launch_refuses_a_model_over_the_parameter_limit(ws, dataset, monkeypatc
     huge = _config(dataset, image_size=512, head={"pooling": "flatten", "dense": [8192]})
     with pytest.raises(ConfigError, match=r"would have 1,088,\d{3},\d{3} parameters; the limit "
                                           r"is 200,000,000 \(\$TLCORE_MAX_PARAMS\)"):
-        jobs.launch(huge, ws=ws)
+        launch.launch(huge, ws=ws)
     monkeypatch.setenv(backbones.ENV_MAX_PARAMS, "1e6")
     with pytest.raises(ConfigError, match="the limit is 1,000,000"):
-        jobs.launch(_config(dataset), ws=ws)
+        launch.launch(_config(dataset), ws=ws)
     assert RunStore(ws).list_runs() == []
 
 
@@ -235,10 +236,10 @@ def test_launch_refuses_a_base_run_whose_model_is_missing_or_truncated(ws, datas
     config = _config(dataset, base={"weights": f"run:{source}"})
     with pytest.raises(WeightsError, match=f"run:{source}' cannot be used: runs/{source}/"
                                            "model.keras does not exist"):
-        jobs.launch(config, ws=ws)
+        launch.launch(config, ws=ws)
     write_keras_zip(ws.run(source).model, truncated=True)
     with pytest.raises(WeightsError) as info:
-        jobs.launch(config, ws=ws)
+        launch.launch(config, ws=ws)
     assert (f"runs/{source}/model.keras is unreadable (truncated or corrupt): "
             in str(info.value)) and str(info.value).endswith("train the run again.")
     write_keras_zip(ws.run(source).model)
@@ -248,10 +249,10 @@ def test_launch_refuses_a_base_run_whose_model_is_missing_or_truncated(ws, datas
 
 def test_launch_refuses_and_the_queue_waits_while_the_disk_is_full(ws, dataset, full_disk):
     with pytest.raises(DiskFullError, match=r"^disk full: 5 MB free in .*TLCORE_MIN_FREE_MB"):
-        jobs.launch(_config(dataset), ws=ws)
+        launch.launch(_config(dataset), ws=ws)
     store = RunStore(ws)
     queued = store.create_run(_config(dataset))
-    assert jobs.start_queued(ws) == [] and store.get_run(queued)["status"] == QUEUED
+    assert queue.start_queued(ws) == [] and store.get_run(queued)["status"] == QUEUED
 
 
 def test_reads_work_when_the_disk_is_too_full_for_sqlite(ws, monkeypatch):
@@ -278,8 +279,8 @@ def test_reads_work_when_the_disk_is_too_full_for_sqlite(ws, monkeypatch):
 
         monkeypatch.setattr(sqlite3, "connect", connect)
         assert [r["id"] for r in RunStore(ws).list_runs()] == [running, queued]
-        assert jobs.refresh(ws) == []  # nothing to change, so nothing is written
-        details = jobs.get_run_details(running, ws)
+        assert liveness.refresh(ws) == []  # nothing to change, so nothing is written
+        details = logs.get_run_details(running, ws)
         assert details["status"] == RUNNING and details["heartbeat_age_s"] < 60
         with pytest.raises(StoreError, match="cannot be read or written: disk I/O error"):
             store.update_run(running, name="renamed")
@@ -299,8 +300,8 @@ def test_a_stopped_worker_is_killed_marked_lost_and_frees_its_slot(ws, monkeypat
         spawned.append(_fake_worker(run_id))
         return spawned[-1].pid
 
-    monkeypatch.setattr(jobs, "_spawn", spawn)
-    monkeypatch.setenv(jobs.ENV_HEARTBEAT_TIMEOUT, "2")
+    monkeypatch.setattr(local, "_spawn", spawn)
+    monkeypatch.setenv(liveness.ENV_HEARTBEAT_TIMEOUT, "2")
     try:
         _claim_for(store, proc, heartbeat=time.time() - 3)
         os.kill(proc.pid, signal.SIGSTOP)
@@ -308,10 +309,10 @@ def test_a_stopped_worker_is_killed_marked_lost_and_frees_its_slot(ws, monkeypat
         store.set_progress(hung, phase=1, epoch=1, epochs=1, batch=0, batches=9, eta_s=None,
                            stage=STAGE_FEATURES)
         store.update_run(hung, heartbeat=time.time() - 3)
-        assert jobs.refresh(ws) == [] and store.get_run(hung)["status"] == RUNNING
+        assert liveness.refresh(ws) == [] and store.get_run(hung)["status"] == RUNNING
         store.update_run(hung, heartbeat=time.time() - 5)
 
-        assert jobs.refresh(ws) == [hung]
+        assert liveness.refresh(ws) == [hung]
         run = store.get_run(hung)
         assert run["status"] == LOST and run["ended"] is not None
         assert run["error"].startswith(f"No heartbeat for 5 s from the worker (pid {proc.pid}; "
@@ -328,19 +329,19 @@ def test_a_stopped_worker_is_killed_marked_lost_and_frees_its_slot(ws, monkeypat
 def test_heartbeat_age_timeout_setting_and_warning(ws, monkeypatch):
     store = RunStore(ws)
     run_id = store.create_run(_config("d"))
-    assert jobs.heartbeat_age(store.get_run(run_id)) is None  # queued: nothing to watch
-    assert jobs.heartbeat_timeout() == 120 and jobs.heartbeat_timeout(STAGE_FEATURES) == 240
+    assert liveness.heartbeat_age(store.get_run(run_id)) is None  # queued: nothing to watch
+    assert liveness.heartbeat_timeout() == 120 and liveness.heartbeat_timeout(STAGE_FEATURES) == 240
     store.update_run(run_id, status=RUNNING, heartbeat=time.time() - 2)
     run = store.get_run(run_id)
-    assert 2 <= jobs.heartbeat_age(run) < 10 and jobs.silence_warning(run) is None
+    assert 2 <= liveness.heartbeat_age(run) < 10 and liveness.silence_warning(run) is None
     store.update_run(run_id, heartbeat=time.time() - 40)
-    assert jobs.silence_warning(store.get_run(run_id)) == (
+    assert liveness.silence_warning(store.get_run(run_id)) == (
         "No sign of life from the worker for 40 s; it is marked lost after 120 s.")
-    assert jobs.silence_warning(store.get_run(run_id), STAGE_FEATURES).endswith("after 240 s.")
+    assert liveness.silence_warning(store.get_run(run_id), STAGE_FEATURES).endswith("after 240 s.")
     for bad in ("0", "-5", "soon", "inf"):
-        monkeypatch.setenv(jobs.ENV_HEARTBEAT_TIMEOUT, bad)
+        monkeypatch.setenv(liveness.ENV_HEARTBEAT_TIMEOUT, bad)
         with pytest.raises(ConfigError, match="TLCORE_HEARTBEAT_TIMEOUT_S must be a positive"):
-            jobs.heartbeat_timeout()
+            liveness.heartbeat_timeout()
 
 
 def test_delete_and_cache_clear_remove_orphaned_run_folders(ws):
@@ -353,16 +354,16 @@ def test_delete_and_cache_clear_remove_orphaned_run_folders(ws):
         write_keras_zip(ws.run(run_id).model)
         store.delete_run(run_id)
     (ws.runs_dir / "Not-A-Run").mkdir()
-    assert jobs.orphaned_runs(ws) == sorted(orphans)
+    assert launch.orphaned_runs(ws) == sorted(orphans)
 
-    assert jobs.delete(orphans[0], ws) is False
+    assert launch.delete(orphans[0], ws) is False
     assert not ws.run(orphans[0]).dir.exists()
     with pytest.raises(NotFoundError, match="No run with id"):
-        jobs.delete(orphans[0], ws)
-    removed = jobs.remove_orphaned_runs(ws)
+        launch.delete(orphans[0], ws)
+    removed = launch.remove_orphaned_runs(ws)
     assert removed["folders"] == 1 and removed["bytes"] > 4096
     assert sorted(p.name for p in ws.runs_dir.iterdir()) == sorted([kept, "Not-A-Run"])
-    assert jobs.delete(kept, ws) is True and not ws.run(kept).dir.exists()
+    assert launch.delete(kept, ws) is True and not ws.run(kept).dir.exists()
 
 
 def test_claims_never_exceed_the_limit(ws):
@@ -388,7 +389,7 @@ def test_refresh_marks_dead_and_recycled_workers_lost(ws):
     recycled = store.create_run(_config("d"))
     _claim_for(store, None, heartbeat=time.time() - 60)  # launcher died before spawning
     store.update_run(recycled, status=RUNNING, pid=os.getpid(), heartbeat=time.time())
-    assert sorted(jobs.refresh(ws)) == sorted([never, recycled])
+    assert sorted(liveness.refresh(ws)) == sorted([never, recycled])
     assert "did not start" in store.get_run(never)["error"]
     assert store.get_run(recycled)["status"] == LOST  # this pid is alive but is no worker
 
@@ -399,9 +400,9 @@ def test_a_worker_that_ignores_cancel_is_killed_after_the_grace_period(ws, monke
     proc = _fake_worker(run_id)
     try:
         _claim_for(store, proc, heartbeat=time.time())
-        assert jobs.pid_alive(proc.pid, run_id)
-        monkeypatch.setattr(jobs, "CANCEL_GRACE_S", 0.5)
-        assert jobs.cancel(run_id, ws, wait=10) == CANCELLED
+        assert local.pid_alive(proc.pid, run_id)
+        monkeypatch.setattr(liveness, "CANCEL_GRACE_S", 0.5)
+        assert launch.cancel(run_id, ws, wait=10) == CANCELLED
         assert proc.wait(timeout=10) == -signal.SIGKILL
         assert "killed" in store.get_run(run_id)["error"]
     finally:
@@ -419,25 +420,25 @@ def test_delete_stops_and_removes_runs(ws):
     proc = _fake_worker(running)
     try:
         _claim_for(store, proc, heartbeat=time.time())
-        jobs.delete(running, ws)
+        launch.delete(running, ws)
         assert proc.wait(timeout=10) == -signal.SIGKILL
-        jobs.delete(queued, ws)
+        launch.delete(queued, ws)
     finally:
         proc.kill()
         proc.wait()
     assert store.list_runs() == []
     assert not ws.run(running).dir.exists() and not ws.run(queued).dir.exists()
     with pytest.raises(NotFoundError):
-        jobs.delete(running, ws)
+        launch.delete(running, ws)
 
 
 def test_resume_and_cancel_check_the_status(ws):
     store = RunStore(ws)
     done = store.create_run(_config("d"), status=COMPLETED)
     with pytest.raises(RunStateError, match="can be resumed. Received: .* completed"):
-        jobs.resume(done, ws)
+        launch.resume(done, ws)
     with pytest.raises(RunStateError, match="can be cancelled. Received: .* completed"):
-        jobs.cancel(done, ws)
+        launch.cancel(done, ws)
     older = store.create_run(_config("d"))
     failed = store.create_run(_config("d"), status=FAILED)
     store.update_run(failed, error="boom", cancel_requested=1)
@@ -445,7 +446,7 @@ def test_resume_and_cancel_check_the_status(ws):
     try:
         _claim_for(store, proc, heartbeat=time.time())
         newer = store.create_run(_config("d"))
-        jobs.resume(failed, ws)
+        launch.resume(failed, ws)
         queue = [r["id"] for r in store.list_runs(statuses=(QUEUED,))]
         assert queue == [newer, failed]  # a resumed run goes to the back of the queue
         run = store.get_run(failed)
@@ -458,10 +459,10 @@ def test_resume_and_cancel_check_the_status(ws):
 def test_log_tail(ws):
     store = RunStore(ws)
     run_id = store.create_run(_config("d"))
-    assert jobs.log_tail(run_id, ws=ws) == ""
+    assert logs.log_tail(run_id, ws=ws) == ""
     ws.run(run_id).dir.mkdir(parents=True)
     ws.run(run_id).log.write_text("".join(f"line {i}\n" for i in range(100)))
-    assert jobs.log_tail(run_id, lines=3, ws=ws) == "line 97\nline 98\nline 99"
+    assert logs.log_tail(run_id, lines=3, ws=ws) == "line 97\nline 98\nline 99"
 
 
 def test_failure_message_hints_at_out_of_memory():

@@ -21,7 +21,7 @@ from tlcore import data as datasets_api
 from tlcore.config import RunConfig
 from tlcore.data.demo import write_class_folders
 from tlcore.errors import ClusterError, ConfigError
-from tlcore.runs import jobs
+from tlcore.runs import launch, liveness, logs, queue
 from tlcore.runs.executors import ray as rayjobs
 from tlcore.store import CANCELLED, FAILED, LOST, QUEUED, RUNNING, RunStore
 
@@ -193,38 +193,38 @@ def test_launch_refuses_an_unreachable_cluster_and_leaves_nothing(ws, dataset, m
     with pytest.raises(ClusterError, match=rf"^Cannot reach the Ray cluster at "
                                            rf"http://127\.0\.0\.1:{port}: .*Start it with "
                                            r"`ray start --head` or set TLCORE_RAY_ADDRESS\.$"):
-        jobs.launch(_config(dataset, 1), ws=ws)
+        launch.launch(_config(dataset, 1), ws=ws)
     assert RunStore(ws).list_runs() == [] and list(ws.runs_dir.iterdir()) == []
     assert "error" in rayjobs.cluster_summary()
-    assert jobs.refresh(ws) == []  # nothing to ask the cluster about
+    assert liveness.refresh(ws) == []  # nothing to ask the cluster about
 
 
 # ---- on a real head --------------------------------------------------------------------
 def test_a_queued_run_whose_worker_cannot_see_the_workspace_fails(ws, dataset, on_ray):
     store = RunStore(ws)
     run_id = store.create_run(_config(dataset, 1))  # no config.json: as seen from another node
-    assert jobs.start_queued(ws) == [run_id]
+    assert queue.start_queued(ws) == [run_id]
     run = store.get_run(run_id)
     job = run["extra"]["ray_job"]
     assert run["status"] == QUEUED and run["extra"]["executor"] == "ray"
     assert job == f"tlcore-run-{run_id}-{run['seq']}-0"
-    assert jobs.start_queued(ws) == []  # submitted once, whoever asks again
-    wait_for(lambda: jobs.refresh(ws) or store.get_run(run_id)["status"] != QUEUED,
+    assert queue.start_queued(ws) == []  # submitted once, whoever asks again
+    wait_for(lambda: liveness.refresh(ws) or store.get_run(run_id)["status"] != QUEUED,
              "the job to end", timeout=DEADLINE_S, interval=0.3)
     run = store.get_run(run_id)
     assert run["status"] == FAILED
     assert run["error"].startswith(f"The Ray job {job} ended before its worker started: "
                                    "This node (")
-    assert "cannot see the workspace" in jobs.log_tail(run_id, ws=ws)  # from Ray's log
+    assert "cannot see the workspace" in logs.log_tail(run_id, ws=ws)  # from Ray's log
 
 
 def test_runs_as_ray_jobs_gpus_queue_cancel_kill_and_logs(ws, dataset, on_ray):
     store = RunStore(ws)
-    runs = [jobs.launch(_config(dataset, 5000), name=f"ray-{i}", ws=ws) for i in range(3)]
+    runs = [launch.launch(_config(dataset, 5000), name=f"ray-{i}", ws=ws) for i in range(3)]
     assert all(store.get_run(r)["extra"]["ray_job"].startswith("tlcore-run-") for r in runs)
 
     def running() -> list[str]:
-        jobs.refresh(ws)
+        liveness.refresh(ws)
         return [r for r in runs if store.get_run(r)["status"] == RUNNING]
 
     # Two GPUs: two runs train at once, each on its own; the third waits in Ray's queue.
@@ -234,7 +234,9 @@ def test_runs_as_ray_jobs_gpus_queue_cancel_kill_and_logs(ws, dataset, on_ray):
     gpus = {store.get_run(r)["extra"]["cuda_visible_devices"] for r in first_two}
     assert gpus == {"0", "1"}
     assert store.get_run(third)["status"] == QUEUED
-    summary = rayjobs.cluster_summary()
+    # Ray's load report lags the jobs' start: wait until it shows both GPUs taken.
+    summary = wait_for(lambda: (s := rayjobs.cluster_summary()).get("gpus_available") == 0 and s,
+                       "Ray to report both GPUs in use", interval=0.3)
     assert summary["gpus_total"] == 2 and summary["gpus_available"] == 0
     assert summary["cpus_total"] == 2
     assert summary["jobs_running"] >= 2 and summary["jobs_pending"] + summary["jobs_running"] == 3
@@ -244,7 +246,7 @@ def test_runs_as_ray_jobs_gpus_queue_cancel_kill_and_logs(ws, dataset, on_ray):
     # Cancel: the run stops by itself and its job ends; its GPU goes to the third run.
     cancelled, other = first_two
     freed = store.get_run(cancelled)["extra"]["cuda_visible_devices"]
-    assert jobs.cancel(cancelled, ws, wait=jobs.CANCEL_GRACE_S) == CANCELLED
+    assert launch.cancel(cancelled, ws, wait=liveness.CANCEL_GRACE_S) == CANCELLED
     wait_for(lambda: _job_over(store.get_run(cancelled)["extra"]["ray_job"]),
              "the cancelled run's job to end", interval=0.3)
     wait_for(lambda: third in running(), "the third run to start", interval=0.3)
@@ -253,7 +255,7 @@ def test_runs_as_ray_jobs_gpus_queue_cancel_kill_and_logs(ws, dataset, on_ray):
 
     # A worker killed from outside: its job fails, and the next refresh marks the run lost.
     os.kill(store.get_run(other)["pid"], signal.SIGKILL)
-    wait_for(lambda: other in jobs.refresh(ws) or store.get_run(other)["status"] != RUNNING,
+    wait_for(lambda: other in liveness.refresh(ws) or store.get_run(other)["status"] != RUNNING,
              "the killed run to be lost", interval=0.3)
     lost = store.get_run(other)
     assert lost["status"] == LOST
@@ -261,14 +263,14 @@ def test_runs_as_ray_jobs_gpus_queue_cancel_kill_and_logs(ws, dataset, on_ray):
 
     # Logs: the worker's own log in the workspace; Ray's copy when that is missing.
     wait_for(lambda: store.progress(third), "the third run to train", interval=0.3)
-    assert f"run {third}" in jobs.log_tail(third, ws=ws)
+    assert f"run {third}" in logs.log_tail(third, ws=ws)
     ws.run(other).log.unlink()
-    assert f"Running entrypoint for job {lost['extra']['ray_job']}" in jobs.log_tail(
+    assert f"Running entrypoint for job {lost['extra']['ray_job']}" in logs.log_tail(
         other, ws=ws)
 
     # Delete stops the job at once.
     job = store.get_run(third)["extra"]["ray_job"]
-    assert jobs.delete(third, ws)
+    assert launch.delete(third, ws)
     assert _job_over(job)
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from tests.test_jobs import _config, dataset, wait_for  # noqa: F401  (dataset: a fixture)
 from tlcore.errors import ConfigError
-from tlcore.runs import jobs, slots
+from tlcore.runs import launch, liveness, slots, warm
 from tlcore.store import CANCELLED, QUEUED, RUNNING, RunStore
 
 
@@ -44,11 +44,11 @@ def test_slots_come_from_tlcore_gpus_then_cuda_visible_devices(monkeypatch):
 def test_worker_limit_is_one_per_gpu_capped_by_max_workers(monkeypatch):
     monkeypatch.setenv("TLCORE_GPUS", "none")
     monkeypatch.setenv("TLCORE_MAX_WORKERS", "3")
-    assert jobs.worker_limit() == 3  # no GPUs: as on a laptop
+    assert slots.worker_limit() == 3  # no GPUs: as on a laptop
     monkeypatch.setenv("TLCORE_GPUS", "0,1,2,3")
-    assert jobs.worker_limit() == 3
+    assert slots.worker_limit() == 3
     monkeypatch.delenv("TLCORE_MAX_WORKERS")
-    assert jobs.worker_limit() == 4
+    assert slots.worker_limit() == 4
 
 
 def test_occupancy_and_pinned_environment():
@@ -61,12 +61,12 @@ def test_occupancy_and_pinned_environment():
 def test_a_warm_worker_takes_only_runs_of_its_slot(ws):
     # A stand-in with a warm worker's command line: the hand-off needs no TensorFlow.
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)",
-                             "tlcore.workers.run", jobs.WARM_FLAG], start_new_session=True)
+                             "tlcore.workers.run", warm.WARM_FLAG], start_new_session=True)
     try:
-        jobs.warm_idle_file(ws, proc.pid).write_text(jobs.warm_key("tensorflow", "1"))
-        assert jobs._hand_to_warm("aaaaaaaaaaaa", ws, "tensorflow", None) is None
-        assert jobs._hand_to_warm("aaaaaaaaaaaa", ws, "tensorflow", "0") is None
-        assert jobs._hand_to_warm("aaaaaaaaaaaa", ws, "tensorflow", "1") == proc.pid
+        warm.warm_idle_file(ws, proc.pid).write_text(warm.warm_key("tensorflow", "1"))
+        assert warm.hand_to_warm("aaaaaaaaaaaa", ws, "tensorflow", None) is None
+        assert warm.hand_to_warm("aaaaaaaaaaaa", ws, "tensorflow", "0") is None
+        assert warm.hand_to_warm("aaaaaaaaaaaa", ws, "tensorflow", "1") == proc.pid
     finally:
         proc.kill()
         proc.wait()
@@ -78,7 +78,7 @@ def test_two_gpu_slots_run_two_pinned_workers_and_the_third_waits(ws, dataset, m
     monkeypatch.delenv("TLCORE_MAX_WORKERS")
     store = RunStore(ws)
     mirrored = _config(dataset, epochs=200).with_overrides({"train.distribute": "mirrored"})
-    runs = [jobs.launch(config, name=f"r{i}", ws=ws)
+    runs = [launch.launch(config, name=f"r{i}", ws=ws)
             for i, config in enumerate((_config(dataset, epochs=200), mirrored,
                                         _config(dataset, epochs=200)))]
     assert [store.get_run(r)["status"] for r in runs] == [RUNNING, RUNNING, QUEUED]
@@ -90,10 +90,10 @@ def test_two_gpu_slots_run_two_pinned_workers_and_the_third_waits(ws, dataset, m
         assert _visible_devices(run["pid"]) == visible
     assert store.get_run(runs[2])["status"] == QUEUED  # both slots are held
 
-    assert jobs.cancel(runs[0], ws, wait=jobs.CANCEL_GRACE_S) == CANCELLED
+    assert launch.cancel(runs[0], ws, wait=liveness.CANCEL_GRACE_S) == CANCELLED
     wait_for(lambda: store.progress(runs[2]), "the third run to start")
     third = store.get_run(runs[2])
     assert third["gpu"] == first["gpu"]  # the freed slot, not the one still held
     assert _visible_devices(third["pid"]) == first["gpu"]
     for run_id in runs[1:]:
-        assert jobs.cancel(run_id, ws, wait=jobs.CANCEL_GRACE_S) == CANCELLED
+        assert launch.cancel(run_id, ws, wait=liveness.CANCEL_GRACE_S) == CANCELLED

@@ -15,7 +15,8 @@ from tlcore import data as datasets_api
 from tlcore.config import RunConfig
 from tlcore.data.demo import write_class_folders
 from tlcore.errors import ConfigError
-from tlcore.runs import jobs, sweeps
+from tlcore.runs import children, liveness, sweeps
+from tlcore.runs.executors import local
 from tlcore.store import CANCELLED, COMPLETED, LOST, RunStore
 from tlcore.workers import sweep as sweepworker
 
@@ -34,7 +35,7 @@ def dataset(ws, tmp_path):
 
 def _tlcore(ws, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "tlcore", *args], capture_output=True,
-                          text=True, env=jobs.worker_env(ws), timeout=300)
+                          text=True, env=children.worker_env(ws), timeout=300)
 
 
 @pytest.mark.parametrize("space, fragments", [
@@ -260,9 +261,9 @@ def test_a_killed_sweep_worker_leaves_its_trial_failed_and_the_sweep_resumable(w
         runs = store.list_runs()
         return runs and store.metrics(runs[0]["id"]) and runs[0]
     run = wait_for(training, "the trial's first epoch", 120)
-    assert run["pid"] == pid and jobs.pid_alive(pid, run["id"], ws)
+    assert run["pid"] == pid and local.pid_alive(pid, run["id"], ws)
     os.kill(pid, signal.SIGKILL)
-    wait_for(lambda: jobs.refresh(ws) or store.get_run(run["id"])["status"] == LOST,
+    wait_for(lambda: liveness.refresh(ws) or store.get_run(run["id"])["status"] == LOST,
              "the killed trial's run to be lost", 30)
     assert sweeps.summary(ws, sweep_id)["status"] == "stopped"
 

@@ -17,7 +17,7 @@ from tlcore.data.demo import write_class_folders
 from tlcore.data.splits import subset_rows
 from tlcore.errors import ConfigError
 from tlcore.results import transfer_study as transferstudy
-from tlcore.runs import jobs
+from tlcore.runs import children
 
 
 def test_a_subset_is_stratified_seeded_and_keeps_every_class():
@@ -99,7 +99,7 @@ def test_the_study_produces_both_lines_on_a_tiny_dataset(ws, tmp_path, monkeypat
         [sys.executable, "-m", "tlcore", "study", "transfer", "shapes", "--sizes", "2,5",
          "--set", "image_size=32", "--set", f"base.weights={weights}",
          "--set", "train.epochs=2", "--set", "train.batch_size=8", "--json"],
-        capture_output=True, text=True, env=jobs.worker_env(ws), timeout=600)
+        capture_output=True, text=True, env=children.worker_env(ws), timeout=600)
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
     assert [(r["setting"], r["images_per_class"]) for r in rows] == [

@@ -14,7 +14,8 @@ from tests.test_jobs import _config, wait_for
 from tlcore import data as datasets_api
 from tlcore import processes
 from tlcore.data.demo import write_class_folders
-from tlcore.runs import jobs
+from tlcore.runs import children, launch, liveness, warm
+from tlcore.runs.executors import local
 from tlcore.store import COMPLETED, LOST, RUNNING, RunStore
 
 START_TIMEOUT_S = 120
@@ -30,29 +31,29 @@ def dataset(ws, tmp_path):
 def test_a_run_is_handed_to_one_idle_warm_worker_only(ws):
     # A stand-in with a warm worker's command line: the hand-off needs no TensorFlow.
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)",
-                             "tlcore.workers.run", jobs.WARM_FLAG], start_new_session=True)
+                             "tlcore.workers.run", warm.WARM_FLAG], start_new_session=True)
     try:
-        jobs.warm_idle_file(ws, proc.pid).write_text("tensorflow")
-        assert jobs.warm_workers(ws) == {proc.pid: True}
-        assert jobs._hand_to_warm("cccccccccccc", ws, "jax", None) is None  # another backend's run
-        assert jobs._hand_to_warm("aaaaaaaaaaaa", ws, "tensorflow", None) == proc.pid
-        assert jobs._hand_to_warm("bbbbbbbbbbbb", ws, "tensorflow", None) is None  # inbox taken
-        assert jobs.warm_inbox_file(ws, proc.pid).read_text() == "aaaaaaaaaaaa"
-        assert jobs.pid_alive(proc.pid, "aaaaaaaaaaaa", ws)
-        assert not jobs.pid_alive(proc.pid, "bbbbbbbbbbbb", ws)
+        warm.warm_idle_file(ws, proc.pid).write_text("tensorflow")
+        assert warm.warm_workers(ws) == {proc.pid: True}
+        assert warm.hand_to_warm("cccccccccccc", ws, "jax", None) is None  # another backend's run
+        assert warm.hand_to_warm("aaaaaaaaaaaa", ws, "tensorflow", None) == proc.pid
+        assert warm.hand_to_warm("bbbbbbbbbbbb", ws, "tensorflow", None) is None  # inbox taken
+        assert warm.warm_inbox_file(ws, proc.pid).read_text() == "aaaaaaaaaaaa"
+        assert local.pid_alive(proc.pid, "aaaaaaaaaaaa", ws)
+        assert not local.pid_alive(proc.pid, "bbbbbbbbbbbb", ws)
     finally:
         proc.kill()
         proc.wait()
-    assert jobs.warm_workers(ws) == {}  # a dead worker's registration is dropped
+    assert warm.warm_workers(ws) == {}  # a dead worker's registration is dropped
     assert list(ws.workers_dir.iterdir()) == []
 
 
 def _warm_worker(ws, monkeypatch, idle_s: str = "60") -> int:
     monkeypatch.setenv("TLCORE_WARM_WORKERS", "1")
     monkeypatch.setenv("TLCORE_WARM_IDLE_S", idle_s)
-    pid = jobs.ensure_warm(ws)
-    assert pid and jobs.ensure_warm(ws) is None  # one is starting: no second
-    wait_for(lambda: jobs.warm_workers(ws).get(pid), "the warm worker", START_TIMEOUT_S)
+    pid = warm.ensure_warm(ws)
+    assert pid and warm.ensure_warm(ws) is None  # one is starting: no second
+    wait_for(lambda: warm.warm_workers(ws).get(pid), "the warm worker", START_TIMEOUT_S)
     return pid
 
 
@@ -62,7 +63,7 @@ def test_a_warm_worker_trains_runs_in_turn_then_leaves_when_idle(ws, dataset, mo
     store = RunStore(ws)
     try:
         for _ in range(2):
-            run_id = jobs.launch(_config(dataset, epochs=2), ws=ws)
+            run_id = launch.launch(_config(dataset, epochs=2), ws=ws)
             # The launch hands it over, or the worker, idle again, takes it itself a moment
             # later: either way, not a new process.
             assert wait_for(lambda r=run_id: store.get_run(r)["pid"], "the run's worker") == pid
@@ -71,13 +72,13 @@ def test_a_warm_worker_trains_runs_in_turn_then_leaves_when_idle(ws, dataset, mo
             run = store.get_run(run_id)
             assert run["status"] == COMPLETED, run["error"]
             assert len(store.metrics(run_id)) == 2
-            wait_for(lambda: jobs.warm_workers(ws).get(pid), "the worker to be idle again")
+            wait_for(lambda: warm.warm_workers(ws).get(pid), "the worker to be idle again")
         # No run for TLCORE_WARM_IDLE_S: the worker leaves by itself.
         wait_for(lambda: not processes.alive(pid), "the idle worker to leave", 30)
-        jobs._reap()
-        assert jobs.warm_workers(ws) == {}
+        children.reap()
+        assert warm.warm_workers(ws) == {}
     finally:
-        jobs.stop_warm(ws)
+        warm.stop_warm(ws)
 
 
 @pytest.mark.slow
@@ -85,15 +86,15 @@ def test_killing_a_warm_worker_loses_its_run(ws, dataset, monkeypatch):
     pid = _warm_worker(ws, monkeypatch)
     store = RunStore(ws)
     try:
-        run_id = jobs.launch(_config(dataset, epochs=10000), ws=ws)
+        run_id = launch.launch(_config(dataset, epochs=10000), ws=ws)
         wait_for(lambda: store.metrics(run_id), "the first epoch", START_TIMEOUT_S)
-        assert jobs.refresh(ws) == []  # alive and beating: left alone
+        assert liveness.refresh(ws) == []  # alive and beating: left alone
         os.killpg(pid, signal.SIGKILL)
-        wait_for(lambda: not processes.alive(pid) or jobs._reap(), "the worker to die", 10)
+        wait_for(lambda: not processes.alive(pid) or children.reap(), "the worker to die", 10)
         time.sleep(0.2)
-        assert jobs.refresh(ws) == [run_id]
+        assert liveness.refresh(ws) == [run_id]
         run = store.get_run(run_id)
         assert run["status"] == LOST and f"pid {pid}" in run["error"]
     finally:
-        jobs.stop_warm(ws)
-    assert jobs.warm_workers(ws) == {}
+        warm.stop_warm(ws)
+    assert warm.warm_workers(ws) == {}

@@ -110,7 +110,7 @@ def server(tmp_path):
 
 def _stop_workers(home: Path) -> None:
     """Workers are detached; end any the test left running."""
-    from tlcore.runs import jobs, sweeps
+    from tlcore.runs import launch, sweeps, warm
     from tlcore.store import ACTIVE_STATUSES, RunStore
     from tlcore.workspace import Workspace
 
@@ -120,9 +120,9 @@ def _stop_workers(home: Path) -> None:
         for pid in sweeps.sweep_workers(sweep["id"]):
             os.kill(pid, signal.SIGKILL)
     for run in RunStore(ws).list_runs(statuses=ACTIVE_STATUSES):
-        jobs.delete(run["id"], ws=ws)
-    jobs.stop_warm(ws)
-    assert jobs.warm_workers(ws) == {}
+        launch.delete(run["id"], ws=ws)
+    warm.stop_warm(ws)
+    assert warm.warm_workers(ws) == {}
 
 
 def _run_ids(home: Path) -> dict[str, str]:

@@ -73,14 +73,14 @@ def oidc_provider() -> Iterator[str]:
 @pytest.fixture
 def server(tmp_path, oidc_provider) -> Iterator[tuple[str, Path]]:
     """The studio with a login: secrets pointing at the provider, a roles file; (url, home)."""
-    from tlcore.runs import jobs
+    from tlcore.runs import device
     from tlcore.workspace import Workspace
 
     home = tmp_path / "workspace"
     ws = Workspace.from_env(home)
     (ws.root / "roles.toml").write_text(ROLES)
     # The sidebar's device probe already answered (it imports Keras in a subprocess).
-    (ws.cache_dir / jobs.DEVICE_CACHE_FILE).write_text(json.dumps(CPU))
+    (ws.cache_dir / device.DEVICE_CACHE_FILE).write_text(json.dumps(CPU))
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     secrets_file = tmp_path / "secrets.toml"

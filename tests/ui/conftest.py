@@ -20,7 +20,7 @@ from streamlit.testing.v1 import AppTest
 from tlcore import data
 from tlcore.config import RunConfig
 from tlcore.data.demo import write_class_folders
-from tlcore.runs import jobs
+from tlcore.runs import device
 from tlcore.store import COMPLETED, FAILED, RunStore
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,10 +34,10 @@ def known_device(ws):
     """The sidebar's device probe already answered, as on a server after its first probe.
 
     The probe imports Keras in a subprocess (seconds); with its answer in the
-    workspace cache, `jobs.device_info` reads that instead, here and in the
+    workspace cache, `device.device_info` reads that instead, here and in the
     subprocesses some tests start.
     """
-    (ws.cache_dir / jobs.DEVICE_CACHE_FILE).write_text(json.dumps(CPU))
+    (ws.cache_dir / device.DEVICE_CACHE_FILE).write_text(json.dumps(CPU))
 
 
 @pytest.fixture(autouse=True)

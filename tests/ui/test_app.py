@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 
 from tests.ui.markup import shown
 from tlcore.config import RunConfig
-from tlcore.runs import jobs
+from tlcore.runs import device
 from tlcore.store import RunStore
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,7 +68,7 @@ def test_a_slow_device_probe_delays_no_page(app, ws, populated, monkeypatch):
         return {"device": "Test GPU", "gpus": ["Test GPU"], "mixed_precision": True,
                 "backend": "jax", "gpu_free_bytes": [8 * 2**30]}
 
-    monkeypatch.setattr(jobs, "device_info", slow_probe)
+    monkeypatch.setattr(device, "device_info", slow_probe)
     at = app()
     assert not at.exception
     assert ":material/hourglass_empty: Checking…" in _sidebar(at)

@@ -19,7 +19,7 @@ from tests.ui.markup import shown
 from tlcore.results.evaluate import classification_metrics, mistakes, png_bytes
 from tlcore.results.export import FORMATS, QUANTIZED
 from tlcore.results.transfer import baseline_config
-from tlcore.runs import jobs
+from tlcore.runs import launch, queue
 from tlcore.store import COMPLETED, QUEUED, RunStore
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -104,12 +104,12 @@ def test_completed_run_with_stored_evaluation(app, ws, evaluated):
         launched.append((config, name))
         return RunStore(ws).create_run(config, name)
 
-    jobs_launch = jobs.launch
-    jobs.launch = fake_launch
+    jobs_launch = launch.launch
+    launch.launch = fake_launch
     try:
         at.button(key="eval_train_baseline").click().run()
     finally:
-        jobs.launch = jobs_launch
+        launch.launch = jobs_launch
     assert not at.exception
     (config, name), = launched
     assert config.base.from_scratch and config.dataset == "shapes"
@@ -245,7 +245,7 @@ def test_export_tab_lists_quantised_formats_and_states_their_report(app, ws, eva
 def test_transfer_tab_polls_until_the_baseline_completes(app, ws, evaluated, fragment_timers,
                                                          monkeypatch):
     # No worker process: the test completes the baseline itself.
-    monkeypatch.setattr(jobs, "start_queued", lambda ws=None: [])
+    monkeypatch.setattr(queue, "start_queued", lambda ws=None: [])
     baseline = add_eval_run(ws, baseline_config(run_config("shapes", "imagenet")),
                             name="scratch", status=QUEUED,
                             val_accuracy=[0.3, 0.4, 0.5], test_accuracy=0.45)

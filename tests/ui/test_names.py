@@ -20,7 +20,7 @@ from tests.ui.markup import chart_strings, markdown_strings, shown
 from tlcore import data
 from tlcore.data.demo import write_class_folders
 from tlcore.results.evaluate import classification_metrics, mistakes
-from tlcore.runs import jobs
+from tlcore.runs import queue
 from tlcore.store import FAILED, QUEUED, RunStore
 from tlcore.ui.text import plain
 
@@ -88,7 +88,7 @@ def hostile(ws, tmp_path, monkeypatch) -> dict[str, str]:
     Runs a and b are completed and evaluated, c is completed, one run is queued
     (no worker starts) and the newest one failed with a hostile error message.
     """
-    monkeypatch.setattr(jobs, "start_queued", lambda ws=None: [])
+    monkeypatch.setattr(queue, "start_queued", lambda ws=None: [])
     data.import_dataset(csv_dataset(ws, tmp_path, "hostile", CLASSES), "hostile", val=0.25,
                         test=0.25, ws=ws)
     ids = {"a": make_run(ws, run_config("hostile", "imagenet"), name=RUNS["a"],

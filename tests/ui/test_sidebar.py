@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from tlcore.config import RunConfig
-from tlcore.runs import jobs
+from tlcore.runs import queue
 from tlcore.store import RunStore
 
 
 def test_a_long_queue_is_summarised(app, ws, monkeypatch):
-    monkeypatch.setattr(jobs, "start_queued", lambda ws=None: [])  # they stay queued
+    monkeypatch.setattr(queue, "start_queued", lambda ws=None: [])  # they stay queued
     store = RunStore(ws)
     config = RunConfig.from_dict({"dataset": "pets", "image_size": 32})
     names = [f"queued-{i}" for i in range(40)]

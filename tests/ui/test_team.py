@@ -21,7 +21,7 @@ from tests.ui.markup import shown
 from tlcore import data
 from tlcore.config import RunConfig
 from tlcore.data.demo import write_class_folders
-from tlcore.runs import jobs, sweeps
+from tlcore.runs import queue, sweeps
 from tlcore.store import COMPLETED, FAILED, QUEUED, RunStore
 from tlcore.ui import access
 
@@ -57,7 +57,7 @@ def owned_run(store: RunStore, owner: str | None, name: str, status: str = COMPL
 @pytest.fixture
 def team(ws, tmp_path, monkeypatch) -> dict[str, str]:
     """Bob's dataset "pets", Alice's completed run, Bob's failed run; queued runs stay queued."""
-    monkeypatch.setattr(jobs, "start_queued", lambda ws=None: [])
+    monkeypatch.setattr(queue, "start_queued", lambda ws=None: [])
     ws.root.mkdir(parents=True, exist_ok=True)
     (ws.root / "roles.toml").write_text(ROLES)
     folders = write_class_folders(tmp_path / "pets", ("cat", "dog"), per_class=6, size=32)

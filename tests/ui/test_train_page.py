@@ -22,7 +22,7 @@ from tests.ui.markup import shown
 from tlcore import backend, config
 from tlcore.config import DEFAULT_PRESET, PRESETS
 from tlcore.results.evaluate import png_bytes
-from tlcore.runs import jobs
+from tlcore.runs import launch, queue
 from tlcore.store import ACTIVE_STATUSES, CANCELLED, COMPLETED, RUNNING, RunStore
 from tlcore.ui import predict as ui_predict
 
@@ -181,7 +181,7 @@ def test_from_scratch_trains_every_layer_and_random_frozen_says_what_it_is(app, 
         run = RunStore(ws).list_runs()[-1]
     finally:
         for r in RunStore(ws).list_runs(statuses=ACTIVE_STATUSES):
-            jobs.delete(r["id"], ws=ws)
+            launch.delete(r["id"], ws=ws)
     assert run["config"]["base"] == {"name": "vgg16", "weights": "none", "trainable": True}
 
 
@@ -285,7 +285,7 @@ def test_launch_queues_a_run_and_shows_it_at_once(app, ws, populated, no_local_w
     finally:
         # Stop the real workers at once; the test only needs the queue entries.
         for r in RunStore(ws).list_runs(statuses=ACTIVE_STATUSES):
-            jobs.delete(r["id"], ws=ws)
+            launch.delete(r["id"], ws=ws)
 
 
 def test_live_panel_shows_a_finished_run_and_a_failure_in_plain_words(app, populated):
@@ -370,7 +370,7 @@ def test_weights_from_an_earlier_run(app, ws, populated):
         run = RunStore(ws).list_runs()[-1]
     finally:
         for r in RunStore(ws).list_runs(statuses=ACTIVE_STATUSES):
-            jobs.delete(r["id"], ws=ws)
+            launch.delete(r["id"], ws=ws)
     assert run["config"]["base"]["weights"] == f"run:{populated['sgd']}"
 
 
@@ -446,7 +446,7 @@ def test_try_it_is_offered_for_a_completed_run_only(app, ws, populated, make_run
     assert not [u for u in at.file_uploader if u.key.startswith("train_try")]
     assert not _camera_inputs(at) and "Try it" not in [e.label for e in at.expander]
     for r in RunStore(ws).list_runs(statuses=ACTIVE_STATUSES):
-        jobs.delete(r["id"], ws=ws)
+        launch.delete(r["id"], ws=ws)
 
 
 @pytest.mark.slow
@@ -566,7 +566,7 @@ def test_queued_run_counts_the_runs_ahead_of_it(app, ws, populated):
 def test_resume_restarts_the_live_refresh(app, ws, populated, make_run, fragment_timers,
                                           monkeypatch):
     # No worker process: the test moves the run through its states itself.
-    monkeypatch.setattr(jobs, "start_queued", lambda ws=None: [])
+    monkeypatch.setattr(queue, "start_queued", lambda ws=None: [])
     run_id = make_run(status=CANCELLED, name="stopped")
     at = app(TRAIN)
     assert fragment_timers["live_panel"] is None and fragment_timers["idle_watch"]

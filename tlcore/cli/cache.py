@@ -14,7 +14,7 @@ import datetime as dt
 from tlcore import data
 from tlcore.cache import lru as cache
 from tlcore.cli import print_json
-from tlcore.runs import jobs
+from tlcore.runs import launch
 from tlcore.vgg16 import bases
 from tlcore.workspace import Workspace
 
@@ -73,7 +73,7 @@ def _cmd_clear(args: argparse.Namespace) -> int:
     freed = cache.clear(ws, args.kind)
     print(f"freed {freed / 1e6:.1f} MB")
     if args.kind is None:
-        orphans = jobs.remove_orphaned_runs(ws)
+        orphans = launch.remove_orphaned_runs(ws)
         if orphans["folders"]:
             print(f"removed {orphans['folders']} leftover run folder(s) with no run in the "
                   f"database ({orphans['bytes'] / 1e6:.1f} MB)")

@@ -9,7 +9,7 @@
 `train` prints the run id on stdout. In the foreground it follows the run (a
 progress bar per epoch on stderr) and exits 1 unless the run completes; with
 `--detach` it returns at once and the run goes on in its worker. Reads call
-`jobs.refresh()` first, so dead workers are noticed and the queue moves.
+`liveness.refresh()` first, so dead workers are noticed and the queue moves.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from tlcore.cli import print_json
 from tlcore.config import RunConfig, advice
 from tlcore.data import load_manifest
 from tlcore.errors import ConfigError, TLCoreError
-from tlcore.runs import jobs
+from tlcore.runs import device, launch, liveness, logs
 from tlcore.store import COMPLETED, FINAL_STATUSES, QUEUED, RUNNING, RunStore
 from tlcore.vgg16 import backbones
 from tlcore.workspace import Workspace
@@ -160,7 +160,7 @@ def follow(run_id: str, ws: Workspace, stream: TextIO | None = None) -> str:
     last_refresh = 0.0
     while True:
         if time.monotonic() - last_refresh >= REFRESH_S:
-            jobs.refresh(ws)
+            liveness.refresh(ws)
             last_refresh = time.monotonic()
         run = store.get_run(run_id)
         if run["status"] == QUEUED:
@@ -176,7 +176,7 @@ def launch_warnings(config: RunConfig, ws: Workspace) -> list[str]:
     try:
         sizes = load_manifest(config.dataset, ws)["health"]["sizes"]
     except (TLCoreError, OSError, ValueError, KeyError):
-        sizes = None  # a missing or unreadable dataset is for `jobs.launch` to refuse
+        sizes = None  # a missing or unreadable dataset is for `launch.launch` to refuse
     return advice.launch_warnings(config, sizes)
 
 
@@ -184,7 +184,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.overrides)
     ws = Workspace.from_env()
     warnings = launch_warnings(config, ws)
-    run_id = jobs.launch(config, name=args.name, ws=ws)  # a refusal is the only output
+    run_id = launch.launch(config, name=args.name, ws=ws)  # a refusal is the only output
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(run_id, flush=True)
@@ -198,7 +198,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         status = follow(run_id, ws)
     except KeyboardInterrupt:
         print(f"\ncancelling run {run_id} ...", file=sys.stderr)
-        jobs.cancel(run_id, ws, wait=jobs.CANCEL_GRACE_S + 5)
+        launch.cancel(run_id, ws, wait=liveness.CANCEL_GRACE_S + 5)
         return 130
     run = RunStore(ws).get_run(run_id)
     if status == COMPLETED:
@@ -216,7 +216,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 # ---- runs ---------------------------------------------------------------------------
 def _cmd_list(args: argparse.Namespace) -> int:
     ws = Workspace.from_env()
-    jobs.refresh(ws)
+    liveness.refresh(ws)
     store = RunStore(ws)
     runs = store.list_runs()
     epochs: dict[str, int] = {}
@@ -243,7 +243,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 def _cmd_show(args: argparse.Namespace) -> int:
     ws = Workspace.from_env()
-    run = jobs.get_run_details(args.run_id, ws)
+    run = logs.get_run_details(args.run_id, ws)
     if args.json:
         print_json(run)
         return 0
@@ -276,19 +276,19 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_cancel(args: argparse.Namespace) -> int:
-    status = jobs.cancel(args.run_id, wait=jobs.CANCEL_GRACE_S + 5)
+    status = launch.cancel(args.run_id, wait=liveness.CANCEL_GRACE_S + 5)
     print(f"run {args.run_id}: {status}")
     return 0
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
-    jobs.resume(args.run_id)
+    launch.resume(args.run_id)
     print(f"run {args.run_id}: queued to resume from its last finished epoch")
     return 0
 
 
 def _cmd_delete(args: argparse.Namespace) -> int:
-    if jobs.delete(args.run_id):
+    if launch.delete(args.run_id):
         print(f"run {args.run_id}: deleted")
     else:
         print(f"run {args.run_id}: no such run in the database; removed its leftover folder")
@@ -300,7 +300,7 @@ def _cmd_device(args: argparse.Namespace) -> int:
 
     info = configure_devices()
     if info["gpus"]:
-        info["gpu_free_bytes"] = jobs.gpu_free_bytes()
+        info["gpu_free_bytes"] = device.gpu_free_bytes()
     if args.json:
         print_json(info)
         return 0

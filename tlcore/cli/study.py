@@ -11,7 +11,7 @@ import time
 
 from tlcore.cli import print_json
 from tlcore.results import transfer_study as transferstudy
-from tlcore.runs import jobs
+from tlcore.runs import liveness
 from tlcore.store import ACTIVE_STATUSES
 from tlcore.workspace import Workspace
 
@@ -48,7 +48,7 @@ def _cmd_transfer(args: argparse.Namespace) -> int:
         print(study_id)
         return 0
     while True:
-        jobs.refresh(ws)
+        liveness.refresh(ws)
         runs = transferstudy.runs_of(ws, study_id)
         if not any(r["status"] in ACTIVE_STATUSES for r in runs):
             break

@@ -20,7 +20,7 @@ from typing import Any
 from tlcore.config import RunConfig
 from tlcore.errors import ConfigError
 from tlcore.results import transfer
-from tlcore.runs import jobs
+from tlcore.runs.launch import launch_many
 from tlcore.store import RunStore, new_run_id
 from tlcore.workspace import Workspace
 
@@ -83,7 +83,7 @@ def launch(ws: Workspace, dataset: str, sizes: list[int],
             local operator.
 
     Raises:
-        ConfigError, NotFoundError, WeightsError: as `jobs.launch`; nothing is
+        ConfigError, NotFoundError, WeightsError: as `runs.launch.launch`; nothing is
             queued when any run is refused.
         QuotaError: nothing is queued when the study's runs would pass the owner's
             `TLCORE_MAX_RUNS_PER_USER` (counted in the transaction that queues them).
@@ -91,7 +91,7 @@ def launch(ws: Workspace, dataset: str, sizes: list[int],
     study_id = new_run_id()
     store = RunStore(ws)
     runs = plan(dataset, sizes, overrides)
-    ids = jobs.launch_many([(config, f"transfer-{size}pc-{setting}")
+    ids = launch_many([(config, f"transfer-{size}pc-{setting}")
                             for setting, size, config in runs], ws=ws, owner=owner)
     for run_id, (setting, size, _) in zip(ids, runs, strict=True):
         store.merge_extra(run_id, study=study_id, setting=setting, images_per_class=size)

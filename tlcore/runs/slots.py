@@ -22,7 +22,9 @@ import subprocess
 from typing import Any
 
 from tlcore.errors import ConfigError
+from tlcore.settings import env_number
 
+ENV_MAX_WORKERS = "TLCORE_MAX_WORKERS"
 ENV_GPUS = "TLCORE_GPUS"
 # The slot a worker was pinned to (set with CUDA_VISIBLE_DEVICES when it is spawned).
 ENV_SLOT = "TLCORE_GPU_SLOT"
@@ -46,6 +48,35 @@ def gpu_slots() -> tuple[str, ...]:
     if visible is not None:
         return () if visible.strip() in ("", "-1") else _parse(visible.strip(), CUDA_ENV)
     return _nvidia_smi_gpus()
+
+
+def max_workers() -> int:
+    """How many runs may train at once: `$TLCORE_MAX_WORKERS`, default 1.
+
+    Raises:
+        ConfigError: if the variable is set but not a positive integer.
+    """
+    return env_number(ENV_MAX_WORKERS, 1, "a positive integer (1 for one GPU)", parse=int)
+
+
+def worker_limit(gpus: tuple[str, ...] | None = None) -> int:
+    """How many runs the local executor trains at once.
+
+    One per GPU slot (`gpu_slots()`), capped by `$TLCORE_MAX_WORKERS` when it is
+    set; without GPUs, `max_workers()`.
+
+    Args:
+        gpus: The slots, when the caller has them already.
+
+    Raises:
+        ConfigError: if `$TLCORE_MAX_WORKERS` or `$TLCORE_GPUS` is unusable.
+    """
+    gpus = gpu_slots() if gpus is None else gpus
+    if not gpus:
+        return max_workers()
+    if os.environ.get(ENV_MAX_WORKERS, "").strip():
+        return min(max_workers(), len(gpus))
+    return len(gpus)
 
 
 def _parse(raw: str, variable: str) -> tuple[str, ...]:

@@ -26,10 +26,8 @@ import fcntl
 import json
 import math
 import os
-import subprocess
-import sys
+import socket
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -37,9 +35,8 @@ from typing import Any
 from tlcore import auth, backend
 from tlcore import config as config_module
 from tlcore.config import RunConfig
-from tlcore.errors import ClusterError, ConfigError, NotFoundError
-from tlcore.runs import jobs, slots
-from tlcore.runs.executors import ray as rayjobs
+from tlcore.errors import ConfigError, NotFoundError
+from tlcore.runs import executors, launch, liveness, slots
 from tlcore.settings import env_number
 from tlcore.store import ACTIVE_STATUSES, RunStore, database_url, new_run_id
 from tlcore.workspace import Workspace
@@ -51,7 +48,9 @@ RUNNING, CANCELLED, DONE = "running", "cancelled", "done"
 # The median pruner: no pruning before this many finished trials, nor in the first epochs.
 PRUNE_STARTUP_TRIALS = 4
 PRUNE_WARMUP_EPOCHS = 2
-SWEEP_WORKER = jobs.SWEEP_WORKER
+SWEEP_WORKER = executors.local.SWEEP_WORKER
+# A trial's user attribute: `worker_tag()` of the sweep worker that asked it.
+WORKER_ATTR = "worker"
 OBJECTIVE = "best val accuracy"
 # Optuna's GridSampler holds every point of the grid in memory, in every process that
 # samples from it: a grid is bounded before it is ever built.
@@ -345,7 +344,8 @@ def create(ws: Workspace, base: RunConfig, space: Any, trials: int, *, sampler: 
     if sampler == "grid":
         check_grid(dims, trials)
     load_manifest(base.dataset, ws)
-    jobs.worker_limit()
+    slots.worker_limit()
+    executors.current().check_sweep_workers(workers, RunStore(ws))
     auth.check_run_quota(RunStore(ws), owner)
     sweep_id = new_run_id()
     now = time.time()
@@ -388,47 +388,29 @@ def budget_lock(ws: Workspace, sweep_id: str) -> Iterator[None]:
 
 
 def start_workers(ws: Workspace, sweep_id: str, count: int) -> list[int] | list[str]:
-    """Start `count` detached sweep workers; their pids. Output goes to `log_file`.
+    """Start `count` sweep workers; their pids (or, on Ray, job ids). Output goes to `log_file`.
 
-    With GPU slots, worker i is pinned to slot i (round robin) for its whole life.
-    Under the Ray executor they are Ray jobs (the resources of one run each, placed
-    by Ray), recorded in the sweep's `ray_jobs`; their submission ids are returned.
+    Locally, worker i is pinned to GPU slot i (round robin) for its whole life, and
+    no more workers start than worker slots are free (one may always wait for a
+    slot). Under the Ray executor they are Ray jobs (the resources of one run each,
+    placed by Ray), recorded in the sweep's attributes.
 
     Raises:
+        ConfigError: if `count` is over the free worker slots.
         ClusterError: if the Ray cluster cannot be reached.
     """
-    if rayjobs.enabled():
-        return _submit_workers(ws, sweep_id, count)
+    attrs = attributes(ws, sweep_id)
+    executor = executors.current()
     log_path = log_file(ws, sweep_id)
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    gpus = slots.gpu_slots()
-    pids = []
-    for i in range(count):
-        pinned = slots.pinned_env(gpus[i % len(gpus)] if gpus else None)
-        with open(log_path, "ab") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", SWEEP_WORKER, sweep_id], stdin=subprocess.DEVNULL,
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                env={**jobs.worker_env(ws), **pinned}, close_fds=True)
-        jobs.adopt(proc)
-        pids.append(proc.pid)
-    return pids
-
-
-def _submit_workers(ws: Workspace, sweep_id: str, count: int) -> list[str]:
-    """Submit `count` sweep workers as Ray jobs; their submission ids."""
-    attrs = attributes(ws, sweep_id)
     name = backend.resolve(attrs["base"].get("train", {}).get("backend"))
-    rayjobs.check_cluster()
-    submitted = []
-    for _ in range(count):
-        job = f"{rayjobs.SWEEP_PREFIX}{sweep_id}-{uuid.uuid4().hex[:8]}"
-        rayjobs.submit(SWEEP_WORKER, sweep_id, job, rayjobs.job_env(ws, name, job))
-        submitted.append(job)
-    store = storage(ws)
-    store.set_study_user_attr(store.get_study_id_from_name(sweep_id), "ray_jobs",
-                              attrs.get("ray_jobs", []) + submitted)
-    return submitted
+    started = executor.start_sweep_workers(ws, sweep_id, count, name, log_path)
+    if executor.SWEEP_JOBS_KEY:
+        store = storage(ws)
+        store.set_study_user_attr(store.get_study_id_from_name(sweep_id),
+                                  executor.SWEEP_JOBS_KEY,
+                                  attrs.get(executor.SWEEP_JOBS_KEY, []) + started)
+    return started
 
 
 def sweep_workers(sweep_id: str, ws: Workspace | None = None) -> list[int | str]:
@@ -436,38 +418,35 @@ def sweep_workers(sweep_id: str, ws: Workspace | None = None) -> list[int | str]
 
     Args:
         sweep_id: The sweep.
-        ws: Its workspace; needed to look up Ray jobs (the sweep's `ray_jobs`).
+        ws: Its workspace; needed to look up the jobs an executor recorded in the sweep.
     """
-    from tlcore import processes
+    attrs = attributes(ws, sweep_id) if ws is not None else {}
+    return [worker for executor in executors.EXECUTORS.values()
+            for worker in executor.sweep_workers(sweep_id, attrs)]
 
-    found = []
-    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
-        if entry.isdigit() and processes.alive(int(entry)):
-            args = processes.command_line(int(entry)) or []
-            if SWEEP_WORKER.encode() in args and sweep_id.encode() in args:
-                found.append(int(entry))
-    ray_jobs = attributes(ws, sweep_id).get("ray_jobs", []) if ws is not None else []
-    for job in ray_jobs:
-        try:
-            info = rayjobs.job_info(job)
-        except ClusterError:
-            break
-        if info is not None and info.status.value in rayjobs.ACTIVE_STATES:
-            found.append(job)
-    return found
+
+def worker_tag(pid: int | None = None) -> str:
+    """`<host>:<pid>` of a sweep worker on this host (default: this process)."""
+    return f"{socket.gethostname()}:{os.getpid() if pid is None else pid}"
 
 
 def fail_stale_trials(ws: Workspace, study: Any) -> int:
-    """Fail the study's running trials whose run is no longer training (a killed worker)."""
+    """Fail the study's running trials whose run is no longer training (a killed worker).
+
+    A trial without a run yet is left alone while the sweep worker that asked it
+    (its `worker` attribute, `<host>:<pid>`) still runs here: it waits for a slot.
+    """
     from optuna.trial import TrialState
 
-    jobs.refresh(ws)
+    liveness.refresh(ws)
     store = RunStore(ws)
+    waiting = {worker_tag(pid) for pid in executors.local.sweep_workers(study.study_name, {})}
     failed = 0
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         run_id = trial.user_attrs.get("run_id")
         try:
-            active = run_id and store.get_run(run_id)["status"] in ACTIVE_STATUSES
+            active = (store.get_run(run_id)["status"] in ACTIVE_STATUSES if run_id
+                      else trial.user_attrs.get(WORKER_ATTR) in waiting)
         except NotFoundError:
             active = False
         if not active:
@@ -532,7 +511,7 @@ def cancel(ws: Workspace, sweep_id: str) -> int:
     stopped = 0
     for run in store.list_runs(statuses=ACTIVE_STATUSES):
         if (run["extra"] or {}).get("sweep") == sweep_id:
-            jobs.cancel(run["id"], ws)
+            launch.cancel(run["id"], ws)
             stopped += 1
     return stopped
 
@@ -567,6 +546,6 @@ def delete(ws: Workspace, sweep_id: str) -> int:
     trial_runs = [run["id"] for run in store.list_runs()
                   if (run["extra"] or {}).get("sweep") == sweep_id]
     for run_id in trial_runs:
-        jobs.delete(run_id, ws)
+        launch.delete(run_id, ws)
     optuna.delete_study(study_name=sweep_id, storage=storage(ws))
     return len(trial_runs)

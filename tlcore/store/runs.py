@@ -212,12 +212,13 @@ class RunsMixin(StoreBase):
 
     def create_running(self, config: RunConfig, max_running: int, name: str | None = None,
                        slots: Iterable[str] = (), owner: str | None = None,
+                       max_active: int | None = None, run_id: str | None = None,
                        **fields: Any) -> str | None:
         """Insert a new run already running, if fewer than `max_running` runs are running.
 
         For a process that trains the run itself (a sweep worker): counting and
-        inserting happen in one transaction, as in `claim_next`, so the worker limit
-        and the GPU slots hold for sweeps and queued runs together.
+        inserting happen in one transaction, as in `claim_next`, so the worker limit,
+        the GPU slots and the owner's limit hold for sweeps and queued runs together.
 
         Args:
             config: The run config.
@@ -227,16 +228,22 @@ class RunsMixin(StoreBase):
                 the first one no running run holds (its `gpu`), and none is created
                 while every slot is held.
             owner: The user it runs for; None: the local operator.
+            max_active: The most queued and running runs `owner` may have, this one
+                included; None: no limit.
+            run_id: The new run's id, when the caller needs it before the run exists
+                (e.g. to name it in a liveness record first); default a fresh one.
             **fields: Columns to set (e.g. `pid`, `started`, `heartbeat`).
 
         Returns:
-            The new run's id, or None when no slot is free.
+            The new run's id, or None when no slot is free or `owner` is at `max_active`.
         """
         values = _encode_fields(fields)
         slots = _check_slots(slots, fields)
-        run_id = new_run_id()
+        run_id = run_id or new_run_id()
         with self._tx() as con:
             self._lock(con)
+            if max_active is not None and _active(con, owner) + 1 > max_active:
+                return None
             free, gpu = _free_slot(con, max_running, slots)
             if not free:
                 return None
@@ -351,16 +358,30 @@ class RunsMixin(StoreBase):
                         .values(status=RUNNING, **values))
             return run_id
 
-    def requeue(self, run_id: str, from_statuses: tuple[str, ...], **fields: Any) -> bool:
+    def requeue(self, run_id: str, from_statuses: tuple[str, ...],
+                max_active: int | None = None, **fields: Any) -> bool:
         """Put a run back at the end of the queue if its status is in `from_statuses`.
 
+        Args:
+            run_id: The run.
+            from_statuses: The statuses it may be requeued from.
+            max_active: The most queued and running runs its owner may have, this one
+                included; counted in the requeuing transaction. None: no limit.
+            **fields: Columns to set as well.
+
         Returns:
-            True when the run was requeued (atomic compare-and-set, like `transition`).
+            True when the run was requeued (atomic compare-and-set, like `transition`);
+            False when its status is not in `from_statuses` or its owner is at `max_active`.
         """
         values = _encode_fields(fields)
         last = select(func.max(runs_table.c.seq) + 1).scalar_subquery()
         with self._tx() as con:
             self._lock(con)
+            if max_active is not None:
+                owner = con.execute(select(runs_table.c.owner)
+                                    .where(runs_table.c.id == run_id)).scalar()
+                if _active(con, owner) + 1 > max_active:
+                    return False
             result = con.execute(
                 update(runs_table)
                 .where(runs_table.c.id == run_id, runs_table.c.status.in_(from_statuses))

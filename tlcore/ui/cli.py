@@ -12,7 +12,7 @@ import sys
 
 import streamlit as st
 
-from tlcore.runs import jobs
+from tlcore.runs import children
 from tlcore.ui.text import plain
 from tlcore.workspace import Workspace
 
@@ -39,7 +39,7 @@ def run_cli(ws: Workspace, args: list[str], message: str,
             timeout_s: float = CLI_TIMEOUT_S) -> str | None:
     """Run `python -m tlcore ARGS` in the workspace under a spinner.
 
-    The child gets the same environment as a training worker (`jobs.worker_env`).
+    The child gets the same environment as a training worker (`children.worker_env`).
 
     Args:
         ws: The workspace the command works in.
@@ -54,7 +54,7 @@ def run_cli(ws: Workspace, args: list[str], message: str,
     with st.spinner(message, show_time=True):
         try:
             proc = subprocess.run([sys.executable, "-m", "tlcore", *args], capture_output=True,
-                                  text=True, env=jobs.worker_env(ws), timeout=timeout_s)
+                                  text=True, env=children.worker_env(ws), timeout=timeout_s)
         except subprocess.TimeoutExpired:
             st.error(f"`{args[0]}` took longer than {timeout_s / 60:g} minutes and was stopped.")
             return None

@@ -1,6 +1,6 @@
 """The training device as the dashboard shows it: probed once per server, in the background.
 
-The probe (`jobs.device_info`) imports Keras in a subprocess: seconds on an idle server,
+The probe (`device.device_info`) imports Keras in a subprocess: seconds on an idle server,
 much longer on a busy one. It starts on the first page view and runs in a thread, so no
 page waits for it; until it answers, callers get None and show that it is still checking.
 """
@@ -12,7 +12,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import streamlit as st
 
 from tlcore.errors import TLCoreError
-from tlcore.runs import jobs
+from tlcore.runs import device
 from tlcore.workspace import Workspace
 
 # Asked again after this long, so a GPU added to a running server shows up.
@@ -22,7 +22,7 @@ _PROBES = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tlcore-device-pr
 
 def _ask(root: str) -> dict:
     try:
-        return jobs.device_info(ws=Workspace.from_env(root))
+        return device.device_info(ws=Workspace.from_env(root))
     except (TLCoreError, OSError) as exc:
         return {"device": "unknown", "gpus": [], "mixed_precision": False, "error": str(exc)}
 
@@ -33,7 +33,7 @@ def _probe(root: str) -> Future:
 
 
 def device_summary(ws: Workspace) -> dict | None:
-    """`jobs.device_info`'s answer for `ws`, or None while the probe is still running.
+    """`device.device_info`'s answer for `ws`, or None while the probe is still running.
 
     The first call on a server starts the probe; every later one reads its answer.
     """

@@ -17,7 +17,7 @@ import streamlit as st
 from tlcore import auth
 from tlcore.charts import runs as charts
 from tlcore.errors import TLCoreError
-from tlcore.runs import jobs
+from tlcore.runs import launch, liveness, logs
 from tlcore.store import (
     ACTIVE_STATUSES,
     CANCELLED,
@@ -101,7 +101,7 @@ def run_actions(ws: Workspace, run: dict, where: Any, actor: auth.Actor) -> None
                               icon=":material/stop:", disabled=refused is not None, help=refused)
         if cancel and access.permitted(actor, auth.MANAGE_OWN, run["owner"], "cancel this run"):
             try:
-                jobs.cancel(run["id"], ws=ws)
+                launch.cancel(run["id"], ws=ws)
             except TLCoreError as exc:
                 st.error(plain(exc))
             else:
@@ -114,7 +114,7 @@ def run_actions(ws: Workspace, run: dict, where: Any, actor: auth.Actor) -> None
                               help=refused or "Continue from the last saved epoch.")
         if resume and access.permitted(actor, auth.LAUNCH, run["owner"], "resume this run"):
             try:
-                jobs.resume(run["id"], ws=ws)
+                launch.resume(run["id"], ws=ws)
             except TLCoreError as exc:
                 st.error(plain(exc))
             else:
@@ -151,7 +151,7 @@ def run_details(ws: Workspace, store: RunStore, run: dict, queue: list[dict],
         else:
             st.progress(0.0, text="Starting: loading data and building the model…")
         try:
-            silence = jobs.silence_warning(run, (progress or {}).get("stage"))
+            silence = liveness.silence_warning(run, (progress or {}).get("stage"))
         except TLCoreError:
             silence = None  # a bad setting: refresh's error is already shown above
         if silence:
@@ -191,7 +191,7 @@ def log_view(ws: Workspace, run_id: str) -> None:
                     help="Everything the worker process printed, TensorFlow's and CUDA's "
                          "messages included.")
     try:
-        text = jobs.log_tail(run_id, lines=LOG_SCAN_LINES, ws=ws)
+        text = logs.log_tail(run_id, lines=LOG_SCAN_LINES, ws=ws)
     except TLCoreError as exc:
         st.code(str(exc), language=None)
         return
@@ -242,7 +242,7 @@ def live_panel(ws: Workspace, polling: bool, actor: auth.Actor) -> None:
     """
     st.subheader("Runs")
     try:
-        jobs.refresh(ws=ws)
+        liveness.refresh(ws=ws)
     except TLCoreError as exc:
         st.error(plain(exc))
     store = RunStore(ws)

@@ -16,7 +16,7 @@ import streamlit as st
 
 from tlcore import auth, config
 from tlcore.errors import TLCoreError
-from tlcore.runs import jobs
+from tlcore.runs.launch import launch as launch_run
 from tlcore.ui import access
 from tlcore.ui.flash import flash
 from tlcore.ui.text import plain
@@ -281,7 +281,7 @@ def launch(ws: Workspace, cfg: config.RunConfig, actor: auth.Actor) -> None:
         return
     name = st.session_state.get(NAME_KEY, "").strip() or None
     try:
-        run_id = jobs.launch(cfg, name=name, ws=ws, owner=actor.user)
+        run_id = launch_run(cfg, name=name, ws=ws, owner=actor.user)
     except TLCoreError as exc:
         st.error(plain(exc))
         return

@@ -1,6 +1,6 @@
 """`python -m tlcore.workers.run RUN_ID`: train one run in this process.
 
-Started detached by `tlcore.runs.jobs` (or by hand for a queued run). It marks the
+Started detached by the local executor (or by hand for a queued run). It marks the
 run running, trains it (`tlcore.engine.train.run_training`), and records how it ended:
 `completed`, `cancelled`, or `failed` with the message and the tail of the
 traceback. Whatever happens, it then starts the next queued run, so the queue
@@ -8,11 +8,11 @@ moves on without anyone watching. Output goes to `runs/<id>/log.txt`.
 
 `python -m tlcore.workers.run --warm` is a warm worker (`serve_warm`): it imports
 Keras and its backend (`$KERAS_BACKEND`) once, then trains the runs of that
-backend that `jobs` hands it one after another, so a run launched from the
+backend that `tlcore.runs.warm` hands it one after another, so a run launched from the
 dashboard starts in a fraction of a second.
 
 The heartbeat comes from the training loop as it makes progress, not from a
-thread of its own: a worker that hangs stops beating and `jobs.refresh` kills it.
+thread of its own: a worker that hangs stops beating and `liveness.refresh` kills it.
 
 Under the Ray executor the worker first checks that this node sees the shared
 workspace (the run's `config.json`, written before the job was submitted) and
@@ -31,8 +31,7 @@ from typing import Any
 
 from tlcore import backend
 from tlcore.errors import RunCancelled, TLCoreError
-from tlcore.runs import jobs, slots
-from tlcore.runs.executors import ray as rayjobs
+from tlcore.runs import children, executors, queue, slots, warm
 from tlcore.store import CANCELLED, COMPLETED, FAILED, QUEUED, RUNNING, RunStore
 from tlcore.workers import runlog
 from tlcore.workspace import (
@@ -90,7 +89,7 @@ def failure_message(exc: BaseException, config: dict[str, Any] | None = None,
 
 
 def _claim(store: RunStore, run_id: str, claimed: bool) -> bool:
-    """Take the run: already claimed for this process by jobs, or queued (started by hand)."""
+    """Take the run: already claimed for this process by its launcher, or queued (by hand)."""
     now = time.time()
     if claimed:
         return store.transition(run_id, (RUNNING,), pid=os.getpid(), heartbeat=now)
@@ -123,7 +122,7 @@ def run_claimed(run_id: str, ws: Workspace, claimed: bool, start_next: bool = Tr
         print(f"Run {run_id} is {status}, not waiting for this worker; nothing to do.",
               file=sys.stderr)
         return 2
-    store.merge_extra(run_id, **rayjobs.claim_extra())
+    store.merge_extra(run_id, **executors.current().claim_extra())
     files = ws.run(run_id)
     files.dir.mkdir(parents=True, exist_ok=True)  # absent for a run started by hand
     redirect_output(files.log)
@@ -151,20 +150,20 @@ def run_claimed(run_id: str, ws: Workspace, claimed: bool, start_next: bool = Tr
     finally:
         sys.stdout.flush()
         if start_next:
-            jobs.start_queued(ws)
+            queue.start_queued(ws)
     return code
 
 
 def serve_warm(ws: Workspace) -> int:
-    """Wait, with Keras imported, for runs handed over by `jobs`; train each in turn.
+    """Wait, with Keras imported, for runs handed over by the local executor; train each in turn.
 
-    The worker registers as idle (`jobs.warm_idle_file`, which names its backend:
-    it takes only runs of that backend) and polls its inbox
-    (`jobs.warm_inbox_file`) every `jobs.WARM_POLL_S`. On a GPU server it is pinned
-    to one GPU slot and takes only runs that claimed that slot. It leaves after
-    `jobs.warm_idle_seconds()` without a run, when its registration is removed
-    (`jobs.stop_warm`), and after a run on a GPU, so that the GPU memory is
-    returned. Its own output between runs goes to `jobs.warm_log_file`.
+    The worker registers as idle (`warm.warm_idle_file`, which names its backend:
+    it takes only runs of that backend) and waits for its inbox (`warm.wait_for_run`).
+    On a GPU server it is pinned to one GPU slot and takes only runs that claimed
+    that slot. It leaves after `warm.warm_idle_seconds()` without a run, when its
+    registration is removed (`warm.stop_warm`), when the process that started it is
+    gone, and after a run on a GPU, so that the GPU memory is returned. Its own
+    output between runs goes to `warm.warm_log_file`.
     """
     name = backend.default()
     backend.activate(name)
@@ -173,24 +172,17 @@ def serve_warm(ws: Workspace) -> int:
     import tlcore.engine.train  # noqa: F401  (the import is the point of a warm worker)
 
     pid = os.getpid()
-    idle, inbox = jobs.warm_idle_file(ws, pid), jobs.warm_inbox_file(ws, pid)
+    idle, inbox = warm.warm_idle_file(ws, pid), warm.warm_inbox_file(ws, pid)
     idle.parent.mkdir(parents=True, exist_ok=True)
     on_gpu = bool(backend.configure_devices()["gpus"])
     while True:
-        redirect_output(jobs.warm_log_file(ws, pid))
-        atomic_write_text(idle, jobs.warm_key(name, slots.own_slot()))
-        jobs.warm_start_file(ws, pid).unlink(missing_ok=True)
-        jobs.start_queued(ws)  # a run waiting in the queue comes to this worker
-        deadline = time.monotonic() + jobs.warm_idle_seconds()
-        while not inbox.exists():
-            if time.monotonic() > deadline or not idle.exists():
-                idle.unlink(missing_ok=True)
-                if not inbox.exists():  # a run handed over just now is still taken
-                    return 0
-                break
-            time.sleep(jobs.WARM_POLL_S)
-        idle.unlink(missing_ok=True)
-        run_id = check_run_id(inbox.read_text().strip())
+        redirect_output(warm.warm_log_file(ws, pid))
+        atomic_write_text(idle, warm.warm_key(name, slots.own_slot()))
+        warm.warm_start_file(ws, pid).unlink(missing_ok=True)
+        queue.start_queued(ws)  # a run waiting in the queue comes to this worker
+        run_id = warm.wait_for_run(ws, pid)
+        if run_id is None:
+            return 0
         keras.utils.clear_session()  # nothing of the previous run stays in memory
         run_claimed(run_id, ws, claimed=True, start_next=on_gpu)
         inbox.unlink(missing_ok=True)
@@ -202,42 +194,23 @@ def main(argv: list[str] | None = None) -> int:
     """`python -m tlcore.workers.run RUN_ID` trains one run; `--warm` serves runs handed over.
 
     Returns:
-        As `run_claimed` for one run; 0 when a warm worker leaves.
+        As `run_claimed` for one run; 0 when a warm worker leaves; 3 on a node that
+        cannot see the workspace (Ray).
     """
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
         print("usage: python -m tlcore.workers.run RUN_ID | --warm", file=sys.stderr)
         return 2
     signal.signal(signal.SIGTERM, _raise_on_sigterm)
-    if args[0] != jobs.WARM_FLAG and rayjobs.enabled():
-        unseen = rayjobs.workspace_visible(rayjobs.run_config_path(check_run_id(args[0])))
-        if unseen:
-            return workspace_unseen(args[0], unseen)
+    if args[0] != warm.WARM_FLAG:
+        refused = executors.current().check_node(check_run_id(args[0]))
+        if refused is not None:
+            return refused
     ws = Workspace.from_env()
-    if args[0] == jobs.WARM_FLAG:
+    if args[0] == warm.WARM_FLAG:
         return serve_warm(ws)
     run_id = check_run_id(args[0])
-    return run_claimed(run_id, ws, os.environ.get(jobs.ENV_CLAIMED) == run_id)
-
-
-def workspace_unseen(run_id: str, message: str) -> int:
-    """Report a node without the shared workspace; fail the run where the store is elsewhere.
-
-    The store is only reachable from here when it is not in the workspace
-    (`TLCORE_DB_URL`); otherwise `jobs.refresh` fails the queued run from the
-    job's log, this line.
-
-    Returns:
-        3, the worker's exit status.
-    """
-    print(message, file=sys.stderr)
-    if os.environ.get(rayjobs.ENV_DB_URL):
-        try:
-            RunStore(Workspace(rayjobs.home())).transition(run_id, (QUEUED,), status=FAILED,
-                                                 ended=time.time(), error=message)
-        except TLCoreError:
-            pass  # the line above is in the job's log, which refresh reads
-    return 3
+    return run_claimed(run_id, ws, os.environ.get(children.ENV_CLAIMED) == run_id)
 
 
 if __name__ == "__main__":

@@ -51,7 +51,7 @@ class Heartbeat(keras.callbacks.Callback):
     the loop calls it between steps, as a progress callback of long steps, and
     (as a Keras callback) after every train, validation and predict batch. Never
     from a thread of its own: a loop that hangs must fall silent, so that
-    `jobs.refresh` notices and kills the worker.
+    `runs.liveness.refresh` notices and kills the worker.
 
     Args:
         store: The run store.

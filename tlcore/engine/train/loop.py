@@ -26,7 +26,7 @@
 The run's heartbeat (`Heartbeat`) is written by this loop as it makes progress:
 between steps, per decoded-image, feature and download chunk, and per train,
 validation and predict batch. A worker that hangs falls silent and
-`jobs.refresh` kills it. Large writes (checkpoints, trained weights, cached
+`runs.liveness.refresh` kills it. Large writes (checkpoints, trained weights, cached
 arrays) check free space first and fail the run with "disk full: ..." (`space_for`).
 
 With `train.distribute: mirrored` the model, the models Keras fits and their

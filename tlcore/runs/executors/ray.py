@@ -1,6 +1,6 @@
 """The Ray executor: runs and sweep workers as Ray Jobs on a cluster. No TensorFlow.
 
-With `TLCORE_EXECUTOR=ray`, `jobs.start_queued` submits each queued run to the
+With `TLCORE_EXECUTOR=ray`, `queue.start_queued` submits each queued run to the
 Ray cluster whose dashboard is at `TLCORE_RAY_ADDRESS` as a job running
 `python -m tlcore.workers.run RUN_ID`, asking for `TLCORE_RAY_GPUS_PER_RUN` GPUs
 (default 1; 0 on a CPU cluster) and `TLCORE_RAY_CPUS_PER_RUN` CPUs (default 1).
@@ -19,7 +19,7 @@ submitting a run at once thus submit one job; "already exists" counts as
 submitted.
 
 A Ray run's pid names a process on some node: liveness asks Ray for the job's
-status instead (`job_end`). `ray.job_submission` is imported inside functions
+status instead (`ended`). `ray.job_submission` is imported inside functions
 only, so a process pays for Ray only when this executor is configured.
 """
 
@@ -30,17 +30,22 @@ import os
 import socket
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 from tlcore import backend
-from tlcore.errors import ClusterError, ConfigError
+from tlcore.errors import ClusterError, ConfigError, TLCoreError
+from tlcore.runs import slots
+from tlcore.runs.executors.base import ENV_EXECUTOR
+from tlcore.runs.executors.base import name as executor
 from tlcore.settings import at_least_zero, env_number
 from tlcore.store import FAILED, QUEUED, RunStore
-from tlcore.workspace import DEFAULT_HOME, ENV_HOME, RUNS_DIR, Workspace
+from tlcore.workspace import DATASETS_DIR, DEFAULT_HOME, ENV_HOME, RUNS_DIR, Workspace
 
-ENV_EXECUTOR = "TLCORE_EXECUTOR"
-EXECUTORS = ("local", "ray")
+NAME = "ray"
+# The sweep attribute that lists the sweep workers submitted as jobs.
+SWEEP_JOBS_KEY = "ray_jobs"
 ENV_ADDRESS = "TLCORE_RAY_ADDRESS"
 DEFAULT_ADDRESS = "http://127.0.0.1:8265"
 ENV_GPUS = "TLCORE_RAY_GPUS_PER_RUN"
@@ -53,7 +58,6 @@ ENV_DB_URL = "TLCORE_DB_URL"
 RAY_API_SERVER_ADDRESS = "RAY_API_SERVER_ADDRESS"
 RUN_PREFIX = "tlcore-run-"
 SWEEP_PREFIX = "tlcore-sweep-"
-EXECUTOR_KEY = "ray"  # extra.executor of a run submitted to Ray
 ACTIVE_STATES = ("PENDING", "RUNNING")
 START_TIMEOUT = "JOB_SUPERVISOR_ACTOR_START_TIMEOUT"
 REQUEST_TIMEOUT_S = 10.0
@@ -63,23 +67,13 @@ _PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
 
 # ---- settings -------------------------------------------------------------------
-def executor() -> str:
-    """Where runs train: `$TLCORE_EXECUTOR`, "local" (default) or "ray".
+def enabled() -> bool:
+    """Whether runs go to a Ray cluster (`$TLCORE_EXECUTOR` is "ray").
 
     Raises:
-        ConfigError: if the variable names another executor.
+        ConfigError: if `$TLCORE_EXECUTOR` names no executor.
     """
-    raw = os.environ.get(ENV_EXECUTOR, "").strip()
-    value = raw.lower() or EXECUTORS[0]
-    if value not in EXECUTORS:
-        raise ConfigError(f"{ENV_EXECUTOR} must be one of {', '.join(EXECUTORS)}. "
-                          f"Received: {ENV_EXECUTOR}={raw!r}")
-    return value
-
-
-def enabled() -> bool:
-    """Whether runs go to a Ray cluster (`executor()` is "ray")."""
-    return executor() == "ray"
+    return executor() == NAME
 
 
 def address() -> str:
@@ -141,17 +135,17 @@ def claim_extra() -> dict[str, Any]:
     """What a worker records in its run's `extra` when it takes the run: where it runs.
 
     `executor` ("ray" with the job's id in `ray_job`, else "local") and the GPUs it was
-    given (`cuda_visible_devices`). The worker's word decides how `jobs.refresh`
+    given (`cuda_visible_devices`). The worker's word decides how `liveness.refresh`
     judges the run, whoever queued it.
     """
     job = own_job()
-    where = {"executor": EXECUTOR_KEY, "ray_job": job} if job else {"executor": "local"}
+    where = {"executor": NAME, "ray_job": job} if job else {"executor": "local"}
     return {**where, "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
 
 
 def is_ray_run(run: dict[str, Any]) -> bool:
     """Whether `run` (a store row) was submitted to Ray: its `extra.executor` is "ray"."""
-    return (run.get("extra") or {}).get("executor") == EXECUTOR_KEY
+    return (run.get("extra") or {}).get("executor") == NAME
 
 
 # ---- the cluster ------------------------------------------------------------------
@@ -234,7 +228,7 @@ def job_env(ws: Workspace, backend_name: str | None, submission_id: str) -> dict
     return env
 
 
-def submit(module: str, argument: str, submission_id: str, env: dict[str, str]) -> None:
+def submit_job(module: str, argument: str, submission_id: str, env: dict[str, str]) -> None:
     """Submit `python -m <module> <argument>` as job `submission_id`; an existing one counts.
 
     Raises:
@@ -268,7 +262,7 @@ def job_info(submission_id: str) -> Any:
                            f"{_reason(exc)}") from None
 
 
-def stop(submission_id: str | None) -> None:
+def stop_job(submission_id: str | None) -> None:
     """Stop a job if it still runs (SIGTERM, then SIGKILL after Ray's grace); never raises."""
     if not submission_id:
         return
@@ -331,20 +325,21 @@ def submit_run(run: dict[str, Any], ws: Workspace, store: RunStore, job: str) ->
         ClusterError: if the cluster cannot be reached or refuses the job.
     """
     name = backend.resolve(((run["config"] or {}).get("train") or {}).get("backend"))
-    submit("tlcore.workers.run", run["id"], job, job_env(ws, name, job))
+    submit_job("tlcore.workers.run", run["id"], job, job_env(ws, name, job))
     try:
-        store.merge_extra(run["id"], executor=EXECUTOR_KEY, ray_job=job)
+        store.merge_extra(run["id"], executor=NAME, ray_job=job)
         still_queued = store.get_run(run["id"])["status"] == QUEUED
     except KeyError:  # NotFoundError: deleted meanwhile
         still_queued = False
     if not still_queued:
-        stop(job)
+        stop_job(job)
 
 
-def submit_queued(ws: Workspace, store: RunStore) -> list[str]:
+def submit(ws: Workspace, store: RunStore) -> list[str]:
     """Submit every queued run that has no job since it was last queued; their ids.
 
-    Runs stay queued when the cluster cannot be reached: the next call submits them.
+    Ray places them (no worker limit here); runs stay queued when the cluster cannot
+    be reached: the next call submits them.
     """
     submitted = []
     for run in store.list_runs(statuses=(QUEUED,)):
@@ -365,11 +360,11 @@ def _job_reason(info: Any, job: str) -> str:
     return f"its Ray job {job} is {info.status.value}" + (f": {message[0]}" if message else "")
 
 
-def job_end(run: dict[str, Any]) -> str | None:
+def ended(run: dict[str, Any], ws: Workspace) -> str | None:
     """Why a running Ray run's job is over (its reason and last log lines), else None.
 
-    None too when the cluster cannot be asked: the heartbeat timeout still judges
-    a worker nobody can see.
+    Its pid names a process on some node: the job's status tells instead. None too
+    when the cluster cannot be asked: the heartbeat timeout still judges the worker.
     """
     job = (run.get("extra") or {}).get("ray_job")
     if not job:
@@ -399,7 +394,7 @@ def _unplaceable() -> str | None:
     return None
 
 
-def settle_queued(ws: Workspace, store: RunStore) -> list[str]:
+def settle(ws: Workspace, store: RunStore) -> list[str]:
     """Settle queued Ray runs whose job ended before its worker claimed the run.
 
     A job Ray gave up on while it waited for resources is submitted again (the run
@@ -459,6 +454,100 @@ def workspace_visible(path: Path) -> str | None:
 def run_config_path(run_id: str) -> Path:
     """`$TLCORE_HOME/runs/<id>/config.json`, which launch writes before submitting the run."""
     return home() / RUNS_DIR / run_id / "config.json"
+
+
+def check_node(run_id: str | None) -> int | None:
+    """Refuse a node without the shared workspace: 3 (after saying so on stderr), else None.
+
+    A run's worker looks for its `config.json`, a sweep worker (`run_id` None) for the
+    datasets folder. With the store elsewhere (`TLCORE_DB_URL`) the run fails here,
+    else `liveness.refresh` fails it from the job's log, this line.
+    """
+    unseen = workspace_visible(home() / DATASETS_DIR if run_id is None
+                               else run_config_path(run_id))
+    if unseen is None:
+        return None
+    print(unseen, file=sys.stderr)
+    if run_id is not None and os.environ.get(ENV_DB_URL):
+        try:
+            RunStore(Workspace(home())).transition(run_id, (QUEUED,), status=FAILED,
+                                                   ended=time.time(), error=unseen)
+        except TLCoreError:
+            pass  # the line above is in the job's log, which refresh reads
+    return 3
+
+
+# ---- the executor interface -----------------------------------------------------------
+def check() -> None:
+    """Read every Ray setting and check that the cluster answers, before a launch.
+
+    Raises:
+        ConfigError: naming a bad setting.
+        ClusterError: if the cluster does not answer.
+    """
+    check_settings()
+    check_cluster()
+
+
+def stop(run: dict[str, Any], ws: Workspace, wait: float = 0.0) -> None:
+    """Stop the run's job; wait up to `wait` seconds for it to end."""
+    job = (run.get("extra") or {}).get("ray_job")
+    stop_job(job)
+    if wait:
+        wait_ended(job, timeout=wait)
+
+
+def worker_name(run: dict[str, Any]) -> str:
+    """`Ray job <submission id>`."""
+    return f"Ray job {(run.get('extra') or {}).get('ray_job')}"
+
+
+def logs(run: dict[str, Any], lines: int) -> str:
+    """The tail of the run's job output as Ray kept it ("" without a job)."""
+    job = (run.get("extra") or {}).get("ray_job")
+    return job_logs(job, lines) if is_ray_run(run) and job else ""
+
+
+def start_sweep_workers(ws: Workspace, sweep_id: str, count: int, backend_name: str,
+                        log: Path) -> list[str]:
+    """Submit `count` sweep workers as jobs (the resources of one run each); their ids.
+
+    Raises:
+        ClusterError: if the cluster cannot be reached or refuses a job.
+    """
+    check_cluster()
+    submitted = []
+    for _ in range(count):
+        job = f"{SWEEP_PREFIX}{sweep_id}-{uuid.uuid4().hex[:8]}"
+        submit_job("tlcore.workers.sweep", sweep_id, job, job_env(ws, backend_name, job))
+        submitted.append(job)
+    return submitted
+
+
+def check_sweep_workers(count: int, store: RunStore) -> None:
+    """Nothing: Ray places as many sweep workers as it has resources for."""
+
+def sweep_workers(sweep_id: str, attrs: dict[str, Any]) -> list[str]:
+    """The sweep's jobs (its `SWEEP_JOBS_KEY`) that are still pending or running."""
+    found = []
+    for job in attrs.get(SWEEP_JOBS_KEY, []):
+        try:
+            info = job_info(job)
+        except ClusterError:
+            break
+        if info is not None and info.status.value in ACTIVE_STATES:
+            found.append(job)
+    return found
+
+
+def sweep_slots() -> int:
+    """Unbounded in a Ray job (Ray already placed it), else `slots.worker_limit()`."""
+    return sys.maxsize if own_job() else slots.worker_limit()
+
+
+def warm_up(ws: Workspace) -> int | None:
+    """None: Ray's jobs start their own workers."""
+    return None
 
 
 # ---- the sidebar ----------------------------------------------------------------------
