@@ -78,8 +78,8 @@ def compare_section(store: RunStore, runs: list[dict], labels: dict[str, str]) -
         diff = charts.config_diff({labels[r["id"]]: flatten(r["config"]) for r in runs})
         if diff.empty:
             st.write("These runs share the same config.")
-        else:
-            st.table(diff)
+        else:  # st.table reads headers and cells as Markdown: run names go through plain
+            st.table(diff.rename(index=plain, columns=plain).map(plain))
 
 
 def gradcam_gallery(ws: Workspace, run_id: str, mistakes: list[dict]) -> None:

@@ -159,6 +159,18 @@ def test_every_page_shows_hostile_names_as_typed(app, hostile):
     assert f"No examples of {CLASSES[0]}" in text
 
 
+def test_the_presenter_view_shows_hostile_run_names_as_typed(app, hostile):
+    at = app()
+    at.query_params["runs"] = f"{hostile['a']},{hostile['b']}"
+    at.switch_page("app_pages/present.py").run()
+    assert_shown_as_typed(at, "present")
+    (diff,) = at.table  # st.table renders its headers and cells as Markdown
+    headers = [*diff.value.columns, *diff.value.index]
+    assert plain(RUNS["a"]) in headers and plain(RUNS["b"]) in headers
+    assert all(markup not in str(cell) for markup in MARKUP
+               for cell in [*headers, *diff.value.to_numpy().ravel()])
+
+
 def test_refused_import_names_hostile_classes_as_typed(app, ws, tmp_path):
     labels = csv_dataset(ws, tmp_path, "lonely", CLASSES[:1])
     at = app()
