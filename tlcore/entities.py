@@ -95,3 +95,13 @@ class ProgressRecord(TypedDict):
     eta_s: float | None
     updated: float | None
     stage: str
+
+
+def peak_epoch(rows: list[EpochRecord], key: str = "val_accuracy") -> int | None:
+    """The epoch with the highest `key` (the first one on a tie); None without values.
+
+    A run's `best_epoch` is the epoch of its lowest val loss, whose weights the model
+    keeps; its `best_val_accuracy` may come from another epoch, which this names.
+    """
+    scored = [row for row in rows if row.get(key) is not None]
+    return max(scored, key=lambda row: (row[key], -row["epoch"]))["epoch"] if scored else None

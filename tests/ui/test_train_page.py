@@ -300,7 +300,9 @@ def test_live_panel_shows_a_finished_run_and_a_failure_in_plain_words(app, popul
     at.run()
     assert any(shown(m.value) == "#### adam-flatten" for m in at.markdown)
     labels = {m.label: m.value for m in at.metric}
-    assert labels["Best val accuracy"].endswith("%")
+    # Each "best" names its own epoch: the highest val accuracy, the model's (lowest val loss).
+    assert labels["Best val accuracy"].endswith("% · epoch 4")
+    assert labels["Model kept"] == "epoch 4"
     charts = at.get("plotly_chart")
     assert len(charts) == 2
 
@@ -583,7 +585,7 @@ def test_resume_restarts_the_live_refresh(app, ws, populated, make_run, fragment
     assert [p.value for p in at.get("progress")]
     store.update_run(run_id, status=COMPLETED, ended=time.time(), best_val_accuracy=0.9)
     at.run()
-    assert {m.label: m.value for m in at.metric}["Best val accuracy"] == "90.0%"
+    assert {m.label: m.value for m in at.metric}["Best val accuracy"].startswith("90.0%")
     assert fragment_timers["live_panel"] is None  # idle again: the timer stops
 
 
@@ -603,3 +605,21 @@ def test_the_backend_choice_shows_what_is_installed_and_a_missing_one_is_refused
     assert any("train.backend torch needs PyTorch, which is not installed here" in e
                for e in _form_errors(at))
     assert len(RunStore(ws).list_runs()) == 3  # nothing launched
+
+
+def test_best_accuracy_and_the_kept_epoch_each_name_their_epoch(app, ws, populated):
+    store = RunStore(ws)
+    run_id = store.create_run(config.RunConfig.from_dict(
+        {"dataset": "pets", "image_size": 32, "base": {"weights": "none"}}), "peaked")
+    # Epoch 2 has the highest val accuracy, epoch 3 the lowest val loss (the model kept).
+    for epoch, (val_loss, val_acc) in enumerate([(0.9, 0.6), (0.7, 0.758), (0.6, 0.74)], 1):
+        store.add_epoch(run_id, epoch, 1, {"loss": 1.0, "accuracy": 0.5, "val_loss": val_loss,
+                                           "val_accuracy": val_acc})
+    store.update_run(run_id, status=COMPLETED, started=time.time() - 9, ended=time.time(),
+                     best_val_accuracy=0.758, best_val_loss=0.6, best_epoch=3)
+    at = app(TRAIN)
+    at.query_params["run"] = run_id
+    at.run()
+    labels = {m.label: m.value for m in at.metric}
+    assert labels["Best val accuracy"] == "75.8% · epoch 2"
+    assert labels["Model kept"] == "epoch 3"

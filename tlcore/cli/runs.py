@@ -24,6 +24,7 @@ from tlcore import auth
 from tlcore.cli import print_json
 from tlcore.config import RunConfig, advice
 from tlcore.data import load_manifest
+from tlcore.entities import peak_epoch
 from tlcore.errors import ConfigError, TLCoreError
 from tlcore.runs import device, launch, liveness, logs
 from tlcore.store import COMPLETED, FINAL_STATUSES, QUEUED, RUNNING, RunStore
@@ -200,12 +201,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print(f"\ncancelling run {run_id} ...", file=sys.stderr)
         launch.cancel(run_id, ws, wait=liveness.CANCEL_GRACE_S + 5)
         return 130
-    run = RunStore(ws).get_run(run_id)
+    store = RunStore(ws)
+    run = store.get_run(run_id)
     if status == COMPLETED:
         test = run["test_metrics"] or {}
         print(f"run {run_id} completed: best val accuracy {_num(run['best_val_accuracy'])} "
-              f"(epoch {run['best_epoch']}), test accuracy {_num(test.get('accuracy'))}",
-              file=sys.stderr)
+              f"(epoch {peak_epoch(store.metrics(run_id))}), model kept from epoch "
+              f"{run['best_epoch']} (lowest val loss), test accuracy "
+              f"{_num(test.get('accuracy'))}", file=sys.stderr)
         return 0
     error = (run["error"] or "").split("\n\nTraceback", 1)[0]
     print(f"run {run_id} {status}" + (f": {error}" if error else "")
@@ -259,8 +262,9 @@ def _cmd_show(args: argparse.Namespace) -> int:
         print(f"owner {auth.owner_label(run['owner'])}, tags {', '.join(run['tags']) or '-'}")
     if run["note"]:
         print("note " + " ".join(run["note"].split()))
-    print(f"best val accuracy {_num(run['best_val_accuracy'])}, best val loss "
-          f"{_num(run['best_val_loss'])} (epoch {run['best_epoch'] or '-'}), "
+    print(f"best val accuracy {_num(run['best_val_accuracy'])} (epoch "
+          f"{peak_epoch(run['metrics']) or '-'}), lowest val loss {_num(run['best_val_loss'])} "
+          f"(epoch {run['best_epoch'] or '-'}, the model kept), "
           f"test accuracy {_num(test.get('accuracy'))}, test loss {_num(test.get('loss'))}")
     print("config " + RunConfig.from_dict(run["config"]).to_json(None))
     for row in run["metrics"]:

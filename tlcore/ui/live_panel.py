@@ -14,7 +14,7 @@ from typing import Any
 
 import streamlit as st
 
-from tlcore import auth
+from tlcore import auth, entities
 from tlcore.charts import runs as charts
 from tlcore.errors import TLCoreError
 from tlcore.runs import launch, liveness, logs
@@ -158,10 +158,15 @@ def run_details(ws: Workspace, store: RunStore, run: dict, queue: list[dict],
             st.warning(silence, icon=":material/heart_broken:")
     elif status == COMPLETED:
         test = run.get("test_metrics") or {}
+        peak = entities.peak_epoch(store.metrics(run["id"]))
         c1, c2, c3, c4 = st.columns(4)
-        c1.metric("Best val accuracy", percent(run.get("best_val_accuracy")))
-        c2.metric("Test accuracy", percent(test.get("accuracy")))
-        c3.metric("Best epoch", run.get("best_epoch") or "—")
+        c1.metric("Best val accuracy", percent(run.get("best_val_accuracy"))
+                  + (f" · epoch {peak}" if peak else ""),
+                  help="The highest val accuracy of any epoch, and that epoch.")
+        c2.metric("Test accuracy", percent(test.get("accuracy")),
+                  help="The model kept, on the test split.")
+        c3.metric("Model kept", f"epoch {run['best_epoch']}" if run.get("best_epoch") else "—",
+                  help="The epoch with the lowest val loss: the saved model has its weights.")
         c4.metric("Duration", charts.format_duration(
             (run["ended"] or time.time()) - run["started"]) if run.get("started") else "—")
         try_it(ws, run["id"])
