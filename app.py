@@ -17,6 +17,7 @@ from tlcore.auth import Actor
 from tlcore.errors import TLCoreError
 from tlcore.runs import executors, liveness, slots
 from tlcore.runs.executors import ray as rayjobs
+from tlcore.runs.executors import ray_cluster
 from tlcore.store import ACTIVE_STATUSES, RUNNING, RunStore
 from tlcore.ui import identity, signin
 from tlcore.ui.deeplinks import (
@@ -61,7 +62,7 @@ PAGES = {
 @st.cache_data(ttl=RAY_SUMMARY_TTL_S, show_spinner=False)
 def ray_summary(address: str) -> dict:
     """The Ray cluster's resources and the studio's jobs on it (two HTTP calls)."""
-    return rayjobs.cluster_summary(address)
+    return ray_cluster.cluster_summary(address)
 
 
 def device_panel(ws: Workspace) -> None:

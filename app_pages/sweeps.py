@@ -126,10 +126,9 @@ def new_sweep(ws: Workspace, actor: auth.Actor) -> None:
     if start_clicked and permitted(actor, auth.LAUNCH):
         try:
             base = starts[start]()
-            sweep_id = sweeps.create(ws, base, space, trials, sampler=sampler,
-                                     workers=workers, name=name.strip() or None,
-                                     owner=actor.user)
-            sweeps.start_workers(ws, sweep_id, workers)
+            sweep_id = sweeps.start(ws, base, space, trials, sampler=sampler,
+                                    workers=workers, name=name.strip() or None,
+                                    owner=actor.user)
         except TLCoreError as exc:
             st.error(plain(exc))
             return

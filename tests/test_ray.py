@@ -23,6 +23,7 @@ from tlcore.data.demo import write_class_folders
 from tlcore.errors import ClusterError, ConfigError
 from tlcore.runs import launch, liveness, logs, queue
 from tlcore.runs.executors import ray as rayjobs
+from tlcore.runs.executors import ray_cluster
 from tlcore.store import CANCELLED, FAILED, LOST, QUEUED, RUNNING, RunStore
 
 # One Ray head for the module: its tests stay on one test process.
@@ -156,7 +157,7 @@ def test_settings_are_checked(monkeypatch):
                                           r"Received: TLCORE_EXECUTOR='slurm'"):
         rayjobs.enabled()
     monkeypatch.setenv("TLCORE_EXECUTOR", "ray")
-    assert rayjobs.enabled() and rayjobs.address() == rayjobs.DEFAULT_ADDRESS
+    assert rayjobs.enabled() and rayjobs.address() == ray_cluster.DEFAULT_ADDRESS
     assert rayjobs.gpus_per_run() == 1 and rayjobs.cpus_per_run() == 1
     monkeypatch.setenv("TLCORE_RAY_GPUS_PER_RUN", "0")
     assert rayjobs.gpus_per_run() == 0
@@ -198,6 +199,39 @@ def test_launch_refuses_an_unreachable_cluster_and_leaves_nothing(ws, dataset, m
     assert "error" in rayjobs.cluster_summary()
     assert liveness.refresh(ws) == []  # nothing to ask the cluster about
 
+
+
+def test_credentials_in_the_ray_address_are_never_shown():
+    assert ray_cluster.shown("https://alice:s3cret@head:8265/ray?token=t0k&x=1") == (
+        "https://alice:***@head:8265/ray?token=***&x=***")
+    assert ray_cluster.shown("https://t0k@head:8265") == "https://***@head:8265"
+    assert ray_cluster.shown("http://head:8265") == "http://head:8265"
+
+
+@needs_ray
+def test_an_unreachable_cluster_with_credentials_hides_them_and_leaves_no_sweep(
+        ws, dataset, monkeypatch):
+    from tlcore.runs import sweeps
+
+    (port,) = _free_ports(1)
+    monkeypatch.setenv("TLCORE_EXECUTOR", "ray")
+    monkeypatch.setenv("TLCORE_RAY_ADDRESS", f"http://studio:s3cret@127.0.0.1:{port}?token=t0k")
+    shown = f"http://studio:***@127.0.0.1:{port}?token=***"
+    with pytest.raises(ClusterError) as caught:
+        launch.launch(_config(dataset, 1), ws=ws)
+    assert str(caught.value).startswith(f"Cannot reach the Ray cluster at {shown}: ")
+    summary = ray_cluster.cluster_summary()
+    assert summary["address"] == shown and "s3cret" not in summary["error"]
+    monkeypatch.setenv("TLCORE_RAY_ADDRESS", f"127.0.0.1:{port}?token=t0k")  # no scheme
+    with pytest.raises(ConfigError) as caught:
+        rayjobs.check_settings()
+    assert "t0k" not in str(caught.value)
+    # A sweep whose workers cannot start is not left "running" with nothing to run it.
+    monkeypatch.setenv("TLCORE_RAY_ADDRESS", f"http://studio:s3cret@127.0.0.1:{port}")
+    with pytest.raises(ClusterError) as caught:
+        sweeps.start(ws, _config(dataset, 1), {"head.dropout": {"low": 0.0, "high": 0.5}}, 2)
+    assert "s3cret" not in str(caught.value)
+    assert sweeps.list_sweeps(ws) == []
 
 # ---- on a real head --------------------------------------------------------------------
 def test_a_queued_run_whose_worker_cannot_see_the_workspace_fails(ws, dataset, on_ray):

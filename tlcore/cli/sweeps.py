@@ -86,9 +86,8 @@ def _cmd_start(args: argparse.Namespace) -> int:
     ws = Workspace.from_env()
     base = load_config(args.config, args.overrides)
     space = _read_json(args.space, "space")
-    sweep_id = sweeps.create(ws, base, space, args.trials, sampler=args.sampler,
-                             workers=args.workers, timeout=args.timeout, name=args.name)
-    sweeps.start_workers(ws, sweep_id, args.workers)
+    sweep_id = sweeps.start(ws, base, space, args.trials, sampler=args.sampler,
+                            workers=args.workers, timeout=args.timeout, name=args.name)
     if not args.detach:
         try:
             _follow(ws, sweep_id)

@@ -387,6 +387,30 @@ def budget_lock(ws: Workspace, sweep_id: str) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def start(ws: Workspace, base: RunConfig, space: Any, trials: int, *, sampler: str = "tpe",
+          workers: int = 1, timeout: float | None = None, name: str | None = None,
+          owner: str | None = None) -> str:
+    """Record a new sweep (`create`) and start its workers; returns its id.
+
+    A sweep whose workers cannot start (the Ray cluster unreachable, no free slot)
+    is removed again, so no sweep stays "running" without anything to run it.
+
+    Raises:
+        ConfigError, NotFoundError, QuotaError: as `create`.
+        ClusterError: if the Ray cluster cannot be reached.
+    """
+    import optuna
+
+    sweep_id = create(ws, base, space, trials, sampler=sampler, workers=workers,
+                      timeout=timeout, name=name, owner=owner)
+    try:
+        start_workers(ws, sweep_id, workers)
+    except Exception:
+        optuna.delete_study(study_name=sweep_id, storage=storage(ws))
+        raise
+    return sweep_id
+
+
 def start_workers(ws: Workspace, sweep_id: str, count: int) -> list[int] | list[str]:
     """Start `count` sweep workers; their pids (or, on Ray, job ids). Output goes to `log_file`.
 

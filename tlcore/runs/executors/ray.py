@@ -39,6 +39,15 @@ from tlcore.errors import ClusterError, ConfigError, TLCoreError
 from tlcore.runs import slots
 from tlcore.runs.executors.base import ENV_EXECUTOR
 from tlcore.runs.executors.base import name as executor
+from tlcore.runs.executors.ray_cluster import (
+    ENV_ADDRESS,
+    RUN_PREFIX,
+    SWEEP_PREFIX,
+    address,
+    cluster_summary,
+    reason,
+    shown,
+)
 from tlcore.settings import at_least_zero, env_number
 from tlcore.store import FAILED, QUEUED, RunStore
 from tlcore.workspace import DATASETS_DIR, DEFAULT_HOME, ENV_HOME, RUNS_DIR, Workspace
@@ -46,8 +55,6 @@ from tlcore.workspace import DATASETS_DIR, DEFAULT_HOME, ENV_HOME, RUNS_DIR, Wor
 NAME = "ray"
 # The sweep attribute that lists the sweep workers submitted as jobs.
 SWEEP_JOBS_KEY = "ray_jobs"
-ENV_ADDRESS = "TLCORE_RAY_ADDRESS"
-DEFAULT_ADDRESS = "http://127.0.0.1:8265"
 ENV_GPUS = "TLCORE_RAY_GPUS_PER_RUN"
 ENV_CPUS = "TLCORE_RAY_CPUS_PER_RUN"
 # The submission id of the job a process runs in; Ray itself tells an entrypoint nothing.
@@ -56,12 +63,9 @@ ENV_DB_URL = "TLCORE_DB_URL"
 # Ray's job clients follow this variable before any address they are given: a job's
 # own processes get the dashboard's address there (Ray points RAY_ADDRESS at the GCS).
 RAY_API_SERVER_ADDRESS = "RAY_API_SERVER_ADDRESS"
-RUN_PREFIX = "tlcore-run-"
-SWEEP_PREFIX = "tlcore-sweep-"
 ACTIVE_STATES = ("PENDING", "RUNNING")
 START_TIMEOUT = "JOB_SUPERVISOR_ACTOR_START_TIMEOUT"
 REQUEST_TIMEOUT_S = 10.0
-SUMMARY_TIMEOUT_S = 2.0
 LOG_LINES = 12
 _PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
@@ -74,21 +78,6 @@ def enabled() -> bool:
         ConfigError: if `$TLCORE_EXECUTOR` names no executor.
     """
     return executor() == NAME
-
-
-def address() -> str:
-    """The Ray dashboard's address: `$TLCORE_RAY_ADDRESS`, default `http://127.0.0.1:8265`.
-
-    Raises:
-        ConfigError: if it is not an http(s) URL.
-    """
-    raw = os.environ.get(ENV_ADDRESS, "").strip()
-    value = (raw or DEFAULT_ADDRESS).rstrip("/")
-    scheme, _, host = value.partition("://")
-    if scheme not in ("http", "https") or not host:
-        raise ConfigError(f"{ENV_ADDRESS} must be the Ray dashboard's http(s) URL, e.g. "
-                          f"{DEFAULT_ADDRESS}. Received: {ENV_ADDRESS}={raw!r}")
-    return value
 
 
 def _as_ray_shows(amount: float) -> float:
@@ -164,11 +153,6 @@ def _client(url: str) -> Any:
     return _Client(url)
 
 
-def _reason(exc: BaseException) -> str:
-    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0].rstrip(".")
-    return text if len(text) <= 200 else text[:197] + "..."
-
-
 def client(url: str | None = None) -> Any:
     """The `JobSubmissionClient` of the cluster at `url` (default `address()`), kept per address.
 
@@ -181,7 +165,7 @@ def client(url: str | None = None) -> Any:
         return _client(url)
     except (OSError, RuntimeError, ValueError) as exc:
         raise ClusterError(
-            f"Cannot reach the Ray cluster at {url}: {_reason(exc)}. Start it with "
+            f"Cannot reach the Ray cluster at {shown(url)}: {reason(exc)}. Start it with "
             f"`ray start --head` or set {ENV_ADDRESS}.") from None
 
 
@@ -199,7 +183,7 @@ def check_cluster(url: str | None = None) -> None:
     except (OSError, RuntimeError, ValueError) as exc:
         _client.cache_clear()
         raise ClusterError(
-            f"Cannot reach the Ray cluster at {url}: {_reason(exc)}. Start it with "
+            f"Cannot reach the Ray cluster at {shown(url)}: {reason(exc)}. Start it with "
             f"`ray start --head` or set {ENV_ADDRESS}.") from None
 
 
@@ -243,8 +227,8 @@ def submit_job(module: str, argument: str, submission_id: str, env: dict[str, st
     except (OSError, RuntimeError, ValueError) as exc:
         if "already exists" in str(exc):
             return  # another process submitted the same run a moment ago
-        raise ClusterError(f"The Ray cluster at {address()} did not take job {submission_id}: "
-                           f"{_reason(exc)}") from None
+        raise ClusterError(f"The Ray cluster at {shown(address())} did not take job "
+                           f"{submission_id}: {reason(exc)}") from None
 
 
 def job_info(submission_id: str) -> Any:
@@ -258,8 +242,8 @@ def job_info(submission_id: str) -> Any:
     except (OSError, RuntimeError, ValueError) as exc:
         if "404" in str(exc) or "does not exist" in str(exc):
             return None
-        raise ClusterError(f"Cannot reach the Ray cluster at {address()}: "
-                           f"{_reason(exc)}") from None
+        raise ClusterError(f"Cannot reach the Ray cluster at {shown(address())}: "
+                           f"{reason(exc)}") from None
 
 
 def stop_job(submission_id: str | None) -> None:
@@ -353,7 +337,7 @@ def submit(ws: Workspace, store: RunStore) -> list[str]:
     return submitted
 
 
-def _job_reason(info: Any, job: str) -> str:
+def _jobreason(info: Any, job: str) -> str:
     if info is None:
         return f"the Ray cluster no longer knows its job {job} (was the head restarted?)"
     message = (info.message or "").strip().splitlines()
@@ -376,7 +360,7 @@ def ended(run: dict[str, Any], ws: Workspace) -> str | None:
     if info is not None and info.status.value in ACTIVE_STATES:
         return None
     tail = job_logs(job) if info is not None else ""
-    return (f"The worker ended without reporting a result: {_job_reason(info, job)}. Resume "
+    return (f"The worker ended without reporting a result: {_jobreason(info, job)}. Resume "
             "the run to continue from the last finished epoch."
             + (f"\n\nLast lines of the job's log:\n{tail}" if tail else ""))
 
@@ -425,7 +409,7 @@ def settle(ws: Workspace, store: RunStore) -> list[str]:
                     return failed
                 continue
         else:
-            tail = job_logs(job, lines=1) or _job_reason(info, job)
+            tail = job_logs(job, lines=1) or _jobreason(info, job)
             reason = f"The Ray job {job} ended before its worker started: {tail}"
         if store.transition(run["id"], (QUEUED,), status=FAILED, ended=time.time(),
                             error=reason):
@@ -548,52 +532,3 @@ def sweep_slots() -> int:
 def warm_up(ws: Workspace) -> int | None:
     """None: Ray's jobs start their own workers."""
     return None
-
-
-# ---- the sidebar ----------------------------------------------------------------------
-def cluster_summary(url: str | None = None, timeout: float = SUMMARY_TIMEOUT_S
-                    ) -> dict[str, Any]:
-    """The cluster's resources and tlcore's jobs on it, for the sidebar.
-
-    Args:
-        url: The dashboard's address; default `address()`.
-        timeout: Seconds to wait for each answer.
-
-    Returns:
-        `{"address", "gpus_total", "gpus_available", "cpus_total", "cpus_available",
-        "jobs_pending", "jobs_running"}` (tlcore's runs and sweep workers), or
-        `{"address", "error": one line}` when the head cannot be reached.
-    """
-    import json
-    import urllib.error
-    import urllib.request
-
-    try:
-        url = url or address()
-    except ConfigError as exc:
-        return {"address": os.environ.get(ENV_ADDRESS, ""), "error": str(exc)}
-
-    def get(endpoint: str) -> Any:
-        with urllib.request.urlopen(url + endpoint, timeout=timeout) as answer:
-            return json.loads(answer.read())
-
-    try:
-        # The Jobs API's list (what `JobSubmissionClient.list_jobs` reads), without
-        # importing Ray into the dashboard's process.
-        listed = get("/api/jobs/")
-        status = get("/api/cluster_status")
-    except (OSError, ValueError, urllib.error.URLError) as exc:
-        return {"address": url, "error": f"Cannot reach the Ray cluster at {url}: "
-                                         f"{_reason(getattr(exc, 'reason', exc))}."}
-    usage = (((status.get("data") or {}).get("clusterStatus") or {})
-             .get("loadMetricsReport") or {}).get("usage") or {}
-    out: dict[str, Any] = {"address": url}
-    for key, name in (("gpus", "GPU"), ("cpus", "CPU")):
-        used, total = (usage.get(name) or [0.0, 0.0])[:2]
-        out[f"{key}_total"] = total
-        out[f"{key}_available"] = max(0.0, total - used)
-    ours = [j for j in listed if (j.get("submission_id") or "").startswith(
-        (RUN_PREFIX, SWEEP_PREFIX))]
-    out["jobs_pending"] = sum(j.get("status") == "PENDING" for j in ours)
-    out["jobs_running"] = sum(j.get("status") == "RUNNING" for j in ours)
-    return out
