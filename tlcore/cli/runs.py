@@ -70,6 +70,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p = sub.add_parser(action, help=helptext)
         p.add_argument("run_id", metavar="ID")
         p.set_defaults(func=func)
+    p = sub.add_parser(
+        "export-mlflow", help="log runs to MLflow (params, per-epoch metrics, tags, files)",
+        description="Log each run to an MLflow tracking store as one MLflow run: the flat "
+                    "config as parameters, per-epoch metrics, test metrics, tags, note and "
+                    "its files. Exporting a run again updates its MLflow run. Needs the "
+                    "mlflow extra: pip install 'tlcore[mlflow]'.")
+    p.add_argument("run_ids", metavar="ID", nargs="+")
+    p.add_argument("--tracking-uri", required=True, metavar="URI",
+                   help="e.g. sqlite:///mlflow.db or http://mlflow-host:5000")
+    p.add_argument("--experiment", default="tlcore", metavar="NAME",
+                   help="experiment name, created when missing (default: tlcore)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_export_mlflow)
 
     p = subparsers.add_parser("device", help="what training runs on (CPU/GPU, mixed precision)")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -320,4 +333,18 @@ def _cmd_device(args: argparse.Namespace) -> int:
             for size in (64, 150, 224))
         print(f"free GPU memory: {free / 2**30:.1f} GiB; batch size hint when training "
               f"through the base ({hints})")
+    return 0
+
+
+def _cmd_export_mlflow(args: argparse.Namespace) -> int:
+    from tlcore.results.mlflow_export import export_runs
+
+    done = export_runs(args.run_ids, args.tracking_uri, args.experiment, Workspace.from_env())
+    if args.json:
+        print_json(done)
+        return 0
+    for item in done:
+        verb = "logged as" if item["created"] else "updated"
+        print(f"run {item['run_id']}: {verb} MLflow run {item['mlflow_run_id']} "
+              f"(experiment {item['experiment_id']}, {item['metrics_logged']} metric values)")
     return 0
