@@ -2,8 +2,8 @@
 
 Keras 3 runs the same model on each backend; it picks one from `$KERAS_BACKEND`
 when it is first imported, so a process chooses before anything imports Keras:
-a worker gets `KERAS_BACKEND` from `jobs` (the run's `train.backend`; "auto" is
-`$KERAS_BACKEND` or TensorFlow), and `activate` checks it.
+a worker gets `KERAS_BACKEND` from `runs.children.worker_env` (the run's
+`train.backend`; "auto" is `$KERAS_BACKEND` or TensorFlow), and `activate` checks it.
 
 The rest of tlcore speaks Keras ops. What differs per backend lives in one
 small place per concern:

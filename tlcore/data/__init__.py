@@ -9,8 +9,8 @@ import, stratified per class and seeded (`splits`), reports on its health
 pipeline itself (`importer`) stages everything and leaves nothing behind when it
 refuses or fails; staging folders of killed imports are removed later
 (`staging`). Imports started from the browser run in their own process
-(`background`, `worker`), and paths typed there must lie inside an allowed root
-(`check_server_path`).
+(`background`, and `tlcore.workers.data_import`), and paths typed there must lie
+inside an allowed root (`check_server_path`).
 
 The names below are the package's public API; the modules behind them are not.
 This package never imports TensorFlow: the dashboard imports it.

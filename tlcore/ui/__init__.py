@@ -10,7 +10,12 @@ imports TensorFlow. One small module per concern:
 * `evaluation`: stored evaluations, cached per file version.
 * `cli`: `python -m tlcore ...` calls under a spinner.
 * `predict`: classifying pictures with a finished run (Evaluate and Train pages).
-* `deeplinks`: deep links on a freshly started server.
+* `deeplinks`: a deep link opened while signed out, kept through the sign-in.
+* `identity`: who is signed in (OpenID Connect, proxy headers or none), and their role.
+* `network`: the warning while the studio is open to the network without a login.
+* `device`: the server's device probe, run once in a background thread.
+* `config_widgets`: widget arguments from the config declaration.
+* `tables`: frames for download that a spreadsheet shows as data.
 * `signin`: the sign-in gate before every page, and who is signed in (sidebar).
 * `present`: the read-only presenter view's link.
 * `access`: the page's actor; controls disabled and actions refused by role.

@@ -3,7 +3,7 @@
 `base.weights` names ImageNet, no weights, a weights file, or `run:<id>`: the
 conv layers of an earlier run's model. `check_source` refuses a file or a run
 that cannot be used; the launch calls it before a run is queued
-(`tlcore.runs.jobs`) and the worker calls `check_run_source` again before it
+(`tlcore.runs.launch`) and the worker calls `check_run_source` again before it
 reads the run's weights (`tlcore.engine.weights`), so both say the same thing.
 """
 
