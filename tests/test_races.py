@@ -15,7 +15,7 @@ from tests.test_jobs import _config, wait_for
 from tlcore import data as datasets_api
 from tlcore.config import RunConfig
 from tlcore.data.demo import write_class_folders
-from tlcore.errors import ConfigError, QuotaError
+from tlcore.errors import ConfigError, QuotaError, RunStateError
 from tlcore.runs import children, launch, liveness, queue, sweeps, warm
 from tlcore.runs.executors import local
 from tlcore.store import COMPLETED, FAILED, LOST, QUEUED, RUNNING, RunStore
@@ -345,3 +345,23 @@ def test_a_warm_worker_leaves_when_its_dashboard_is_gone(ws, monkeypatch):
             children.kill(pid)
         _stop([owner])
     assert warm.warm_workers(ws) == {}
+
+
+def test_a_launched_runs_config_exists_before_its_row(ws, dataset, monkeypatch):
+    monkeypatch.setattr(queue, "start_queued", lambda ws=None: [])
+    seen = []
+    real = RunStore.create_runs
+
+    def create_runs(self, runs, **kwargs):
+        # The moment a row exists a worker (or a Ray node) may claim it and read its config.
+        seen.append([ws.run(run_id).config.is_file() for run_id in kwargs["ids"]])
+        return real(self, runs, **kwargs)
+
+    monkeypatch.setattr(RunStore, "create_runs", create_runs)
+    ids = launch.launch_many([(_config(dataset), None), (_config(dataset), None)], ws=ws)
+    assert seen == [[True, True]]
+    # A launch that loses the last places at the last moment leaves no folder behind.
+    monkeypatch.setattr(RunStore, "create_runs", lambda self, runs, **kwargs: None)
+    with pytest.raises(RunStateError, match="last free place in the queue was taken"):
+        launch.launch(_config(dataset), ws=ws)
+    assert sorted(p.name for p in ws.runs_dir.iterdir()) == sorted(ids)

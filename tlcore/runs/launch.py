@@ -18,7 +18,7 @@ from tlcore.cache import lru as cache
 from tlcore.config import RunConfig
 from tlcore.errors import ConfigError, NotFoundError, RunStateError
 from tlcore.runs import executors, liveness, queue, slots
-from tlcore.store import CANCELLED, FAILED, LOST, QUEUED, RUNNING, RunStore
+from tlcore.store import CANCELLED, FAILED, LOST, QUEUED, RUNNING, RunStore, new_run_id
 from tlcore.vgg16 import backbones, sources
 from tlcore.workspace import (
     RUN_ID_RE,
@@ -100,15 +100,24 @@ def launch_many(runs: list[tuple[RunConfig, str | None]], ws: Workspace | None =
     check_free_space(ws.root)  # queued runs would wait for space; say so now
     auth.check_run_quota(store, owner, adding=len(checked))
     limit = auth.max_runs_per_user() if owner is not None else None
-    ids = store.create_runs(checked, owner=owner, max_active=limit)
-    if ids is None:  # another launch of the same person took the last places just now
-        auth.check_run_quota(store, owner, adding=len(checked))
-        raise RunStateError("Your last free place in the queue was taken by another launch a "
-                            "moment ago; wait for a run to finish or cancel one.")
+    # Each run's config.json exists before its row: a worker (or a Ray node checking
+    # that it sees the workspace) may claim a run the moment it is queued.
+    ids = [new_run_id() for _ in checked]
     for run_id, (config, _) in zip(ids, checked, strict=True):
         files = ws.run(run_id)
         files.dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(files.config, config.to_json())
+    created = None
+    try:
+        created = store.create_runs(checked, owner=owner, max_active=limit, ids=ids)
+    finally:
+        if created is None:  # nothing was queued: no folder stays without its run
+            for run_id in ids:
+                shutil.rmtree(ws.run(run_id).dir, ignore_errors=True)
+    if created is None:  # another launch of the same person took the last places just now
+        auth.check_run_quota(store, owner, adding=len(checked))
+        raise RunStateError("Your last free place in the queue was taken by another launch a "
+                            "moment ago; wait for a run to finish or cancel one.")
     queue.start_queued(ws)
     return ids
 

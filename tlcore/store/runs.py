@@ -179,8 +179,8 @@ class RunsMixin(StoreBase):
         return ids[0] if ids else None
 
     def create_runs(self, runs: Sequence[tuple[RunConfig, str | None]], status: str = QUEUED,
-                    owner: str | None = None,
-                    max_active: int | None = None) -> list[str] | None:
+                    owner: str | None = None, max_active: int | None = None,
+                    ids: Sequence[str] | None = None) -> list[str] | None:
         """Insert several runs in one transaction (all or none), as `create_run` does one.
 
         Args:
@@ -188,6 +188,8 @@ class RunsMixin(StoreBase):
             status, owner: As `create_run`, for every run.
             max_active: The most queued and running runs `owner` may have, these
                 included; None: no limit.
+            ids: The runs' ids (from `new_run_id`), for a caller that writes their
+                files before they exist in the store; default new ones.
 
         Returns:
             The new runs' ids in the order given, or None (nothing inserted) when they
@@ -197,7 +199,7 @@ class RunsMixin(StoreBase):
             if not isinstance(config, RunConfig):
                 raise ConfigError(f"create_run needs a RunConfig. Received: "
                                   f"{type(config).__name__}")
-        ids = [new_run_id() for _ in runs]
+        ids = list(ids) if ids is not None else [new_run_id() for _ in runs]
         with self._tx() as con:
             self._lock(con)
             if max_active is not None and _active(con, owner) + len(runs) > max_active:
