@@ -1,7 +1,10 @@
-# Two commands: `make run` and `make test`. Both create .venv when missing.
+# Two commands: `make run` and `make test`. Both create .venv when missing: `make run`
+# installs the package (editable) with its runtime dependencies only, `make test` the
+# tested pins of requirements.txt, the optional engines and the test tools.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+RUN_STAMP := $(VENV)/.runtime-installed
 STAMP := $(VENV)/.requirements-installed
 PORT ?= 8501
 # Loopback only by default; HOST=0.0.0.0 shares the dashboard on the network.
@@ -19,14 +22,21 @@ GPU_PLATFORMS := $(foreach p,manylinux_2_28_x86_64 manylinux_2_27_x86_64 manylin
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt
+$(RUN_STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e .
+	touch $(RUN_STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
-	touch $(STAMP)
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $(STAMP) $(RUN_STAMP)
 
-run: $(STAMP)
-	$(PY) -m streamlit run app.py --server.address $(HOST) --server.port $(PORT)
+run: $(RUN_STAMP)
+	$(VENV)/bin/tlcore studio --host $(HOST) --port $(PORT)
 
 # On every core; the browser tests share one test process, and so do the Ray tests.
 test: $(STAMP)

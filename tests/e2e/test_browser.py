@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from tlcore.data.demo import write_class_folders
+from tlcore.ui import studio
 
 # The browser tests run one after another, on one test process: each drives a server.
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("browser")]
@@ -77,7 +78,7 @@ def streamlit_server(tmp_path: Path, env: dict[str, str], port: int | None = Non
     log_path = tmp_path / "streamlit.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+            [sys.executable, "-m", "streamlit", "run", str(studio.APP), "--server.headless", "true",
              "--server.port", str(port), "--server.address", "127.0.0.1",
              "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
              *options],

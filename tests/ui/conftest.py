@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 import pytest
 import streamlit
@@ -22,9 +21,9 @@ from tlcore.config import RunConfig
 from tlcore.data.demo import write_class_folders
 from tlcore.runs import device
 from tlcore.store import COMPLETED, FAILED, RunStore
+from tlcore.ui import studio
 
-ROOT = Path(__file__).resolve().parents[2]
-APP = ROOT / "app.py"
+APP = studio.APP
 CPU = {"device": "CPU", "gpus": [], "mixed_precision": False, "backend": "tensorflow",
        "backends": ["tensorflow", "jax"]}
 

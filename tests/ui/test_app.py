@@ -17,6 +17,7 @@ from tests.ui.markup import shown
 from tlcore.config import RunConfig
 from tlcore.runs import device
 from tlcore.store import RunStore
+from tlcore.ui import studio
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = ("app_pages/data.py", "app_pages/train.py", "app_pages/runs.py", "app_pages/evaluate.py")
@@ -99,7 +100,7 @@ def test_every_page_renders_with_datasets_and_runs(app, populated):
 
 def test_pages_never_import_tensorflow():
     pattern = re.compile(r"^\s*(import|from)\s+(tensorflow|keras)\b", re.M)
-    for path in [ROOT / "app.py", *sorted((ROOT / "app_pages").glob("*.py")),
+    for path in [studio.APP, *sorted(studio.PAGES_DIR.glob("*.py")),
                  *sorted((ROOT / "tlcore" / "ui").glob("*.py")),
                  *sorted((ROOT / "tlcore" / "charts").glob("*.py"))]:
         assert not pattern.search(path.read_text()), path
@@ -119,7 +120,7 @@ def test_rendering_every_page_leaves_tensorflow_unloaded(ws):
     script = f"""
 import json, sys
 from streamlit.testing.v1 import AppTest
-at = AppTest.from_file({str(ROOT / "app.py")!r}, default_timeout=60)
+at = AppTest.from_file({str(studio.APP)!r}, default_timeout=60)
 at.run()
 errors = [e.value for e in at.exception]
 for page in {list(PAGES[1:])!r}:
@@ -162,7 +163,7 @@ def test_no_network_warning_on_loopback(app, server_address, address):
 
 def test_no_network_warning_with_a_login(app, server_address):
     server_address("0.0.0.0")
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at = AppTest.from_file(str(studio.APP), default_timeout=60)
     at.secrets["auth"] = {"redirect_uri": "http://localhost:8501/oauth2callback",
                           "cookie_secret": "x"}
     at.run()

@@ -21,6 +21,7 @@ from tlcore.results.export import FORMATS, QUANTIZED
 from tlcore.results.transfer import baseline_config
 from tlcore.runs import launch, queue
 from tlcore.store import COMPLETED, QUEUED, RunStore
+from tlcore.ui import studio
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = "app_pages/evaluate.py"
@@ -184,7 +185,7 @@ def test_the_page_never_imports_tensorflow(ws, evaluated):
     script = (
         "import sys\n"
         "from streamlit.testing.v1 import AppTest\n"
-        f"at = AppTest.from_file({str(ROOT / 'app.py')!r}, default_timeout=60).run()\n"
+        f"at = AppTest.from_file({str(studio.APP)!r}, default_timeout=60).run()\n"
         f"at.switch_page({PAGE!r}).run()\n"
         "assert not at.exception, at.exception\n"
         "assert at.title[0].value == 'Evaluate', at.title\n"

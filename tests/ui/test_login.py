@@ -7,8 +7,6 @@ The sidebar is checked on an app's first run (see tests/ui/test_app.py).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from streamlit import config as streamlit_config
 from streamlit.testing.v1 import AppTest
@@ -19,11 +17,11 @@ from tests.ui.markup import shown
 from tests.ui.test_evaluate_page import stored_evaluation
 from tlcore.errors import ConfigError
 from tlcore.store import RunStore
+from tlcore.ui import studio
 from tlcore.ui.present import presenter_link
 from tlcore.ui.signin import NO_PROXY_USER, providers
 from tlcore.ui.text import plain
 
-ROOT = Path(__file__).resolve().parents[2]
 AUTH = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "s3cret",
         "client_id": "studio", "client_secret": "x",
         "server_metadata_url": "https://id.example.com/.well-known/openid-configuration"}
@@ -34,7 +32,7 @@ ALICE = {"is_logged_in": True, "email": "Alice@Example.com", "name": "Alice Lidd
 def _app(user: dict | None = None, auth: dict | None = AUTH, page: str | None = None,
          runs: str | None = None) -> AppTest:
     """`app.py` with a login configured (OpenID Connect unless `auth` is None), run once."""
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at = AppTest.from_file(str(studio.APP), default_timeout=60)
     if auth is not None:
         at.secrets["auth"] = auth
     if user is not None:

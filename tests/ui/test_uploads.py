@@ -5,11 +5,14 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
+from tlcore.ui import studio
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_uploads_are_bounded_to_what_an_import_needs():
-    server = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())["server"]
+    server = tomllib.loads((studio.APP.parent / ".streamlit" / "config.toml").read_text())[
+        "server"]
     # Streamlit's default is 200 MB; 2048 let seven uploads exhaust a 2 GiB server.
     assert 50 <= server["maxUploadSize"] <= 500
     security = (ROOT / "docs" / "security.md").read_text()

@@ -25,12 +25,13 @@ COMMAND_MODULES = (
     "tlcore.cli.study",
     "tlcore.cli.cache",
     "tlcore.cli.evaluate",
+    "tlcore.cli.studio",
 )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m tlcore",
+        prog="tlcore",
         description="Transfer-learning studio: import datasets, train VGG16 + dense head, "
                     "compare runs. The workspace is $TLCORE_HOME (default ./workspace).",
     )
