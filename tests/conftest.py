@@ -12,6 +12,16 @@ from tests.pg import pg_cluster, pg_url  # noqa: F401  (fixtures for the Postgre
 from tlcore.workspace import Workspace
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked slow run first (the order is otherwise kept).
+
+    `make test`'s workers take the browser and Ray groups first (xdist orders groups
+    by size), then single tests in this order: the long ones start early and short
+    ones fill the end, so no worker finishes the run alone on a long test.
+    """
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(autouse=True)
 def no_warm_workers(monkeypatch) -> None:
     """No warm worker pool unless a test asks for one (and stops it): runs start cold."""

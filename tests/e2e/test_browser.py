@@ -3,8 +3,9 @@ evaluate; and deep links into a freshly started server.
 
 Starts `streamlit run app.py` on a free localhost port with a temporary
 workspace and drives it with Playwright (Debian's `chromium`, never a
-downloaded browser). Screenshots land in the test's temp folder, and also in
-`$TLCORE_SCREENSHOTS` when that is set.
+downloaded browser). With `$TLCORE_SCREENSHOTS` set, a screenshot of each step
+lands there and in the test's temp folder; a failing test always leaves its
+last screen in its temp folder.
 """
 
 from __future__ import annotations
@@ -167,7 +168,11 @@ EXPECT_TIMEOUT_MS = 20_000
 
 
 class Shots:
-    """Full-page screenshots, numbered in the order taken."""
+    """Full-page screenshots, numbered in the order taken.
+
+    Only with `$TLCORE_SCREENSHOTS` set, and on failure: each one costs the test
+    about a second on a busy machine.
+    """
 
     def __init__(self, page, folder: Path) -> None:
         self.page, self.folder, self.n = page, folder, 0
@@ -176,6 +181,8 @@ class Shots:
 
     def __call__(self, name: str) -> None:
         self.n += 1
+        if not self.extra and name != "failure":
+            return
         path = self.folder / f"{self.n:02d}-{name}.png"
         self.page.wait_for_timeout(600)  # let charts finish their transition
         self.page.screenshot(path=path, full_page=True)

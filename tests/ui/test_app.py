@@ -21,6 +21,8 @@ from tlcore.ui import studio
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = ("app_pages/data.py", "app_pages/train.py", "app_pages/runs.py", "app_pages/evaluate.py")
+TITLES = {"app_pages/train.py": "Train", "app_pages/runs.py": "Runs & compare",
+          "app_pages/evaluate.py": "Evaluate"}
 
 
 def _texts(at) -> str:
@@ -92,7 +94,11 @@ def test_every_page_renders_with_datasets_and_runs(app, populated):
     for page in PAGES[1:]:
         at.switch_page(page).run()
         assert not at.exception, page
-        assert at.title or page == "app_pages/evaluate.py", page
+        assert [t.value for t in at.title] == [TITLES[page]], page
+    # Evaluate, the last page: the newest completed run's tabs, not evaluated yet.
+    assert [t.label for t in at.tabs] == ["Metrics", "Mistakes & Grad-CAM", "Transfer",
+                                          "Predict", "Export"]
+    assert "Not evaluated on this dataset yet" in at.info[0].value
     at.switch_page("app_pages/runs.py").run()
     table = at.dataframe(key="runs_table").value
     assert table["run"].to_list() == ["oom", "sgd-avg", "adam-flatten"]  # newest first
