@@ -321,6 +321,15 @@ def test_upload_train_watch_cancel_compare(server, tmp_path):
             expect(confusion).to_contain_text("Confusion matrix")
             expect(page.get_by_role("button", name="Re-evaluate")).to_be_visible()
             shots("evaluate")
+            # Clicking a cell (here the first class's diagonal) shows its images; the browser
+            # sends the selection's customdata as an object, which once crashed the page.
+            cell = confusion.locator(".scatterlayer .point").first
+            cell.scroll_into_view_if_needed()
+            box = cell.bounding_box()
+            page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+            expect(page.get_by_text(re.compile(r" of (\S+) predicted as \1$"))).to_be_visible()
+            expect(page.locator('[data-testid="stException"]')).to_have_count(0)
+            shots("evaluate-cell")
 
             # Sweeps: three trials around the first run; the leaderboard and charts fill in.
             page.get_by_role("link", name="Sweeps").click()
