@@ -161,6 +161,24 @@ def activate(name: str) -> None:
             os.environ.setdefault(key, value)
 
 
+# What TensorFlow and Keras import when it is installed although a worker on `name`
+# never uses it: TFLite's JAX helpers, Keras's pandas adapters (about 0.6 s of each
+# worker start on this kind of CPU), and the other backends' frameworks.
+UNUSED_IN_WORKER = {"tensorflow": ("jax", "torch", "pandas"), "jax": ("torch", "pandas"),
+                    "torch": ("jax", "pandas")}
+
+
+def skip_unused_imports(name: str) -> None:
+    """Make the frameworks a worker on backend `name` never uses unimportable here.
+
+    Their importers treat them as optional (`try: import jax`), so they carry on
+    without them. Only for worker processes, before Keras is imported; a module
+    already imported stays.
+    """
+    for module in UNUSED_IN_WORKER.get(name, ()):
+        sys.modules.setdefault(module, None)
+
+
 def current() -> str:
     """The backend of this process's Keras (imports Keras)."""
     import keras

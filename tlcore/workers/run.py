@@ -132,7 +132,9 @@ def run_claimed(run_id: str, ws: Workspace, claimed: bool, start_next: bool = Tr
     resume = bool((run["extra"] or {}).get("resume"))
     code = 0
     try:
-        backend.activate(backend.resolve((run["config"].get("train") or {}).get("backend")))
+        name = backend.resolve((run["config"].get("train") or {}).get("backend"))
+        backend.activate(name)
+        backend.skip_unused_imports(name)
         from tlcore.engine.train import add_overlays, run_training  # Keras: only now, in the try
 
         run_training(run_id, ws, resume=resume)
@@ -167,6 +169,7 @@ def serve_warm(ws: Workspace) -> int:
     """
     name = backend.default()
     backend.activate(name)
+    backend.skip_unused_imports(name)
     import keras
 
     import tlcore.engine.train  # noqa: F401  (the import is the point of a warm worker)
