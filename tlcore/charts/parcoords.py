@@ -188,7 +188,7 @@ def short_labels(keys: Sequence[str]) -> dict[str, str]:
 
 
 def differing_params(runs_df: pd.DataFrame, candidates: Sequence[str] = KEY_PARAMS,
-                     limit: int = 8) -> list[str]:
+                     limit: int | None = 8) -> list[str]:
     """The hyperparameter columns whose values differ between the rows.
 
     Falls back to the first few candidates when every run has the same values,
@@ -198,7 +198,7 @@ def differing_params(runs_df: pd.DataFrame, candidates: Sequence[str] = KEY_PARA
         runs_df: One row per run (see `runs_frame`).
         candidates: Columns to consider, in order; the default `KEY_PARAMS`
             first, then any other config column that differs.
-        limit: At most this many columns.
+        limit: At most this many columns; None for every one that differs.
 
     Returns:
         Column names.
