@@ -155,6 +155,8 @@ def test_delete_asks_first(app, ws, populated):
     assert not at.exception
     assert [r["name"] for r in RunStore(ws).list_runs()] == ["adam-flatten", "sgd-avg"]
     assert not ws.run(populated["failed"]).dir.exists()
+    # The deleted run leaves the link too: no warning about a run the link names.
+    assert "runs" not in at.query_params and not at.warning
 
 
 def test_clone_and_edit_opens_train_prefilled(app, populated):
