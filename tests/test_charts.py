@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 
+import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
 from tlcore.charts import evaluation as evalcharts
+from tlcore.charts import parcoords, theme
 from tlcore.charts import runs as charts
-from tlcore.charts import theme
 from tlcore.config import RunConfig
 
 
@@ -96,7 +98,7 @@ def test_parallel_coordinates_axes_and_categorical_ticks():
             _run("cccccccccccc", "c", status="running")]
     runs[2]["best_val_accuracy"] = None
     df = charts.runs_frame(runs)
-    fig = charts.parallel_coordinates(df, ["train.optimizer", "train.learning_rate",
+    fig = parcoords.parallel_coordinates(df, ["train.optimizer", "train.learning_rate",
                                            "head.dense"])
     (trace,) = fig.data
     assert isinstance(trace, go.Parcoords)
@@ -109,7 +111,7 @@ def test_parallel_coordinates_axes_and_categorical_ticks():
     assert list(trace.dimensions[1].values) == pytest.approx([-3.0, -2.0])
     # The running run has no target value yet and is left out.
     assert len(trace.dimensions[-1].values) == 2
-    none_yet = charts.parallel_coordinates(df.assign(best_val_accuracy=None), ["image_size"])
+    none_yet = parcoords.parallel_coordinates(df.assign(best_val_accuracy=None), ["image_size"])
     assert none_yet.data == () and "No finished runs" in none_yet.layout.annotations[0].text
 
 
@@ -127,8 +129,8 @@ def _every_figure() -> dict[str, go.Figure]:
         "learning_curves_empty": charts.learning_curves(charts.metrics_frame([], {})),
         "final_metrics_bar": charts.final_metrics_bar(runs),
         "final_metrics_bar_empty": charts.final_metrics_bar(charts.runs_frame([])),
-        "parallel_coordinates": charts.parallel_coordinates(runs, ["train.optimizer"]),
-        "parallel_coordinates_empty": charts.parallel_coordinates(
+        "parallel_coordinates": parcoords.parallel_coordinates(runs, ["train.optimizer"]),
+        "parallel_coordinates_empty": parcoords.parallel_coordinates(
             runs.assign(best_val_accuracy=None), ["image_size"]),
     }
 
@@ -143,14 +145,15 @@ def test_every_figure_carries_the_project_template(name):
 
 
 def test_the_template_check_covers_every_builder():
-    builders = {name for name, f in inspect.getmembers(charts, inspect.isfunction)
-                if f.__module__ == charts.__name__ and not name.startswith("_")
+    builders = {name for module in (charts, parcoords)
+                for name, f in inspect.getmembers(module, inspect.isfunction)
+                if f.__module__ == module.__name__ and not name.startswith("_")
                 and inspect.signature(f).return_annotation == "go.Figure"} - {"styled"}
     assert builders == {name.removesuffix("_empty") for name in _every_figure()}
 
 
 def test_short_labels_keep_the_section_only_where_needed():
-    assert charts.short_labels(["train.epochs", "fine_tune.epochs", "head.pooling"]) == {
+    assert parcoords.short_labels(["train.epochs", "fine_tune.epochs", "head.pooling"]) == {
         "train.epochs": "train.epochs", "fine_tune.epochs": "fine_tune.epochs",
         "head.pooling": "pooling"}
 
@@ -179,9 +182,9 @@ def test_runs_frame_labels_durations_and_params():
     assert df["run"].to_list() == ["same (aaaaaa)", "same (bbbbbb)", "solo"]
     assert df["duration"].to_list() == ["1m 25s", "1m 25s", "2m 00s"]
     assert df.loc[0, "test_accuracy"] == 0.75 and df.loc[0, "train.optimizer"] == "adam"
-    assert charts.differing_params(df) == ["image_size", "base.weights", "head.pooling"]
+    assert parcoords.differing_params(df) == ["image_size", "base.weights", "head.pooling"]
     df.loc[1, "train.optimizer"] = "sgd"
-    assert charts.differing_params(df) == ["train.optimizer"]
+    assert parcoords.differing_params(df) == ["train.optimizer"]
 
 
 def test_format_duration_and_run_colors():
@@ -294,10 +297,10 @@ def test_legends_never_sit_over_the_title():
     labels = charts.run_labels(runs)
     rows = [row for r in runs for row in _metrics(labels[r["id"]], r["id"], [1, 1, 2])]
     fig = charts.learning_curves(charts.metrics_frame(rows, labels), "accuracy")
-    # 40 runs: one entry per run (toggling both its curves), in a column at the right.
+    # 40 runs: one entry per run (toggling both its curves), in columns below the plot.
     assert len(fig.data) == 80 and theme.legend_entries(fig) == 40
     assert [t.name for t in fig.data if t.showlegend is not False] == list(labels.values())
-    assert _legend_right(fig) and fig.layout.legend.title.text == "solid: train · dashed: val"
+    assert _legend_below(fig) and fig.layout.legend.title.text == "solid: train · dashed: val"
     # One "fine-tuning" label where 40 runs start fine-tuning at the same epoch.
     assert [a.text for a in fig.layout.annotations] == ["fine-tuning"]
     assert len(fig.layout.shapes) == 40
@@ -305,6 +308,74 @@ def test_legends_never_sit_over_the_title():
     for fig in (*_every_figure().values(), charts.final_metrics_bar(charts.runs_frame(runs))):
         if theme.legend_entries(fig) > 1:
             assert _legend_below(fig) or _legend_right(fig)
+
+
+def test_learning_curves_of_ten_runs_list_each_run_once_in_columns_below_the_plot():
+    names = [f"run-{i}" for i in range(10)]
+    rows = [row for i, name in enumerate(names) for row in _metrics(name, f"r{i}", [1, 1, 1])]
+    fig = charts.learning_curves(charts.metrics_frame(rows, dict(zip(
+        [f"r{i}" for i in range(10)], names, strict=True))), "accuracy")
+    assert [t.name for t in fig.data if t.showlegend is not False] == names
+    legend = fig.layout.legend
+    assert _legend_below(fig) and legend.title.text == "solid: train · dashed: val"
+    assert legend.title.side == "top"
+    # Aligned columns as wide as the longest name; the figure grows by the legend's rows,
+    # so the plot keeps its height and the legend never scrolls.
+    assert legend.entrywidthmode == "pixels" and legend.entrywidth >= 7 * len("run-0")
+    per_row = charts.CURVES_WIDTH_PX // legend.entrywidth
+    rows_px = theme.LEGEND_ROW_PX * (1 + -(-10 // per_row))
+    assert fig.layout.margin.b >= theme.MARGIN["b"] + rows_px
+    assert fig.layout.height - fig.layout.margin.b == theme.HEIGHT - theme.MARGIN["b"]
+    # Val curves are dashed and thicker than train curves.
+    train, val = fig.data[0], fig.data[1]
+    assert (train.line.dash, val.line.dash) == ("solid", "dash")
+    assert val.line.width > train.line.width
+
+
+def test_parallel_coordinates_say_how_many_settings_they_leave_out():
+    runs = [_run(f"{i:012x}", f"r{i}", image_size=32 + 8 * i,
+                 head={"dropout": 0.1 * i, "dense": [64 + i], "pooling": ("avg", "max")[i % 2]},
+                 train={"learning_rate": 10.0 ** -(2 + i), "batch_size": 8 + i,
+                        "epochs": 2 + i, "optimizer": ("adam", "sgd")[i % 2],
+                        "early_stopping_patience": 1 + i, "seed": i})
+            for i in range(3)]
+    df = charts.runs_frame(runs)
+    params = parcoords.differing_params(df, limit=None)
+    assert len(params) == 10
+    fig = parcoords.parallel_coordinates(df, params)
+    assert len(fig.data[0].dimensions) == parcoords.PARCOORDS_AXES_MAX + 1  # and the target
+    assert "2 more settings differ, not shown" in fig.layout.title.text
+    assert "not shown" not in parcoords.parallel_coordinates(df, params[:8]).layout.title.text
+
+
+def test_one_outlier_does_not_stretch_the_colour_scale():
+    accuracies = [0.05, 0.86, 0.87, 0.88, 0.89, 0.9, 0.91, 0.92]
+    runs = [_run(f"{i:012x}", f"r{i}", train={"optimizer": ("adam", "sgd")[i % 2]})
+            for i in range(len(accuracies))]
+    for run, accuracy in zip(runs, accuracies, strict=True):
+        run["best_val_accuracy"] = accuracy
+    line = parcoords.parallel_coordinates(charts.runs_frame(runs), ["train.optimizer"]).data[0].line
+    assert (line.cmin, line.cmax) == (0.86, 0.92)  # the diverged run takes the lowest colour
+    # A few runs keep their whole range.
+    assert parcoords.color_range([0.5, 0.6, 0.9]) == (0.5, 0.9)
+    assert parcoords.color_range([0.8, 0.8, 0.8, 0.1]) == (0.1, 0.8)
+
+
+def test_log_sampled_settings_get_a_log_axis_with_short_ticks():
+    rates = [0.000739219, 0.00123456, 0.00201]  # less than 10x apart
+    runs = [_run(f"{i:012x}", f"r{i}", train={"learning_rate": rate})
+            for i, rate in enumerate(rates)]
+    df = charts.runs_frame(runs)
+    linear = parcoords.parallel_coordinates(df, ["train.learning_rate"]).data[0].dimensions[0]
+    assert linear.tickformat == ".3~g" and not linear.ticktext
+    (axis, _) = parcoords.parallel_coordinates(
+        df, ["train.learning_rate"], log_params={"train.learning_rate"}).data[0].dimensions
+    assert list(axis.values) == pytest.approx([math.log10(r) for r in rates])
+    assert list(axis.ticktext) == ["0.000739", "0.00123", "0.00201"]
+    # Many values: a few ticks spread over the range, not one per run.
+    many = parcoords.log_axis(pd.Series([1e-4 * 1.3 ** i for i in range(20)]))
+    assert len(many["ticktext"]) == parcoords.LOG_TICKS_MAX
+    assert all(len(t.replace("0.", "").lstrip("0")) <= 4 for t in many["ticktext"])
 
 
 def test_final_metrics_of_40_runs_lie_as_rows_without_value_labels():
@@ -335,23 +406,23 @@ def test_config_diff_of_many_runs_has_a_row_per_run():
 
 def test_parallel_coordinates_of_many_runs_keep_labels_and_ticks_whole():
     df = charts.runs_frame(_many_runs())
-    params = charts.differing_params(df)
-    fig = charts.parallel_coordinates(df, params)
+    params = parcoords.differing_params(df)
+    fig = parcoords.parallel_coordinates(df, params)
     (trace,) = fig.data
     labels = [d.label for d in trace.dimensions]
     assert "learning_rate" in labels and "early_stopping_patience" in labels
     assert not any("." in label for label in labels)  # the last part of each dotted key
     weights = trace.dimensions[labels.index("weights")]
     # A long value keeps its end (the file name) within the tick length.
-    assert [len(t) for t in weights.ticktext] == [charts.TICK_CHARS_MAX] * 2
+    assert [len(t) for t in weights.ticktext] == [parcoords.TICK_CHARS_MAX] * 2
     assert all(t.startswith("…") and t.endswith(".h5") for t in weights.ticktext)
     # Margins hold the first axis's ticks (drawn at its left), the last label and the colour bar.
     margin = fig.layout.margin
-    assert labels[0] == "weights" and margin.l >= 7 * charts.TICK_CHARS_MAX
+    assert labels[0] == "weights" and margin.l >= 7 * parcoords.TICK_CHARS_MAX
     assert margin.r >= 72 + 4 * len("Best val accuracy")
     assert trace.labelangle == 0  # six axes: room enough for these labels side by side
     # Nine axes with long labels: the labels tilt and the top margin holds them.
-    nine = charts.parallel_coordinates(df, [
+    nine = parcoords.parallel_coordinates(df, [
         "train.early_stopping_patience", "train.learning_rate", "train.optimizer", "head.dense",
         "head.dropout", "image_size", "train.batch_size", "fine_tune.learning_rate"])
     assert len(nine.data[0].dimensions) == 9 and nine.data[0].labelangle == -20

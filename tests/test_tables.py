@@ -7,7 +7,15 @@ import io
 import pandas as pd
 import pytest
 
-from tlcore.ui.tables import FORMULA_STARTS, spreadsheet_cell, spreadsheet_safe, to_csv
+from tlcore.charts.runs import runs_frame
+from tlcore.config import RunConfig
+from tlcore.ui.tables import (
+    FORMULA_STARTS,
+    runs_table_csv,
+    spreadsheet_cell,
+    spreadsheet_safe,
+    to_csv,
+)
 
 
 @pytest.mark.parametrize("text", ['=HYPERLINK("http://127.0.0.1:9/","x")', "+1+1", "-2+3",
@@ -42,3 +50,20 @@ def test_csv_text_has_no_cell_that_starts_a_formula():
     assert back["'=cmd"].to_list() == ["'@a", "'+b"]
     assert back["value"].to_list() == [-1.5, 2.0]
     assert not any(cell.startswith(FORMULA_STARTS) for cell in back["'=cmd"])
+
+
+def test_the_runs_csv_has_one_column_per_meaning_with_numbers_and_iso_times():
+    config = RunConfig.from_dict({"dataset": "demo"}).to_dict()
+    runs = [{"id": run_id, "name": "same", "dataset": "demo", "config": config,
+             "status": "completed", "created": 1_700_000_000.123456, "started": 1_700_000_010.0,
+             "ended": 1_700_000_450.04, "device": "CPU"} for run_id in ("a" * 12, "b" * 12)]
+    frame = runs_frame(runs).assign(tags=[["baseline", "small"], []])
+    back = pd.read_csv(io.StringIO(runs_table_csv(frame)), keep_default_na=False)
+    # The display label "same (aaaaaa)" repeats name and id: only name and id are kept.
+    assert "run" not in back and back["name"].to_list() == ["same", "same"]
+    assert back["id"].to_list() == ["a" * 12, "b" * 12]
+    # Seconds as a number, not "7m 20s".
+    assert "duration" not in back and back["duration_s"].to_list() == [440.0, 440.0]
+    # ISO 8601 in UTC, to the second, never nanoseconds.
+    assert back["created"].to_list() == ["2023-11-14T22:13:20Z"] * 2
+    assert back["tags"].to_list() == ["baseline, small", ""]

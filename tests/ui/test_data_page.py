@@ -204,3 +204,34 @@ def test_add_a_dataset_stays_open_while_a_zip_is_chosen(app, ws, tmp_path):
         assert not at.button(key="data_upload_import").disabled
     keys = _widget_keys(at)
     assert keys.index("data_seed") < keys.index("data_upload_import")
+
+
+def test_an_import_empties_the_uploader_and_a_taken_name_is_refused_on_the_page(app, ws,
+                                                                               tmp_path):
+    at = app()
+    at.file_uploader(key="data_upload").set_value(
+        ("faces.zip", _zip_of_class_folders(tmp_path / "one"), "application/zip"))
+    at.run()
+    at.text_input(key="data_upload_name").input("faces_clean").run()
+    at.button(key="data_upload_import").click().run()
+    assert not at.exception and not at.error
+    # The zip is in: a new, empty uploader and name, and nothing to import again.
+    (uploader,) = at.get("file_uploader")
+    assert uploader.key != "data_upload" and not uploader.value
+    assert at.text_input(key="data_upload_name").value == ""
+    assert at.button(key="data_upload_import").disabled
+    # Another zip under the same name: refused with what to do here, not a command to run.
+    at.file_uploader(key=uploader.key).set_value(
+        ("faces2.zip", _zip_of_class_folders(tmp_path / "two"), "application/zip"))
+    at.run()
+    at.text_input(key="data_upload_name").input("faces_clean").run()
+    at.button(key="data_upload_import").click().run()
+    assert not at.exception
+    (error,) = at.error
+    assert shown(error.value) == (
+        "A dataset named faces_clean already exists. Type another name under Dataset name, or "
+        "delete faces_clean first: choose it under Datasets below and use its Delete dataset "
+        "button.")
+    assert "python" not in error.value
+    assert [d["name"] for d in data.list_datasets(ws=ws)] == ["faces_clean"]
+    assert not at.button(key="data_upload_import").disabled  # the zip stays, to rename

@@ -238,6 +238,10 @@ def test_export_tab_lists_quantised_formats_and_states_their_report(app, ws, eva
     assert at.get("download_button")[0].label.startswith(f"Download {path.name}")
     assert ("Int8 weights (dynamic-range quantisation): size 15.0 MB (25% of float32), test "
             "accuracy 84.0% (-1.0 pts vs the Keras model, 120 images)") in _texts(at)
+    # Which size is which: the model file inside the zip, and the zip downloaded.
+    zip_mb = path.stat().st_size / 2**20
+    assert at.get("download_button")[0].label == f"Download {path.name} (zip, {zip_mb:.1f} MB)"
+    assert f"Sizes: model file 15.0 MB, download (zip) {zip_mb:.1f} MB." in _texts(at)
     # A float32 format has no report to state.
     at.selectbox(key="eval_export_format").set_value("keras").run()
     assert "of float32" not in _texts(at)

@@ -155,6 +155,8 @@ def test_delete_asks_first(app, ws, populated):
     assert not at.exception
     assert [r["name"] for r in RunStore(ws).list_runs()] == ["adam-flatten", "sgd-avg"]
     assert not ws.run(populated["failed"]).dir.exists()
+    # The deleted run leaves the link too: no warning about a run the link names.
+    assert "runs" not in at.query_params and not at.warning
 
 
 def test_clone_and_edit_opens_train_prefilled(app, populated):
@@ -235,7 +237,8 @@ def test_two_evaluated_runs_show_confusion_matrices_and_f1_deltas(app, evaluated
     assert {"runs_confusion_a", "runs_confusion_b", "runs_f1_delta"} <= set(figs)
     assert len(figs) == 6
     assert "Evaluate run" not in _captions(at)
-    assert not at.selectbox  # exactly two evaluated runs: nothing to pick
+    # Exactly two evaluated runs: no pair to pick (the one selectbox picks whose notes to edit).
+    assert [s.key for s in at.selectbox] == ["runs_notes_run"]
     a, b = figs["runs_confusion_a"], figs["runs_confusion_b"]
     assert a.layout.title.text.startswith("adam-flatten · test accuracy")
     assert b.layout.title.text.startswith("sgd-avg · test accuracy")
@@ -327,3 +330,84 @@ def test_a_link_opened_after_a_visit_still_selects_its_runs(app, populated):
     assert not at.exception
     assert at.session_state["runs_table"]["selection"]["rows"] == [2]
     assert "Tick one more run" in at.info[0].value
+
+
+def test_the_column_picker_opens_with_its_columns_after_other_controls_rerun(app, populated):
+    """The browser builds a popover's picker when it opens, from the default last sent."""
+    at = app(RUNS)
+    at.multiselect(key="runs_columns").set_value(["train.optimizer", "device"]).run()
+    _select(at, [1, 2])
+    at.segmented_control(key="runs_metric").set_value("loss").run()
+    at.segmented_control(key="runs_splits").set_value(["val"]).run()
+    picker = at.multiselect(key="runs_columns")
+    assert picker.value == ["train.optimizer", "device"]
+    assert [picker.options[i] for i in picker.proto.default] == ["Optimizer", "Device"]
+    assert list(at.dataframe(key="runs_table").value.columns) == [
+        "run", "train.optimizer", "device"]
+    # The comparison's controls keep their values while another page is open.
+    at.switch_page("app_pages/train.py").run()
+    at.switch_page(RUNS).run()
+    assert at.segmented_control(key="runs_metric").value == "loss"
+    assert at.segmented_control(key="runs_splits").value == ["val"]
+
+
+def test_the_table_offers_one_column_picker(app, populated):
+    at = app(RUNS)
+    styles = [h.proto.body for h in at.get("html")]
+    assert any('.st-key-runs_table' in s and 'aria-label^="Show/hide columns"' in s
+               and "display: none" in s for s in styles)
+
+
+def test_a_search_keeps_the_runs_it_hides_ticked(app, populated):
+    at = app(RUNS)
+    _select(at, [1, 2])  # sgd-avg, adam-flatten
+    at.text_input(key="runs_search").input("oom").run()
+    assert at.dataframe(key="runs_table").value["run"].to_list() == ["oom"]
+    assert at.query_params["runs"] == f"{populated['sgd']},{populated['adam']}"
+    assert "Also ticked, hidden by the search or filters: sgd-avg, adam-flatten" in _captions(at)
+    assert at.subheader[0].value == "Compare"  # the hidden runs are still compared
+    _select(at, [0])  # and one more found by the search
+    assert at.query_params["runs"] == ",".join(
+        [populated["sgd"], populated["adam"], populated["failed"]])
+    at.text_input(key="runs_search").input("").run()
+    assert at.session_state["runs_table"]["selection"]["rows"] == [1, 2, 0]
+    assert "Also ticked" not in _captions(at)
+    # Unticked while shown, a run leaves the selection.
+    _select(at, [0, 1])
+    at.multiselect(key="runs_filter_status").select("completed").run()
+    assert at.query_params["runs"] == f"{populated['sgd']},{populated['failed']}"
+
+
+def test_ticked_runs_share_one_tags_and_note_editor(app, populated):
+    at = app(RUNS)
+    _select(at, [0, 1, 2])
+    assert len(at.expander) == 1 and len(at.text_area) == 1
+    assert at.selectbox(key="runs_notes_run").options == ["oom", "sgd-avg", "adam-flatten"]
+    assert at.text_area(key=f"runs_note_{populated['failed']}")
+    at.selectbox(key="runs_notes_run").set_value(populated["adam"]).run()
+    assert [t.key for t in at.text_area] == [f"runs_note_{populated['adam']}"]
+
+
+def test_the_comparison_reruns_on_its_own(app, populated, fragment_timers):
+    at = app(RUNS)
+    fragment_timers.clear()
+    _select(at, [1, 2])
+    assert "compare" in fragment_timers and fragment_timers["compare"] is None  # no timer
+
+
+def test_csv_download_has_one_column_per_meaning(app, populated, monkeypatch):
+    downloads = []
+    add = MediaFileManager.add
+
+    def record(self, path_or_data, mimetype, *args, **kwargs):
+        if mimetype == "text/csv":
+            downloads.append(path_or_data)
+        return add(self, path_or_data, mimetype, *args, **kwargs)
+
+    monkeypatch.setattr(MediaFileManager, "add", record)
+    at = app(RUNS)
+    assert not at.exception
+    table = pd.read_csv(io.BytesIO(downloads[-1]))
+    assert "run" not in table and table["name"].to_list() == ["oom", "sgd-avg", "adam-flatten"]
+    assert "duration" not in table and table["duration_s"].to_list() == [95.0] * 3
+    assert table["created"].str.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ").all()

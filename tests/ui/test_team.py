@@ -262,9 +262,16 @@ def test_compare_shows_each_runs_tags_and_note(ws, team):
     assert notes["run"].to_list() == ["alice-run", "bob-run"]
     assert [list(tags) for tags in notes["tags"]] == [["baseline"], []]
     assert notes["note"].to_list() == ["", "Ran out of memory at 224 px."]
-    # Two editors, one per ticked run: Bob's own open to him, Alice's read-only.
+    # One editor, for the run picked among the ticked ones: Bob's own open to him, Alice's
+    # read-only.
+    notes_run = at.selectbox(key="runs_notes_run")
+    assert notes_run.options == ["bob-run", "alice-run"]
+    notes_run.set_value(team["bob"]).run()
     assert not at.text_area(key=f"runs_note_{team['bob']}").disabled
+    assert f"runs_note_{team['alice']}" not in [t.key for t in at.text_area]
+    at.selectbox(key="runs_notes_run").set_value(team["alice"]).run()
     assert at.text_area(key=f"runs_note_{team['alice']}").disabled
+    assert len(at.text_area) == 1
 
 
 def test_without_a_login_there_is_no_mine_toggle_and_the_operator_manages_all(app, team):

@@ -5,25 +5,26 @@ unit-tested on hand-made frames and reused from notebooks. The frame helpers at
 the bottom turn store rows (`RunStore.list_runs`, `RunStore.metrics_for`,
 `data.show_dataset`) into the frames the builders take. Figures carry the
 dashboard's template (`tlcore.charts.theme`); a run keeps one colour across
-charts (`run_colors`).
+charts (`run_colors`). Parallel coordinates are `tlcore.charts.parcoords`.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
 from tlcore.charts.theme import (
     COLORWAY,
     HEIGHT,
+    LEGEND_BELOW,
     LEGEND_BELOW_MAX,
+    LEGEND_ROW_PX,
+    MARGIN,
     chart_text,
     empty_figure,
     styled,
@@ -36,8 +37,13 @@ BARS_VERTICAL_MAX = 6
 BAR_ROW_PX = 26  # height per run of horizontal bars
 # The config diff shows runs as rows above this many runs (fields as rows up to it).
 DIFF_RUN_COLUMNS_MAX = 6
-TICK_CHARS_MAX = 20  # longer tick values of parallel coordinates keep their end
-PARCOORDS_WIDTH_PX = 800  # the plot width that parallel coordinates' label spacing assumes
+# Learning curves of many runs: a legend below the plot in columns this wide at most
+# (the compare chart spans the page), an entry holding a line sample and the run's name.
+CURVES_WIDTH_PX = 700
+LEGEND_SAMPLE_PX = 48
+CHAR_PX = 7  # about one character of legend or label text at the template's font size
+LINE_WIDTHS = {"train": 1.5, "val": 3.0}  # val thicker: the curve that decides
+DASH_LEGEND = "solid: train · dashed: val"
 SPLIT_COLORS = {"train": "#0072B2", "val": "#E69F00", "test": "#009E73"}
 METRICS = ("loss", "accuracy")
 METRIC_LABELS = {
@@ -48,12 +54,6 @@ METRIC_LABELS = {
     "best_val_loss": "Best val loss",
     "test_loss": "Test loss",
 }
-# Hyperparameters worth a glance in the runs table and the parallel-coordinates plot.
-KEY_PARAMS = (
-    "image_size", "base.weights", "head.pooling", "head.dense", "head.dropout",
-    "train.optimizer", "train.learning_rate", "train.batch_size", "train.epochs",
-    "fine_tune.blocks", "fine_tune.epochs", "augment.flip",
-)
 
 
 def run_colors(labels: Iterable[str]) -> dict[str, str]:
@@ -104,8 +104,10 @@ def learning_curves(metrics_df: pd.DataFrame, metric: str = "loss",
                     title: str | None = None) -> go.Figure:
     """Per-epoch curves of one metric, train solid and val dashed, one colour per run.
 
-    With more curves than `LEGEND_BELOW_MAX`, the legend lists each run once (its
-    entry toggles both curves) and its title says which dash is which split.
+    Val curves are drawn thicker than train curves. With more curves than
+    `LEGEND_BELOW_MAX`, the legend lists each run once (its entry toggles both
+    curves) in columns below the plot, which grows to hold them, and its title
+    says which dash is which split.
 
     Args:
         metrics_df: Frame with columns `run`, `epoch`, `phase` and the metric
@@ -160,7 +162,8 @@ def learning_curves(metrics_df: pd.DataFrame, metric: str = "loss",
                 legendgroup=chart_text(run), meta=[chart_text(run)],
                 # One run: colour by split for contrast; several: colour by run, dash by split.
                 line={"color": SPLIT_COLORS[split] if single else colors[run],
-                      "dash": "solid" if split == "train" else "dash", "width": 2},
+                      "dash": "solid" if split == "train" else "dash",
+                      "width": LINE_WIDTHS[split]},
                 marker={"size": 5},
                 hovertemplate=(f"%{{meta[0]}}<br>epoch %{{x}}<br>{split} {metric}: "
                                "%{y:.4f}<extra></extra>"),
@@ -180,8 +183,31 @@ def learning_curves(metrics_df: pd.DataFrame, metric: str = "loss",
         fig.update_yaxes(rangemode="tozero")
     fig = styled(fig, title, "Epoch", label)
     if per_run:
-        fig.update_layout(legend_title_text="solid: train · dashed: val")
+        legend_in_columns(fig, [t.name for t in fig.data if t.showlegend is not False],
+                          DASH_LEGEND)
     return fig
+
+
+def legend_in_columns(fig: go.Figure, names: Sequence[str], title: str) -> None:
+    """A long legend in aligned columns below the plot, its title on a row of its own.
+
+    Entries are as wide as the longest name, as many to a row as fit
+    `CURVES_WIDTH_PX`; the figure grows by the legend's rows, so the plot keeps
+    its height and nothing scrolls.
+
+    Args:
+        fig: The figure, changed in place.
+        names: The legend's entries (as shown).
+        title: The legend's title.
+    """
+    entry_px = LEGEND_SAMPLE_PX + CHAR_PX * max((len(n) for n in names), default=1)
+    per_row = max(1, CURVES_WIDTH_PX // entry_px)
+    rows = 1 + -(-len(names) // per_row)  # the title's row, then the entries
+    grow = 8 + LEGEND_ROW_PX * rows
+    fig.update_layout(
+        legend={**LEGEND_BELOW, "entrywidth": entry_px, "entrywidthmode": "pixels",
+                "title": {"text": chart_text(title), "side": "top"}},
+        margin={"b": MARGIN["b"] + grow}, height=(fig.layout.height or HEIGHT) + grow)
 
 
 def final_metrics_bar(runs_df: pd.DataFrame,
@@ -232,104 +258,6 @@ def final_metrics_bar(runs_df: pd.DataFrame,
     if accuracies:
         fig.update_yaxes(range=[0, 1.08])
     return styled(fig, title, "Run", value_title)
-
-
-def parallel_coordinates(runs_df: pd.DataFrame, params: Sequence[str],
-                         target: str = "best_val_accuracy",
-                         title: str = "Hyperparameters vs best val accuracy") -> go.Figure:
-    """Parallel-coordinates plot: one axis per hyperparameter, lines coloured by `target`.
-
-    Text parameters (optimizer, pooling, ...) get one tick per value; lists
-    (e.g. `head.dense`) are shown as text. Positive numbers spanning 10x or more
-    (learning rates) get a log axis, labelled with the real values.
-
-    Axis labels are the last part of each dotted key (`short_labels`); Plotly
-    shows no hover text on these axes, so the full keys are the config
-    diff's. Labels are tilted when there are many axes or long labels, tick
-    values longer than `TICK_CHARS_MAX` keep their end, and the margins
-    grow to fit the outer axes' labels, ticks and the colour bar.
-
-    Args:
-        runs_df: One row per run with the `params` columns and `target`.
-        params: Hyperparameter columns, one axis each, in this order.
-        target: The metric column; also drawn as the last axis.
-        title: Figure title.
-
-    Returns:
-        A figure with one `Parcoords` trace, or an explanatory empty figure
-        when no run has a value for `target`.
-    """
-    if target not in runs_df or runs_df[target].isna().all():
-        return empty_figure(title, "No finished runs to compare yet")
-    data = runs_df[runs_df[target].notna()]
-    present = [p for p in params if p in data]
-    labels = short_labels(present)
-    dimensions = []
-    for param in present:
-        values = data[param]
-        if values.map(lambda v: isinstance(v, int | float) and not isinstance(v, bool)).all():
-            numbers = values.astype(float)
-            if numbers.min() > 0 and numbers.max() >= 10 * numbers.min():
-                ticks = sorted(set(numbers))
-                dimensions.append({
-                    "label": labels[param], "values": np.log10(numbers).to_list(),
-                    "tickvals": np.log10(ticks).tolist(), "ticktext": [f"{t:g}" for t in ticks]})
-            else:
-                dimensions.append({"label": labels[param], "values": numbers.to_list(),
-                                   "tickformat": ".3~g"})
-        else:
-            text = values.map(value_text)
-            ticks = sorted(set(text))
-            codes = {t: i for i, t in enumerate(ticks)}
-            dimensions.append({
-                "label": labels[param], "values": [codes[t] for t in text],
-                "tickvals": list(range(len(ticks))),
-                "ticktext": [chart_text(_tick_end(t)) for t in ticks],
-                "range": [-0.5, len(ticks) - 0.5] if len(ticks) == 1 else [0, len(ticks) - 1],
-            })
-    target_values = data[target].astype(float).to_list()
-    target_label = METRIC_LABELS.get(target, target)
-    dimensions.append({"label": target_label, "values": target_values, "tickformat": ".3~f"})
-    longest = max(len(d["label"]) for d in dimensions)
-    # Neighbouring labels overlap when their halves (~7 px a character) meet between
-    # two axes of a typical wide chart; then all of them tilt.
-    spacing = PARCOORDS_WIDTH_PX / max(1, len(dimensions) - 1)
-    tilted = any(3.5 * (len(a["label"]) + len(b["label"])) > spacing
-                 for a, b in itertools.pairwise(dimensions))
-    fig = go.Figure(go.Parcoords(
-        dimensions=dimensions, labelangle=-20 if tilted else 0,
-        line={"color": target_values, "colorscale": "Viridis", "showscale": True,
-              "colorbar": {"thickness": 12, "tickformat": ".2f"}},
-        labelfont={"size": 12}, tickfont={"size": 11},
-    ))
-    fig = styled(fig, title, height=400 + (40 if tilted else 0))
-    # Room for the outer axes' half labels and the first axis's ticks (drawn at its left),
-    # the tilted labels' rise and the colour bar: ~7 px a character at these font sizes.
-    first_ticks = max((len(t) for t in dimensions[0].get("ticktext", [])), default=6)
-    fig.update_layout(margin={
-        "l": max(48, 7 * first_ticks + 16, 4 * len(dimensions[0]["label"])),
-        "r": 72 + 4 * len(target_label),
-        "t": 96 + (3 * longest if tilted else 0), "b": 32})
-    return fig
-
-
-def _tick_end(text: str) -> str:
-    """`text`, or its last `TICK_CHARS_MAX - 1` characters after "…" (a file keeps its name)."""
-    return text if len(text) <= TICK_CHARS_MAX else "…" + text[-(TICK_CHARS_MAX - 1):]
-
-
-def short_labels(keys: Sequence[str]) -> dict[str, str]:
-    """Axis labels: the last part of each dotted key, the full key where that repeats.
-
-    Args:
-        keys: Flat config keys such as `train.learning_rate`.
-
-    Returns:
-        `{key: label}`, e.g. `learning_rate`, but `train.epochs` and
-        `fine_tune.epochs` when both are present.
-    """
-    last = [k.rsplit(".", 1)[-1] for k in keys]
-    return {k: s if last.count(s) == 1 else k for k, s in zip(keys, last, strict=True)}
 
 
 def config_diff(configs: Mapping[str, Mapping[str, Any]],
@@ -489,28 +417,3 @@ def metrics_frame(rows: Sequence[Mapping[str, Any]], labels: Mapping[str, str]) 
     for column in columns[4:]:
         frame[column] = pd.to_numeric(frame[column], errors="coerce")
     return frame
-
-
-def differing_params(runs_df: pd.DataFrame, candidates: Sequence[str] = KEY_PARAMS,
-                     limit: int = 8) -> list[str]:
-    """The hyperparameter columns whose values differ between the rows.
-
-    Falls back to the first few candidates when every run has the same values,
-    so a parallel-coordinates plot always has axes.
-
-    Args:
-        runs_df: One row per run (see `runs_frame`).
-        candidates: Columns to consider, in order; the default `KEY_PARAMS`
-            first, then any other config column that differs.
-        limit: At most this many columns.
-
-    Returns:
-        Column names.
-    """
-    config_columns = [c for c in runs_df.columns if "." in c or c == "image_size"]
-    ordered = list(dict.fromkeys([*candidates, *config_columns]))
-    differ = [c for c in ordered
-              if c in runs_df and runs_df[c].map(value_text).nunique(dropna=False) > 1]
-    if differ:
-        return differ[:limit]
-    return [c for c in candidates if c in runs_df][:3]

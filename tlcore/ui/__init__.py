@@ -23,4 +23,6 @@ imports TensorFlow. One small module per concern:
 * `train_widgets`, `train_preview`: the Train form's tabs, and what its config builds.
 * `live_panel`: the Train page's runs panel (progress, curves, log, Cancel, Resume).
 * `selection`: chart selection events in the shapes the browser sends them.
+* `runs_table`, `runs_compare`: the Runs page's table (columns, selection, `?runs=`) and
+  its comparison fragment.
 """

@@ -31,7 +31,7 @@ from tlcore.store import (
 )
 from tlcore.ui import access
 from tlcore.ui.predict import UPLOAD_TYPES, classify, show_prediction
-from tlcore.ui.status import STATUS_ICONS, status_badge
+from tlcore.ui.status import PRUNED, STATUS_ICONS, shown_status, status_badge
 from tlcore.ui.text import percent, plain
 from tlcore.workers import runlog
 from tlcore.workspace import Workspace
@@ -92,9 +92,10 @@ def queue_position(training: int, queued: int) -> str:
 def run_actions(ws: Workspace, run: dict, where: Any, actor: auth.Actor) -> None:
     """Cancel for a queued or running run, Resume for a stopped one, in `where`.
 
-    Both are the run owner's or an admin's; anyone else sees them disabled.
+    Both are the run owner's or an admin's; anyone else sees them disabled. A pruned
+    sweep trial has neither: the sweep chose not to train it further.
     """
-    status = run["status"]
+    status = shown_status(run)
     if status in ACTIVE_STATUSES:
         refused = access.denied(actor, auth.MANAGE_OWN, run["owner"], "cancel this run")
         cancel = where.button("Cancel run", key=f"train_cancel_{run['id']}",
@@ -131,7 +132,7 @@ def run_details(ws: Workspace, store: RunStore, run: dict, queue: list[dict],
     status = run["status"]
     head, actions = st.columns([4, 1])
     head.markdown(f"#### {plain(run['name'])}")
-    status_badge(status, head)
+    status_badge(shown_status(run), head)
     cfg = run["config"]
     owner = f" · by {plain(run['owner'])}" if run["owner"] else ""
     head.caption(f"Dataset {plain(run['dataset'])} · {cfg['image_size']} px · weights "
@@ -170,6 +171,9 @@ def run_details(ws: Workspace, store: RunStore, run: dict, queue: list[dict],
         c4.metric("Duration", charts.format_duration(
             (run["ended"] or time.time()) - run["started"]) if run.get("started") else "—")
         try_it(ws, run["id"])
+    elif shown_status(run) == PRUNED:
+        st.info(plain(run["error"] or "Pruned by the sweep: its val accuracy fell behind the "
+                                      "earlier trials'."), icon=":material/content_cut:")
     elif run.get("error"):
         first, _, rest = run["error"].strip().partition("\n")
         st.error(plain(first))

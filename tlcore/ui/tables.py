@@ -6,6 +6,9 @@ link, and other formulas can fetch URLs or, in old programs, start commands.
 Following OWASP's advice on CSV injection, text cells starting with one of
 those characters, a tab or a carriage return get a leading single quote, which
 spreadsheets read as "this is text". Numbers are left as they are.
+
+`runs_table_csv` writes the runs table for a spreadsheet: one column per
+meaning, numbers as numbers and times as ISO 8601 text.
 """
 
 from __future__ import annotations
@@ -61,3 +64,29 @@ def to_csv(frame: pd.DataFrame) -> str:
         The CSV text of `spreadsheet_safe(frame)`.
     """
     return spreadsheet_safe(frame).to_csv(index=False)
+
+
+def runs_table_csv(frame: pd.DataFrame) -> str:
+    """The runs table as CSV text: one column per meaning, numbers and times a program reads.
+
+    The display label `run` (the name, with the id when names repeat) goes, as the
+    `name` and `id` columns hold it; the duration is `duration_s`, seconds as a
+    number, not "7m 20s"; `created` is ISO 8601 text in UTC (`2024-05-01T09:30:00Z`);
+    tags are one comma-separated cell.
+
+    Args:
+        frame: Runs as from `tlcore.charts.runs.runs_frame`, optionally with a
+            `tags` column of lists.
+
+    Returns:
+        The CSV text (`to_csv`).
+    """
+    table = frame.drop(columns=[c for c in ("run", "duration") if c in frame])
+    if "duration_s" in table:
+        table["duration_s"] = pd.to_numeric(table["duration_s"]).round(1)
+    if "created" in table:
+        # runs_frame's times are UTC without a zone: written with "Z", to the second.
+        table["created"] = pd.to_datetime(table["created"]).dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if "tags" in table:
+        table["tags"] = table["tags"].map(lambda tags: ", ".join(tags or []))
+    return to_csv(table)

@@ -107,16 +107,18 @@ def preset_label(values: dict[str, Any]) -> str:
     return CUSTOM
 
 
-def open_in_train(run_config: dict[str, Any], name: str) -> None:
+def open_in_train(run_config: dict[str, Any], name: str, run_id: str | None = None) -> None:
     """Switch to the Train page with a run's settings in the form ("Clone and edit").
 
     Args:
         run_config: The run's config dict.
         name: The run's name, shown as where the settings came from.
+        run_id: The run the page's runs panel then shows (`?run=`), so its results
+            sit below its settings; None: the panel's usual choice.
     """
     st.session_state[PREFILL_KEY] = run_config
     st.session_state[PREFILL_NAME_KEY] = name
-    st.switch_page(PAGE)
+    st.switch_page(PAGE, query_params={"run": run_id} if run_id else None)
 
 
 def init_form(names: list[str]) -> None:

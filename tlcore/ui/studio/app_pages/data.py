@@ -27,6 +27,17 @@ POLL_S = 0.25
 SKIPPED_ROWS_SHOWN = 10  # skipped files listed in full; more scroll inside SKIPPED_HEIGHT_PX
 SKIPPED_HEIGHT_PX = 400
 SERVER_WHAT = "import from a folder or CSV on the server"
+# The zip uploader's key changes after each import from it, which empties it (an
+# uploader's file cannot be cleared through Session State).
+UPLOAD_KEY = "data_upload"
+UPLOAD_ROUND_KEY = "data_upload_round"
+UPLOAD_NAME_KEY = "data_upload_name"
+
+
+def upload_key() -> str:
+    """The zip uploader's key in this round: `data_upload`, then `data_upload_1`, ..."""
+    round_ = st.session_state.get(UPLOAD_ROUND_KEY, 0)
+    return f"{UPLOAD_KEY}_{round_}" if round_ else UPLOAD_KEY
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -47,7 +58,27 @@ def suggest_name(text: str) -> str:
     return name or "dataset"
 
 
-def start_import(ws: Workspace, actor: auth.Actor, what: str, name: str, **request) -> None:
+def name_refusal(ws: Workspace, name: str, existing: list[str]) -> str | None:
+    """Why `name` cannot name a new dataset, said as what to do on this page; None if free.
+
+    The import's own refusal names a command-line fix, which a browser user cannot run.
+    """
+    if name in existing:
+        return (f"A dataset named {plain(name)} already exists. Type another name under "
+                f"Dataset name, or delete {plain(name)} first: choose it under Datasets below "
+                "and use its Delete dataset button.")
+    try:
+        leftover = ws.dataset_dir(name).exists()
+    except TLCoreError:
+        return None  # a malformed name: the import's own check says what is allowed
+    if leftover:
+        return (f"The name {plain(name)} is held by the folder of an interrupted import. Type "
+                "another name under Dataset name.")
+    return None
+
+
+def start_import(ws: Workspace, actor: auth.Actor, what: str, name: str, existing: list[str],
+                 **request) -> None:
     """Start an import in its own process, owned by `actor`; the page follows it.
 
     Args:
@@ -56,18 +87,24 @@ def start_import(ws: Workspace, actor: auth.Actor, what: str, name: str, **reque
             SERVER_IMPORT).
         what: What is imported, for the progress bar.
         name: The new dataset's name.
+        existing: The datasets there are: a name among them is refused.
         **request: `source=`, `upload=` or `demo=True` (see `data.start_import`).
     """
     if not permitted(actor, auth.IMPORT):
         return
     if "source" in request and not permitted(actor, auth.SERVER_IMPORT, what=SERVER_WHAT):
         return
+    refused = name_refusal(ws, name, existing)
+    if refused:
+        st.error(refused)
+        return
     try:
         job = data.start_import(name, ws=ws, owner=actor.user, **request, **split_settings())
     except TLCoreError as exc:
         st.error(plain(exc))
         return
-    st.session_state["data_import"] = {"job": str(job), "what": what}
+    st.session_state["data_import"] = {"job": str(job), "what": what,
+                                       "upload": "upload" in request}
     st.rerun()
 
 
@@ -98,6 +135,9 @@ def follow_import(slot, job: dict) -> None:
           f"Imported **{plain(info['name'])}**: {info['n_images']} images in "
           f"{len(info['classes'])} classes. Next: train a model on it on the Train page.")
     st.session_state["data_pending_select"] = info["name"]
+    if job.get("upload"):  # a new, empty uploader and name: the zip is in
+        st.session_state[UPLOAD_ROUND_KEY] = st.session_state.get(UPLOAD_ROUND_KEY, 0) + 1
+        st.session_state.pop(UPLOAD_NAME_KEY, None)
     st.rerun()
 
 
@@ -113,7 +153,7 @@ def add_dataset_section(ws: Workspace, actor: auth.Actor, existing: list[str],
             st.markdown("**Or add your own images**")
             add_dataset_form(ws, actor, existing, busy)
         return
-    if busy or st.session_state.get("data_upload") is not None:
+    if busy or st.session_state.get(upload_key()) is not None:
         st.session_state["data_add"] = True
     with st.expander("Add a dataset", key="data_add", on_change="rerun",
                      icon=":material/add_photo_alternate:"):
@@ -139,8 +179,8 @@ def add_dataset_form(ws: Workspace, actor: auth.Actor, existing: list[str], busy
     with tabs[0]:
         st.caption("A zip with one folder per class (`cat/…`, `dog/…`). Non-images, "
                    "hidden files and `__MACOSX/` are skipped and listed.")
-        upload = st.file_uploader("Zip of class folders", type=["zip"], key="data_upload")
-        name = st.text_input("Dataset name", key="data_upload_name",
+        upload = st.file_uploader("Zip of class folders", type=["zip"], key=upload_key())
+        name = st.text_input("Dataset name", key=UPLOAD_NAME_KEY,
                              placeholder="defaults to the zip's name",
                              help="Letters, digits, '_', '-' or '.'")
         if st.button("Import zip", key="data_upload_import", type="primary",
@@ -148,7 +188,7 @@ def add_dataset_form(ws: Workspace, actor: auth.Actor, existing: list[str], busy
             # Keep the upload's own name: the dataset records it as its source.
             staged = suggest_name(upload.name) + ".zip"
             start_import(ws, actor, upload.name, name.strip() or suggest_name(upload.name),
-                         upload=(staged, upload.getvalue()))
+                         existing, upload=(staged, upload.getvalue()))
     with tabs[1]:
         roots = ", ".join(f"`{root}`" for root in data.allowed_roots(ws))
         st.caption("A folder of class folders on the server, or a CSV of "
@@ -170,7 +210,7 @@ def add_dataset_form(ws: Workspace, actor: auth.Actor, existing: list[str], busy
                 st.error(str(exc))
             else:
                 start_import(ws, actor, typed.name, name.strip() or suggest_name(typed.name),
-                             source=source)
+                             existing, source=source)
     if existing:
         with tabs[2]:
             demo_button(ws, actor, existing, busy)
@@ -184,7 +224,7 @@ def demo_button(ws: Workspace, actor: auth.Actor, existing: list[str], busy: boo
         st.caption("The demo dataset already exists.")
     if st.button("Create demo dataset", key="data_demo", type="primary",
                  icon=":material/auto_awesome:", disabled="demo" in existing or busy):
-        start_import(ws, actor, "the demo dataset", "demo", demo=True)
+        start_import(ws, actor, "the demo dataset", "demo", existing, demo=True)
 
 
 def split_settings() -> dict:

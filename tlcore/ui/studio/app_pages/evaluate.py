@@ -401,7 +401,7 @@ def export_tab(ws: Workspace, run_id: str) -> None:
                 st.rerun()
         return
     size_mb = path.stat().st_size / 2**20
-    st.download_button(f"Download {path.name} ({size_mb:.1f} MB)",
+    st.download_button(f"Download {path.name} (zip, {size_mb:.1f} MB)",
                        data=functools.partial(path.read_bytes), file_name=path.name,
                        mime="application/zip", key="eval_export_download",
                        on_click="ignore", icon=":material/download:")
@@ -411,9 +411,11 @@ def export_tab(ws: Workspace, run_id: str) -> None:
         st.error(plain(exc))
         return
     if report is not None:
+        # Two sizes on screen: the model file inside the zip, and the zip itself.
         st.caption(f":material/compress: {QUANTIZED[fmt].capitalize()}: "
-                   f"{plain(report_summary(report))}. Measured on the run's test split with "
-                   "the TensorFlow Lite interpreter.")
+                   f"{plain(report_summary(report))}. Sizes: model file "
+                   f"{report['model_bytes'] / 2**20:.1f} MB, download (zip) {size_mb:.1f} MB. "
+                   "Measured on the run's test split with the TensorFlow Lite interpreter.")
 
 
 # ---- page -----------------------------------------------------------------------

@@ -4,8 +4,9 @@ The space is built from the config declaration (`config.field_specs`): choice
 and bool fields pick values, number fields a low/high range (log for learning
 rates), the dense widths a list of layouts. A sweep's trials are ordinary runs;
 the page shows the leaderboard, the best val accuracy so far, the parameters
-against the result (parallel coordinates) and Optuna's parameter importance,
-and opens the best trial's settings on the Train page. No TensorFlow here:
+against the result (parallel coordinates, log axes for log-sampled keys) and
+Optuna's parameter importance, and opens the best completed trial on the Train
+page: its settings in the form, its results below. No TensorFlow here:
 sweep workers are `python -m tlcore.workers.sweep` processes. Starting a sweep needs
 the member role; cancelling and resuming one are its owner's or an admin's.
 """
@@ -19,13 +20,13 @@ import streamlit as st
 
 from tlcore import auth, config
 from tlcore import data as datasets_api
+from tlcore.charts import parcoords
 from tlcore.charts import runs as charts
 from tlcore.charts import sweeps as sweepcharts
 from tlcore.errors import TLCoreError
 from tlcore.runs import sweeps
 from tlcore.store import COMPLETED, RunStore
 from tlcore.ui.access import denied, page_actor, permitted
-from tlcore.ui.flash import flash, show_flash
 from tlcore.ui.text import percent, plain
 from tlcore.ui.train_form import open_in_train
 from tlcore.workspace import Workspace
@@ -36,6 +37,9 @@ KEY = "sweep_"  # widget keys
 SUGGESTED = ["head.pooling", "head.dense", "head.dropout", "train.learning_rate"]
 NOT_SWEPT = {"dataset", "base.name", "train.backend", "train.mixed_precision",
              "train.distribute"}
+# Fewer completed trials than this: parameter importance is read as a hint only.
+IMPORTANCE_RELIABLE_TRIALS = 10
+STARTED_KEY = KEY + "started"  # (sweep id, message) of the sweep this session just started
 SAMPLER_LABELS = {"tpe": "TPE (learns from earlier trials)", "random": "Random",
                   "grid": "Grid (every combination)"}
 
@@ -133,7 +137,8 @@ def new_sweep(ws: Workspace, actor: auth.Actor) -> None:
             st.error(plain(exc))
             return
         st.query_params["sweep"] = sweep_id
-        flash("sweeps", "success", f"Sweep {sweep_id} started with {workers} worker(s).")
+        st.session_state[STARTED_KEY] = (sweep_id, f"Sweep {sweep_id} started with {workers} "
+                                                   "worker(s).")
         st.rerun()
 
 
@@ -148,6 +153,7 @@ def sweep_view(ws: Workspace, sweep_id: str, actor: auth.Actor) -> None:
     except TLCoreError as exc:
         st.error(plain(exc))
         return
+    started_message(sweep_id, info["status"])
     best = info["best"]
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("Status", info["status"])
@@ -155,9 +161,11 @@ def sweep_view(ws: Workspace, sweep_id: str, actor: auth.Actor) -> None:
     c3.metric("Best val accuracy", percent(best and best["best_val_accuracy"]))
     c4.metric("Workers", len(info["workers"]))
     b1, b2, b3 = st.columns(3)
-    if best and b1.button("Open best in Train", key=f"{KEY}open_{sweep_id}", type="primary"):
+    if best and b1.button("Open best in Train", key=f"{KEY}open_{sweep_id}", type="primary",
+                          help=f"Trial {best['number']}, the best completed one: its settings "
+                               "in the form, its results below them."):
         run = RunStore(ws).get_run(best["run_id"])
-        open_in_train(run["config"], run["name"])
+        open_in_train(run["config"], run["name"], run_id=run["id"])
     owner = info["owner"]
     if info["workers"]:
         refused = denied(actor, auth.MANAGE_OWN, owner, "cancel this sweep")
@@ -185,13 +193,36 @@ def sweep_view(ws: Workspace, sweep_id: str, actor: auth.Actor) -> None:
     left, right = st.columns(2)
     left.plotly_chart(sweepcharts.best_so_far(trials), theme=None,
                       key=f"{KEY}best_{sweep_id}")
-    right.plotly_chart(sweepcharts.importance(importances(ws, sweep_id, info)), theme=None,
+    values = importances(ws, sweep_id, info)
+    right.plotly_chart(sweepcharts.importance(values), theme=None,
                        key=f"{KEY}importance_{sweep_id}")
+    completed = sum(t["state"] == "complete" for t in info["trials"])
+    if values and completed < IMPORTANCE_RELIABLE_TRIALS:
+        right.caption(f":material/info: From {completed} completed trials only: parameter "
+                      f"importance needs about {IMPORTANCE_RELIABLE_TRIALS} or more to be "
+                      "reliable. Read it as a hint.")
     done = [t for t in info["trials"] if t["state"] == "complete" and t["run_id"]]
     if len(done) >= 2:
         runs = [RunStore(ws).get_run(t["run_id"]) for t in done]
-        st.plotly_chart(charts.parallel_coordinates(charts.runs_frame(runs), list(info["space"])),
+        logs = {k for k, entry in info["space"].items() if entry.get("log")}
+        st.plotly_chart(parcoords.parallel_coordinates(charts.runs_frame(runs),
+                                                       list(info["space"]), log_params=logs),
                         theme=None, key=f"{KEY}parallel_{sweep_id}")
+
+
+def started_message(sweep_id: str, status: str) -> None:
+    """"Sweep ... started" for the sweep this session started, while it runs, then never again.
+
+    The sweep view is a fragment on a timer: a message drawn by the page around it
+    would stay on screen, stale, until the next click.
+    """
+    started = st.session_state.get(STARTED_KEY)
+    if started is None:
+        return
+    if started[0] == sweep_id and status == sweeps.RUNNING:
+        st.success(started[1], icon=":material/check_circle:")
+    else:
+        del st.session_state[STARTED_KEY]
 
 
 def importances(ws: Workspace, sweep_id: str, info: dict[str, Any]) -> dict[str, float]:
@@ -212,7 +243,6 @@ def render() -> None:
     ws = Workspace.from_env()
     actor = page_actor(ws)
     st.title("Sweeps")
-    show_flash("sweeps")
     st.caption("Try many settings at once: an Optuna study over any run settings, each trial "
                "an ordinary run. Trials on cached features take seconds.")
     try:
