@@ -16,6 +16,7 @@ from tlcore import backend
 from tlcore.auth import Actor
 from tlcore.errors import TLCoreError
 from tlcore.runs import executors, liveness, slots
+from tlcore.runs.executors import local
 from tlcore.runs.executors import ray as rayjobs
 from tlcore.store import ACTIVE_STATUSES, RUNNING, RunStore
 from tlcore.ui import identity, signin
@@ -103,26 +104,48 @@ def workers_panel(running: list[dict]) -> None:
         st.caption(f"GPU {plain(slot)} · {holder}")
 
 
+def starting_sweep_workers(running: list[dict]) -> int:
+    """Local sweep workers training no run yet: starting up, or between two trials.
+
+    A sweep worker's trial is a running run like any other, with the worker's pid;
+    before its first trial, and between trials, the worker is busy without one.
+    """
+    if rayjobs.enabled():
+        return 0  # the Ray panel counts the studio's jobs, sweep workers included
+    training = {run["pid"] for run in running}
+    return sum(pid not in training for pid in local.sweep_workers(None, {}))
+
+
 @st.fragment(run_every=QUEUE_REFRESH_S)
 def queue_panel(ws: Workspace) -> None:
-    """The device, worker slots, then running and queued runs, each linking to its live panel."""
+    """The device, worker slots, then running and queued runs, each linking to its live panel.
+
+    Sweep trials are running runs, listed with the rest; sweep workers between
+    trials are counted on their own line.
+    """
     device_panel(ws)
     try:
         liveness.refresh(ws=ws)
         executors.current().warm_up(ws)  # the next launch starts in a worker that has Keras loaded
         active = RunStore(ws).list_runs(statuses=ACTIVE_STATUSES)
-        workers_panel([run for run in active if run["status"] == RUNNING])
+        running = [run for run in active if run["status"] == RUNNING]
+        workers_panel(running)
     except TLCoreError as exc:
         st.error(plain(exc))
         return
+    sweeping = starting_sweep_workers(running)
     st.markdown("**Queue**")
+    if sweeping:
+        st.caption(f":material/tune: {sweeping} sweep worker{'s' if sweeping != 1 else ''} "
+                   f"starting {'their' if sweeping != 1 else 'its'} next trial")
     if not active:
-        st.caption("Nothing running. Launch a run on the Train page.")
+        if not sweeping:
+            st.caption("Nothing running. Launch a run on the Train page.")
         return
-    running = [run for run in active if run["status"] == RUNNING]
     queued = [run for run in active if run["status"] != RUNNING]
     for run in running + queued[:QUEUED_SHOWN]:
-        st.page_link(PAGES["train"], label=f"{plain(run['name'])} · {run['status']}",
+        trial = " · sweep trial" if (run["extra"] or {}).get("sweep") else ""
+        st.page_link(PAGES["train"], label=f"{plain(run['name'])} · {run['status']}{trial}",
                      icon=STATUS_ICONS[run["status"]], query_params={"run": run["id"]})
     if len(queued) > QUEUED_SHOWN:
         st.caption(f"and {len(queued) - QUEUED_SHOWN:,} more queued (Runs & compare lists them)")

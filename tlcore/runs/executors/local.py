@@ -183,13 +183,14 @@ def start_sweep_workers(ws: Workspace, sweep_id: str, count: int, backend_name: 
             for i in range(count)]
 
 
-def sweep_workers(sweep_id: str, attrs: dict[str, Any]) -> list[int]:
-    """Live sweep worker processes of `sweep_id` on this server (from /proc)."""
+def sweep_workers(sweep_id: str | None, attrs: dict[str, Any]) -> list[int]:
+    """Live sweep worker processes of `sweep_id` (None: of every sweep) on this server."""
     found = []
     for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
         if entry.isdigit() and processes.alive(int(entry)):
             args = processes.command_line(int(entry)) or []
-            if SWEEP_WORKER.encode() in args and sweep_id.encode() in args:
+            if SWEEP_WORKER.encode() in args and (sweep_id is None
+                                                  or sweep_id.encode() in args):
                 found.append(int(entry))
     return found
 
