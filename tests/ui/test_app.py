@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 
 from tests.ui.markup import shown
 from tlcore.config import RunConfig
-from tlcore.runs import device
+from tlcore.runs import device, sweeps
 from tlcore.runs.executors import local
 from tlcore.store import RunStore, new_run_id
 
@@ -213,6 +213,8 @@ def test_a_sweep_trial_is_counted_and_listed_and_a_starting_sweep_worker_too(app
                                  local.SWEEP_WORKER, "sweep1"], start_new_session=True)
                for _ in range(2)]
     try:
+        sweeps.log_file(ws, "sweep1").parent.mkdir(parents=True, exist_ok=True)
+        sweeps.log_file(ws, "sweep1").write_text("")  # a sweep of this workspace
         run_id = new_run_id()
         ws.workers_dir.mkdir(parents=True, exist_ok=True)
         local.trial_file(ws, workers[0].pid).write_text(run_id)
