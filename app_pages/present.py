@@ -6,8 +6,8 @@ picked at the top (the slide is in the URL, `&slide=<n>`): first the runs'
 learning curves, final metrics and config differences, then one per run with
 its owner, tags and note, its stored evaluation (metrics, confusion matrix,
 per-class scores) and the Grad-CAM overlays of its worst mistakes.
-Nothing on it changes anything: the slide picker and links are its only
-controls; type and charts are larger than on the working pages.
+Nothing on it changes anything: the slide picker and a link back to the Runs
+page are its only controls; type and charts are larger than on the working pages.
 """
 
 from __future__ import annotations
@@ -22,11 +22,10 @@ from tlcore.errors import TLCoreError
 from tlcore.results import evaluate
 from tlcore.store import RunStore
 from tlcore.ui.evaluation import image_grid, metric_cards, stored_evaluation
-from tlcore.ui.present import URL_PATH, URL_RUNS, URL_SLIDE, requested_runs, slide_picker
+from tlcore.ui.present import URL_PATH, URL_RUNS, requested_runs, slide_picker
 from tlcore.ui.text import percent, plain
 from tlcore.workspace import Workspace
 
-PAGE = "app_pages/present.py"
 FONT_PX = 22  # readable from the back of a room
 TITLE_PX = 28
 CHART_HEIGHT = 420
@@ -41,8 +40,10 @@ PROJECTOR_CSS = """<style>
 .stMainBlockContainer h1 { font-size: 3.2rem; }
 .stMainBlockContainer h2 { font-size: 2.6rem; }
 .stMainBlockContainer h3 { font-size: 2rem; }
-.stMainBlockContainer [data-testid="stMetricLabel"] p { font-size: 1.5rem; }
-.stMainBlockContainer [data-testid="stMetricValue"] { font-size: 3rem; }
+.stMainBlockContainer [data-testid="stMetricLabel"] [data-testid="stMarkdownContainer"] p {
+  font-size: 1.5rem; }
+.stMainBlockContainer [data-testid="stMetricValue"] [data-testid="stMarkdownContainer"] p {
+  font-size: 3.2rem; }
 .stMainBlockContainer [data-testid="stButtonGroup"] p { font-size: 1.3rem; }
 </style>"""
 
@@ -159,16 +160,6 @@ def evaluation_section(ws: Workspace, run: dict, label: str) -> None:
     gradcam_gallery(ws, run["id"], m["mistakes"])
 
 
-def slide_links(titles: list[str], index: int, runs_param: str) -> None:
-    """Links to the previous and next slides, under the slide."""
-    left, right = st.columns(2)
-    for where, target, text, icon in ((left, index - 1, "Previous", ":material/arrow_back:"),
-                                      (right, index + 1, "Next", ":material/arrow_forward:")):
-        if 0 <= target < len(titles):
-            where.page_link(PAGE, label=f"{text}: {plain(titles[target])}", icon=icon,
-                            query_params={URL_RUNS: runs_param, URL_SLIDE: str(target + 1)})
-
-
 def render() -> None:
     ws = Workspace.from_env()
     wanted = requested_runs()
@@ -204,7 +195,6 @@ def render() -> None:
     else:
         run = runs[index - 1]
         evaluation_section(ws, run, labels[run["id"]])
-    slide_links(titles, index, runs_param)
 
 
 render()
