@@ -192,3 +192,34 @@ def test_a_full_disk_refuses_the_feature_build_and_leaves_no_temp_file(ws, datas
     with pytest.raises(DiskFullError, match=r"^disk full: \d+ MB free in .*/cache/features/"):
         featcache.split_features(ws, manifest, "train", 32, _mean_colour, "cut", "fp")
     assert [p for p in (ws.cache_dir / "features").rglob("*") if p.is_file()] == []
+
+
+def test_chunks_follow_the_measured_time_per_image(ws):
+    # A chunk takes about CHUNK_SECONDS, in a power of two of images, within the size's cap.
+    assert featcache.CHUNK_SECONDS == 2.0
+    assert [featcache.next_chunk(150, s) for s in (1e-6, 0.03, 0.3, 5.0)] == [256, 64, 4, 1]
+    assert featcache.next_chunk(224, 1e-6) == 114  # the cap at 224 px
+    # Before anything is timed: few enough that a slow CPU reports within seconds.
+    assert [featcache.probe_chunk(s) for s in (32, 150, 224, 512)] == [175, 8, 3, 1]
+
+
+def test_a_slow_prefix_reports_progress_every_few_seconds(ws, tmp_path, monkeypatch):
+    demo.write_class_folders(tmp_path / "many", ("a", "b"), per_class=40, size=40)
+    datasets_api.import_dataset(tmp_path / "many", "many", ws=ws)
+    manifest = datasets_api.load_manifest("many", ws)
+    clock = [0.0]
+    monkeypatch.setattr(featcache, "monotonic", lambda: clock[0])
+
+    def slow_prefix(batch):  # a slow CPU at 150 px: 0.3 s per image
+        clock[0] += 0.3 * len(batch)
+        return _mean_colour(batch)
+
+    calls = []
+    feats, labels, _ = featcache.split_features(ws, manifest, "train", 150, slow_prefix, "cut",
+                                                "fp", lambda *p: calls.append((clock[0], *p)))
+    n = len(labels)
+    assert feats.shape == (n, 3) and n > 40
+    done = [d for _, d, _ in calls]
+    assert done[:4] == [0, 8, 16, 20] and done[-1] == n  # two probes of 8, then 4 at a time
+    gaps = [b[0] - a[0] for a, b in zip(calls, calls[1:], strict=False)]
+    assert max(gaps) <= 2.5 and max(gaps[2:]) <= featcache.CHUNK_SECONDS

@@ -334,9 +334,14 @@ def test_heartbeat_age_timeout_setting_and_warning(ws, monkeypatch):
     store.update_run(run_id, status=RUNNING, heartbeat=time.time() - 2)
     run = store.get_run(run_id)
     assert 2 <= liveness.heartbeat_age(run) < 10 and liveness.silence_warning(run) is None
+    # A warning comes once the worker has been silent for half its stage's limit.
     store.update_run(run_id, heartbeat=time.time() - 40)
+    assert liveness.silence_warning(store.get_run(run_id)) is None
+    store.update_run(run_id, heartbeat=time.time() - 70)
     assert liveness.silence_warning(store.get_run(run_id)) == (
-        "No sign of life from the worker for 40 s; it is marked lost after 120 s.")
+        "No sign of life from the worker for 70 s; it is marked lost after 120 s.")
+    assert liveness.silence_warning(store.get_run(run_id), STAGE_FEATURES) is None
+    store.update_run(run_id, heartbeat=time.time() - 130)
     assert liveness.silence_warning(store.get_run(run_id), STAGE_FEATURES).endswith("after 240 s.")
     for bad in ("0", "-5", "soon", "inf"):
         monkeypatch.setenv(liveness.ENV_HEARTBEAT_TIMEOUT, bad)

@@ -18,7 +18,8 @@ from tlcore import entities
 from tlcore.config import RunConfig
 from tlcore.data.demo import write_class_folders
 from tlcore.engine import fastfit, runmodel, train
-from tlcore.engine.train import loop
+from tlcore.engine.model import build_model
+from tlcore.engine.train import callbacks, loop
 from tlcore.errors import DiskFullError, DivergedError, NotFoundError, RunCancelled
 from tlcore.store import RunStore
 from tlcore.vgg16 import bases
@@ -429,3 +430,45 @@ def test_split_metrics():
     metrics = train.split_metrics(probs, y)
     assert metrics["accuracy"] == pytest.approx(2 / 3) and metrics["n"] == 3
     assert metrics["loss"] == pytest.approx(-np.mean(np.log([0.9, 0.8, 0.4])))
+
+
+def test_progress_says_validating_once_the_last_batch_is_done(ws):
+    store = RunStore(ws)
+    run_id = store.create_run(_config("shapes"))
+    for validates, last_stage in ((True, entities.STAGE_VALIDATE), (False, entities.STAGE_TRAIN)):
+        reporter = callbacks.ProgressReporter(store, run_id, 1, steps=3, total_epochs=2,
+                                              validates=validates)
+        reporter.on_epoch_begin(0)
+        reporter.on_train_batch_end(0)
+        assert store.progress(run_id)["stage"] == entities.STAGE_TRAIN
+        reporter.on_train_batch_end(2)
+        row = store.progress(run_id)
+        assert (row["batch"], row["batches"], row["stage"]) == (3, 3, last_stage)
+
+
+def test_feature_progress_is_one_count_over_every_split_with_an_eta(ws, dataset,
+                                                                    monkeypatch):
+    config = _config(dataset)
+    keras.utils.set_random_seed(0)
+    model = build_model(config, len(CLASSES), mixed_precision=False)
+    data = train.load_data(config, ws)
+    calls = []
+    train.phase_inputs(model, config, 1, data, ws, ("train", "val", "test"),
+                       lambda *p: calls.append(p))
+    total = sum(data.size(s) for s in ("train", "val", "test"))
+    assert {t for _, t in calls} == {total}  # one bar, not one per split
+    done = [d for d, _ in calls]
+    assert done[0] == 0 and done[-1] == total and done == sorted(done)
+
+    # The run's row: images done of all, with an ETA from the measured images per second.
+    store = RunStore(ws)
+    run_id = store.create_run(config)
+    clock = [100.0]
+    monkeypatch.setattr(callbacks.time, "monotonic", lambda: clock[0])
+    report = callbacks.FeatureReporter(store, run_id, phase=1, epoch=0, total_epochs=2)
+    for seconds, images in ((0, 0), (5, 8), (1, 16)):  # the first chunk also compiles
+        clock[0] += seconds
+        report(images, 100)
+    row = store.progress(run_id)
+    assert row["stage"] == entities.STAGE_FEATURES and (row["batch"], row["batches"]) == (16, 100)
+    assert row["eta_s"] == pytest.approx(84 / 8)  # 8 images per second after the first chunk

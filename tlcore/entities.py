@@ -17,7 +17,8 @@ ACTIVE_STATUSES = (QUEUED, RUNNING)
 FINAL_STATUSES = (COMPLETED, FAILED, CANCELLED, LOST)
 
 # ---- what a running worker is doing (a progress row's `stage`) --------------
-STAGE_TRAIN, STAGE_FEATURES = "train", "features"
+# "validate": the epoch's last training batch is done, and validation runs until the epoch ends.
+STAGE_TRAIN, STAGE_FEATURES, STAGE_VALIDATE = "train", "features", "validate"
 
 # A worker writes its heartbeat at least this often while it makes progress.
 HEARTBEAT_INTERVAL_S = 5.0

@@ -15,8 +15,9 @@ from streamlit.testing.v1 import AppTest
 
 from tests.ui.markup import shown
 from tlcore.config import RunConfig
-from tlcore.runs import device
-from tlcore.store import RunStore
+from tlcore.runs import device, sweeps
+from tlcore.runs.executors import local
+from tlcore.store import RunStore, new_run_id
 from tlcore.ui import studio
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -208,3 +209,36 @@ def test_sidebar_says_when_the_ray_cluster_cannot_be_reached(app, monkeypatch):
     assert not at.exception
     (warning,) = _sidebar_warnings(at)
     assert warning.startswith("Cannot reach the Ray cluster at http://127.0.0.1:9")
+
+
+def test_a_sweep_trial_is_counted_and_listed_and_a_starting_sweep_worker_too(app, ws):
+    store = RunStore(ws)
+    config = RunConfig.from_dict({"dataset": "pets", "image_size": 32})
+    # Two sweep workers (as their command lines name them): one training a trial, one
+    # still starting up.
+    workers = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)",
+                                 local.SWEEP_WORKER, "sweep1"], start_new_session=True)
+               for _ in range(2)]
+    try:
+        sweeps.log_file(ws, "sweep1").parent.mkdir(parents=True, exist_ok=True)
+        sweeps.log_file(ws, "sweep1").write_text("")  # a sweep of this workspace
+        run_id = new_run_id()
+        ws.workers_dir.mkdir(parents=True, exist_ok=True)
+        local.trial_file(ws, workers[0].pid).write_text(run_id)
+        now = time.time()
+        assert store.create_running(config, 2, name="heads-0", run_id=run_id,
+                                    pid=workers[0].pid, started=now, heartbeat=now,
+                                    extra={"sweep": "sweep1", "trial": 0})
+        at = app("app_pages/data.py")
+        assert not at.exception
+        captions = [c.value for c in at.sidebar.caption]
+        assert ":material/computer: Local workers · 1 of 1 busy" in captions
+        assert ":material/tune: 1 sweep worker starting its next trial" in captions
+        assert "Nothing running. Launch a run on the Train page." not in captions
+        links = [link.proto.label for link in at.sidebar.get("page_link")]
+        assert links == ["heads\\-0 · running · sweep trial"]
+        assert store.get_run(run_id)["status"] == "running"
+    finally:
+        for worker in workers:
+            worker.kill()
+            worker.wait()

@@ -7,6 +7,8 @@ The sidebar is checked on an app's first run (see tests/ui/test_app.py).
 
 from __future__ import annotations
 
+from urllib.parse import parse_qs
+
 import pytest
 from streamlit import config as streamlit_config
 from streamlit.testing.v1 import AppTest
@@ -168,6 +170,21 @@ def presented(ws, populated):
     return ids, evaluations
 
 
+def _slides(at) -> list[str]:
+    """The presenter view's slide titles, as its one control lists them."""
+    (picker,) = at.get("button_group")
+    return [shown(option) for option in picker.options]
+
+
+def _assert_read_only(at) -> None:
+    """Nothing to click, type or pick but the slide picker (and a link back to the Runs page)."""
+    for kind in ("button", "text_input", "selectbox", "multiselect", "radio", "checkbox",
+                 "toggle", "number_input", "text_area", "slider"):
+        assert not getattr(at, kind), kind
+    assert [b.key for b in at.get("button_group")] == ["present_slide"]
+    assert not at.get("form")
+
+
 def test_presenter_view_shows_the_runs_read_only(app, ws, presented):
     (first, second), (ev, _) = presented
     store = RunStore(ws)
@@ -177,29 +194,47 @@ def test_presenter_view_shows_the_runs_read_only(app, ws, presented):
     at.query_params["runs"] = f"{first},{second}"
     at.switch_page("app_pages/present.py").run()
     assert not at.exception, at.exception
+    # One slide on screen at a time: the comparison, then one per run; the slide is in the URL.
+    assert _slides(at) == ["1 · Comparison", "2 · pretrained", "3 · scratch"]
+    assert at.query_params["slide"] == "1"
     assert at.title[0].value == "pretrained vs scratch"
-    assert [h.value for h in at.header] == ["pretrained", "scratch"]
+    assert not at.header
+    # Curves (accuracy, loss), final metrics; the config differences.
+    assert len(at.get("plotly_chart")) == 3
+    assert len(at.table) == 1  # config differences
+    # Back to the Runs page with these runs ticked.
+    (back,) = at.get("page_link")
+    assert back.proto.label == "Runs & compare"
+    assert parse_qs(back.proto.query_string) == {"runs": [f"{first},{second}"]}
+    _assert_read_only(at)
+
+    at.button_group(key="present_slide").set_value(1).run()
+    assert not at.exception, at.exception
+    assert at.query_params["slide"] == "2"
+    assert [h.value for h in at.header] == ["pretrained"]
     texts = [shown(m.value) for m in at.markdown]
     assert ":gray-badge[baseline] :gray-badge[demo]" in texts
     (note,) = [m.value for m in at.markdown if shown(m.value).startswith("> Best so far.")]
     assert shown(note) == "> Best so far.\n> **Not** a heading: # kept as typed"
     assert plain("**Not**") in note  # the note's Markdown shows as typed
-    assert len([t for t in texts if t.startswith(":gray-badge[")]) == 1  # the other has none
-    # Curves (accuracy, loss), final metrics, then a confusion matrix and per-class bars per run.
-    assert len(at.get("plotly_chart")) == 7
-    assert len(at.table) == 1  # config differences
+    # A confusion matrix and per-class bars.
+    assert len(at.get("plotly_chart")) == 2
     metrics = {m.label: m.value for m in at.metric[:5]}
     assert metrics["Accuracy"] == f"{ev['splits']['test']['accuracy'] * 100:.1f}%"
     assert "Grad-CAM of the most confident mistakes" in _texts(at)
     images = at.get("image")
-    assert len(images) == 2  # each run's one stored overlay
+    assert len(images) == 1  # the run's one stored overlay
     mistake = ev["splits"]["test"]["mistakes"][0]
     assert shown(images[0].captions[0]).startswith(f"{mistake['true']} → {mistake['predicted']}")
-    # Nothing to click, type or pick.
-    for kind in ("button", "text_input", "selectbox", "multiselect", "radio", "checkbox",
-                 "toggle", "number_input", "text_area", "slider"):
-        assert not getattr(at, kind), kind
-    assert not at.get("segmented_control") and not at.get("form")
+    _assert_read_only(at)
+
+    # A link names its slide: a reload or a shared link opens that one.
+    at.query_params["slide"] = "3"
+    at.run()
+    assert [h.value for h in at.header] == ["scratch"]
+    assert not [t for t in (shown(m.value) for m in at.markdown)
+                if t.startswith(":gray-badge[")]  # this run has no tags
+    assert len(at.get("image")) == 1
 
 
 def test_presenter_view_names_unknown_runs_and_says_how_to_make_a_link(app, presented):
@@ -210,7 +245,7 @@ def test_presenter_view_names_unknown_runs_and_says_how_to_make_a_link(app, pres
     assert not at.exception, at.exception
     (warning,) = [shown(w.value) for w in at.warning]
     assert warning.startswith("The link names runs not in this workspace: zzzzzz9, ../etc.")
-    assert [h.value for h in at.header] == ["pretrained"]
+    assert _slides(at) == ["1 · Learning curves", "2 · pretrained"]
 
     at.query_params.clear()
     at.switch_page("app_pages/present.py").run()
@@ -223,7 +258,7 @@ def test_presenter_view_for_a_signed_in_viewer(ws, presented):
     ids, _ = presented
     at = _app({**ALICE}, page="app_pages/present.py", runs=",".join(ids))
     assert not at.exception, at.exception
-    assert [h.value for h in at.header] == ["pretrained", "scratch"]
+    assert _slides(at) == ["1 · Comparison", "2 · pretrained", "3 · scratch"]
 
 
 def test_presenter_link():

@@ -278,6 +278,10 @@ def test_launch_queues_a_run_and_shows_it_at_once(app, ws, populated, no_local_w
         assert run["config"]["base"]["weights"] == "none"
         assert at.query_params["run"] == run["id"]
         assert any(m.value == "#### tiny" for m in at.markdown)
+        # By the Launch button, above the fold: the run and its state; no toast over the page.
+        assert not at.toast
+        by_launch = [c.value for c in at.caption] + [p.proto.text for p in at.get("progress")]
+        assert any("tiny · " in line for line in by_launch)
         # A second launch queues behind the first.
         at.text_input(key="train_run_name").input("tiny-2").run()
         at.button(key="train_launch").click().run()
@@ -315,12 +319,16 @@ def test_live_panel_warns_about_a_silent_worker(app, populated, ws):
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)",
                              "tlcore.workers.run", run_id], start_new_session=True)
     try:
-        store.update_run(run_id, status=RUNNING, pid=proc.pid, started=time.time() - 50,
+        # Silent for a while but under half the 120 s limit: no alarm yet.
+        store.update_run(run_id, status=RUNNING, pid=proc.pid, started=time.time() - 80,
                          heartbeat=time.time() - 40)
         at = app(TRAIN)
         assert any(m.value == "#### quiet" for m in at.markdown)
+        assert not [w for w in at.warning if "worker" in w.value]
+        store.update_run(run_id, heartbeat=time.time() - 70)
+        at.run()
         [silence] = [w.value for w in at.warning if "worker" in w.value]
-        assert re.fullmatch(r"No sign of life from the worker for 4\d s; it is marked lost "
+        assert re.fullmatch(r"No sign of life from the worker for 7\d s; it is marked lost "
                             r"after 120 s\.", silence)
         store.update_run(run_id, heartbeat=time.time())
         at.run()
@@ -623,3 +631,54 @@ def test_best_accuracy_and_the_kept_epoch_each_name_their_epoch(app, ws, populat
     labels = {m.label: m.value for m in at.metric}
     assert labels["Best val accuracy"] == "75.8% · epoch 2"
     assert labels["Model kept"] == "epoch 3"
+
+
+def _progress_texts(at) -> list[str]:
+    return [p.proto.text for p in at.get("progress")]
+
+
+def test_a_resumed_run_shows_at_once_without_its_old_progress(app, ws, populated, make_run,
+                                                              monkeypatch):
+    # No worker process: the test moves the run through its states itself.
+    monkeypatch.setattr(queue, "start_queued", lambda ws=None: [])
+    run_id = make_run(status=CANCELLED, name="again")
+    store = RunStore(ws)
+    store.set_progress(run_id, phase=1, epoch=2, epochs=4, batch=14, batches=14, eta_s=30.0)
+    at = app(TRAIN)
+    at.button(key=f"train_resume_{run_id}").click().run()
+    assert not at.exception and not at.toast
+    # The line by Launch follows the resumed run from the moment it is queued.
+    assert any(c.value.endswith("again · queued: it starts as soon as a worker is free.")
+               for c in at.caption)
+
+    time.sleep(0.01)
+    store.update_run(run_id, status=RUNNING, started=time.time(), heartbeat=time.time())
+    at.run()
+    # The last attempt's "batch 14/14" is not this attempt's progress.
+    texts = _progress_texts(at)
+    assert texts == ["again · Starting: loading data and building the model…",
+                     "Starting: loading data and building the model…"]
+
+    store.set_progress(run_id, phase=1, epoch=3, epochs=4, batch=420, batches=540, eta_s=65.0,
+                       stage="features")
+    at.run()
+    assert _progress_texts(at)[1] == ("Phase 1 · computing frozen-base features 420/540 images "
+                                      "(once per dataset, size and weights) · ETA 1m 05s")
+    store.set_progress(run_id, phase=1, epoch=3, epochs=4, batch=14, batches=14, eta_s=20.0,
+                       stage="validate")
+    at.run()
+    assert _progress_texts(at)[1] == "Phase 1 · epoch 3/4 · validating… · ETA 20s"
+
+
+def test_cancel_says_so_in_the_panel_without_a_toast(app, ws, populated):
+    store = RunStore(ws)
+    run_id = store.create_run(config.RunConfig.from_dict(
+        {"dataset": "pets", "image_size": 32, "base": {"weights": "none"}}), name="stopping")
+    store.update_run(run_id, status=RUNNING, started=time.time(), heartbeat=time.time())
+    at = app(TRAIN)
+    at.query_params["run"] = run_id
+    at.run()
+    at.button(key=f"train_cancel_{run_id}").click().run()
+    assert not at.exception and not at.toast
+    assert any(i.value.startswith("Cancel requested: the run stops within seconds")
+               for i in at.info)

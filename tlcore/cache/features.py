@@ -18,6 +18,7 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
+from time import monotonic
 from typing import Any
 
 import numpy as np
@@ -30,15 +31,38 @@ FEATURES_SUBDIR = "features"  # one of cache.KINDS
 CHUNK = 256  # images per forward call at CHUNK_PX px or less: keeps the device busy
 CHUNK_PX = 150
 MIN_CHUNK = 8
+# The pass reports progress (and with it the run's heartbeat) after every chunk: chunks
+# are sized from the measured time per image to take about this long, so that even a
+# slow CPU reports every few seconds.
+CHUNK_SECONDS = 2.0
+PROBE_PIXELS = 8 * CHUNK_PX ** 2  # the first chunks, before any time is measured: 8 at 150 px
 
 
 def chunk_images(size: int) -> int:
-    """Images per forward call at `size` px: `CHUNK` at 150 px, fewer as pixels grow.
+    """The most images per forward call at `size` px: `CHUNK` at 150 px, fewer as pixels grow.
 
-    A chunk then takes about the same time and memory at any size, so progress
-    (and with it the run's heartbeat) comes at a steady pace even on a CPU.
+    A chunk then takes about the same memory at any size.
     """
     return max(MIN_CHUNK, min(CHUNK, CHUNK * CHUNK_PX ** 2 // size ** 2))
+
+
+def probe_chunk(size: int) -> int:
+    """Images in the first two chunks at `size` px, before the time per image is known.
+
+    Small, so that a slow CPU reports within seconds; the first call also traces and
+    compiles, so the second one, of the same shape, is the one timed.
+    """
+    return max(1, min(chunk_images(size), PROBE_PIXELS // size ** 2))
+
+
+def next_chunk(size: int, seconds_per_image: float) -> int:
+    """Images in the next chunk: about `CHUNK_SECONDS` at the measured time per image.
+
+    A power of two (compiled backends trace each batch shape once), at least 1
+    and at most `chunk_images(size)`.
+    """
+    fit = int(CHUNK_SECONDS / max(seconds_per_image, 1e-9))
+    return max(1, min(chunk_images(size), 1 << max(fit.bit_length() - 1, 0)))
 
 
 def weights_fingerprint(layers: list[Any]) -> str:
@@ -74,7 +98,8 @@ def split_features(ws: Workspace, manifest: dict[str, Any], split: str, size: in
         cut: Name of the cut layer (part of the key).
         weights_fp: `weights_fingerprint` of the prefix's layers.
         progress: Optional callback `(done, total)` while computing on a miss: once
-            before the first chunk, then after every chunk.
+            before the first chunk, then after every chunk (chunks take about
+            `CHUNK_SECONDS` each, see `next_chunk`).
 
     Returns:
         `(features, labels, hit)`: float32 read-only memmap, int32 labels, and
@@ -93,6 +118,12 @@ def split_features(ws: Workspace, manifest: dict[str, Any], split: str, size: in
     cache.touch(folder)
     _, labels = imagecache.split_arrays(ws, manifest, split, size)
     return np.load(f_path, mmap_mode="r"), labels, hit
+
+
+def is_cached(ws: Workspace, manifest: dict[str, Any], split: str, size: int, cut: str,
+              weights_fp: str) -> bool:
+    """Whether a split's features are cached already (`split_features` would not compute)."""
+    return (entry_dir(ws, manifest["fingerprint"], size, weights_fp, cut) / f"{split}.npy").exists()
 
 
 def cached_features(ws: Workspace, manifest: dict[str, Any], split: str, size: int, cut: str,
@@ -114,15 +145,17 @@ def _build(images: np.ndarray, prefix: Callable[[np.ndarray], Any], f_path: Path
            progress: Callable[[int, int], None] | None) -> None:
     f_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = f_path.with_suffix(f".tmp{os.getpid()}.npy")
-    n = len(images)
-    chunk = chunk_images(images.shape[1])
+    n, size = len(images), images.shape[1]
+    chunk = probe_chunk(size)
     if progress:
         progress(0, n)
     try:
-        out = None
-        for start in range(0, max(n, 1), chunk):
+        out, start, warm = None, 0, False
+        while True:
+            began = monotonic()
             batch = np.asarray(images[start:start + chunk])
             feats = np.asarray(prefix(batch), dtype=np.float32)
+            seconds = monotonic() - began
             if out is None:
                 shape = (n, *feats.shape[1:])
                 with space_for(f_path.parent, 4 * int(np.prod(shape))):
@@ -130,8 +163,14 @@ def _build(images: np.ndarray, prefix: Callable[[np.ndarray], Any], f_path: Path
                                                     shape=shape)
                     allocate(tmp, tmp.stat().st_size)
             out[start:start + len(feats)] = feats
+            start = min(start + chunk, n)
             if progress:
-                progress(min(start + chunk, n), n)
+                progress(start, n)
+            if start >= n:
+                break
+            if warm:  # the first chunk's time includes tracing and compiling
+                chunk = next_chunk(size, seconds / max(len(batch), 1))
+            warm = True
         out.flush()
         del out
         os.replace(tmp, f_path)

@@ -91,3 +91,29 @@ class StepClock:
         """
         return eta_seconds(list(self.recent), self.overheads, self.steps_per_epoch - steps_done,
                            epochs_after, self.steps_per_epoch)
+
+
+class RateClock:
+    """Time left of a count of items (images of the frozen-feature pass) at the measured rate.
+
+    The first chunk includes tracing and compiling, so the rate is measured from
+    the end of the first chunk on: `eta` is None until a second chunk is done.
+    """
+
+    def __init__(self) -> None:
+        self._mark: tuple[float, int] | None = None
+
+    def eta(self, now: float, done: int, total: int) -> float | None:
+        """Seconds left after `done` of `total` items, read at monotonic time `now`.
+
+        Returns:
+            The estimate, or None before the rate could be measured.
+        """
+        if self._mark is None:
+            if done > 0:
+                self._mark = (now, done)
+            return None
+        since, first = self._mark
+        if done <= first or now <= since:
+            return None
+        return max(total - done, 0) * (now - since) / (done - first)

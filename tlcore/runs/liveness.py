@@ -25,7 +25,9 @@ ENV_HEARTBEAT_TIMEOUT = "TLCORE_HEARTBEAT_TIMEOUT_S"
 DEFAULT_HEARTBEAT_TIMEOUT_S = 120.0
 # One batch of the frozen-feature pass may legitimately take longer (huge images, CPU).
 FEATURE_STAGE_TIMEOUT_FACTOR = 2.0
-# The UI warns about a silent worker after this long, well before it is declared lost.
+# The UI warns about a silent worker once it has been silent for this share of its stage's
+# limit (and at least STALE_HEARTBEAT_S): a slow step is no cause for alarm, a stall is.
+WARN_SHARE = 0.5
 STALE_HEARTBEAT_S = 3 * HEARTBEAT_INTERVAL_S
 # A claimed run whose worker never reported within this time is lost.
 LOST_AFTER_S = 30.0
@@ -55,7 +57,10 @@ def heartbeat_age(run: dict[str, Any], now: float | None = None) -> float | None
 
 
 def silence_warning(run: dict[str, Any], stage: str | None = None) -> str | None:
-    """A warning about a running worker silent for over `STALE_HEARTBEAT_S`, else None.
+    """A warning about a running worker silent for over `WARN_SHARE` of its limit, else None.
+
+    The limit is the stage's `heartbeat_timeout`; the warning never comes before
+    `STALE_HEARTBEAT_S`.
 
     Args:
         run: The run's row.
@@ -65,10 +70,13 @@ def silence_warning(run: dict[str, Any], stage: str | None = None) -> str | None
         ConfigError: if `$TLCORE_HEARTBEAT_TIMEOUT_S` is set but unusable.
     """
     silent = heartbeat_age(run)
-    if silent is None or silent <= STALE_HEARTBEAT_S:
+    if silent is None:
+        return None
+    limit = heartbeat_timeout(stage)
+    if silent <= max(STALE_HEARTBEAT_S, WARN_SHARE * limit):
         return None
     return (f"No sign of life from the worker for {silent:.0f} s; it is marked lost after "
-            f"{heartbeat_timeout(stage):.0f} s.")
+            f"{limit:.0f} s.")
 
 
 def _settle(run: dict[str, Any], ws: Workspace, store: RunStore, now: float) -> bool:

@@ -27,6 +27,7 @@ from tlcore.store import (
     QUEUED,
     RUNNING,
     STAGE_FEATURES,
+    STAGE_VALIDATE,
     RunStore,
 )
 from tlcore.ui import access
@@ -41,6 +42,8 @@ IDLE_CHECK_S = 3.0  # how often an idle page looks for a run queued elsewhere
 LOG_LINES = 40
 LOG_SCAN_LINES = 400  # raw lines read to find the run's own last LOG_LINES
 TRY_KEY = "train_try"  # the last "Try it" prediction: run, picture digest, result
+LAUNCHED_KEY = "train_launched"  # the run this session launched or resumed last
+STARTING = "Starting: loading data and building the model…"
 
 
 def watched_run(runs: list[dict]) -> dict | None:
@@ -64,20 +67,39 @@ def watched_run(runs: list[dict]) -> dict | None:
 
 
 def progress_text(progress: dict) -> tuple[float, str]:
-    """Overall fraction and "Phase 1 · epoch 3/10 · batch 12/40 · ETA 1m 05s"."""
+    """Overall fraction and "Phase 1 · epoch 3/10 · batch 12/40 · ETA 1m 05s".
+
+    Once an epoch's last batch is done, "validating…" instead of the batch until
+    the epoch ends; while frozen-base features are computed, the images done of all.
+    """
     epochs = max(1, progress.get("epochs") or 1)
     batches = max(1, progress.get("batches") or 1)
     epoch = progress.get("epoch") or 0
     batch = progress.get("batch") or 0
     done = min(1.0, max(0.0, (epoch - 1 + batch / batches) / epochs))
-    if progress.get("stage") == STAGE_FEATURES:
-        return done, (f"Phase {progress.get('phase') or 1} · computing frozen-base features "
-                      f"{batch}/{batches} images (once per dataset, size and weights)")
-    parts = [f"Phase {progress.get('phase') or 1}", f"epoch {epoch}/{epochs}",
-             f"batch {batch}/{batches}"]
+    stage = progress.get("stage")
+    parts = [f"Phase {progress.get('phase') or 1}"]
+    if stage == STAGE_FEATURES:
+        parts.append(f"computing frozen-base features {batch}/{batches} images (once per "
+                     "dataset, size and weights)")
+    else:
+        parts.append(f"epoch {epoch}/{epochs}")
+        parts.append("validating…" if stage == STAGE_VALIDATE else f"batch {batch}/{batches}")
     if progress.get("eta_s") is not None:
         parts.append(f"ETA {charts.format_duration(progress['eta_s'])}")
     return done, " · ".join(parts)
+
+
+def current_progress(store: RunStore, run: dict) -> dict | None:
+    """A running run's progress row, or None before its worker wrote one in this attempt.
+
+    A resumed run keeps its last attempt's row until the new worker writes its
+    own: that row is older than the run's start and says nothing about now.
+    """
+    progress = store.progress(run["id"])
+    if progress and run.get("started") and progress["updated"] < run["started"]:
+        return None
+    return progress
 
 
 def queue_position(training: int, queued: int) -> str:
@@ -106,7 +128,6 @@ def run_actions(ws: Workspace, run: dict, where: Any, actor: auth.Actor) -> None
             except TLCoreError as exc:
                 st.error(plain(exc))
             else:
-                st.toast(f"Cancelling {plain(run['name'])}…")
                 st.rerun()  # the whole page, so the panel shows the new state at once
     elif status in (FAILED, CANCELLED, LOST):
         refused = access.denied(actor, auth.LAUNCH, run["owner"], "resume this run")
@@ -119,7 +140,7 @@ def run_actions(ws: Workspace, run: dict, where: Any, actor: auth.Actor) -> None
             except TLCoreError as exc:
                 st.error(plain(exc))
             else:
-                st.toast(f"Resuming {plain(run['name'])}…")
+                st.session_state[LAUNCHED_KEY] = run["id"]
                 st.rerun()  # the whole page: the panel shows the queued run and polls again
 
 
@@ -140,17 +161,17 @@ def run_details(ws: Workspace, store: RunStore, run: dict, queue: list[dict],
                  f"{plain(run['device'] or 'device chosen at start')} · id {run['id']}{owner}")
     run_actions(ws, run, actions, actor)
 
+    if run.get("cancel_requested") and status in ACTIVE_STATUSES:
+        st.info("Cancel requested: the run stops within seconds, keeping its finished epochs.",
+                icon=":material/stop_circle:")
     if status == QUEUED:
         training = len(store.list_runs(statuses=(RUNNING,)))
         queued = sum(r["seq"] < run["seq"] for r in queue)
         st.info(queue_position(training, queued), icon=":material/schedule:")
     elif status == RUNNING:
-        progress = store.progress(run["id"])
-        if progress:
-            fraction, text = progress_text(progress)
-            st.progress(fraction, text=text)
-        else:
-            st.progress(0.0, text="Starting: loading data and building the model…")
+        progress = current_progress(store, run)
+        fraction, text = progress_text(progress) if progress else (0.0, STARTING)
+        st.progress(fraction, text=text)
         try:
             silence = liveness.silence_warning(run, (progress or {}).get("stage"))
         except TLCoreError:
@@ -273,6 +294,41 @@ def live_panel(ws: Workspace, polling: bool, actor: auth.Actor) -> None:
                          icon=STATUS_ICONS[other["status"]])
     st.page_link("app_pages/runs.py", label="All runs, side by side",
                  icon=":material/compare_arrows:")
+
+
+def launch_status(ws: Workspace, run_id: str) -> None:
+    """One line by Launch: the run this session launched or resumed last, and how it goes.
+
+    It shows from the moment the run is queued, so the run's state is in view
+    without scrolling down to the runs panel.
+    """
+    store = RunStore(ws)
+    try:
+        run = store.get_run(run_id)
+    except TLCoreError:  # deleted since
+        return
+    name, status = plain(run["name"]), run["status"]
+    if status == RUNNING:
+        progress = current_progress(store, run)
+        fraction, text = progress_text(progress) if progress else (0.0, STARTING)
+        st.progress(fraction, text=f"{name} · {text}")
+    elif status == QUEUED:
+        st.caption(f"{STATUS_ICONS[status]} {name} · queued: it starts as soon as a worker "
+                   "is free.")
+    else:
+        st.caption(f"{STATUS_ICONS[status]} {name} · {status}: details in the runs panel below.")
+
+
+def show_launch_status(ws: Workspace) -> None:
+    """`launch_status` of this session's last launched run, on a timer while it is active."""
+    run_id = st.session_state.get(LAUNCHED_KEY)
+    if not run_id:
+        return
+    try:
+        active = RunStore(ws).get_run(run_id)["status"] in ACTIVE_STATUSES
+    except TLCoreError:
+        return
+    st.fragment(launch_status, run_every=LIVE_REFRESH_S if active else None)(ws, run_id)
 
 
 def idle_watch(ws: Workspace) -> None:

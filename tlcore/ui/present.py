@@ -1,7 +1,9 @@
-"""The presenter view's address: `/present?runs=<id>,<id>`, a read-only page for demos.
+"""The presenter view's address and slides: `/present?runs=<id>,<id>&slide=<n>`, read-only.
 
 The Runs page links here for the runs ticked in its table; the link can be
-opened on a projector or shared with anyone who may sign in to the studio.
+opened on a projector or shared with anyone who may sign in to the studio. The
+page is a sequence of slides (the comparison, then one per run); the slide
+shown is in the URL, so a reload or a shared link opens the same one.
 """
 
 from __future__ import annotations
@@ -12,10 +14,13 @@ from urllib.parse import urlencode
 import streamlit as st
 
 from tlcore.errors import ConfigError
+from tlcore.ui.text import plain
 from tlcore.workspace import check_run_id
 
 URL_PATH = "present"  # the page's `url_path` in app.py
 URL_RUNS = "runs"  # ?runs=id1,id2, as on the Runs page
+URL_SLIDE = "slide"  # ?slide=N, counted from 1
+SLIDE_KEY = "present_slide"
 
 
 def presenter_link(run_ids: Sequence[str]) -> str:
@@ -43,3 +48,37 @@ def requested_runs() -> list[str]:
     """The run ids of this page's `?runs=`, in order, each once."""
     text = st.query_params.get(URL_RUNS, "")
     return [i for i in dict.fromkeys(t.strip() for t in text.split(",")) if i]
+
+
+def requested_slide(count: int) -> int:
+    """The slide of this page's `?slide=` as an index below `count`; the first when unset or bad."""
+    text = str(st.query_params.get(URL_SLIDE, "")).strip()
+    number = int(text) if text.isdigit() else 1
+    return min(max(number, 1), max(count, 1)) - 1
+
+
+def _slide_to_url() -> None:
+    """The slide picked: into the URL (picking the one shown again unselects it: ignored)."""
+    picked = st.session_state.get(SLIDE_KEY)
+    if picked is not None:
+        st.query_params[URL_SLIDE] = str(picked + 1)
+
+
+def slide_picker(titles: list[str]) -> int:
+    """The slides by title, one picked: the page's only control. Returns the slide's index.
+
+    The pick lives in the URL (`?slide=`), which also opens a link, a reload or
+    browser history on the slide it names.
+
+    Args:
+        titles: Each slide's title, as typed (shown as plain text).
+    """
+    index = requested_slide(len(titles))
+    if st.session_state.get(SLIDE_KEY) != index:
+        st.session_state[SLIDE_KEY] = index
+    st.segmented_control("Slide", list(range(len(titles))), key=SLIDE_KEY,
+                         format_func=lambda i: f"{i + 1} · {plain(titles[i])}",
+                         on_change=_slide_to_url, label_visibility="collapsed")
+    if st.query_params.get(URL_SLIDE) != str(index + 1):
+        st.query_params[URL_SLIDE] = str(index + 1)
+    return index

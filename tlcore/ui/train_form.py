@@ -19,6 +19,7 @@ from tlcore.errors import TLCoreError
 from tlcore.runs.launch import launch as launch_run
 from tlcore.ui import access
 from tlcore.ui.flash import flash
+from tlcore.ui.live_panel import LAUNCHED_KEY
 from tlcore.ui.text import plain
 from tlcore.workspace import Workspace, check_server_path
 
@@ -275,7 +276,10 @@ def reset_trainable() -> None:
 
 
 def launch(ws: Workspace, cfg: config.RunConfig, actor: auth.Actor) -> None:
-    """Queue `cfg` as the actor's run, once their role allows it; the panel then follows it."""
+    """Queue `cfg` as the actor's run, once their role allows it.
+
+    The runs panel and the line by Launch (`live_panel.launch_status`) then follow it.
+    """
     if not access.permitted(actor, auth.LAUNCH):
         return
     if cfg.base.source.kind == "file" and not access.permitted(
@@ -288,5 +292,4 @@ def launch(ws: Workspace, cfg: config.RunConfig, actor: auth.Actor) -> None:
         st.error(plain(exc))
         return
     st.query_params["run"] = run_id
-    st.toast("Run queued. It starts as soon as a worker is free.",
-             icon=":material/rocket_launch:")
+    st.session_state[LAUNCHED_KEY] = run_id  # the line by Launch follows it

@@ -2,6 +2,7 @@
 
 * `Heartbeat`: the worker's sign of life, written as the loop makes progress.
 * `ProgressReporter`: cancel checks and progress with an ETA, throttled by time.
+* `FeatureReporter`: progress of the frozen-feature pass, with an ETA.
 * `DivergenceGuard`: a loss that turns nan/inf or explodes stops the run
   (`DivergedError`, naming the epoch and the learning rate).
 * `RunRecorder`: per epoch a metrics row, the best epoch's trained weights kept
@@ -21,7 +22,7 @@ import keras
 from tlcore import entities
 from tlcore.config import RunConfig
 from tlcore.engine import runmodel
-from tlcore.engine.eta import StepClock
+from tlcore.engine.eta import RateClock, StepClock
 from tlcore.engine.train.checkpoint import (
     TrainState,
     checkpoint_interval,
@@ -29,7 +30,7 @@ from tlcore.engine.train.checkpoint import (
     save_checkpoint,
 )
 from tlcore.errors import DivergedError, RunCancelled
-from tlcore.store import RunStore
+from tlcore.store import STAGE_FEATURES, STAGE_TRAIN, STAGE_VALIDATE, RunStore
 from tlcore.vgg16 import bases
 from tlcore.workspace import RunFiles
 
@@ -126,6 +127,8 @@ class ProgressReporter(keras.callbacks.Callback):
 
     The ETA comes from measured steady step times (`tlcore.engine.eta.StepClock`),
     so the first steps' compiling does not inflate it; it is None until then.
+    The row of an epoch's last batch has the stage "validate" when the fit
+    validates: the epoch then runs on, without batches to count, until it ends.
 
     Args:
         store: The run store.
@@ -133,13 +136,14 @@ class ProgressReporter(keras.callbacks.Callback):
         phase: The phase being fitted.
         steps: Training batches per epoch.
         total_epochs: Planned epochs of the whole run (both phases).
+        validates: Whether each epoch ends with validation.
     """
 
     def __init__(self, store: RunStore, run_id: str, phase: int, steps: int,
-                 total_epochs: int) -> None:
+                 total_epochs: int, validates: bool = True) -> None:
         super().__init__()
         self.store, self.run_id, self.phase = store, run_id, phase
-        self.steps, self.total_epochs = steps, total_epochs
+        self.steps, self.total_epochs, self.validates = steps, total_epochs, validates
         self.epoch = 0
         self.last_report = 0.0
         self.last_cancel_check = -math.inf
@@ -168,12 +172,47 @@ class ProgressReporter(keras.callbacks.Callback):
             return
         self.last_report = now
         eta = self.clock.eta(done, max(self.total_epochs - (self.epoch + 1), 0))
+        stage = STAGE_VALIDATE if self.validates and done >= self.steps else STAGE_TRAIN
         self.store.set_progress(self.run_id, phase=self.phase, epoch=self.epoch + 1,
                                 epochs=self.total_epochs, batch=done, batches=self.steps,
-                                eta_s=None if eta is None else round(eta, 1))
+                                eta_s=None if eta is None else round(eta, 1), stage=stage)
 
     def on_test_batch_end(self, batch: int, logs: dict | None = None) -> None:
         self._cancel_check(time.monotonic())
+
+
+class FeatureReporter:
+    """Progress of the frozen-feature pass (images done of all), with an ETA, as the run's.
+
+    Called with `(done, total)` before the first chunk and after every chunk
+    (`tlcore.cache.features`); each row it writes is also a heartbeat. The ETA
+    comes from the measured images per second (`tlcore.engine.eta.RateClock`).
+
+    Args:
+        store: The run store.
+        run_id: The run.
+        phase: The phase whose features are computed.
+        epoch: Epochs of the run done before it (the row shows the next one).
+        total_epochs: Planned epochs of the whole run (both phases).
+    """
+
+    def __init__(self, store: RunStore, run_id: str, phase: int, epoch: int,
+                 total_epochs: int) -> None:
+        self.store, self.run_id, self.phase = store, run_id, phase
+        self.epoch, self.total_epochs = epoch, total_epochs
+        self.clock = RateClock()
+        self.last_report = -math.inf
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        eta = self.clock.eta(now, done, total)
+        if now - self.last_report < PROGRESS_INTERVAL_S and 0 < done < total:
+            return
+        self.last_report = now
+        self.store.set_progress(self.run_id, phase=self.phase, epoch=self.epoch + 1,
+                                epochs=self.total_epochs, batch=done, batches=total,
+                                eta_s=None if eta is None else round(eta, 1),
+                                stage=STAGE_FEATURES)
 
 
 class DivergenceGuard(keras.callbacks.Callback):

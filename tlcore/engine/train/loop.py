@@ -59,6 +59,7 @@ from tlcore.engine.model import build_model, compile_for_phase, set_phase, use_m
 from tlcore.engine.train.callbacks import (
     DivergenceGuard,
     EpochLog,
+    FeatureReporter,
     Heartbeat,
     ProgressReporter,
     RunRecorder,
@@ -73,7 +74,6 @@ from tlcore.engine.train.checkpoint import (
 )
 from tlcore.engine.train.data import RunData, class_weights, load_data
 from tlcore.engine.train.plan import (
-    FeatureProgress,
     FitPlan,
     PhaseInputs,
     cached_head,
@@ -84,7 +84,7 @@ from tlcore.engine.train.plan import (
 )
 from tlcore.engine.weights import base_weights_source, conv_weights, load_base_weights
 from tlcore.errors import RunCancelled
-from tlcore.store import STAGE_FEATURES, RunStore
+from tlcore.store import RunStore
 from tlcore.vgg16 import bases
 from tlcore.workspace import RunFiles, Workspace, atomic_write_text, check_free_space
 
@@ -377,7 +377,8 @@ def _fit_phase(run: TrainingRun, net: Network, data: RunData, progress: Progress
     monitor = "val_loss" if data.size("val") else "loss"
     recorder = RunRecorder(run.store, run.run_id, run.files, net.model, config, phase, state,
                            monitor, progress.best)
-    hooks = [ProgressReporter(run.store, run.run_id, phase, plan.steps, total),
+    hooks = [ProgressReporter(run.store, run.run_id, phase, plan.steps, total,
+                              validates=bool(data.size("val"))),
              DivergenceGuard(config, phase), recorder, run.heartbeat, *callbacks]
     weights = class_weights(data.train_labels(), len(data.classes), config.train.class_weight)
     try:
@@ -401,7 +402,7 @@ def _compile_phase(run: TrainingRun, net: Network, data: RunData, progress: Prog
     if net.head is None:
         set_phase(net.model, config, phase)
     plan = plan_phase(net.model, config, phase, data, run.ws,
-                      _feature_progress(run.store, run.run_id, phase, first, total),
+                      FeatureReporter(run.store, run.run_id, phase, first, total),
                       net.base_fp, net.head, run.replicas)
     compile_for_phase(plan.model, config, phase)
     start = 0 if phase == 1 else state.phase1_epochs
@@ -460,15 +461,6 @@ def _best_of_full_model(files: RunFiles, model: keras.Model,
     if not files.model.is_file():
         return None
     return runmodel.snapshot(load_keras_file(files.model), config)
-
-
-def _feature_progress(store: RunStore, run_id: str, phase: int, epoch: int,
-                      epochs: int) -> FeatureProgress:
-    """Report frozen-feature computation (images done / total) as the run's progress."""
-    def report(done: int, total: int) -> None:
-        store.set_progress(run_id, phase=phase, epoch=epoch + 1, epochs=epochs, batch=done,
-                           batches=total, eta_s=None, stage=STAGE_FEATURES)
-    return report
 
 
 def _test_metrics(run: TrainingRun, probs: np.ndarray | None,

@@ -118,6 +118,11 @@ def trainable_rest(model: keras.Model, cut: str, feature_shape: tuple[int, ...])
 
 
 FeatureProgress = Callable[[int, int], None]
+
+
+def _offset(progress: FeatureProgress, before: int, total: int) -> FeatureProgress:
+    """`progress` of one split's images as a count over all the splits: `before` done already."""
+    return lambda done, _split_total: progress(before + done, total)
 # What a phase runs: the model to fit or predict with, `{split: (x, y)}`, the cut.
 PhaseInputs = tuple[keras.Model, dict[str, tuple[np.ndarray, np.ndarray]], str | None]
 
@@ -131,6 +136,9 @@ def phase_inputs(model: keras.Model, config: RunConfig, phase: int, data: RunDat
     With a frozen cut, the frozen prefix runs once per image and its output comes
     from the feature cache (computed on a miss, shared across runs); the returned
     model is the trainable rest. Without one, it is the full model on images.
+
+    `progress` gets `(done, total)` images over every split still to compute, from
+    0 to the total once, whatever the number of splits.
 
     `base_fp` is the fingerprint of the model's frozen base (`tlcore.vgg16.bases`): the
     prefix holds only base layers that never train, so it keys their features.
@@ -146,12 +154,19 @@ def phase_inputs(model: keras.Model, config: RunConfig, phase: int, data: RunDat
     key = feature_key(model, cut)
     weights_fp = base_fp or featcache.weights_fingerprint(prefix.layers)
     run_prefix = feed.forward(prefix)
+    # One count over every split still to compute, so the run shows one bar and one ETA.
+    todo = [s for s in splits if not featcache.is_cached(ws, data.manifest, s, config.image_size,
+                                                         key, weights_fp)]
+    total, done = sum(data.size(s) for s in todo), 0
     inputs = {}
     for split in splits:
         feats, labels, hit = featcache.split_features(
-            ws, data.manifest, split, config.image_size, run_prefix, key, weights_fp, progress)
+            ws, data.manifest, split, config.image_size, run_prefix, key, weights_fp,
+            _offset(progress, done, total) if progress and split in todo else None)
         log.info("%s features at %s: %s %s", split, cut, "cache hit" if hit else "computed",
                  tuple(feats.shape))
+        if split in todo:
+            done += len(feats)
         inputs[split] = data.rows(split, feats, labels)
     rest = trainable_rest(model, cut, tuple(prefix.output.shape[1:]))
     return rest, inputs, cut

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -183,13 +184,14 @@ def start_sweep_workers(ws: Workspace, sweep_id: str, count: int, backend_name: 
             for i in range(count)]
 
 
-def sweep_workers(sweep_id: str, attrs: dict[str, Any]) -> list[int]:
-    """Live sweep worker processes of `sweep_id` on this server (from /proc)."""
+def sweep_workers(sweep_id: str | Collection[str], attrs: dict[str, Any]) -> list[int]:
+    """Live sweep worker processes of `sweep_id` (or of any of several) on this server."""
+    wanted = [i.encode() for i in ([sweep_id] if isinstance(sweep_id, str) else sweep_id)]
     found = []
-    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") and wanted else []:
         if entry.isdigit() and processes.alive(int(entry)):
             args = processes.command_line(int(entry)) or []
-            if SWEEP_WORKER.encode() in args and sweep_id.encode() in args:
+            if SWEEP_WORKER.encode() in args and any(i in args for i in wanted):
                 found.append(int(entry))
     return found
 

@@ -10,14 +10,17 @@ processes.
 
 from __future__ import annotations
 
+import glob
+from pathlib import Path
+
 import streamlit as st
 
 from tlcore import backend
 from tlcore.auth import Actor
 from tlcore.errors import TLCoreError
-from tlcore.runs import executors, liveness, slots
+from tlcore.runs import executors, liveness, slots, sweeps
+from tlcore.runs.executors import local, ray_cluster
 from tlcore.runs.executors import ray as rayjobs
-from tlcore.runs.executors import ray_cluster
 from tlcore.store import ACTIVE_STATUSES, RUNNING, RunStore
 from tlcore.ui import identity, signin
 from tlcore.ui.deeplinks import (
@@ -104,26 +107,51 @@ def workers_panel(running: list[dict]) -> None:
         st.caption(f"GPU {plain(slot)} · {holder}")
 
 
+def starting_sweep_workers(ws: Workspace, running: list[dict]) -> int:
+    """This workspace's local sweep workers training no run yet: starting up, or between trials.
+
+    A sweep worker's trial is a running run like any other, with the worker's pid;
+    before its first trial, and between trials, the worker is busy without one.
+    Every sweep started here has a log (`sweeps.log_file`), which names the sweeps
+    whose workers to look for.
+    """
+    if rayjobs.enabled():
+        return 0  # the Ray panel counts the studio's jobs, sweep workers included
+    ids = [Path(p).stem for p in glob.glob(str(sweeps.log_file(ws, "*")))]
+    training = {run["pid"] for run in running}
+    return sum(pid not in training for pid in local.sweep_workers(ids, {}))
+
+
 @st.fragment(run_every=QUEUE_REFRESH_S)
 def queue_panel(ws: Workspace) -> None:
-    """The device, worker slots, then running and queued runs, each linking to its live panel."""
+    """The device, worker slots, then running and queued runs, each linking to its live panel.
+
+    Sweep trials are running runs, listed with the rest; sweep workers between
+    trials are counted on their own line.
+    """
     device_panel(ws)
     try:
         liveness.refresh(ws=ws)
         executors.current().warm_up(ws)  # the next launch starts in a worker that has Keras loaded
         active = RunStore(ws).list_runs(statuses=ACTIVE_STATUSES)
-        workers_panel([run for run in active if run["status"] == RUNNING])
+        running = [run for run in active if run["status"] == RUNNING]
+        workers_panel(running)
     except TLCoreError as exc:
         st.error(plain(exc))
         return
+    sweeping = starting_sweep_workers(ws, running)
     st.markdown("**Queue**")
+    if sweeping:
+        st.caption(f":material/tune: {sweeping} sweep worker{'s' if sweeping != 1 else ''} "
+                   f"starting {'their' if sweeping != 1 else 'its'} next trial")
     if not active:
-        st.caption("Nothing running. Launch a run on the Train page.")
+        if not sweeping:
+            st.caption("Nothing running. Launch a run on the Train page.")
         return
-    running = [run for run in active if run["status"] == RUNNING]
     queued = [run for run in active if run["status"] != RUNNING]
     for run in running + queued[:QUEUED_SHOWN]:
-        st.page_link(PAGES["train"], label=f"{plain(run['name'])} · {run['status']}",
+        trial = " · sweep trial" if (run["extra"] or {}).get("sweep") else ""
+        st.page_link(PAGES["train"], label=f"{plain(run['name'])} · {run['status']}{trial}",
                      icon=STATUS_ICONS[run["status"]], query_params={"run": run["id"]})
     if len(queued) > QUEUED_SHOWN:
         st.caption(f"and {len(queued) - QUEUED_SHOWN:,} more queued (Runs & compare lists them)")

@@ -1,12 +1,13 @@
 """Presenter view: chosen runs compared and evaluated, read-only, for a projector or a link.
 
 Reached by `/present?runs=<id>,<id>` (`tlcore.ui.present.presenter_link`), with
-the sidebar collapsed. It shows the runs' learning curves, final metrics and
-config differences, then each run's owner, tags and note, its stored evaluation
-(metrics, confusion matrix, per-class scores) and the Grad-CAM overlays of its
-worst mistakes.
-Nothing on it changes anything: no buttons, forms or inputs, charts drawn
-larger than on the working pages.
+the sidebar collapsed. It is a sequence of slides, one on screen at a time and
+picked at the top (the slide is in the URL, `&slide=<n>`): first the runs'
+learning curves, final metrics and config differences, then one per run with
+its owner, tags and note, its stored evaluation (metrics, confusion matrix,
+per-class scores) and the Grad-CAM overlays of its worst mistakes.
+Nothing on it changes anything: the slide picker and a link back to the Runs
+page are its only controls; type and charts are larger than on the working pages.
 """
 
 from __future__ import annotations
@@ -21,14 +22,30 @@ from tlcore.errors import TLCoreError
 from tlcore.results import evaluate
 from tlcore.store import RunStore
 from tlcore.ui.evaluation import image_grid, metric_cards, stored_evaluation
-from tlcore.ui.present import URL_PATH, URL_RUNS, requested_runs
+from tlcore.ui.present import URL_PATH, URL_RUNS, requested_runs, slide_picker
 from tlcore.ui.text import percent, plain
 from tlcore.workspace import Workspace
 
-FONT_PX = 17  # readable from the back of a room
-TITLE_PX = 22
-CHART_HEIGHT = 460
+FONT_PX = 22  # readable from the back of a room
+TITLE_PX = 28
+CHART_HEIGHT = 420
 GRADCAM_SHOWN = 8
+# The page's text at projector size (charts get theirs from `large`).
+PROJECTOR_CSS = """<style>
+.stMainBlockContainer [data-testid="stMarkdownContainer"] p,
+.stMainBlockContainer [data-testid="stMarkdownContainer"] li,
+.stMainBlockContainer [data-testid="stCaptionContainer"],
+.stMainBlockContainer [data-testid="stTable"] td,
+.stMainBlockContainer [data-testid="stTable"] th { font-size: 1.45rem; }
+.stMainBlockContainer h1 { font-size: 3.2rem; }
+.stMainBlockContainer h2 { font-size: 2.6rem; }
+.stMainBlockContainer h3 { font-size: 2rem; }
+.stMainBlockContainer [data-testid="stMetricLabel"] [data-testid="stMarkdownContainer"] p {
+  font-size: 1.5rem; }
+.stMainBlockContainer [data-testid="stMetricValue"] [data-testid="stMarkdownContainer"] p {
+  font-size: 3.2rem; }
+.stMainBlockContainer [data-testid="stButtonGroup"] p { font-size: 1.3rem; }
+</style>"""
 
 
 def large(fig: go.Figure, height: int = CHART_HEIGHT) -> go.Figure:
@@ -160,13 +177,23 @@ def render() -> None:
     runs = load_runs(store, wanted)
     if not runs:
         return
+    st.html(PROJECTOR_CSS)
     labels = charts.run_labels(runs)
-    st.title(plain(" vs ".join(labels.values())) if len(runs) <= 3 else
-             f"{len(runs)} runs compared")
-    datasets = sorted({r["dataset"] for r in runs})
-    st.caption(f"Dataset{'s' if len(datasets) > 1 else ''}: {plain(', '.join(datasets))}")
-    compare_section(store, runs, labels)
-    for run in runs:
+    runs_param = ",".join(r["id"] for r in runs)
+    titles = ["Comparison" if len(runs) > 1 else "Learning curves", *labels.values()]
+    picker, back = st.columns([5, 1], vertical_alignment="center")
+    with picker:
+        index = slide_picker(titles)
+    back.page_link("app_pages/runs.py", label="Runs & compare", icon=":material/arrow_back:",
+                   query_params={URL_RUNS: runs_param})
+    if index == 0:
+        st.title(plain(" vs ".join(labels.values())) if len(runs) <= 3 else
+                 f"{len(runs)} runs compared")
+        datasets = sorted({r["dataset"] for r in runs})
+        st.caption(f"Dataset{'s' if len(datasets) > 1 else ''}: {plain(', '.join(datasets))}")
+        compare_section(store, runs, labels)
+    else:
+        run = runs[index - 1]
         evaluation_section(ws, run, labels[run["id"]])
 
 

@@ -18,7 +18,7 @@ from tlcore.store import RunStore
 from tlcore.ui import train_form as form
 from tlcore.ui.access import denied, page_actor
 from tlcore.ui.flash import show_flash
-from tlcore.ui.live_panel import show_runs
+from tlcore.ui.live_panel import show_launch_status, show_runs
 from tlcore.ui.text import plain
 from tlcore.ui.train_preview import launch_warnings, preview
 from tlcore.ui.train_widgets import form_tabs
@@ -96,6 +96,9 @@ def render() -> None:
             c3.caption(f":red[:material/block: Fix the {len(errors)} setting"
                        f"{'s' if len(errors) != 1 else ''} marked "
                        f"{form.ERROR_MARK.strip()} to launch.]")
+        # The launched run's state by the button: the runs panel is below the fold.
+        with st.container() if problem or errors else c3:
+            show_launch_status(ws)
     st.divider()
     show_runs(ws, store, actor)
 
