@@ -240,6 +240,69 @@ def mistakes_tab(ws: Workspace, run_id: str, evaluation: dict | None, split: str
                          key="eval_mistakes_table", hide_index=True)
 
 
+def matching_baseline_offer(ws: Workspace, run: dict, cfg: RunConfig, actor: auth.Actor,
+                            lead: str) -> None:
+    """The matching from-scratch baseline in words, and the button that queues it."""
+    scratch = transfer.baseline_config(cfg)
+    st.write(f"{lead}: the same data, image size, head and seed, with every layer trained from "
+             f"random weights ({scratch.train.optimizer} at {scratch.train.learning_rate:g}, "
+             f"{scratch.train.epochs} epochs).")
+    refused = denied(actor, auth.LAUNCH)
+    train = st.button("Train the matching baseline", key="eval_train_baseline",
+                      icon=":material/model_training:", disabled=refused is not None,
+                      help=refused)
+    if train and permitted(actor, auth.LAUNCH):
+        from tlcore.runs import launch
+
+        # The operator launches as before owners existed (owner None, the default).
+        owner = {"owner": actor.user} if actor.user else {}
+        launch.launch(scratch, name=f"{run['name']} · from scratch", ws=ws, **owner)
+        flash("eval", "success", "Baseline queued. The report appears here when it completes.")
+        st.rerun()
+
+
+def pick_baseline(store: RunStore, run: dict, candidates: list[str],
+                  matching: str | None) -> str:
+    """The baseline to compare with, among `candidates` (closest first, the default).
+
+    Args:
+        store: The run store.
+        run: The pretrained run.
+        candidates: `transfer.baseline_candidates` of the run.
+        matching: The completed matching baseline (`transfer.find_baseline`), if any.
+    """
+    labels = {}
+    for run_id in candidates:
+        other = store.get_run(run_id)
+        diff = transfer.config_differences(run["config"], other["config"])
+        fit = ("the matching baseline" if run_id == matching else
+               f"differs in {', '.join(diff)}" if diff else "same data, image size, head and seed")
+        labels[run_id] = f"{other['name']} · {transfer.budget_text(other['config'])} · {fit}"
+    key = f"eval_transfer_baseline_{run['id']}"
+    if st.session_state.get(key) not in labels:
+        st.session_state[key] = candidates[0]
+    return st.selectbox("Baseline (trained from scratch)", candidates, key=key,
+                        format_func=labels.get,
+                        help="Completed from-scratch runs on this dataset, closest match "
+                             "first. The report names every setting in which the two runs "
+                             "differ.")
+
+
+def differences_table(report: dict) -> None:
+    """What differs between the two runs besides how they start, as a small table."""
+    if not report["differences"]:
+        st.caption("Besides how they start, the two runs have the same settings and "
+                          "training budget.")
+        return
+    table = pd.DataFrame([{"setting": d["setting"],
+                           "pretrained": transfer.value_text(d["pretrained"]),
+                           "baseline": transfer.value_text(d["baseline"])}
+                          for d in report["differences"]])
+    st.dataframe(table, key="eval_transfer_differences", hide_index=True,
+                 column_config={"setting": "What differs", "pretrained": "Pretrained",
+                                "baseline": "From scratch"})
+
+
 def transfer_tab(ws: Workspace, run: dict, actor: auth.Actor) -> None:
     try:
         cfg = RunConfig.from_dict(run["config"])
@@ -256,41 +319,29 @@ def transfer_tab(ws: Workspace, run: dict, actor: auth.Actor) -> None:
                 "report. A from-scratch baseline trains every layer (weights **From scratch** "
                 "on the Train page).")
         return
-    st.caption(f"Does starting from {plain(transfer.source_label(cfg.base.weights))} beat "
-               "training the same network from scratch on this data? Compared: "
-               f"{plain(transfer.comparison(cfg))}")
+    question = (f"Does starting from {plain(transfer.source_label(cfg.base.weights))} beat "
+                "training the same network from scratch on this data?")
     try:
-        baseline = transfer.find_baseline(run["id"], ws=ws)
-        if baseline is None:
-            pending = transfer.find_baseline(run["id"], ws=ws, statuses=ACTIVE_STATUSES)
+        store = RunStore(ws)
+        candidates = transfer.baseline_candidates(run["id"], ws=ws)
+        matching = transfer.find_baseline(run["id"], ws=ws)
+        pending = None if matching else transfer.find_baseline(run["id"], ws=ws,
+                                                               statuses=ACTIVE_STATUSES)
+        if not candidates:
+            st.caption(f"{question} Compared: {plain(transfer.comparison(cfg))}")
             if pending:
-                status = RunStore(ws).get_run(pending)["status"]
-                st.info(f"The matching from-scratch baseline is {status}; the report appears "
-                        "here when it completes.")
-                return
-            scratch = transfer.baseline_config(cfg)
-            st.write("No from-scratch baseline yet: the same data, image size, head and seed, "
-                     "with every layer trained from random weights "
-                     f"({scratch.train.optimizer} at {scratch.train.learning_rate:g}, "
-                     f"{scratch.train.epochs} epochs).")
-            refused = denied(actor, auth.LAUNCH)
-            train = st.button("Train the matching baseline", key="eval_train_baseline",
-                              icon=":material/model_training:", disabled=refused is not None,
-                              help=refused)
-            if train and permitted(actor, auth.LAUNCH):
-                from tlcore.runs import launch
-
-                # The operator launches as before owners existed (owner None, the default).
-                owner = {"owner": actor.user} if actor.user else {}
-                launch.launch(scratch, name=f"{run['name']} · from scratch", ws=ws, **owner)
-                flash("eval", "success",
-                      "Baseline queued. The report appears here when it completes.")
-                st.rerun()
+                st.info(f"The matching from-scratch baseline is {store.get_run(pending)['status']}"
+                        "; the report appears here when it completes.")
+            else:
+                matching_baseline_offer(ws, run, cfg, actor, "No from-scratch baseline yet")
             return
+        st.caption(question)
+        baseline = pick_baseline(store, run, candidates, matching)
         report = transfer.transfer_report(run["id"], baseline, ws=ws)
     except TLCoreError as exc:
         st.error(plain(exc))
         return
+    st.caption(f"Compared: {plain(report['compared'])}")
     VERDICT_BOXES.get(report["verdict"], st.info)(
         f"**{report['verdict'].capitalize()}.** {plain(report['summary'])}")
     rows = pd.DataFrame(report["metrics"]).replace({None: float("nan")})
@@ -304,11 +355,20 @@ def transfer_tab(ws: Workspace, run: dict, actor: auth.Actor) -> None:
         "pretrained": st.column_config.NumberColumn("Pretrained", format="percent"),
         "baseline": st.column_config.NumberColumn("From scratch", format="percent"),
         "delta": st.column_config.NumberColumn("Difference", format="%+.1f pts")})
-    left.caption(f"Baseline run: {plain(RunStore(ws).get_run(baseline)['name'])} ({baseline}). "
-                 "Curve area: mean val accuracy over the epochs both runs trained, high when "
+    left.caption("Curve area: mean val accuracy over the epochs both runs trained, high when "
                  "a run gets good early.")
+    with left:
+        differences_table(report)
     right.plotly_chart(evalcharts.transfer_curves_figure(report), key="eval_transfer_chart",
                        width="stretch", theme=None)
+    if matching is None:
+        if pending:
+            st.caption(f"The matching from-scratch baseline is "
+                       f"{store.get_run(pending)['status']}; choose it above when it completes.")
+        else:
+            matching_baseline_offer(ws, run, cfg, actor,
+                                    "For a comparison that differs only in how the runs train, "
+                                    "train the matching baseline")
 
 
 def training_on(ws: Workspace, dataset: str) -> bool:

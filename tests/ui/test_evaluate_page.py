@@ -353,3 +353,39 @@ def test_clicking_a_confusion_cell_shows_its_images(app, ws, evaluated, customda
     hits = sum(t == p == 1 for t, p in zip(s["true"], s["predicted"], strict=True))
     assert f"**{hits}** image{'s' if hits != 1 else ''} of **{CLASSES[1]}** predicted as " \
            f"**{CLASSES[1]}**" in _texts(at)
+
+
+def test_any_from_scratch_run_of_the_dataset_can_be_the_baseline(app, ws, evaluated):
+    """A hand-made baseline counts; the tab names what differs, the budget first."""
+    run_id, _ = evaluated
+    hand_made = add_eval_run(ws, run_config("shapes", "none", **{
+        "base.trainable": True, "train.epochs": 2, "train.learning_rate": 1e-4}),
+        name="my scratch", val_accuracy=[0.3, 0.4], test_accuracy=0.45)
+    at = app(PAGE)
+    at.selectbox(key="eval_run").set_value(run_id).run()
+    assert not at.exception
+    assert "No from-scratch baseline yet" not in _texts(at)
+    picker = at.selectbox(key=f"eval_transfer_baseline_{run_id}")
+    assert picker.value == hand_made
+    assert picker.options == ["my scratch · 2 epochs · same data, image size, head and seed"]
+    assert "Positive transfer." in "\n".join(s.value for s in at.success)
+    assert ("Unequal training budgets: pretrained 3 epochs, baseline 2 epochs. The baseline "
+            "trained for fewer epochs, which favours the pretrained run.") in _texts(at)
+    (differences,) = [d.value for d in at.dataframe if "setting" in d.value.columns]
+    assert differences.to_dict("records") == [
+        {"setting": "training budget", "pretrained": "3 epochs", "baseline": "2 epochs"},
+        {"setting": "train.learning_rate", "pretrained": "0.001", "baseline": "0.0001"}]
+    assert at.button(key="eval_train_baseline")  # the like-for-like one is still offered
+
+    matching = add_eval_run(ws, baseline_config(run_config("shapes", "imagenet")),
+                            name="scratch", val_accuracy=[0.3, 0.9], test_accuracy=0.9)
+    at = app(PAGE)
+    at.selectbox(key="eval_run").set_value(run_id).run()
+    picker = at.selectbox(key=f"eval_transfer_baseline_{run_id}")
+    assert picker.value == matching and picker.options[0].endswith("the matching baseline")
+    assert "Negative transfer." in "\n".join(s.value for s in at.warning)
+    assert "Unequal training budgets: pretrained 3 epochs, baseline 30 epochs." in _texts(at)
+    assert "eval_train_baseline" not in [b.key for b in at.button]
+    picker.set_value(hand_made).run()
+    assert not at.exception
+    assert "Positive transfer." in "\n".join(s.value for s in at.success)
