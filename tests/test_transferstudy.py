@@ -12,12 +12,12 @@ import pytest
 
 from tlcore import data as datasets_api
 from tlcore.charts import evaluation as evalcharts
+from tlcore.cli import main
 from tlcore.config import RunConfig
 from tlcore.data.demo import write_class_folders
 from tlcore.data.splits import subset_rows
 from tlcore.errors import ConfigError
 from tlcore.results import transfer_study as transferstudy
-from tlcore.cli import main
 from tlcore.runs import children, queue
 from tlcore.store import RunStore
 
