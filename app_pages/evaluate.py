@@ -39,6 +39,11 @@ from tlcore.workspace import Workspace
 GALLERY = 12
 TRANSFER_REFRESH_S = 3.0
 VERDICT_BOXES = {transfer.POSITIVE: st.success, transfer.NEGATIVE: st.warning}
+# Pixel widths that fit each header and its values, so that every column, "Support"
+# included, shows without scrolling in half the page; the class column takes the rest.
+PER_CLASS_COLUMNS = {"precision": ("Precision", 84), "recall": ("Recall", 70),
+                     "f1": ("F1", 60), "auc": ("AUC", 60)}
+SUPPORT_WIDTH = 76
 
 
 # ---- helpers ------------------------------------------------------------------
@@ -190,12 +195,16 @@ def confusion_section(ws: Workspace, evaluation: dict, m: dict) -> None:
 def per_class_section(m: dict) -> None:
     table = pd.DataFrame(m["per_class"])[["class", "precision", "recall", "f1", "auc",
                                            "support"]]
-    left, right = st.columns([2, 3], gap="large")
+    left, right = st.columns(2, gap="large")
+    config = {c: st.column_config.NumberColumn(label, format="%.3f", width=width)
+              for c, (label, width) in PER_CLASS_COLUMNS.items()}
     left.dataframe(
-        table, key="eval_per_class_table", hide_index=True,
-        column_config={c: st.column_config.NumberColumn(c.upper() if c in ("f1", "auc")
-                                                        else c.capitalize(), format="%.3f")
-                       for c in ("precision", "recall", "f1", "auc")})
+        table, key="eval_per_class_table", hide_index=True, column_config={
+            "class": st.column_config.TextColumn("Class", pinned=True),
+            **config,
+            "support": st.column_config.NumberColumn(
+                "Support", format="%d", width=SUPPORT_WIDTH,
+                help="Images of this class in the split")})
     right.plotly_chart(evalcharts.per_class_figure(table), key="eval_per_class_chart",
                        width="stretch", theme=None)
 
@@ -405,6 +414,9 @@ def study_section(ws: Workspace, run: dict, actor: auth.Actor) -> None:
     study_id = transferstudy.latest(ws, run["dataset"])
     if study_id:
         rows = transferstudy.rows(ws, study_id)
+        state = transferstudy.progress(rows)
+        st.progress(state["finished"] / max(1, state["total"]),
+                    text=f"Study progress: {transferstudy.progress_text(rows)}")
         st.plotly_chart(evalcharts.transfer_study_figure(rows), key="eval_study_chart",
                         width="stretch", theme=None)
         st.write(transferstudy.reading(rows))
@@ -412,7 +424,9 @@ def study_section(ws: Workspace, run: dict, actor: auth.Actor) -> None:
     sizes = c1.text_input("Training images per class", "5, 10, 25, 50, 100",
                           key="eval_study_sizes",
                           help="One pretrained run (this run's settings) and one from-scratch "
-                               "baseline per size; validation and test splits stay whole.")
+                               f"baseline per size, at most {transferstudy.MAX_SIZES} sizes; "
+                               "the pretrained runs are queued first. Validation and test "
+                               "splits stay whole.")
     refused = denied(actor, auth.LAUNCH)
     start = c2.button("Run the study", key="eval_study_start", icon=":material/science:",
                       disabled=refused is not None, help=refused)
@@ -425,8 +439,8 @@ def study_section(ws: Workspace, run: dict, actor: auth.Actor) -> None:
         except TLCoreError as exc:
             st.error(plain(exc))
             return
-        flash("eval", "success", "Transfer study queued: two runs per size. The chart fills "
-                                 "in as they complete.")
+        flash("eval", "success", "Transfer study queued: two runs per size, the pretrained "
+                                 "ones first. The chart fills in as they complete.")
         st.rerun()
 
 

@@ -389,3 +389,52 @@ def test_any_from_scratch_run_of_the_dataset_can_be_the_baseline(app, ws, evalua
     picker.set_value(hand_made).run()
     assert not at.exception
     assert "Positive transfer." in "\n".join(s.value for s in at.success)
+
+
+def test_the_per_class_table_sizes_every_column_to_show_support(app, ws, evaluated):
+    at = app(PAGE)
+    assert not at.exception
+    (table,) = [d for d in at.dataframe if "support" in d.value.columns]
+    columns = json.loads(table.proto.columns)
+    assert columns["support"]["label"] == "Support" and columns["support"]["width"]
+    assert all(columns[c].get("width") for c in ("precision", "recall", "f1", "auc", "support"))
+    assert columns["class"].get("pinned")  # the class stays in view if the table scrolls
+
+
+def test_a_study_with_pending_runs_reads_finished_pairs_only_and_shows_progress(
+        app, ws, evaluated, monkeypatch):
+    monkeypatch.setattr(queue, "start_queued", lambda ws=None: [])  # the queued run waits
+    run_id, _ = evaluated
+    store = RunStore(ws)
+    pretrained = run_config("shapes", "imagenet")
+    for size, setting, accuracy, status in ((2, "pretrained", 0.6, COMPLETED),
+                                            (2, "scratch", 0.3, COMPLETED),
+                                            (5, "pretrained", 0.8, COMPLETED),
+                                            (5, "scratch", None, QUEUED)):
+        cfg = pretrained if setting == "pretrained" else baseline_config(pretrained)
+        study_run = add_eval_run(ws, cfg, name=f"transfer-{size}pc-{setting}", status=status,
+                                 val_accuracy=[accuracy] if accuracy else None,
+                                 test_accuracy=accuracy)
+        store.merge_extra(study_run, study="bbbbbbbbbbbb", setting=setting,
+                          images_per_class=size)
+    at = app(PAGE)
+    at.selectbox(key="eval_run").set_value(run_id).run()
+    assert not at.exception
+    texts = _texts(at)
+    assert ("Pretrained features beat training from scratch at every size finished so far "
+            "(+30 points at 2 images per class): positive transfer.") in texts
+    assert "Still to finish: 1 of 4 runs (size 5); the reading covers the finished sizes " \
+           "only." in texts
+    (progress,) = at.get("progress")
+    assert progress.proto.text == "Study progress: 3 of 4 runs finished; 1 queued or running"
+    assert progress.proto.value == 75
+    chart = next(c for c in at.get("plotly_chart") if c.key == "eval_study_chart")
+    spec = json.loads(chart.proto.spec)
+    pre = next(t for t in spec["data"] if t.get("name") == "Pretrained base")
+    assert pre["marker"]["symbol"] == ["circle", "circle-open"]
+    at.text_input(key="eval_study_sizes").input(",".join(map(str, range(2, 1002)))).run()
+    at.button(key="eval_study_start").click().run()
+    assert [shown(e.value) for e in at.error] == [
+        "sizes must be at most 12 per study (each queues two runs); pick fewer. Received: "
+        "1000 sizes"]
+    assert len(store.list_runs()) == 5  # nothing queued
