@@ -39,8 +39,9 @@ from tlcore.workspace import Workspace
 GALLERY = 12
 TRANSFER_REFRESH_S = 3.0
 VERDICT_BOXES = {transfer.POSITIVE: st.success, transfer.NEGATIVE: st.warning}
-# Pixel widths that fit each header and its values, so that every column, "Support"
-# included, shows without scrolling in half the page; the class column takes the rest.
+# Pixel widths that fit each header and its values; the table spans the page and the
+# class column takes the rest, so every column, "Support" included, shows without
+# scrolling however long the class names are.
 PER_CLASS_COLUMNS = {"precision": ("Precision", 84), "recall": ("Recall", 70),
                      "f1": ("F1", 60), "auc": ("AUC", 60)}
 SUPPORT_WIDTH = 76
@@ -195,18 +196,17 @@ def confusion_section(ws: Workspace, evaluation: dict, m: dict) -> None:
 def per_class_section(m: dict) -> None:
     table = pd.DataFrame(m["per_class"])[["class", "precision", "recall", "f1", "auc",
                                            "support"]]
-    left, right = st.columns(2, gap="large")
     config = {c: st.column_config.NumberColumn(label, format="%.3f", width=width)
               for c, (label, width) in PER_CLASS_COLUMNS.items()}
-    left.dataframe(
+    st.dataframe(
         table, key="eval_per_class_table", hide_index=True, column_config={
             "class": st.column_config.TextColumn("Class", pinned=True),
             **config,
             "support": st.column_config.NumberColumn(
                 "Support", format="%d", width=SUPPORT_WIDTH,
                 help="Images of this class in the split")})
-    right.plotly_chart(evalcharts.per_class_figure(table), key="eval_per_class_chart",
-                       width="stretch", theme=None)
+    st.plotly_chart(evalcharts.per_class_figure(table), key="eval_per_class_chart",
+                    width="stretch", theme=None)
 
 
 def metrics_tab(ws: Workspace, evaluation: dict | None, split: str | None) -> None:
