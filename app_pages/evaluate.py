@@ -301,7 +301,7 @@ def differences_table(report: dict) -> None:
     """What differs between the two runs besides how they start, as a small table."""
     if not report["differences"]:
         st.caption("Besides how they start, the two runs have the same settings and "
-                          "training budget.")
+                   "training budget.")
         return
     table = pd.DataFrame([{"setting": d["setting"],
                            "pretrained": transfer.value_text(d["pretrained"]),
