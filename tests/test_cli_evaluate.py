@@ -134,3 +134,27 @@ def test_cli_parser_and_transfer_report_do_not_import_tensorflow(ws):
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          env=env, cwd=ROOT, timeout=60)
     assert out.stdout.strip() == "False", out.stderr[-2000:]
+
+
+def test_transfer_report_names_unequal_budgets(ws, capsys):
+    pre = make_run(ws, run_config("shapes", "imagenet", **{"train.epochs": 10}),
+                   val_accuracy=[0.8], test_accuracy=0.90)
+    base = make_run(ws, run_config("shapes", **{"base.trainable": True, "train.epochs": 3,
+                                                "train.learning_rate": 0.0001}),
+                    val_accuracy=[0.5], test_accuracy=0.60)
+    assert main(["transfer-report", pre, base]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == (
+        "POSITIVE TRANSFER: Starting from ImageNet raised test accuracy by 30.0 points over "
+        "training from scratch. Unequal training budgets: pretrained 10 epochs, baseline 3 "
+        "epochs. The baseline trained for fewer epochs, which favours the pretrained run. The "
+        "runs also differ in train.learning_rate (0.001 vs 0.0001).")
+    assert "  budget: pretrained 10 epochs, baseline 3 epochs (unequal)" in out
+    assert "  differs: train.learning_rate: pretrained 0.001, baseline 0.0001" in out
+    assert main(["transfer-report", pre, base, "--json"]) == 0
+    report = _json(capsys)
+    assert report["budget"] == {"pretrained": "10 epochs", "baseline": "3 epochs",
+                                "equal": False}
+    assert [d["setting"] for d in report["differences"]] == ["training budget",
+                                                             "train.learning_rate"]
+    assert "Unequal training budgets" in report["summary"]

@@ -89,7 +89,8 @@ def _every_figure() -> dict[str, go.Figure]:
         "topk_figure": evalcharts.topk_figure([{"class": "a", "probability": 0.9}]),
         "f1_delta_figure": evalcharts.f1_delta_figure(delta, "run-1", "run-2"),
         "transfer_study_figure": evalcharts.transfer_study_figure([
-            {"setting": setting, "images_per_class": size, "test_accuracy": accuracy}
+            {"setting": setting, "images_per_class": size, "test_accuracy": accuracy,
+             "status": "completed"}
             for setting, size, accuracy in (("pretrained", 5, 0.7), ("scratch", 5, 0.4),
                                             ("pretrained", 25, 0.8), ("scratch", 25, 0.85))]),
     }
@@ -117,3 +118,53 @@ def test_evalcharts_module_does_not_import_streamlit_or_tensorflow():
             "print(any(m in sys.modules for m in ('streamlit', 'tensorflow', 'keras')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def _study_rows(points):
+    return [{"setting": setting, "images_per_class": size, "test_accuracy": accuracy,
+             "status": "completed" if accuracy is not None else "running"}
+            for setting, size, accuracy in points]
+
+
+def test_the_study_lines_stay_visible_where_they_coincide_and_pending_points_are_hollow():
+    fig = evalcharts.transfer_study_figure(_study_rows([
+        ("pretrained", 5, 0.8), ("scratch", 5, 0.8), ("pretrained", 25, 0.9),
+        ("scratch", 25, None)]))
+    pretrained, scratch = [t for t in fig.data if t.mode == "lines+markers"]
+    # Same values at 5 images per class: other shapes, dash and sizes keep both in sight.
+    assert (pretrained.line.dash, scratch.line.dash) == ("solid", "dash")
+    assert list(pretrained.marker.symbol) == ["circle", "circle-open"]  # 25: partner pending
+    assert list(scratch.marker.symbol) == ["diamond"]
+    assert pretrained.marker.size > scratch.marker.size
+    assert "has not finished" in pretrained.customdata[1]
+    (note,) = fig.layout.annotations
+    assert note.text == "3 of 4 runs finished; 1 queued or running; waiting at 25 images per " \
+                        "class"
+    fig = evalcharts.transfer_study_figure(_study_rows([
+        ("pretrained", 5, 0.8), ("scratch", 5, 0.7), ("pretrained", 50, None),
+        ("scratch", 50, None)]))
+    assert list(fig.layout.xaxis.tickvals) == [5, 50]
+    assert fig.layout.xaxis.range[1] > 1.69  # the pending size keeps its place (log10 50)
+
+
+def test_an_empty_study_chart_has_no_axes_and_says_why():
+    fig = evalcharts.transfer_study_figure(_study_rows([("pretrained", 5, None),
+                                                        ("scratch", 5, None)]))
+    assert fig.layout.xaxis.visible is False and fig.layout.yaxis.visible is False
+    assert fig.layout.annotations[0].text == (
+        "No run of the study has finished yet (0 of 2 runs finished; 2 queued or running).")
+    assert fig.layout.template == theme.TEMPLATE
+
+
+def test_confusion_ticks_show_every_class_readably_with_full_names_on_hover():
+    names = ["ankle_boot", "pullover", "a_very_long_class_name_indeed", "bag", "coat"]
+    fig = evalcharts.confusion_figure([[1] * 5] * 5, names)
+    assert list(fig.layout.xaxis.tickvals) == names == list(fig.layout.yaxis.tickvals)
+    assert list(fig.layout.xaxis.ticktext) == [
+        "ankle_boot", "pullover", "a_very_…indeed", "bag", "coat"]
+    assert fig.layout.xaxis.automargin and fig.layout.yaxis.automargin
+    assert fig.layout.xaxis.tickangle == -45  # five classes: slanted, none dropped
+    cells = fig.data[1]
+    assert "a_very_long_class_name_indeed" in set(cells.x)  # hover names the class in full
+    assert evalcharts.tick_labels(["ankle_boot_left_foot", "ankle_boot_right_foot", "<b>&"]) == [
+        "ankle_boo…eft_foot", "ankle_boo…ght_foot", "&lt;b&gt;&amp;"]

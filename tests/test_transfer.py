@@ -11,6 +11,7 @@ from tlcore.results.transfer import (
     NEGATIVE,
     POSITIVE,
     UNCLEAR,
+    baseline_candidates,
     baseline_config,
     comparison,
     find_baseline,
@@ -137,3 +138,57 @@ def test_baseline_config_and_find_baseline(ws):
     newest = make_run(ws, base_cfg, val_accuracy=[0.6])
     assert find_baseline(run, ws=ws) == newest != first
     assert find_baseline(newest, ws=ws) is None  # a scratch run has no baseline
+
+
+def test_unequal_budgets_and_other_differences_are_named_in_the_summary(ws):
+    run = make_run(ws, run_config("shapes", "imagenet", **{"train.epochs": 10}),
+                   val_accuracy=[0.9], test_accuracy=0.9)
+    base = make_run(ws, _scratch(**{"train.epochs": 3, "image_size": 48}),
+                    val_accuracy=[0.6], test_accuracy=0.6)
+    report = transfer_report(run, base, ws=ws)
+    assert report["verdict"] == POSITIVE
+    assert report["summary"] == (
+        "Starting from ImageNet raised test accuracy by 30.0 points over training from "
+        "scratch. Unequal training budgets: pretrained 10 epochs, baseline 3 epochs. The "
+        "baseline trained for fewer epochs, which favours the pretrained run. The runs also "
+        "differ in image_size (32 vs 48).")
+    assert report["budget"] == {"pretrained": "10 epochs", "baseline": "3 epochs",
+                                "equal": False}
+    assert report["differences"] == [
+        {"setting": "training budget", "pretrained": "10 epochs", "baseline": "3 epochs"},
+        {"setting": "image_size", "pretrained": 32, "baseline": 48}]
+    assert report["compared"].endswith("; same dataset, but not the same image_size.")
+
+
+def test_the_budget_counts_each_phase(ws):
+    tuned = run_config("shapes", "imagenet", **{"fine_tune.blocks": 1, "fine_tune.epochs": 2})
+    run = make_run(ws, tuned, val_accuracy=[0.9], test_accuracy=0.9)
+    base = make_run(ws, baseline_config(tuned), val_accuracy=[0.6], test_accuracy=0.6)
+    report = transfer_report(run, base, ws=ws)
+    assert report["budget"]["pretrained"] == "3 epochs + 2 fine-tuning epochs"
+    assert "Unequal training budgets: pretrained 3 epochs + 2 fine-tuning epochs, baseline 30 " \
+           "epochs." in report["summary"]
+    assert "favours" not in report["summary"]  # the baseline trained longer
+    settings = [d["setting"] for d in report["differences"]]
+    assert settings == ["training budget", "fine_tune.blocks", "train.learning_rate"]
+    same = make_run(ws, _scratch(**{"train.learning_rate": 0.001}), val_accuracy=[0.5])
+    plain = make_run(ws, run_config("shapes", "imagenet"), val_accuracy=[0.9])
+    assert transfer_report(plain, same, ws=ws)["differences"] == []
+
+
+def test_any_completed_from_scratch_run_of_the_dataset_is_a_candidate_closest_first(ws):
+    config = run_config("shapes", "imagenet")
+    run = make_run(ws, config, val_accuracy=[0.9])
+    assert baseline_candidates(run, ws=ws) == []
+    other_head = make_run(ws, _scratch(**{"head.dense": [16]}), val_accuracy=[0.5])
+    hand_made = make_run(ws, _scratch(**{"train.epochs": 3}), val_accuracy=[0.5])
+    make_run(ws, _scratch("other"), val_accuracy=[0.5])  # another dataset
+    make_run(ws, run_config("shapes", "none"), val_accuracy=[0.5])  # frozen random features
+    make_run(ws, _scratch(), status=RUNNING)  # not finished
+    assert baseline_candidates(run, ws=ws) == [hand_made, other_head]
+    matching = make_run(ws, baseline_config(config), val_accuracy=[0.5])
+    assert baseline_candidates(run, ws=ws) == [matching, hand_made, other_head]
+    assert baseline_candidates(matching, ws=ws) == []
+    # A run that differs in more than how it trains is still compared, and says so.
+    report = transfer_report(run, other_head, ws=ws)
+    assert "head.dense ([8] vs [16])" in report["summary"]

@@ -358,3 +358,88 @@ def test_clicking_a_confusion_cell_shows_its_images(app, ws, evaluated, customda
     hits = sum(t == p == 1 for t, p in zip(s["true"], s["predicted"], strict=True))
     assert f"**{hits}** image{'s' if hits != 1 else ''} of **{CLASSES[1]}** predicted as " \
            f"**{CLASSES[1]}**" in _texts(at)
+
+
+def test_any_from_scratch_run_of_the_dataset_can_be_the_baseline(app, ws, evaluated):
+    """A hand-made baseline counts; the tab names what differs, the budget first."""
+    run_id, _ = evaluated
+    hand_made = add_eval_run(ws, run_config("shapes", "none", **{
+        "base.trainable": True, "train.epochs": 2, "train.learning_rate": 1e-4}),
+        name="my scratch", val_accuracy=[0.3, 0.4], test_accuracy=0.45)
+    at = app(PAGE)
+    at.selectbox(key="eval_run").set_value(run_id).run()
+    assert not at.exception
+    assert "No from-scratch baseline yet" not in _texts(at)
+    picker = at.selectbox(key=f"eval_transfer_baseline_{run_id}")
+    assert picker.value == hand_made
+    assert picker.options == ["my scratch · 2 epochs · same data, image size, head and seed"]
+    assert "Positive transfer." in "\n".join(s.value for s in at.success)
+    assert ("Unequal training budgets: pretrained 3 epochs, baseline 2 epochs. The baseline "
+            "trained for fewer epochs, which favours the pretrained run.") in _texts(at)
+    (differences,) = [d.value for d in at.dataframe if "setting" in d.value.columns]
+    assert differences.to_dict("records") == [
+        {"setting": "training budget", "pretrained": "3 epochs", "baseline": "2 epochs"},
+        {"setting": "train.learning_rate", "pretrained": "0.001", "baseline": "0.0001"}]
+    assert at.button(key="eval_train_baseline")  # the like-for-like one is still offered
+
+    matching = add_eval_run(ws, baseline_config(run_config("shapes", "imagenet")),
+                            name="scratch", val_accuracy=[0.3, 0.9], test_accuracy=0.9)
+    at = app(PAGE)
+    at.selectbox(key="eval_run").set_value(run_id).run()
+    picker = at.selectbox(key=f"eval_transfer_baseline_{run_id}")
+    assert picker.value == matching and picker.options[0].endswith("the matching baseline")
+    assert "Negative transfer." in "\n".join(s.value for s in at.warning)
+    assert "Unequal training budgets: pretrained 3 epochs, baseline 30 epochs." in _texts(at)
+    assert "eval_train_baseline" not in [b.key for b in at.button]
+    picker.set_value(hand_made).run()
+    assert not at.exception
+    assert "Positive transfer." in "\n".join(s.value for s in at.success)
+
+
+def test_the_per_class_table_sizes_every_column_to_show_support(app, ws, evaluated):
+    at = app(PAGE)
+    assert not at.exception
+    (table,) = [d for d in at.dataframe if "support" in d.value.columns]
+    columns = json.loads(table.proto.columns)
+    assert columns["support"]["label"] == "Support" and columns["support"]["width"]
+    assert all(columns[c].get("width") for c in ("precision", "recall", "f1", "auc", "support"))
+    assert columns["class"].get("pinned")  # the class stays in view if the table scrolls
+
+
+def test_a_study_with_pending_runs_reads_finished_pairs_only_and_shows_progress(
+        app, ws, evaluated, monkeypatch):
+    monkeypatch.setattr(queue, "start_queued", lambda ws=None: [])  # the queued run waits
+    run_id, _ = evaluated
+    store = RunStore(ws)
+    pretrained = run_config("shapes", "imagenet")
+    for size, setting, accuracy, status in ((2, "pretrained", 0.6, COMPLETED),
+                                            (2, "scratch", 0.3, COMPLETED),
+                                            (5, "pretrained", 0.8, COMPLETED),
+                                            (5, "scratch", None, QUEUED)):
+        cfg = pretrained if setting == "pretrained" else baseline_config(pretrained)
+        study_run = add_eval_run(ws, cfg, name=f"transfer-{size}pc-{setting}", status=status,
+                                 val_accuracy=[accuracy] if accuracy else None,
+                                 test_accuracy=accuracy)
+        store.merge_extra(study_run, study="bbbbbbbbbbbb", setting=setting,
+                          images_per_class=size)
+    at = app(PAGE)
+    at.selectbox(key="eval_run").set_value(run_id).run()
+    assert not at.exception
+    texts = _texts(at)
+    assert ("Pretrained features beat training from scratch at every size finished so far "
+            "(+30 points at 2 images per class): positive transfer.") in texts
+    assert "Still to finish: 1 of 4 runs (size 5); the reading covers the finished sizes " \
+           "only." in texts
+    (progress,) = at.get("progress")
+    assert progress.proto.text == "Study progress: 3 of 4 runs finished; 1 queued or running"
+    assert progress.proto.value == 75
+    chart = next(c for c in at.get("plotly_chart") if c.key == "eval_study_chart")
+    spec = json.loads(chart.proto.spec)
+    pre = next(t for t in spec["data"] if t.get("name") == "Pretrained base")
+    assert pre["marker"]["symbol"] == ["circle", "circle-open"]
+    at.text_input(key="eval_study_sizes").input(",".join(map(str, range(2, 1002)))).run()
+    at.button(key="eval_study_start").click().run()
+    assert [shown(e.value) for e in at.error] == [
+        "sizes must be at most 12 per study (each queues two runs); pick fewer. Received: "
+        "1000 sizes"]
+    assert len(store.list_runs()) == 5  # nothing queued

@@ -6,6 +6,7 @@ and run names go in through `tlcore.charts.theme.chart_text`, so they show as ty
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,13 +14,53 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from tlcore.charts.theme import COLORWAY, MUTED_COLOR, chart_text, styled
+from tlcore.charts.theme import COLORWAY, MUTED_COLOR, chart_text, empty_figure, styled
+from tlcore.entities import COMPLETED
 
 PRETRAINED_COLOR = COLORWAY[0]
 BASELINE_COLOR = MUTED_COLOR
 METRIC_COLORS = {"precision": COLORWAY[0], "recall": COLORWAY[1], "f1": COLORWAY[2]}
 GAIN_COLOR, LOSS_COLOR = COLORWAY[2], COLORWAY[3]  # a better or worse F1 per class
 CONFUSION_HEIGHT = 420
+# Tick labels longer than this are shortened in the middle ("a_very_…indeed"); the
+# full name is in the hover text. More classes than SLANT_AFTER slant the x labels.
+TICK_CHARS = 14
+SLANT_AFTER = 4
+# The study's two lines: different marker shapes and dashes, so that both stay visible
+# where they coincide; a hollow marker is a run whose partner has not finished.
+# (marker, dash, marker size, line width): the wider solid line shows under the dashed one.
+STUDY_STYLE = {"pretrained": ("circle", "solid", 12, 4), "scratch": ("diamond", "dash", 8, 2)}
+
+
+def _shortened(name: str, limit: int) -> str:
+    if len(name) <= limit:
+        return chart_text(name)
+    head = limit // 2
+    return chart_text(name[:head] + "…" + name[len(name) - (limit - 1 - head):])
+
+
+def tick_labels(names: Sequence[str], limit: int = TICK_CHARS) -> list[str]:
+    """Class names short enough for an axis, each as typed up to `limit` characters.
+
+    Longer names keep their start and end around an ellipsis; names whose short
+    forms would coincide ("ankle_boot_left", "ankle_boot_right") are shortened
+    less, so that every tick stays distinct.
+    """
+    out = [_shortened(n, limit) for n in names]
+    while len(set(out)) < len(out):
+        limit += 4
+        same = {t for t in out if out.count(t) > 1}
+        out = [_shortened(n, limit) if t in same else t for n, t in zip(names, out, strict=True)]
+    return out
+
+
+def _class_ticks(fig: go.Figure, axis: str, names: Sequence[str]) -> None:
+    """Every class gets its tick, labelled as `tick_labels`; the margin grows to fit them."""
+    update = fig.update_xaxes if axis == "x" else fig.update_yaxes
+    update(tickmode="array", tickvals=[chart_text(n) for n in names],
+           ticktext=tick_labels(names), automargin=True)
+    if axis == "x" and len(names) > SLANT_AFTER:
+        fig.update_xaxes(tickangle=-45)
 
 
 def confusion_figure(counts: Sequence[Sequence[int]], labels: Sequence[str],
@@ -32,7 +73,8 @@ def confusion_figure(counts: Sequence[Sequence[int]], labels: Sequence[str],
     big ones) and each cell shows its count. A transparent marker sits on
     every cell so that clicking it selects the cell (Plotly heatmaps do not
     report single-cell clicks as selections); its `customdata` is
-    `[true index, predicted index]`.
+    `[true index, predicted index]`. Every class has its tick: long names are
+    shortened on the axes (`tick_labels`) and shown in full on hover.
 
     Args:
         counts: The matrix of counts, `counts[true][predicted]`.
@@ -52,7 +94,7 @@ def confusion_figure(counts: Sequence[Sequence[int]], labels: Sequence[str],
     else:
         share = np.array([[np.nan if v is None else v for v in row] for row in normalized],
                          dtype=np.float64)
-    labels = [chart_text(label) for label in labels]
+    names, labels = list(labels), [chart_text(label) for label in labels]
     fig = go.Figure(go.Heatmap(
         z=share, x=labels, y=labels, zmin=0, zmax=1, colorscale="Blues",
         text=cm, texttemplate="%{text}", hoverinfo="skip",
@@ -67,6 +109,8 @@ def confusion_figure(counts: Sequence[Sequence[int]], labels: Sequence[str],
         showlegend=False,
     ))
     fig.update_layout(yaxis={"autorange": "reversed"}, clickmode="event+select")
+    _class_ticks(fig, "x", names)
+    _class_ticks(fig, "y", names)
     return styled(fig, title, "predicted", "true", height=height)
 
 
@@ -80,6 +124,7 @@ def per_class_figure(per_class: pd.DataFrame | list[dict[str, Any]],
                              marker_color=color,
                              hovertemplate=f"%{{x}}<br>{metric} %{{y:.3f}}<extra></extra>"))
     fig.update_layout(barmode="group", yaxis={"range": [0, 1.05]})
+    _class_ticks(fig, "x", list(df["class"]))
     return styled(fig, title)
 
 
@@ -154,20 +199,23 @@ def transfer_study_figure(rows: Sequence[dict[str, Any]],
                           title: str = "Test accuracy by training-set size") -> go.Figure:
     """Test accuracy against images per class, one line per setting, the gap shaded.
 
-    Between neighbouring sizes the area between the lines is green where the
-    pretrained line is above (positive transfer) and red where it is below.
+    Between neighbouring sizes where both runs finished, the area between the
+    lines is green where the pretrained line is above (positive transfer) and
+    red where it is below. The lines differ in marker shape and dash, so both
+    show where they coincide; a run whose partner has not finished is a hollow
+    marker, and a note above the plot says how many runs are still to come.
 
     Args:
-        rows: `transferstudy.rows`: setting, images_per_class, test_accuracy.
+        rows: `transferstudy.rows`: setting, images_per_class, status,
+            test_accuracy.
+        title: Figure title.
     """
     from tlcore.results import transfer_study as transferstudy
 
-    scored = [r for r in rows if r["test_accuracy"] is not None]
+    scored = [r for r in rows if r["test_accuracy"] is not None and r["status"] == COMPLETED]
     if not scored:
-        fig = go.Figure()
-        fig.add_annotation(text="No run of the study has finished yet", showarrow=False,
-                           xref="paper", yref="paper", x=0.5, y=0.5)
-        return styled(fig, title)
+        state = transferstudy.progress_text(rows) if rows else "no runs yet"
+        return empty_figure(title, f"No run of the study has finished yet ({state}).")
     lines = {s: {r["images_per_class"]: r["test_accuracy"] for r in scored
                  if r["setting"] == s} for s in transferstudy.SETTING_LABELS}
     fig = go.Figure()
@@ -183,12 +231,32 @@ def transfer_study_figure(rows: Sequence[dict[str, Any]],
     colors = {transferstudy.PRETRAINED: PRETRAINED_COLOR, transferstudy.SCRATCH: BASELINE_COLOR}
     for setting, label in transferstudy.SETTING_LABELS.items():
         points = sorted(lines[setting].items())
-        if points:
-            fig.add_trace(go.Scatter(
-                x=[p[0] for p in points], y=[p[1] for p in points], mode="lines+markers",
-                name=label, line={"color": colors[setting], "width": 2},
-                hovertemplate="%{x} images per class<br>test accuracy %{y:.3f}<extra>"
-                              + label + "</extra>"))
-    fig.update_xaxes(type="log", tickvals=sorted({r["images_per_class"] for r in rows}))
+        if not points:
+            continue
+        symbol, dash, size, width = STUDY_STYLE[setting]
+        paired = [p[0] in both for p in points]
+        fig.add_trace(go.Scatter(
+            x=[p[0] for p in points], y=[p[1] for p in points], mode="lines+markers",
+            name=label, line={"color": colors[setting], "width": width, "dash": dash},
+            marker={"symbol": [symbol if ok else f"{symbol}-open" for ok in paired],
+                    "size": size, "color": colors[setting],
+                    "line": {"width": 2, "color": colors[setting]}},
+            customdata=["" if ok else "<br>the other run of this size has not finished"
+                        for ok in paired],
+            hovertemplate="%{x} images per class<br>test accuracy %{y:.3f}%{customdata}<extra>"
+                          + label + "</extra>"))
+    state = transferstudy.progress(rows)
+    if state["active"] or state["ended"]:
+        note = transferstudy.progress_text(rows)
+        if state["pending_sizes"]:
+            note += "; waiting at " + ", ".join(map(str, state["pending_sizes"])) + \
+                " images per class"
+        fig.add_annotation(text=chart_text(note), showarrow=False, xref="paper", yref="paper",
+                           x=1.0, y=1.0, xanchor="right", yanchor="bottom",
+                           font={"size": 12, "color": MUTED_COLOR})
+    sizes = sorted({r["images_per_class"] for r in rows})
+    # Sizes still waiting for both runs keep their place on the axis.
+    fig.update_xaxes(type="log", tickvals=sizes,
+                     range=[math.log10(sizes[0]) - 0.1, math.log10(sizes[-1]) + 0.1])
     fig.update_yaxes(range=[0, 1.02])
     return styled(fig, title, "Training images per class", "Test accuracy")

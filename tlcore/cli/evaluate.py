@@ -72,7 +72,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_transfer_report(args: argparse.Namespace) -> int:
-    from tlcore.results.transfer import transfer_report
+    from tlcore.results.transfer import BUDGET, transfer_report, value_text
 
     report = transfer_report(args.run, args.baseline, ws=Workspace.from_env())
     if args.json:
@@ -80,6 +80,13 @@ def _cmd_transfer_report(args: argparse.Namespace) -> int:
         return 0
     print(f"{report['verdict'].upper()}: {report['summary']}")
     print(f"  compared: {report['compared']}")
+    budget = report["budget"]
+    print(f"  budget: pretrained {budget['pretrained']}, baseline {budget['baseline']}"
+          + ("" if budget["equal"] else " (unequal)"))
+    for d in report["differences"]:
+        if d["setting"] != BUDGET:
+            print(f"  differs: {d['setting']}: pretrained {value_text(d['pretrained'])}, "
+                  f"baseline {value_text(d['baseline'])}")
     for m in report["metrics"]:
         delta = "-" if m["delta"] is None else f"{m['delta'] * 100:+.1f} pts"
         print(f"  {m['metric']:<18} pretrained {_pct(m['pretrained']):>6}  "
@@ -124,7 +131,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "transfer-report", help="compare a pretrained run with its from-scratch baseline")
     p.add_argument("run", metavar="RUN", help="the run with pretrained weights")
     p.add_argument("baseline", metavar="BASELINE_RUN",
-                   help="a from-scratch run (weights none, base.trainable true) with the same "
-                        "data, image size, head and seed")
+                   help="a from-scratch run (weights none, base.trainable true) on the same "
+                        "dataset; the report names every setting in which the two differ, "
+                        "the training budget first")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=_cmd_transfer_report)

@@ -27,10 +27,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          "training images per class",
         description="For each size, one run with the pretrained base (the default config, "
                     "or --set overrides) on that many training images per class, and its "
-                    "from-scratch baseline. Validation and test splits stay whole.")
+                    "from-scratch baseline; the pretrained runs are queued first. Validation "
+                    "and test splits stay whole. The reading counts a gap as clear only when "
+                    "its 95%% interval excludes 0.")
     p.add_argument("dataset", metavar="DATASET")
     p.add_argument("--sizes", default=",".join(map(str, transferstudy.DEFAULT_SIZES)),
-                   help="training images per class, comma-separated (default %(default)s)")
+                   help="training images per class, comma-separated, at most "
+                        f"{transferstudy.MAX_SIZES} (default %(default)s)")
     p.add_argument("--set", dest="overrides", action="append", default=[],
                    metavar="SECTION.KEY=VALUE", help="override a key of the config")
     p.add_argument("--json", action="store_true",
@@ -43,17 +46,22 @@ def _cmd_transfer(args: argparse.Namespace) -> int:
     ws = Workspace.from_env()
     sizes = transferstudy.parse_sizes(args.sizes)
     study_id = transferstudy.launch(ws, args.dataset, sizes, args.overrides)
-    print(f"study {study_id}: {2 * len(sizes)} runs queued", file=sys.stderr, flush=True)
+    print(f"study {study_id}: {2 * len(sizes)} runs queued, the pretrained ones first",
+          file=sys.stderr, flush=True)
     if args.detach:
         print(study_id)
         return 0
+    shown = None
     while True:
         liveness.refresh(ws)
-        runs = transferstudy.runs_of(ws, study_id)
-        if not any(r["status"] in ACTIVE_STATUSES for r in runs):
+        rows = transferstudy.rows(ws, study_id)
+        state = transferstudy.progress_text(rows)
+        if state != shown:  # one line per change, not per poll
+            print(f"study {study_id}: {state}", file=sys.stderr, flush=True)
+            shown = state
+        if not any(r["status"] in ACTIVE_STATUSES for r in rows):
             break
         time.sleep(POLL_S)
-    rows = transferstudy.rows(ws, study_id)
     if args.json:
         print_json(rows)
         return 0

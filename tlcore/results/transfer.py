@@ -3,13 +3,17 @@
 Transfer is positive when starting from pretrained features (ImageNet, a
 weights file, or the user's own earlier run via `run:<id>`) beats training the
 same network from scratch on the same data, and negative when it does worse.
-The baseline trains every layer from random init (`base.weights: none` with
-`base.trainable: true`) on the same data, image size, head, batch size,
-augmentation and seed; only how it trains differs, at rates and lengths suited
-to a network that starts from noise (`config.SCRATCH_TRAIN`). A run with
-`weights: none` and a frozen base (random features under a trained head) is not
-a baseline: it is easily beaten by any pretrained start, so comparing with it
-would call nearly every run a positive transfer.
+The matching baseline (`baseline_config`) trains every layer from random init
+(`base.weights: none` with `base.trainable: true`) on the same data, image
+size, head, batch size, augmentation and seed; only how it trains differs, at
+rates and lengths suited to a network that starts from noise
+(`config.SCRATCH_TRAIN`). Any other completed from-scratch run on the same
+dataset may stand in for it (`baseline_candidates`, closest first); the report
+then names every setting in which the two runs differ, the training budget
+(epochs per phase) first, in its summary. A run with `weights: none` and a
+frozen base (random features under a trained head) is not a baseline: it is
+easily beaten by any pretrained start, so comparing with it would call nearly
+every run a positive transfer.
 
 Everything here reads stored metrics; no TensorFlow.
 
@@ -27,6 +31,9 @@ How the report decides:
   `margin` (default 0.01, one percentage point), "negative transfer" when it
   is behind by at least `margin`, and "no clear difference" in between,
   because a difference that small is within the noise of one training run.
+* A summary never hides an unequal comparison: when the runs' training budgets
+  (epochs of each phase) or any other setting differ, it says which, and when
+  the baseline trained fewer epochs it says that this favours the pretrained run.
 """
 
 from __future__ import annotations
@@ -47,6 +54,12 @@ RECIPE_FIELDS = ("base.weights", "base.trainable", "train.optimizer", "train.lea
                  "train.epochs", "fine_tune.blocks", "fine_tune.epochs",
                  "fine_tune.learning_rate")
 SCRATCH_LABEL = "trained from scratch (every layer, random init)"
+# What makes one run pretrained and the other its baseline: never reported as a difference.
+DEFINING_FIELDS = ("base.weights", "base.trainable")
+# Epochs of each phase, reported together as one "training budget" row.
+BUDGET_FIELDS = ("train.epochs", "fine_tune.epochs")
+BUDGET = "training budget"
+SAME_SETUP = "same data, image size, head and seed."
 
 
 def _config(config: RunConfig | dict[str, Any]) -> RunConfig:
@@ -120,10 +133,20 @@ def pretrained_label(config: RunConfig | dict[str, Any]) -> str:
     return f"{start} ({what})"
 
 
-def comparison(config: RunConfig | dict[str, Any]) -> str:
-    """What a transfer report compares, in one line, for a pretrained run's config."""
-    return (f"{pretrained_label(config)} vs {SCRATCH_LABEL}; same data, image size, head "
-            "and seed.")
+def comparison(config: RunConfig | dict[str, Any],
+               baseline: RunConfig | dict[str, Any] | None = None) -> str:
+    """What a transfer report compares, in one line, for a pretrained run's config.
+
+    Args:
+        config: The pretrained run's config.
+        baseline: The baseline's config; None: the matching baseline (`baseline_config`).
+    """
+    setup = SAME_SETUP
+    if baseline is not None:
+        other = list(config_differences(config, baseline))
+        if other:
+            setup = f"same dataset, but not the same {', '.join(other)}."
+    return f"{pretrained_label(config)} vs {SCRATCH_LABEL}; {setup}"
 
 
 def config_differences(a: RunConfig | dict[str, Any], b: RunConfig | dict[str, Any],
@@ -149,6 +172,109 @@ def find_baseline(run_id: str, ws: Workspace | None = None,
         if run["id"] != run_id and RunConfig.from_dict(run["config"]).to_dict() == target:
             return run["id"]
     return None
+
+
+def budget_epochs(config: RunConfig | dict[str, Any]) -> tuple[int, int]:
+    """Epochs of the first phase and of the fine-tuning phase (0 without one)."""
+    config = _config(config)
+    return config.train.epochs, config.fine_tune.epochs if config.fine_tune.enabled else 0
+
+
+def budget_text(config: RunConfig | dict[str, Any]) -> str:
+    """A run's training budget in words, e.g. "10 epochs + 4 fine-tuning epochs"."""
+    first, second = budget_epochs(config)
+    text = f"{first} epoch{'s' if first != 1 else ''}"
+    return text + (f" + {second} fine-tuning epoch{'s' if second != 1 else ''}"
+                   if second else "")
+
+
+def run_differences(config: RunConfig | dict[str, Any],
+                    baseline: RunConfig | dict[str, Any]) -> list[dict[str, Any]]:
+    """Where a baseline differs from a pretrained run, besides being trained from scratch.
+
+    Args:
+        config: The pretrained run's config.
+        baseline: The baseline's config.
+
+    Returns:
+        Rows of `setting`, `pretrained` and `baseline`: the training budget first
+        (`BUDGET`, as `budget_text`) when the epochs of either phase differ, then
+        every other config field that differs (dotted key, values as stored); the
+        other fine-tuning fields only when either run fine-tunes.
+    """
+    config, baseline = _config(config), _config(baseline)
+    rows = []
+    if budget_epochs(config) != budget_epochs(baseline):
+        rows.append({"setting": BUDGET, "pretrained": budget_text(config),
+                     "baseline": budget_text(baseline)})
+    tuned = config.fine_tune.enabled or baseline.fine_tune.enabled
+    ignore = DEFINING_FIELDS + BUDGET_FIELDS + (
+        () if tuned else ("fine_tune.blocks", "fine_tune.learning_rate"))
+    rows += [{"setting": key, "pretrained": a, "baseline": b}
+             for key, (a, b) in config_differences(config, baseline, ignore).items()]
+    return rows
+
+
+def value_text(value: Any) -> str:
+    """A config value as reports write it: numbers in short form, lists as lists."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def differences_text(config: RunConfig | dict[str, Any],
+                     baseline: RunConfig | dict[str, Any]) -> str:
+    """The sentences a report adds when a comparison is not like for like ("" when it is).
+
+    Unequal training budgets come first, with the remark that a baseline trained
+    for fewer epochs favours the pretrained run; every other difference follows.
+    """
+    rows = run_differences(config, baseline)
+    text = []
+    if rows and rows[0]["setting"] == BUDGET:
+        budget = rows.pop(0)
+        text.append(f"Unequal training budgets: pretrained {budget['pretrained']}, baseline "
+                    f"{budget['baseline']}.")
+        if sum(budget_epochs(baseline)) < sum(budget_epochs(config)):
+            text.append("The baseline trained for fewer epochs, which favours the pretrained "
+                        "run.")
+    if rows:
+        text.append("The runs also differ in " + "; ".join(
+            f"{r['setting']} ({value_text(r['pretrained'])} vs {value_text(r['baseline'])})"
+            for r in rows) + ".")
+    return " ".join(text)
+
+
+def baseline_candidates(run_id: str, ws: Workspace | None = None) -> list[str]:
+    """Completed from-scratch runs on a pretrained run's dataset, closest match first.
+
+    The matching baseline (`baseline_config`) comes first; then runs that differ in
+    fewer settings outside how they train (`RECIPE_FIELDS`), then in fewer settings
+    at all (`run_differences`); newest first among equals.
+
+    Args:
+        run_id: The run with pretrained weights.
+        ws: The workspace (default: from $TLCORE_HOME).
+
+    Returns:
+        Run ids; empty when there is none, or when the run does not start from
+        pretrained weights.
+    """
+    store = RunStore(ws or Workspace.from_env())
+    config = RunConfig.from_dict(store.get_run(run_id)["config"])
+    if config.base.weights == SCRATCH:
+        return []
+    target = baseline_config(config).to_dict()
+    ranked = []
+    runs = reversed(store.list_runs(dataset=config.dataset, statuses=(COMPLETED,)))
+    for age, run in enumerate(runs):
+        try:
+            other = RunConfig.from_dict(run["config"])
+        except ConfigError:
+            continue  # a config no longer valid cannot be compared setting by setting
+        if run["id"] == run_id or not other.base.from_scratch:
+            continue
+        ranked.append((other.to_dict() != target, len(config_differences(config, other)),
+                       len(run_differences(config, other)), age, run["id"]))
+    return [r[-1] for r in sorted(ranked)]
 
 
 def _val_curve(rows: list[dict[str, Any]]) -> dict[str, list]:
@@ -178,22 +304,26 @@ def transfer_report(run_id: str, baseline_run_id: str, ws: Workspace | None = No
     Args:
         run_id: The run with pretrained weights (imagenet, a file or `run:<id>`).
         baseline_run_id: A from-scratch run (`base.weights: none`,
-            `base.trainable: true`) that matches the run outside `RECIPE_FIELDS`.
+            `base.trainable: true`) on the same dataset; the matching one
+            (`find_baseline`) differs only in `RECIPE_FIELDS`.
         ws: The workspace (default: from $TLCORE_HOME).
         margin: Smallest accuracy difference that counts as a clear difference.
 
     Returns:
         `run_id`, `baseline_run_id`, `dataset`, `source` (the weights setting),
-        `source_label`, `compared` (what was compared, one line), `metrics`
-        (rows of `metric`, `pretrained`, `baseline`,
-        `delta`), `criterion`, `delta`, `margin`, `verdict`, `summary` (one
-        sentence) and `curves` (`pretrained` and `baseline`, each with
-        `epoch` and `val_accuracy` lists).
+        `source_label`, `compared` (what was compared, one line), `budget`
+        (`pretrained` and `baseline` as `budget_text`, and whether they are
+        `equal`), `differences` (`run_differences`), `metrics` (rows of
+        `metric`, `pretrained`, `baseline`, `delta`), `criterion`, `delta`,
+        `margin`, `verdict`, `summary` (the verdict in a sentence, followed by
+        `differences_text`) and `curves` (`pretrained` and `baseline`, each
+        with `epoch` and `val_accuracy` lists).
 
     Raises:
         RunStateError: if either run is not completed.
-        ConfigError: if the runs do not form a pretrained/baseline pair,
-            naming the fields that differ.
+        ConfigError: if the runs do not form a pretrained/baseline pair (the
+            baseline does not train from scratch, or is on another dataset,
+            naming the fields that differ).
     """
     ws = ws or Workspace.from_env()
     store = RunStore(ws)
@@ -213,12 +343,11 @@ def transfer_report(run_id: str, baseline_run_id: str, ws: Workspace | None = No
             f"base.trainable=true). Received: base.weights={base_cfg.base.weights!r}, "
             f"base.trainable={str(base_cfg.base.trainable).lower()}")
     diff = config_differences(cfg, base_cfg)
-    if diff:
+    if "dataset" in diff:
         fields = "; ".join(f"{k}: {a!r} vs {b!r}" for k, a, b in
                            ((k, *v) for k, v in diff.items()))
-        raise ConfigError(f"Runs {run_id} and {baseline_run_id} differ in more than how they "
-                          f"train ({fields}); a baseline must match the run's data, image size, "
-                          "head and seed.")
+        raise ConfigError(f"Runs {run_id} and {baseline_run_id} are on different datasets "
+                          f"({fields}); a baseline must train on the same data as the run.")
 
     curves = {"pretrained": _val_curve(store.metrics(run_id)),
               "baseline": _val_curve(store.metrics(baseline_run_id))}
@@ -253,18 +382,22 @@ def transfer_report(run_id: str, baseline_run_id: str, ws: Workspace | None = No
             sentence = (f"Starting from {source_label(cfg.base.weights)} "
                         f"{'raised' if delta > 0 else 'lowered'} {what} by "
                         f"{abs(delta) * 100:.1f} points over training from scratch.")
+    caveat = differences_text(cfg, base_cfg)
     return {
         "run_id": run_id,
         "baseline_run_id": baseline_run_id,
         "dataset": cfg.dataset,
         "source": cfg.base.weights,
         "source_label": source_label(cfg.base.weights),
-        "compared": comparison(cfg),
+        "compared": comparison(cfg, base_cfg),
+        "budget": {"pretrained": budget_text(cfg), "baseline": budget_text(base_cfg),
+                   "equal": budget_epochs(cfg) == budget_epochs(base_cfg)},
+        "differences": run_differences(cfg, base_cfg),
         "metrics": metrics,
         "criterion": criterion,
         "delta": delta,
         "margin": margin,
         "verdict": verdict,
-        "summary": sentence,
+        "summary": f"{sentence} {caveat}".strip(),
         "curves": curves,
     }

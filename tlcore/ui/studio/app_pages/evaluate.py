@@ -39,6 +39,12 @@ from tlcore.workspace import Workspace
 GALLERY = 12
 TRANSFER_REFRESH_S = 3.0
 VERDICT_BOXES = {transfer.POSITIVE: st.success, transfer.NEGATIVE: st.warning}
+# Pixel widths that fit each header and its values; the table spans the page and the
+# class column takes the rest, so every column, "Support" included, shows without
+# scrolling however long the class names are.
+PER_CLASS_COLUMNS = {"precision": ("Precision", 84), "recall": ("Recall", 70),
+                     "f1": ("F1", 60), "auc": ("AUC", 60)}
+SUPPORT_WIDTH = 76
 
 
 # ---- helpers ------------------------------------------------------------------
@@ -190,14 +196,17 @@ def confusion_section(ws: Workspace, evaluation: dict, m: dict) -> None:
 def per_class_section(m: dict) -> None:
     table = pd.DataFrame(m["per_class"])[["class", "precision", "recall", "f1", "auc",
                                            "support"]]
-    left, right = st.columns([2, 3], gap="large")
-    left.dataframe(
-        table, key="eval_per_class_table", hide_index=True,
-        column_config={c: st.column_config.NumberColumn(c.upper() if c in ("f1", "auc")
-                                                        else c.capitalize(), format="%.3f")
-                       for c in ("precision", "recall", "f1", "auc")})
-    right.plotly_chart(evalcharts.per_class_figure(table), key="eval_per_class_chart",
-                       width="stretch", theme=None)
+    config = {c: st.column_config.NumberColumn(label, format="%.3f", width=width)
+              for c, (label, width) in PER_CLASS_COLUMNS.items()}
+    st.dataframe(
+        table, key="eval_per_class_table", hide_index=True, column_config={
+            "class": st.column_config.TextColumn("Class", pinned=True),
+            **config,
+            "support": st.column_config.NumberColumn(
+                "Support", format="%d", width=SUPPORT_WIDTH,
+                help="Images of this class in the split")})
+    st.plotly_chart(evalcharts.per_class_figure(table), key="eval_per_class_chart",
+                    width="stretch", theme=None)
 
 
 def metrics_tab(ws: Workspace, evaluation: dict | None, split: str | None) -> None:
@@ -240,6 +249,69 @@ def mistakes_tab(ws: Workspace, run_id: str, evaluation: dict | None, split: str
                          key="eval_mistakes_table", hide_index=True)
 
 
+def matching_baseline_offer(ws: Workspace, run: dict, cfg: RunConfig, actor: auth.Actor,
+                            lead: str) -> None:
+    """The matching from-scratch baseline in words, and the button that queues it."""
+    scratch = transfer.baseline_config(cfg)
+    st.write(f"{lead}: the same data, image size, head and seed, with every layer trained from "
+             f"random weights ({scratch.train.optimizer} at {scratch.train.learning_rate:g}, "
+             f"{scratch.train.epochs} epochs).")
+    refused = denied(actor, auth.LAUNCH)
+    train = st.button("Train the matching baseline", key="eval_train_baseline",
+                      icon=":material/model_training:", disabled=refused is not None,
+                      help=refused)
+    if train and permitted(actor, auth.LAUNCH):
+        from tlcore.runs import launch
+
+        # The operator launches as before owners existed (owner None, the default).
+        owner = {"owner": actor.user} if actor.user else {}
+        launch.launch(scratch, name=f"{run['name']} · from scratch", ws=ws, **owner)
+        flash("eval", "success", "Baseline queued. The report appears here when it completes.")
+        st.rerun()
+
+
+def pick_baseline(store: RunStore, run: dict, candidates: list[str],
+                  matching: str | None) -> str:
+    """The baseline to compare with, among `candidates` (closest first, the default).
+
+    Args:
+        store: The run store.
+        run: The pretrained run.
+        candidates: `transfer.baseline_candidates` of the run.
+        matching: The completed matching baseline (`transfer.find_baseline`), if any.
+    """
+    labels = {}
+    for run_id in candidates:
+        other = store.get_run(run_id)
+        diff = transfer.config_differences(run["config"], other["config"])
+        fit = ("the matching baseline" if run_id == matching else
+               f"differs in {', '.join(diff)}" if diff else "same data, image size, head and seed")
+        labels[run_id] = f"{other['name']} · {transfer.budget_text(other['config'])} · {fit}"
+    key = f"eval_transfer_baseline_{run['id']}"
+    if st.session_state.get(key) not in labels:
+        st.session_state[key] = candidates[0]
+    return st.selectbox("Baseline (trained from scratch)", candidates, key=key,
+                        format_func=labels.get,
+                        help="Completed from-scratch runs on this dataset, closest match "
+                             "first. The report names every setting in which the two runs "
+                             "differ.")
+
+
+def differences_table(report: dict) -> None:
+    """What differs between the two runs besides how they start, as a small table."""
+    if not report["differences"]:
+        st.caption("Besides how they start, the two runs have the same settings and "
+                   "training budget.")
+        return
+    table = pd.DataFrame([{"setting": d["setting"],
+                           "pretrained": transfer.value_text(d["pretrained"]),
+                           "baseline": transfer.value_text(d["baseline"])}
+                          for d in report["differences"]])
+    st.dataframe(table, key="eval_transfer_differences", hide_index=True,
+                 column_config={"setting": "What differs", "pretrained": "Pretrained",
+                                "baseline": "From scratch"})
+
+
 def transfer_tab(ws: Workspace, run: dict, actor: auth.Actor) -> None:
     try:
         cfg = RunConfig.from_dict(run["config"])
@@ -256,41 +328,29 @@ def transfer_tab(ws: Workspace, run: dict, actor: auth.Actor) -> None:
                 "report. A from-scratch baseline trains every layer (weights **From scratch** "
                 "on the Train page).")
         return
-    st.caption(f"Does starting from {plain(transfer.source_label(cfg.base.weights))} beat "
-               "training the same network from scratch on this data? Compared: "
-               f"{plain(transfer.comparison(cfg))}")
+    question = (f"Does starting from {plain(transfer.source_label(cfg.base.weights))} beat "
+                "training the same network from scratch on this data?")
     try:
-        baseline = transfer.find_baseline(run["id"], ws=ws)
-        if baseline is None:
-            pending = transfer.find_baseline(run["id"], ws=ws, statuses=ACTIVE_STATUSES)
+        store = RunStore(ws)
+        candidates = transfer.baseline_candidates(run["id"], ws=ws)
+        matching = transfer.find_baseline(run["id"], ws=ws)
+        pending = None if matching else transfer.find_baseline(run["id"], ws=ws,
+                                                               statuses=ACTIVE_STATUSES)
+        if not candidates:
+            st.caption(f"{question} Compared: {plain(transfer.comparison(cfg))}")
             if pending:
-                status = RunStore(ws).get_run(pending)["status"]
-                st.info(f"The matching from-scratch baseline is {status}; the report appears "
-                        "here when it completes.")
-                return
-            scratch = transfer.baseline_config(cfg)
-            st.write("No from-scratch baseline yet: the same data, image size, head and seed, "
-                     "with every layer trained from random weights "
-                     f"({scratch.train.optimizer} at {scratch.train.learning_rate:g}, "
-                     f"{scratch.train.epochs} epochs).")
-            refused = denied(actor, auth.LAUNCH)
-            train = st.button("Train the matching baseline", key="eval_train_baseline",
-                              icon=":material/model_training:", disabled=refused is not None,
-                              help=refused)
-            if train and permitted(actor, auth.LAUNCH):
-                from tlcore.runs import launch
-
-                # The operator launches as before owners existed (owner None, the default).
-                owner = {"owner": actor.user} if actor.user else {}
-                launch.launch(scratch, name=f"{run['name']} · from scratch", ws=ws, **owner)
-                flash("eval", "success",
-                      "Baseline queued. The report appears here when it completes.")
-                st.rerun()
+                st.info(f"The matching from-scratch baseline is {store.get_run(pending)['status']}"
+                        "; the report appears here when it completes.")
+            else:
+                matching_baseline_offer(ws, run, cfg, actor, "No from-scratch baseline yet")
             return
+        st.caption(question)
+        baseline = pick_baseline(store, run, candidates, matching)
         report = transfer.transfer_report(run["id"], baseline, ws=ws)
     except TLCoreError as exc:
         st.error(plain(exc))
         return
+    st.caption(f"Compared: {plain(report['compared'])}")
     VERDICT_BOXES.get(report["verdict"], st.info)(
         f"**{report['verdict'].capitalize()}.** {plain(report['summary'])}")
     rows = pd.DataFrame(report["metrics"]).replace({None: float("nan")})
@@ -304,11 +364,20 @@ def transfer_tab(ws: Workspace, run: dict, actor: auth.Actor) -> None:
         "pretrained": st.column_config.NumberColumn("Pretrained", format="percent"),
         "baseline": st.column_config.NumberColumn("From scratch", format="percent"),
         "delta": st.column_config.NumberColumn("Difference", format="%+.1f pts")})
-    left.caption(f"Baseline run: {plain(RunStore(ws).get_run(baseline)['name'])} ({baseline}). "
-                 "Curve area: mean val accuracy over the epochs both runs trained, high when "
+    left.caption("Curve area: mean val accuracy over the epochs both runs trained, high when "
                  "a run gets good early.")
+    with left:
+        differences_table(report)
     right.plotly_chart(evalcharts.transfer_curves_figure(report), key="eval_transfer_chart",
                        width="stretch", theme=None)
+    if matching is None:
+        if pending:
+            st.caption(f"The matching from-scratch baseline is "
+                       f"{store.get_run(pending)['status']}; choose it above when it completes.")
+        else:
+            matching_baseline_offer(ws, run, cfg, actor,
+                                    "For a comparison that differs only in how the runs train, "
+                                    "train the matching baseline")
 
 
 def training_on(ws: Workspace, dataset: str) -> bool:
@@ -345,6 +414,9 @@ def study_section(ws: Workspace, run: dict, actor: auth.Actor) -> None:
     study_id = transferstudy.latest(ws, run["dataset"])
     if study_id:
         rows = transferstudy.rows(ws, study_id)
+        state = transferstudy.progress(rows)
+        st.progress(state["finished"] / max(1, state["total"]),
+                    text=f"Study progress: {transferstudy.progress_text(rows)}")
         st.plotly_chart(evalcharts.transfer_study_figure(rows), key="eval_study_chart",
                         width="stretch", theme=None)
         st.write(transferstudy.reading(rows))
@@ -352,7 +424,9 @@ def study_section(ws: Workspace, run: dict, actor: auth.Actor) -> None:
     sizes = c1.text_input("Training images per class", "5, 10, 25, 50, 100",
                           key="eval_study_sizes",
                           help="One pretrained run (this run's settings) and one from-scratch "
-                               "baseline per size; validation and test splits stay whole.")
+                               f"baseline per size, at most {transferstudy.MAX_SIZES} sizes; "
+                               "the pretrained runs are queued first. Validation and test "
+                               "splits stay whole.")
     refused = denied(actor, auth.LAUNCH)
     start = c2.button("Run the study", key="eval_study_start", icon=":material/science:",
                       disabled=refused is not None, help=refused)
@@ -365,8 +439,8 @@ def study_section(ws: Workspace, run: dict, actor: auth.Actor) -> None:
         except TLCoreError as exc:
             st.error(plain(exc))
             return
-        flash("eval", "success", "Transfer study queued: two runs per size. The chart fills "
-                                 "in as they complete.")
+        flash("eval", "success", "Transfer study queued: two runs per size, the pretrained "
+                                 "ones first. The chart fills in as they complete.")
         st.rerun()
 
 
