@@ -360,7 +360,7 @@ def test_deep_links_on_a_fresh_server(server, tmp_path):
 
     expect.set_options(timeout=EXPECT_TIMEOUT_MS)
 
-    from tests.evalutil import make_run, run_config
+    from tests.support.evalutil import make_run, run_config
     from tlcore.workspace import Workspace
 
     url, home = server
