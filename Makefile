@@ -64,6 +64,7 @@ bench: $(STAMP)
 	$(PY) -m bench.recipe
 	$(PY) -m bench.backends
 	$(PY) -m bench.sweep
+	$(PY) -m bench.worker_start
 
 gpu-wheels: $(STAMP)
 	$(PY) -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \
