@@ -441,4 +441,4 @@ def test_upgrading_from_0002_keeps_rows_and_adds_owners_tags_and_notes(backend, 
     assert store.get_run("abcdef123456")["tags"] == ["kept"]
     with sa.create_engine(url).connect() as con:
         assert con.execute(sa.text("SELECT version_num FROM tlcore_schema_version")
-                           ).scalar_one() == store_module.SCHEMA_REVISION == "0003"
+                           ).scalar_one() == store_module.SCHEMA_REVISION == "0004"
