@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pandas as pd
@@ -23,6 +23,7 @@ from tlcore import auth
 from tlcore.charts import runs as charts
 from tlcore.config import RunConfig
 from tlcore.errors import ConfigError
+from tlcore.store import RunFilter, RunStore
 from tlcore.ui import tables
 from tlcore.ui.text import plain
 
@@ -46,8 +47,7 @@ TABLE_IDS_KEY = "runs_table_ids"  # the table's run ids, row by row, when it was
 URL_RUNS = "runs"  # ?runs=id1,id2: the selected runs, so a comparison can be shared
 # The table's own column menu would be a second column picker, one that forgets its
 # choice on every rerun: the "Columns" picker above the table is the one kept.
-CSV_CACHE_SIZE = 8  # CSVs kept, one per filter in use (the oldest goes first)
-_CSV_CACHE: dict[str, str] = {}
+CSV_EAGER_MAX = 500  # the most matching runs whose CSV is built with the page
 HIDE_TABLE_COLUMN_MENU = (
     f'<style>.st-key-{TABLE_KEY} [data-testid="stElementToolbarButton"]'
     ':has(button[aria-label^="Show/hide columns"]) {display: none;}</style>')
@@ -219,23 +219,21 @@ def runs_table(view: pd.DataFrame, columns: list[str], wanted: list[str]) -> lis
     return view.iloc[rows]["id"].to_list()
 
 
-def runs_csv(runs: Sequence[dict[str, Any]], repeated_names: set[str]) -> str:
-    """The CSV of these runs (see `tables.runs_table_csv`), built once per distinct rows.
+def runs_csv(store: RunStore, which: RunFilter, total: int,
+             repeated_names: set[str]) -> str | Callable[[], str]:
+    """The CSV of every run that matches (see `tables.runs_table_csv`), newest first.
 
-    Every rerun of the page offers the CSV of every matching run; while none of
-    them changes (a tick, a page turn) the text built before is reused. A run's
-    config never changes once stored, so its id stands for it in the cache's key.
+    Up to CSV_EAGER_MAX runs, the text itself, built with the page; beyond, a
+    function that builds it when the download is clicked, so reruns (a tick, a page
+    turn) never read and parse every matching run.
 
     Args:
-        runs: Rows of `RunStore.runs_page`, in table order.
+        store: The run store.
+        which: The page's filters and search.
+        total: How many runs match.
         repeated_names: As `table_frame`.
     """
-    key = repr((sorted(repeated_names),
-                [[v for k, v in r.items() if k != "config"] for r in runs]))
-    text = _CSV_CACHE.get(key)
-    if text is None:
-        text = tables.runs_table_csv(table_frame(runs, repeated_names))
-        while len(_CSV_CACHE) >= CSV_CACHE_SIZE:
-            _CSV_CACHE.pop(next(iter(_CSV_CACHE)), None)
-        _CSV_CACHE[key] = text
-    return text
+    def build() -> str:
+        return tables.runs_table_csv(table_frame(store.runs_page(which)[0], repeated_names))
+
+    return build() if total <= CSV_EAGER_MAX else build

@@ -256,17 +256,17 @@ def render() -> None:
     with columns_cell.popover("Columns", icon=":material/view_column:", width="stretch",
                               key="runs_columns_menu"):
         columns = pick_columns()
+    offset = page_offset(store.runs_page(which, limit=0)[1])
+    rows, total = store.runs_page(which, limit=PAGE_SIZE, offset=offset)
     # Every matching run, not only this page; names are free text: the CSV keeps any
     # that starts like a formula as text.
-    matching, total = store.runs_page(which)
-    csv_cell.download_button("Download CSV", runs_csv(matching, facets.repeated_names),
+    csv_cell.download_button("Download CSV",
+                             runs_csv(store, which, total, facets.repeated_names),
                              file_name="runs.csv", mime="text/csv", key="runs_csv",
                              icon=":material/download:", width="stretch")
     if not total:
         st.info("No runs match these filters.")
         return
-    offset = page_offset(total)
-    rows, _ = store.runs_page(which, limit=PAGE_SIZE, offset=offset)
     view = table_frame(rows, facets.repeated_names)
     # Owner and tags are columns once some run has one (a signed-in user's, a tag).
     absent = {c for c, there in (("owner", facets.any_owner), ("tags", bool(facets.tags)))
