@@ -441,4 +441,62 @@ def test_upgrading_from_0002_keeps_rows_and_adds_owners_tags_and_notes(backend, 
     assert store.get_run("abcdef123456")["tags"] == ["kept"]
     with sa.create_engine(url).connect() as con:
         assert con.execute(sa.text("SELECT version_num FROM tlcore_schema_version")
-                           ).scalar_one() == store_module.SCHEMA_REVISION == "0003"
+                           ).scalar_one() == store_module.SCHEMA_REVISION == "0004"
+
+
+def test_runs_page_filters_searches_and_pages_in_sql(store):
+    from tlcore.store import RunFilter
+
+    ids = store.create_runs([(RunConfig(dataset="a" if i % 2 else "b"), f"run_{i}")
+                             for i in range(7)], owner="ann@x")
+    store.update_run(ids[0], status=COMPLETED, extra={"sweep": "s1"})
+    store.update_run(ids[1], extra={"sweep": "s1"})
+    store.set_tags(ids[2], ["Keep"])
+    store.set_note(ids[3], "100% Better")
+    other = store.create_run(RunConfig(dataset="a"), name="RUN_X")
+    rows, total = store.runs_page(limit=3)
+    assert total == 8 and [r["id"] for r in rows] == [other, ids[6], ids[5]]  # newest first
+    assert isinstance(rows[0]["config"], str) and "pid" not in rows[0]
+    rows, total = store.runs_page(limit=3, offset=6)
+    assert total == 8 and [r["id"] for r in rows] == [ids[1], ids[0]]
+    assert store.runs_page(RunFilter(statuses=[COMPLETED]))[1] == 1
+    assert store.runs_page(RunFilter(datasets=["b"]))[1] == 4
+    assert store.runs_page(RunFilter(owner="ann@x"))[1] == 7
+    assert [r["id"] for r in store.runs_page(RunFilter(sweeps=["s1"]))[0]] == [ids[1], ids[0]]
+    assert store.runs_page(RunFilter(sweeps=[""]))[1] == 6
+    # Search: name, tags or note, in any case; LIKE's wildcards are plain characters.
+    assert [r["id"] for r in store.runs_page(RunFilter(search=" run_x "))[0]] == [other]
+    assert [r["id"] for r in store.runs_page(RunFilter(search="KEEP"))[0]] == [ids[2]]
+    assert [r["id"] for r in store.runs_page(RunFilter(search="0% b"))[0]] == [ids[3]]
+    assert store.runs_page(RunFilter(search="%"))[1] == 1
+    assert store.runs_page(RunFilter(search="n_"))[1] == 8
+    assert store.runs_page(RunFilter(search="nx"))[1] == 0
+    assert store.runs_page(RunFilter(datasets=["a"], search="run_", owner="ann@x"),
+                           limit=1)[1] == 3
+
+
+def test_run_facets_and_get_runs(store):
+    assert store.run_facets().datasets == [] and store.get_runs([]) == []
+    a, b, c = store.create_runs([(RunConfig(dataset="z"), "same"), (RunConfig(dataset="y"),
+                                                                     "same-1"),
+                                 (RunConfig(dataset="z"), "same")])
+    store.update_run(a, extra={"sweep": "old"})
+    store.update_run(b, extra={"sweep": "new", "other": 1})
+    store.set_tags(a, ["t2", "t1"])
+    store.set_tags(c, ["t1"])
+    facets = store.run_facets()
+    assert facets.datasets == ["y", "z"] and facets.tags == ["t1", "t2"]
+    assert facets.sweeps == [("new", "same-1"), ("old", "same")]
+    assert facets.repeated_names == {"same"} and not facets.any_owner
+    store.create_run(RunConfig(dataset="z"), owner="bo@x")
+    assert store.run_facets().any_owner
+    runs = store.get_runs([c, "nosuchrun12", a])
+    assert [r["id"] for r in runs] == [a, c]  # oldest first, missing ones left out
+    assert runs[0]["config"]["dataset"] == "z" and runs[0]["tags"] == ["t1", "t2"]
+
+
+def test_runs_page_indexes_exist(store):
+    engine = sa.create_engine(store.url)
+    names = {i["name"] for i in sa.inspect(engine).get_indexes("runs")}
+    engine.dispose()
+    assert {"runs_status", "runs_seq", "runs_owner", "runs_dataset"} <= names

@@ -25,6 +25,7 @@ from tlcore.entities import (
 )
 from tlcore.store.base import MIGRATIONS_DIR, SCHEMA_REVISION
 from tlcore.store.connection import DB_URL_ENV, database_url, engine
+from tlcore.store.listing import RunFacets, RunFilter
 from tlcore.store.runs import (
     MAX_NOTE_CHARS,
     MAX_TAG_CHARS,
@@ -81,6 +82,8 @@ __all__ = [
     "EpochRecord",
     "ProgressRecord",
     "RunRecord",
+    "RunFacets",
+    "RunFilter",
     "RunStore",
     "check_note",
     "check_tags",

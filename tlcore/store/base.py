@@ -40,7 +40,7 @@ from tlcore.store.tables import QUEUE_LOCK, VERSION_TABLE, locks_table
 from tlcore.workspace import Workspace
 
 # The newest revision in migrations/versions: a store at it opens without Alembic.
-SCHEMA_REVISION = "0003"
+SCHEMA_REVISION = "0004"
 MIGRATIONS_DIR = Path(__file__).resolve().with_name("migrations")
 
 # SQLite errors of opening a WAL database whose disk is full or read-only.

@@ -65,6 +65,9 @@ runs_table = Table(
     Column("tags", Text),
     Column("note", Text),
     Index("runs_status", "status", "seq"),
+    Index("runs_seq", "seq"),
+    Index("runs_owner", "owner", "seq"),
+    Index("runs_dataset", "dataset", "seq"),
 )
 metrics_table = Table(
     METRICS_TABLE, metadata,

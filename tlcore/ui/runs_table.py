@@ -1,4 +1,7 @@
-"""The Runs page's table: its columns, filters' matching, the selection and its `?runs=` link.
+"""The Runs page's table: its columns and rows, the selection and its `?runs=` link.
+
+The store filters, sorts and pages the runs (`RunStore.runs_page`); the table
+shows one page of them (`table_frame`), parsing only those rows' configs.
 
 The ticked runs live in the URL (`?runs=id1,id2`), so a comparison can be shared
 as a link. The table selects rows by position, so whenever its rows change
@@ -8,11 +11,20 @@ runs that a search or filter hides stay ticked until they are shown and unticked
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import pandas as pd
 import streamlit as st
 
+from tlcore import auth
+from tlcore.charts import runs as charts
+from tlcore.config import RunConfig
+from tlcore.errors import ConfigError
+from tlcore.store import RunFilter, RunStore
+from tlcore.ui import tables
 from tlcore.ui.text import plain
 
 TABLE_COLUMNS = {
@@ -35,6 +47,7 @@ TABLE_IDS_KEY = "runs_table_ids"  # the table's run ids, row by row, when it was
 URL_RUNS = "runs"  # ?runs=id1,id2: the selected runs, so a comparison can be shared
 # The table's own column menu would be a second column picker, one that forgets its
 # choice on every rerun: the "Columns" picker above the table is the one kept.
+CSV_EAGER_MAX = 500  # the most matching runs whose CSV is built with the page
 HIDE_TABLE_COLUMN_MENU = (
     f'<style>.st-key-{TABLE_KEY} [data-testid="stElementToolbarButton"]'
     ':has(button[aria-label^="Show/hide columns"]) {display: none;}</style>')
@@ -46,20 +59,52 @@ def problem(run: dict) -> str | None:
     return error.splitlines()[0] if error else None
 
 
-def sweep_labels(runs: list[dict]) -> dict[str, str]:
-    """Sweep id -> a label ("" for runs outside any sweep), newest sweep first."""
+def sweep_labels(sweeps: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """Sweep id -> a label ("" for runs outside any sweep), in the order given.
+
+    Args:
+        sweeps: `(sweep id, name of its newest trial)`, newest sweep first
+            (`RunFacets.sweeps`).
+    """
     labels = {"": "No sweep"}
-    for run in reversed(runs):
-        sweep = (run.get("extra") or {}).get("sweep")
-        if sweep and sweep not in labels:
-            labels[sweep] = f"{run['name'].rsplit('-', 1)[0]} ({sweep[:6]})"
+    for sweep, name in sweeps:
+        labels[sweep] = f"{name.rsplit('-', 1)[0]} ({sweep[:6]})"
     return labels
 
 
-def matches(run: dict, text: str) -> bool:
-    """Whether `text` (already case-folded) is in the run's name, one of its tags, or its note."""
-    fields = [run["name"], *run["tags"], run["note"] or ""]
-    return any(text in field.casefold() for field in fields)
+@functools.lru_cache(maxsize=20_000)
+def stored_config(text: str) -> dict[str, Any]:
+    """A stored config's JSON as the store reads it (keys added since read as defaults).
+
+    A run's config never changes once stored, so each text is parsed once per
+    process; the dict returned is shared: read it, never change it.
+    """
+    config = json.loads(text)
+    try:
+        return RunConfig.from_dict(config).to_dict()
+    except ConfigError:
+        return config  # shown as stored; `get_config` reports what is wrong with it
+
+
+def table_frame(runs: Sequence[dict[str, Any]], repeated_names: set[str]) -> pd.DataFrame:
+    """The runs table's rows: `runs_frame` with a problem, owner, tags and note column.
+
+    Args:
+        runs: Rows of `RunStore.runs_page` (config as JSON text) or records of
+            `RunStore.get_runs` (config as a dict).
+        repeated_names: Names more than one run in the store has: their runs are
+            labelled with their id as well, on every page.
+    """
+    frame = charts.runs_frame([
+        {**r, "config": stored_config(r["config"]) if isinstance(r["config"], str)
+         else r["config"]} for r in runs])
+    frame["run"] = [r["name"] if r["name"] not in repeated_names
+                    else f"{r['name']} ({r['id'][:6]})" for r in runs]
+    frame.insert(frame.columns.get_loc("status") + 1, "problem", [problem(r) for r in runs])
+    frame["owner"] = [auth.owner_label(r["owner"]) for r in runs]
+    frame["tags"] = [r["tags"] for r in runs]
+    frame["note"] = [r["note"] or "" for r in runs]
+    return frame
 
 
 def pick_columns() -> list[str]:
@@ -78,10 +123,19 @@ def pick_columns() -> list[str]:
     return columns
 
 
-def url_selection(known: set[str]) -> list[str]:
-    """The run ids of `?runs=`, in order; a warning names those that are not runs here."""
+def url_ids() -> list[str]:
+    """The run ids of `?runs=`, in order, whether or not they are runs here."""
     text = st.query_params.get(URL_RUNS, "")
-    wanted = [i for i in dict.fromkeys(t.strip() for t in text.split(",")) if i]
+    return [i for i in dict.fromkeys(t.strip() for t in text.split(",")) if i]
+
+
+def url_selection(wanted: list[str], known: set[str]) -> list[str]:
+    """The run ids of `?runs=` that are runs here; a warning names the others.
+
+    Args:
+        wanted: The ids of `?runs=` (`url_ids`).
+        known: Those of them that are runs in this workspace.
+    """
     bad = [i for i in wanted if i not in known]
     if bad:
         st.warning(f"The link names {'a run' if len(bad) == 1 else 'runs'} not in this "
@@ -163,3 +217,23 @@ def runs_table(view: pd.DataFrame, columns: list[str], wanted: list[str]) -> lis
     )
     rows = [i for i in event.selection.rows if i < len(view)]
     return view.iloc[rows]["id"].to_list()
+
+
+def runs_csv(store: RunStore, which: RunFilter, total: int,
+             repeated_names: set[str]) -> str | Callable[[], str]:
+    """The CSV of every run that matches (see `tables.runs_table_csv`), newest first.
+
+    Up to CSV_EAGER_MAX runs, the text itself, built with the page; beyond, a
+    function that builds it when the download is clicked, so reruns (a tick, a page
+    turn) never read and parse every matching run.
+
+    Args:
+        store: The run store.
+        which: The page's filters and search.
+        total: How many runs match.
+        repeated_names: As `table_frame`.
+    """
+    def build() -> str:
+        return tables.runs_table_csv(table_frame(store.runs_page(which)[0], repeated_names))
+
+    return build() if total <= CSV_EAGER_MAX else build

@@ -1,25 +1,24 @@
 """Runs & compare: every run in a table; tick two or more to compare them side by side.
 
-The table lists the newest run first, with the columns the user picks
-(`tlcore.ui.runs_table`). The ticked runs are kept in the URL (`?runs=id1,id2`),
-so a comparison can be shared as a link; a search or filter never unticks the runs
-it hides. The comparison below the table is a fragment (`tlcore.ui.runs_compare`):
-its controls rerun it alone. A run's owner or an admin may rename, delete, tag and
+The table lists the newest run first, a page of PAGE_SIZE runs at a time, with the
+columns the user picks (`tlcore.ui.runs_table`); the store filters, searches and
+pages them in SQL, and only the ticked runs are read in full. The ticked runs are
+kept in the URL (`?runs=id1,id2`), so a comparison can be shared as a link; a
+search, filter or page turn never unticks the runs it hides. The comparison
+below the table is a fragment (`tlcore.ui.runs_compare`): its controls rerun it
+alone. A run's owner or an admin may rename, delete, tag and
 annotate it (`tlcore.auth`); everyone else sees those controls disabled.
 """
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from tlcore import auth
-from tlcore.charts import runs as charts
 from tlcore.errors import TLCoreError
 from tlcore.runs import launch, liveness
-from tlcore.store import STATUSES, RunStore, check_note, check_tags
-from tlcore.ui import tables
+from tlcore.store import STATUSES, RunFacets, RunFilter, RunStore, check_note, check_tags
 from tlcore.ui.access import denied, page_actor, permitted
 from tlcore.ui.flash import flash, show_flash
 from tlcore.ui.present import presenter_link
@@ -27,11 +26,12 @@ from tlcore.ui.runs_compare import compare
 from tlcore.ui.runs_table import (
     keep_url,
     kept_selection,
-    matches,
     pick_columns,
-    problem,
+    runs_csv,
     runs_table,
     sweep_labels,
+    table_frame,
+    url_ids,
     url_selection,
 )
 from tlcore.ui.text import plain
@@ -39,6 +39,8 @@ from tlcore.ui.train_form import open_in_train
 from tlcore.workspace import Workspace
 
 NOTES_RUN_KEY = "runs_notes_run"  # whose tags and note the one editor shows
+PAGE_KEY = "runs_page"  # the table's page, from 1
+PAGE_SIZE = 100  # rows of the table per page
 
 
 def actions(ws: Workspace, store: RunStore, actor: auth.Actor, selected: list[dict]) -> None:
@@ -178,9 +180,9 @@ def notes_editor(store: RunStore, actor: auth.Actor, run: dict, known_tags: list
         st.rerun()
 
 
-def filters(frame: pd.DataFrame, runs: list[dict], actor: auth.Actor
-            ) -> tuple[pd.DataFrame, DeltaGenerator, DeltaGenerator]:
-    """Search, Mine and the filters above the table; returns the runs they keep, newest first.
+def filters(facets: RunFacets, actor: auth.Actor
+            ) -> tuple[RunFilter, DeltaGenerator, DeltaGenerator]:
+    """Search, Mine and the filters above the table; returns which runs they keep.
 
     Also returns the two cells left free in the search row, for the column picker
     and the CSV download.
@@ -192,30 +194,39 @@ def filters(frame: pd.DataFrame, runs: list[dict], actor: auth.Actor
     search = c0.text_input("Search", key="runs_search", placeholder="Name, tag or note",
                            icon=":material/search:",
                            help="Runs whose name, tags or note contain this text, in any case.")
-    dataset_filter = c1.multiselect("Dataset", sorted(frame["dataset"].unique()),
+    dataset_filter = c1.multiselect("Dataset", facets.datasets,
                                     key="runs_filter_dataset", placeholder="All datasets")
     status_filter = c2.multiselect("Status", STATUSES, key="runs_filter_status",
                                    placeholder="All statuses")
-    sweep_names = sweep_labels(runs)
+    sweep_names = sweep_labels(facets.sweeps)
     sweep_filter = c5.multiselect("Sweep", list(sweep_names), format_func=sweep_names.get,
                                   key="runs_filter_sweep", placeholder="Any run",
                                   help="Only the trials of these sweeps ('No sweep': runs "
                                        "launched one by one).")
     mine = bool(c6) and c6[0].toggle("Mine", key="runs_mine",
                                      help="Only the runs you launched.")
-    view = frame
-    if dataset_filter:
-        view = view[view["dataset"].isin(dataset_filter)]
-    if status_filter:
-        view = view[view["status"].isin(status_filter)]
-    if sweep_filter:
-        view = view[view["sweep"].isin(sweep_filter)]
-    text = search.strip().casefold()
-    if text or mine:
-        keep = {r["id"] for r in runs
-                if (not text or matches(r, text)) and (not mine or r["owner"] == actor.user)}
-        view = view[view["id"].isin(keep)]
-    return view.iloc[::-1].reset_index(drop=True), c3, c4
+    which = RunFilter(statuses=status_filter, datasets=dataset_filter, sweeps=sweep_filter,
+                      owner=actor.user if mine else None, search=search)
+    return which, c3, c4
+
+
+def page_offset(total: int) -> int:
+    """The first row of the table's page: the page picked below it, kept within `total`."""
+    pages = max(1, -(-total // PAGE_SIZE))
+    if st.session_state.get(PAGE_KEY, 1) > pages:
+        st.session_state[PAGE_KEY] = pages  # fewer runs match now
+    return (st.session_state.get(PAGE_KEY, 1) - 1) * PAGE_SIZE
+
+
+def page_picker(total: int, offset: int, shown: int) -> None:
+    """Which page of the matching runs the table shows, when they fill more than one."""
+    if total <= PAGE_SIZE:
+        return
+    pages = -(-total // PAGE_SIZE)
+    c1, c2 = st.columns([1, 4], vertical_alignment="center")
+    c1.selectbox("Page", range(1, pages + 1), key=PAGE_KEY, label_visibility="collapsed",
+                 format_func=lambda p: f"Page {p} of {pages}")
+    c2.caption(f"Runs {offset + 1:,}–{offset + shown:,} of {total:,}, newest first.")
 
 
 def render() -> None:
@@ -234,53 +245,58 @@ def render() -> None:
         liveness.refresh(ws=ws)
     except TLCoreError as exc:
         st.error(plain(exc))
-    runs = store.list_runs()
-    if not runs:
+    facets = store.run_facets()
+    if not facets.datasets:
         st.info("No runs yet — launch one on the Train page.", icon=":material/waving_hand:")
         st.page_link("app_pages/train.py", label="Go to Train", icon=":material/model_training:")
         return
-    frame = charts.runs_frame(runs)
-    frame.insert(frame.columns.get_loc("status") + 1, "problem", [problem(r) for r in runs])
-    frame["owner"] = [auth.owner_label(r["owner"]) for r in runs]
-    frame["tags"] = [r["tags"] for r in runs]
-    frame["note"] = [r["note"] or "" for r in runs]
-    wanted = url_selection(set(frame["id"]))
-    view, columns_cell, csv_cell = filters(frame, runs, actor)
+    linked = url_ids()
+    wanted = url_selection(linked, {r["id"] for r in store.get_runs(linked)})
+    which, columns_cell, csv_cell = filters(facets, actor)
     with columns_cell.popover("Columns", icon=":material/view_column:", width="stretch",
                               key="runs_columns_menu"):
         columns = pick_columns()
-    # Names are free text: the CSV keeps any that starts like a formula as text.
-    csv_cell.download_button("Download CSV", tables.runs_table_csv(view),
+    offset = page_offset(store.runs_page(which, limit=0)[1])
+    rows, total = store.runs_page(which, limit=PAGE_SIZE, offset=offset)
+    # Every matching run, not only this page; names are free text: the CSV keeps any
+    # that starts like a formula as text.
+    csv_cell.download_button("Download CSV",
+                             runs_csv(store, which, total, facets.repeated_names),
                              file_name="runs.csv", mime="text/csv", key="runs_csv",
                              icon=":material/download:", width="stretch")
-    if view.empty:
+    if not total:
         st.info("No runs match these filters.")
         return
+    view = table_frame(rows, facets.repeated_names)
     # Owner and tags are columns once some run has one (a signed-in user's, a tag).
-    absent = {c for c, there in (("owner", any(r["owner"] for r in runs)),
-                                 ("tags", any(r["tags"] for r in runs))) if not there}
+    absent = {c for c, there in (("owner", facets.any_owner), ("tags", bool(facets.tags)))
+              if not there}
     ticked = runs_table(view, [c for c in columns if c not in absent], wanted)
+    page_picker(total, offset, len(view))
     selected_ids = kept_selection(wanted, view["id"].to_list(), ticked)
     keep_url(selected_ids)
     if not selected_ids:
         st.caption("Tick the boxes at the left of the table to select runs.")
         return
+    runs = store.get_runs(selected_ids)  # oldest first
     by_id = {r["id"]: r for r in runs}
+    selected_ids = [i for i in selected_ids if i in by_id]  # deleted meanwhile
     hidden = [by_id[i]["name"] for i in selected_ids if i not in ticked]
     if hidden:
-        st.caption(f":material/filter_alt: Also ticked, hidden by the search or filters: "
+        where = "the search or filters" + (", or on another page" if total > PAGE_SIZE else "")
+        st.caption(f":material/filter_alt: Also ticked, hidden by {where}: "
                    f"{plain(', '.join(hidden))}.")
     selected = [by_id[i] for i in selected_ids]
     st.link_button("Presenter view", presenter_link(selected_ids), key="runs_present",
                    icon=":material/slideshow:",
                    help="The ticked runs, read-only, in a new tab: for a projector or to share.")
     actions(ws, store, actor, selected)
-    notes_section(store, actor, selected, sorted({t for r in runs for t in r["tags"]}))
+    notes_section(store, actor, selected, facets.tags)
     if len(selected_ids) < 2:
         st.info("Tick one more run to compare learning curves, final metrics and configs.")
         return
     # Oldest first in every chart (the store's order), so run B of a pair is the later run.
-    st.fragment(compare)(ws, store, frame[frame["id"].isin(selected_ids)], by_id)
+    st.fragment(compare)(ws, store, table_frame(runs, facets.repeated_names), by_id)
 
 
 render()
