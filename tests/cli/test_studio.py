@@ -9,10 +9,12 @@ import subprocess
 import sys
 import time
 import urllib.request
+import zipfile
 from importlib import metadata
 from pathlib import Path
 
-from tlcore.cli import studio
+from tlcore.cli import studio as studio_command
+from tlcore.ui import studio
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -57,7 +59,23 @@ def test_studio_serves_the_dashboard_from_another_folder(tmp_path):
 
 
 def test_studio_command_runs_streamlit_on_the_packaged_app():
-    argv = studio.command("0.0.0.0", 8600)
+    argv = studio_command.command("0.0.0.0", 8600)
     assert argv[1:4] == ["-m", "streamlit", "run"] and Path(argv[4]).name == "app.py"
     assert Path(argv[4]).with_name("app_pages").is_dir()
     assert argv[5:] == ["--server.address", "0.0.0.0", "--server.port", "8600"]
+
+
+def test_the_wheel_carries_the_dashboard_and_the_command(tmp_path):
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
+                    "--no-build-isolation", "--wheel-dir", str(tmp_path), str(ROOT)],
+                   check=True, capture_output=True, timeout=300)
+    (wheel,) = tmp_path.glob("tlcore-*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        names = set(zf.namelist())
+        entry_points = next(zf.read(n).decode() for n in names
+                            if n.endswith(".dist-info/entry_points.txt"))
+    pages = {f"tlcore/ui/studio/app_pages/{p.name}" for p in studio.PAGES_DIR.glob("*.py")}
+    assert {"tlcore/ui/studio/app.py", "tlcore/ui/studio/.streamlit/config.toml",
+            *pages} <= names and len(pages) == 6
+    assert any(n.startswith("tlcore/store/migrations/versions/0001") for n in names)
+    assert "tlcore = tlcore.cli:main" in entry_points
