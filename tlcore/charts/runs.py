@@ -233,7 +233,7 @@ def best_marker(fig: go.Figure, metrics_df: pd.DataFrame, run: str, best: int | 
                 metric: str, splits: Sequence[str], x: str, smoothing: float,
                 color: str) -> None:
     """A star where run `run`'s curve (val when drawn) passes its best epoch, if it has one."""
-    if not best:
+    if best is None or pd.isna(best):
         return
     part = with_elapsed(metrics_df[metrics_df["run"] == run].sort_values("epoch"))
     column = f"val_{metric}" if "val" in splits else metric
