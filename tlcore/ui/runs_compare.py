@@ -1,9 +1,11 @@
 """The Runs page's comparison of the ticked runs: curves, final metrics, configs, evaluations.
 
 `compare` is drawn as a fragment (`st.fragment(compare)(...)`): switching its
-Metric, Curves, axis, smoothing, run or split controls reruns the comparison alone,
-not the page and its table. Its controls take their value as their default on every run and
-keep it while another page is open, as the table's column picker does.
+Metric, Curves, axis, smoothing, run or split controls reruns the comparison
+alone, not the page and its table. Its controls take their value as their
+default on every run and keep it while another page is open, as the table's
+column picker does. Schedule and speed, and one run's details, are drawn only
+when asked for.
 """
 
 from __future__ import annotations
