@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 import pytest
 
 from tlcore.charts import evaluation as evalcharts
-from tlcore.charts import parcoords, theme
+from tlcore.charts import parcoords, schedule, theme
 from tlcore.charts import runs as charts
 from tlcore.config import RunConfig
 
@@ -132,6 +132,10 @@ def _every_figure() -> dict[str, go.Figure]:
         "parallel_coordinates": parcoords.parallel_coordinates(runs, ["train.optimizer"]),
         "parallel_coordinates_empty": parcoords.parallel_coordinates(
             runs.assign(best_val_accuracy=None), ["image_size"]),
+        "learning_rate_chart": schedule.learning_rate_chart(metrics),
+        "learning_rate_chart_empty": schedule.learning_rate_chart(charts.metrics_frame([], {})),
+        "epoch_time_chart": schedule.epoch_time_chart(metrics, x="time"),
+        "epoch_time_chart_empty": schedule.epoch_time_chart(charts.metrics_frame([], {})),
     }
 
 
@@ -145,7 +149,7 @@ def test_every_figure_carries_the_project_template(name):
 
 
 def test_the_template_check_covers_every_builder():
-    builders = {name for module in (charts, parcoords)
+    builders = {name for module in (charts, parcoords, schedule)
                 for name, f in inspect.getmembers(module, inspect.isfunction)
                 if f.__module__ == module.__name__ and not name.startswith("_")
                 and inspect.signature(f).return_annotation == "go.Figure"} - {"styled"}
@@ -199,7 +203,7 @@ def test_charts_module_does_not_import_streamlit_or_tensorflow():
     import subprocess
     import sys
 
-    code = ("import sys, tlcore.charts.runs; "
+    code = ("import sys, tlcore.charts.runs, tlcore.charts.schedule; "
             "print(any(m in sys.modules for m in ('streamlit', 'tensorflow', 'keras')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
@@ -428,3 +432,68 @@ def test_parallel_coordinates_of_many_runs_keep_labels_and_ticks_whole():
     assert len(nine.data[0].dimensions) == 9 and nine.data[0].labelangle == -20
     assert nine.layout.margin.t >= 96 + 3 * len("early_stopping_patience")
     assert nine.layout.height > fig.layout.height
+
+
+def test_learning_curve_options_default_to_the_plain_figure():
+    df = charts.metrics_frame(_metrics("a", "aaaaaaaaaaaa", [1, 1, 2]), {"aaaaaaaaaaaa": "a"})
+    plain = charts.learning_curves(df, "loss")
+    same = charts.learning_curves(df, "loss", log_y=False, smoothing=0.0, x="epoch",
+                                  best_epochs=None)
+    assert plain.to_dict() == same.to_dict()
+    with pytest.raises(ValueError, match="x must be"):
+        charts.learning_curves(df, x="steps")
+    with pytest.raises(ValueError, match="smoothing must be between 0 and 0.99"):
+        charts.learning_curves(df, smoothing=1.0)
+
+
+def test_ema_is_tensorboards_debiased_average():
+    raw = pd.Series([1.0, 0.0, float("nan"), 0.0])
+    smooth = charts.ema(raw, 0.5)
+    assert smooth.iloc[0] == pytest.approx(1.0)  # debiased: the first value as it is
+    assert smooth.iloc[1] == pytest.approx(0.25 / 0.75)
+    assert math.isnan(smooth.iloc[2])
+    assert smooth.iloc[3] == pytest.approx(0.125 / 0.875)
+    assert charts.ema(raw, 0.0) is raw
+
+
+def test_smoothed_curves_keep_the_raw_curve_faint_behind():
+    df = charts.metrics_frame(_metrics("a", "aaaaaaaaaaaa", [1, 1, 1, 1]), {"aaaaaaaaaaaa": "a"})
+    fig = charts.learning_curves(df, "loss", smoothing=0.6, splits=["val"])
+    raw, smooth = fig.data
+    assert raw.opacity == charts.RAW_OPACITY and raw.showlegend is False
+    assert list(raw.y) == list(df["val_loss"])
+    assert smooth.name == "val" and smooth.y[0] == pytest.approx(df["val_loss"][0])
+    assert smooth.y[-1] > df["val_loss"].iloc[-1]  # the average lags the falling loss
+
+
+def test_log_axis_time_axis_and_best_epoch_star():
+    rows = _metrics("a", "aaaaaaaaaaaa", [1, 1, 2, 2]) + _metrics("b", "bbbbbbbbbbbb", [1, 1])
+    df = charts.metrics_frame(rows, {"aaaaaaaaaaaa": "a", "bbbbbbbbbbbb": "b"})
+    fig = charts.learning_curves(df, "loss", log_y=True, x="time",
+                                 best_epochs={"a": 3, "b": None})
+    assert fig.layout.yaxis.type == "log" and fig.layout.yaxis.title.text == "Loss (log)"
+    assert fig.layout.xaxis.title.text == "Time since start (s)"
+    # Epochs of 2 s each: times at the epochs' ends, the fine-tuning line after epoch 2.
+    assert list(fig.data[0].x) == [2.0, 4.0, 6.0, 8.0]
+    assert [s.x0 for s in fig.layout.shapes] == [4.0]
+    star = fig.data[-1]
+    assert star.marker.symbol == "star" and star.showlegend is False
+    assert list(star.x) == [6.0] and star.y[0] == pytest.approx(1.1 / 3)
+    assert sum(t.marker.symbol == "star" for t in fig.data) == 1  # b has no best epoch
+    by_epoch = charts.learning_curves(df, "accuracy", best_epochs={"b": 2}, splits=["train"])
+    assert list(by_epoch.data[-1].x) == [2] and by_epoch.data[-1].y[0] == pytest.approx(0.55)
+
+
+def test_schedule_charts_draw_learning_rate_and_epoch_time_per_run():
+    rows = _metrics("a", "aaaaaaaaaaaa", [1, 1, 2])
+    rows[2]["learning_rate"], rows[2]["epoch_time"] = 1e-5, 5.0
+    df = charts.metrics_frame(rows + _metrics("b", "bbbbbbbbbbbb", [1]),
+                              {"aaaaaaaaaaaa": "a", "bbbbbbbbbbbb": "b"})
+    lr = schedule.learning_rate_chart(df)
+    assert [t.name for t in lr.data] == ["a", "b"] and list(lr.data[0].y) == [1e-3, 1e-3, 1e-5]
+    assert lr.layout.yaxis.type == "log"
+    times = schedule.epoch_time_chart(df, runs=["b", "a"], x="time")
+    assert [t.name for t in times.data] == ["b", "a"]
+    assert list(times.data[1].x) == [2.0, 4.0, 9.0] and list(times.data[1].y) == [2.0, 2.0, 5.0]
+    none = schedule.learning_rate_chart(df.assign(learning_rate=float("nan")))
+    assert none.data == () and "No learning rates" in none.layout.annotations[0].text

@@ -54,6 +54,9 @@ METRIC_LABELS = {
     "best_val_loss": "Best val loss",
     "test_loss": "Test loss",
 }
+X_TITLES = {"epoch": "Epoch", "time": "Time since start (s)"}
+SMOOTHING_MAX = 0.99
+RAW_OPACITY = 0.25  # the unsmoothed curve behind a smoothed one
 
 
 def run_colors(labels: Iterable[str]) -> dict[str, str]:
@@ -101,18 +104,21 @@ def class_balance(df: pd.DataFrame, title: str = "Images per class") -> go.Figur
 def learning_curves(metrics_df: pd.DataFrame, metric: str = "loss",
                     runs: Sequence[str] | None = None, phase_boundaries: bool = True,
                     splits: Sequence[str] = ("train", "val"),
-                    title: str | None = None) -> go.Figure:
+                    title: str | None = None, log_y: bool = False, smoothing: float = 0.0,
+                    x: str = "epoch",
+                    best_epochs: Mapping[str, int | None] | None = None) -> go.Figure:
     """Per-epoch curves of one metric, train solid and val dashed, one colour per run.
 
     Val curves are drawn thicker than train curves. With more curves than
     `LEGEND_BELOW_MAX`, the legend lists each run once (its entry toggles both
     curves) in columns below the plot, which grows to hold them, and its title
-    says which dash is which split.
+    says which dash is which split. With smoothing, each curve is its
+    exponential moving average (as TensorBoard's), the raw values faint behind it.
 
     Args:
         metrics_df: Frame with columns `run`, `epoch`, `phase` and the metric
-            columns (`loss`, `val_loss`, `accuracy`, `val_accuracy`), as from
-            `metrics_frame`.
+            columns (`loss`, `val_loss`, `accuracy`, `val_accuracy`; `epoch_time`
+            for a time axis), as from `metrics_frame`.
         metric: `"loss"` or `"accuracy"`.
         runs: Run labels to draw, in this order (colours follow it); default
             every run in `metrics_df`.
@@ -120,18 +126,25 @@ def learning_curves(metrics_df: pd.DataFrame, metric: str = "loss",
             dotted vertical line per run.
         splits: Which curves to draw: any of `"train"`, `"val"`.
         title: Figure title; default from the metric.
+        log_y: A logarithmic value axis.
+        smoothing: The moving average's weight, 0 (none) to 0.99.
+        x: `"epoch"`, or `"time"`: seconds since the run started, at each epoch's end.
+        best_epochs: `{run label: best epoch}`: a star on each run's curve (val
+            when drawn) at the epoch whose model the run kept.
 
     Returns:
-        The figure: one trace per (run, split) that has data.
+        The figure: one trace per (run, split) that has data, each after its
+        faint raw trace when smoothed, then one star per run with a best epoch.
 
     Raises:
-        ValueError: if `metric` or a split is not known.
+        ValueError: if `metric`, a split, `x` or `smoothing` is not known.
     """
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {', '.join(METRICS)}. Received: metric={metric!r}")
     bad = [s for s in splits if s not in ("train", "val")]
     if bad:
         raise ValueError(f"splits must be 'train' and/or 'val'. Received: splits={list(splits)!r}")
+    check_curve_options(x, smoothing)
     label = METRIC_LABELS[metric]
     title = title or label
     if metrics_df.empty:
@@ -141,12 +154,14 @@ def learning_curves(metrics_df: pd.DataFrame, metric: str = "loss",
     single = len(order) == 1
     # Many runs: one legend entry per run (it toggles both curves), the dash in its title.
     per_run = len(order) * len(splits) > LEGEND_BELOW_MAX and len(splits) > 1
+    at = "%{x:.0f} s" if x == "time" else "epoch %{x}"
     fig = go.Figure()
     marked: set[float] = set()
     for run in order:
-        part = metrics_df[metrics_df["run"] == run].sort_values("epoch")
+        part = with_elapsed(metrics_df[metrics_df["run"] == run].sort_values("epoch"))
         if part.empty:
             continue
+        xs = part["elapsed_s"] if x == "time" else part["epoch"]
         listed = False
         for split in splits:
             column = metric if split == "train" else f"val_{metric}"
@@ -156,36 +171,118 @@ def learning_curves(metrics_df: pd.DataFrame, metric: str = "loss",
                 name = split
             else:
                 name = chart_text(run if per_run else f"{run} · {split}")
+            # One run: colour by split for contrast; several: colour by run, dash by split.
+            line = {"color": SPLIT_COLORS[split] if single else colors[run],
+                    "dash": "solid" if split == "train" else "dash",
+                    "width": LINE_WIDTHS[split]}
+            hover = f"%{{meta[0]}}<br>{at}<br>{split} {metric}: %{{y:.4f}}<extra></extra>"
+            if smoothing:
+                fig.add_trace(go.Scatter(
+                    x=xs, y=part[column], mode="lines", opacity=RAW_OPACITY, showlegend=False,
+                    legendgroup=chart_text(run), meta=[chart_text(run)], line=line,
+                    hovertemplate=hover.replace(f"{split} {metric}", f"raw {split} {metric}")))
             fig.add_trace(go.Scatter(
-                x=part["epoch"], y=part[column], mode="lines+markers",
+                x=xs, y=ema(part[column], smoothing), mode="lines+markers",
                 name=name, showlegend=False if per_run and listed else None,
-                legendgroup=chart_text(run), meta=[chart_text(run)],
-                # One run: colour by split for contrast; several: colour by run, dash by split.
-                line={"color": SPLIT_COLORS[split] if single else colors[run],
-                      "dash": "solid" if split == "train" else "dash",
-                      "width": LINE_WIDTHS[split]},
-                marker={"size": 5},
-                hovertemplate=(f"%{{meta[0]}}<br>epoch %{{x}}<br>{split} {metric}: "
-                               "%{y:.4f}<extra></extra>"),
+                legendgroup=chart_text(run), meta=[chart_text(run)], line=line,
+                marker={"size": 5}, hovertemplate=hover,
             ))
             listed = True
         if phase_boundaries and "phase" in part and (part["phase"] > 1).any():
-            x = part.loc[part["phase"] > 1, "epoch"].min() - 0.5
+            tuned = part["phase"] > 1
+            if x == "time":
+                before = part.loc[~tuned & (part["epoch"] < part.loc[tuned, "epoch"].min()),
+                                  "elapsed_s"]
+                boundary = float(before.max()) if not before.empty else 0.0
+            else:
+                boundary = part.loc[tuned, "epoch"].min() - 0.5
             # Runs that start fine-tuning at the same epoch share one label.
             label_here = {"annotation_text": "fine-tuning", "annotation_position": "top left",
                           "annotation_font": {"size": 11, "color": "#555555"}}
-            fig.add_vline(x=x, line={"dash": "dot", "width": 1.5,
-                                     "color": "#555555" if single else colors[run]},
-                          **({} if x in marked else label_here))
-            marked.add(x)
-    fig.update_xaxes(dtick=1 if metrics_df["epoch"].max() <= 15 else None)
-    if metric == "accuracy":
+            fig.add_vline(x=boundary, line={"dash": "dot", "width": 1.5,
+                                            "color": "#555555" if single else colors[run]},
+                          **({} if boundary in marked else label_here))
+            marked.add(boundary)
+    for run in order:
+        best_marker(fig, metrics_df, run, (best_epochs or {}).get(run), metric, splits, x,
+                    smoothing, SPLIT_COLORS["val" if "val" in splits else "train"]
+                    if single else colors[run])
+    if x == "epoch":
+        fig.update_xaxes(dtick=1 if metrics_df["epoch"].max() <= 15 else None)
+    if log_y:
+        fig.update_yaxes(type="log")
+    elif metric == "accuracy":
         fig.update_yaxes(rangemode="tozero")
-    fig = styled(fig, title, "Epoch", label)
+    fig = styled(fig, title, X_TITLES[x], f"{label} (log)" if log_y else label)
     if per_run:
         legend_in_columns(fig, [t.name for t in fig.data if t.showlegend is not False],
                           DASH_LEGEND)
     return fig
+
+
+def check_curve_options(x: str, smoothing: float) -> None:
+    """Raise ValueError for an unknown x axis or a smoothing weight outside [0, SMOOTHING_MAX]."""
+    if x not in X_TITLES:
+        raise ValueError(f"x must be one of {', '.join(X_TITLES)}. Received: x={x!r}")
+    if not 0 <= smoothing <= SMOOTHING_MAX:
+        raise ValueError(f"smoothing must be between 0 and {SMOOTHING_MAX}. "
+                         f"Received: smoothing={smoothing!r}")
+
+
+def best_marker(fig: go.Figure, metrics_df: pd.DataFrame, run: str, best: int | None,
+                metric: str, splits: Sequence[str], x: str, smoothing: float,
+                color: str) -> None:
+    """A star where run `run`'s curve (val when drawn) passes its best epoch, if it has one."""
+    if best is None or pd.isna(best):
+        return
+    part = with_elapsed(metrics_df[metrics_df["run"] == run].sort_values("epoch"))
+    column = f"val_{metric}" if "val" in splits else metric
+    if column not in part:
+        return
+    values = ema(part[column], smoothing)
+    hit = part["epoch"] == best
+    if not hit.any() or pd.isna(values[hit].iloc[0]):
+        return
+    where = part.loc[hit, "elapsed_s" if x == "time" else "epoch"].iloc[0]
+    fig.add_trace(go.Scatter(
+        x=[where], y=[values[hit].iloc[0]], mode="markers", showlegend=False,
+        legendgroup=chart_text(run), meta=[chart_text(run), best],
+        marker={"symbol": "star", "size": 14, "color": color,
+                "line": {"width": 1, "color": "#ffffff"}},
+        hovertemplate="%{meta[0]}<br>model kept: epoch %{meta[1]}<br>"
+                      f"{column}: %{{y:.4f}}<extra></extra>"))
+
+
+def ema(values: pd.Series, weight: float) -> pd.Series:
+    """TensorBoard's smoothing: a debiased exponential moving average, gaps left as gaps.
+
+    Args:
+        values: The raw values, in order.
+        weight: The weight of the past, 0 (the values as they are) to below 1.
+
+    Returns:
+        The smoothed values, same index; the first equals the first raw value.
+    """
+    if not weight:
+        return values
+    out, last, count = [], 0.0, 0
+    for value in values:
+        if pd.isna(value):
+            out.append(value)
+            continue
+        last = last * weight + (1 - weight) * value
+        count += 1
+        out.append(last / (1 - weight ** count))
+    return pd.Series(out, index=values.index, dtype=float)
+
+
+def with_elapsed(part: pd.DataFrame) -> pd.DataFrame:
+    """One run's epochs (in order) with `elapsed_s`: seconds from its start to each epoch's end.
+
+    An epoch without a time counts as none, so the epochs after it keep a time.
+    """
+    times = part["epoch_time"] if "epoch_time" in part else pd.Series(0.0, index=part.index)
+    return part.assign(elapsed_s=pd.to_numeric(times, errors="coerce").fillna(0.0).cumsum())
 
 
 def legend_in_columns(fig: go.Figure, names: Sequence[str], title: str) -> None:

@@ -16,6 +16,7 @@ import streamlit as st
 
 from tlcore import auth, entities
 from tlcore.charts import runs as charts
+from tlcore.charts import schedule
 from tlcore.errors import TLCoreError
 from tlcore.runs import launch, liveness, logs
 from tlcore.store import (
@@ -32,6 +33,7 @@ from tlcore.store import (
 )
 from tlcore.ui import access
 from tlcore.ui.predict import UPLOAD_TYPES, classify, show_prediction
+from tlcore.ui.run_detail import run_detail
 from tlcore.ui.status import PRUNED, STATUS_ICONS, shown_status, status_badge
 from tlcore.ui.text import percent, plain
 from tlcore.workers import runlog
@@ -205,14 +207,30 @@ def run_details(ws: Workspace, store: RunStore, run: dict, queue: list[dict],
         st.info("Cancelled. Resume continues from the last saved epoch.")
 
     metrics = charts.metrics_frame(store.metrics(run["id"]), {run["id"]: run["name"]})
+    best = {run["name"]: run.get("best_epoch")}
     if not metrics.empty or status == RUNNING:
         left, right = st.columns(2)
-        left.plotly_chart(charts.learning_curves(metrics, "loss"), key="train_live_loss",
-                          theme=None)
-        right.plotly_chart(charts.learning_curves(metrics, "accuracy"), key="train_live_acc",
-                           theme=None)
+        left.plotly_chart(charts.learning_curves(metrics, "loss", best_epochs=best),
+                          key="train_live_loss", theme=None)
+        right.plotly_chart(charts.learning_curves(metrics, "accuracy", best_epochs=best),
+                           key="train_live_acc", theme=None)
+    if not metrics.empty and status not in ACTIVE_STATUSES:
+        # Drawn only while open: the panel redraws on a timer.
+        speed = st.expander("Schedule and speed", key="train_schedule", on_change="rerun",
+                            icon=":material/speed:")
+        if speed.open:
+            left, right = speed.columns(2)
+            left.plotly_chart(schedule.learning_rate_chart(metrics), key="train_lr",
+                              theme=None)
+            right.plotly_chart(schedule.epoch_time_chart(metrics), key="train_epoch_time",
+                               theme=None)
     with st.expander("Log", expanded=status == RUNNING):
         log_view(ws, run["id"])
+    detail = st.expander("Details, parameters and files", key="train_detail",
+                         on_change="rerun", icon=":material/folder_open:")
+    if detail.open:
+        with detail:
+            run_detail(ws, run, key="train_detail")
 
 
 def log_view(ws: Workspace, run_id: str) -> None:

@@ -1,9 +1,11 @@
 """The Runs page's comparison of the ticked runs: curves, final metrics, configs, evaluations.
 
 `compare` is drawn as a fragment (`st.fragment(compare)(...)`): switching its
-Metric, Curves, run or split controls reruns the comparison alone, not the page
-and its table. Its controls take their value as their default on every run and
-keep it while another page is open, as the table's column picker does.
+Metric, Curves, axis, smoothing, run or split controls reruns the comparison
+alone, not the page and its table. Its controls take their value as their
+default on every run and keep it while another page is open, as the table's
+column picker does. Schedule and speed, and one run's details, are drawn only
+when asked for.
 """
 
 from __future__ import annotations
@@ -15,17 +17,21 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from tlcore.charts import evaluation as evalcharts
-from tlcore.charts import parcoords
+from tlcore.charts import parcoords, schedule
 from tlcore.charts import runs as charts
 from tlcore.config import flatten
 from tlcore.errors import TLCoreError
 from tlcore.results import evaluate
 from tlcore.store import COMPLETED, RunStore
 from tlcore.ui.evaluation import stored_evaluation
+from tlcore.ui.run_detail import run_detail
 from tlcore.ui.text import percent, plain
 from tlcore.workspace import Workspace
 
 METRIC_KEY, SPLITS_KEY = "runs_metric", "runs_splits"
+X_KEY, SMOOTH_KEY, LOG_KEY, BEST_KEY = "runs_x", "runs_smoothing", "runs_log_y", "runs_best"
+MORE_KEY, DETAIL_RUN_KEY = "runs_more", "runs_detail_run"
+MORE = {"schedule": "Schedule and speed", "detail": "Details, parameters and files"}
 
 
 def kept_value(key: str, fallback: Any) -> Any:
@@ -148,10 +154,14 @@ def compare(ws: Workspace, store: RunStore, chosen: pd.DataFrame,
                                   default=kept_value(SPLITS_KEY, ["train", "val"])) or ["val"]
     keep_value(METRIC_KEY, metric)
     keep_value(SPLITS_KEY, splits)
+    options = curve_options()
+    best = ({labels[i]: runs[i].get("best_epoch") for i in labels} if options.pop("best")
+            else None)
     metrics = charts.metrics_frame(store.metrics_for(list(labels)), labels)
     st.plotly_chart(
         charts.learning_curves(metrics, metric, runs=list(labels.values()), splits=splits,
-                               title=f"Learning curves · {charts.METRIC_LABELS[metric]}"),
+                               title=f"Learning curves · {charts.METRIC_LABELS[metric]}",
+                               best_epochs=best, **options),
         key="runs_curves", theme=None)
     left, right = st.columns(2, gap="large")
     left.plotly_chart(charts.final_metrics_bar(chosen), key="runs_final", theme=None)
@@ -166,7 +176,51 @@ def compare(ws: Workspace, store: RunStore, chosen: pd.DataFrame,
         parcoords.parallel_coordinates(chosen, parcoords.differing_params(chosen, limit=None)),
         key="runs_parallel", theme=None)
     notes_table(chosen)
+    # Drawn only when asked for, so they cost the comparison nothing otherwise.
+    more = st.segmented_control("Also show", list(MORE), selection_mode="multi", key=MORE_KEY,
+                                default=kept_value(MORE_KEY, []), format_func=MORE.get) or []
+    keep_value(MORE_KEY, more)
+    if "schedule" in more:
+        left, right = st.columns(2, gap="large")
+        left.plotly_chart(schedule.learning_rate_chart(metrics, runs=list(labels.values()),
+                                                       x=options["x"]),
+                          key="runs_lr", theme=None)
+        right.plotly_chart(schedule.epoch_time_chart(metrics, runs=list(labels.values()),
+                                                     x=options["x"]),
+                           key="runs_epoch_time", theme=None)
+    if "detail" in more:
+        ids = list(labels)
+        if st.session_state.get(DETAIL_RUN_KEY) not in ids:
+            st.session_state[DETAIL_RUN_KEY] = ids[0]
+        run_id = st.selectbox("Details, parameters and files of", ids, key=DETAIL_RUN_KEY,
+                              format_func=labels.get)
+        run_detail(ws, runs[run_id], key="runs_detail")
     evaluation_compare(ws, chosen, runs, labels)
+
+
+def curve_options() -> dict[str, Any]:
+    """The learning curves' reading options, a row of controls kept across pages.
+
+    Returns:
+        `log_y`, `smoothing` and `x` for `learning_curves`, and `best`: whether to
+        star each run's best epoch.
+    """
+    c1, c2, c3, c4 = st.columns([1, 2, 1, 1], vertical_alignment="bottom")
+    x = c1.segmented_control("X axis", ["epoch", "time"], key=X_KEY,
+                             default=kept_value(X_KEY, "epoch"),
+                             format_func={"epoch": "Epoch", "time": "Time"}.get,
+                             help="Time: seconds since the run started, at each epoch's "
+                                  "end.") or "epoch"
+    smoothing = c2.slider("Smoothing", 0.0, charts.SMOOTHING_MAX, step=0.01, key=SMOOTH_KEY,
+                          value=kept_value(SMOOTH_KEY, 0.0),
+                          help="Exponential moving average, as in TensorBoard: 0 draws the "
+                               "values as they are; the raw curve stays faint behind.")
+    log_y = c3.toggle("Log scale", key=LOG_KEY, value=kept_value(LOG_KEY, False))
+    best = c4.toggle("Best epoch", key=BEST_KEY, value=kept_value(BEST_KEY, False),
+                     help="A star at each run's model kept: its epoch of lowest val loss.")
+    for key, value in ((X_KEY, x), (SMOOTH_KEY, smoothing), (LOG_KEY, log_y), (BEST_KEY, best)):
+        keep_value(key, value)
+    return {"x": x, "smoothing": smoothing, "log_y": log_y, "best": best}
 
 
 def notes_table(chosen: pd.DataFrame) -> None:

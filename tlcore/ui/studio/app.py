@@ -22,7 +22,7 @@ from tlcore.runs import executors, liveness, slots, sweeps
 from tlcore.runs.executors import local, ray_cluster
 from tlcore.runs.executors import ray as rayjobs
 from tlcore.store import ACTIVE_STATUSES, RUNNING, RunStore
-from tlcore.ui import identity, signin
+from tlcore.ui import identity, notices, signin
 from tlcore.ui.deeplinks import (
     remember_destination,
     take_destination,
@@ -123,17 +123,20 @@ def starting_sweep_workers(ws: Workspace, running: list[dict]) -> int:
 
 
 @st.fragment(run_every=QUEUE_REFRESH_S)
-def queue_panel(ws: Workspace) -> None:
+def queue_panel(ws: Workspace, actor: Actor | None) -> None:
     """The device, worker slots, then running and queued runs, each linking to its live panel.
 
     Sweep trials are running runs, listed with the rest; sweep workers between
-    trials are counted on their own line.
+    trials are counted on their own line. A run of `actor`'s that ends meanwhile
+    gets a toast, whatever the page (`tlcore.ui.notices`).
     """
     device_panel(ws)
     try:
         liveness.refresh(ws=ws)
         executors.current().warm_up(ws)  # the next launch starts in a worker that has Keras loaded
-        active = RunStore(ws).list_runs(statuses=ACTIVE_STATUSES)
+        store = RunStore(ws)
+        active = store.list_runs(statuses=ACTIVE_STATUSES)
+        notices.announce(store, active, actor)
         running = [run for run in active if run["status"] == RUNNING]
         workers_panel(running)
     except TLCoreError as exc:
@@ -169,7 +172,7 @@ def sidebar(ws: Workspace, actor: Actor, mode: str, presenting: bool) -> None:
             st.warning(exposed, icon=":material/public:")
         st.markdown("**Workspace**")
         st.code(str(ws.root), language=None, wrap_lines=True)
-        queue_panel(ws)
+        queue_panel(ws, actor)
 
 
 workspace = Workspace.from_env()
