@@ -262,7 +262,9 @@ def test_upload_train_watch_cancel_compare(server, tmp_path):
             page.get_by_role("tab", name="Augmentation").click()
             _choose(page, "Flip", "horizontal")
             _launch(page, "e2e-cancel", epochs=200)
-            expect(page.get_by_text("Phase 1 · epoch")).to_be_visible(timeout=TRAIN_TIMEOUT_MS)
+            # The panel and the line beside Launch both show the running epoch.
+            expect(page.get_by_text("Phase 1 · epoch").first).to_be_visible(
+                timeout=TRAIN_TIMEOUT_MS)
             shots("train-running")
             page.get_by_role("button", name="Cancel run").click()
             expect(page.get_by_text("Cancelled. Resume continues")).to_be_visible(
@@ -339,7 +341,8 @@ def test_upload_train_watch_cancel_compare(server, tmp_path):
             page.wait_for_timeout(500)
             page.get_by_role("button", name="Start sweep").click()
             expect(page.get_by_text("started with 1 worker(s)")).to_be_visible()
-            trials = page.locator('[data-testid="stMetric"]', has_text="Trials")
+            # The fragment's latest drawing (a redraw briefly shows the previous one too).
+            trials = page.locator('[data-testid="stMetric"]', has_text="Trials").last
             expect(trials).to_contain_text("3 / 3", timeout=SWEEP_TIMEOUT_MS)
             expect(page.get_by_text("Leaderboard", exact=True)).to_be_visible()
             best = page.locator("[class*='st-key-sweep_best_'] .js-plotly-plot")

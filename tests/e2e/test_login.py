@@ -195,9 +195,13 @@ def test_two_people_sign_in_in_turn(server, tmp_path):
 
                 if sub == "bob":
                     # Everyone's runs in the presenter view, read-only, the sidebar folded away.
-                    assert unquote(page.url) == present  # the link, not the start page
-                    for other in ("alice", "bob"):
-                        expect(page.get_by_role("heading", name=f"{other}-run", exact=True)
+                    # The link, not the start page, on its first slide: both runs compared,
+                    # then one slide per run.
+                    assert unquote(page.url) == f"{present}&slide=1"
+                    expect(page.get_by_role("heading", name="alice-run vs bob-run")
+                           ).to_be_visible()
+                    for number, other in ((2, "alice"), (3, "bob")):
+                        expect(page.get_by_text(f"{number} · {other}-run", exact=True)
                                ).to_be_visible()
                     expect(sidebar).to_have_attribute("data-collapsed", "true")
                     expect(page.locator(".js-plotly-plot")).to_have_count(3)  # curves, metrics

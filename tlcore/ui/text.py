@@ -29,9 +29,10 @@ _PUNCTUATION = re.compile("([" + re.escape(string.punctuation) + "])")
 # Emoji shortcodes are matched in the rendered text, after escapes are gone: a word
 # joiner (invisible, zero width) after the colon keeps `:smile:` as typed.
 _SHORTCODE = re.compile(r":(?=[\w+-]+:)")
-# GitHub-flavoured autolinks (`https://...`, `www.x.y`, `a@b.c`) are also found in the
-# rendered text: a word joiner after `http`/`https`, `www` and `@` keeps them text.
-_AUTOLINK = re.compile(r"(?i)(?:(?<=https)|(?<=http))(?=:)|(?<=www)(?=\.)|(?<=@)")
+# GitHub-flavoured autolinks (`https://...`, `www.x.y`) are also found in the rendered
+# text: a word joiner after `http`/`https` and `www` keeps them text. Email addresses
+# (a `mailto:` link at most) stay whole, so that they copy as they read.
+_AUTOLINK = re.compile(r"(?i)(?:(?<=https)|(?<=http))(?=:)|(?<=www)(?=\.)")
 _WORD_JOINER = "\u2060"
 
 
