@@ -203,6 +203,29 @@ def test_processes_racing_for_runs_claim_each_once_within_limit_and_slots(
     assert all(a["gpu"] != b["gpu"] for a, b in _overlaps(claims))
 
 
+
+def test_a_new_database_locked_by_another_process_is_waited_for(tmp_path):
+    """Switching to WAL while another process writes is refused at once by SQLite."""
+    from tlcore.store.connection import engine
+
+    path = tmp_path / "new.db"
+    sqlite3.connect(path).execute("CREATE TABLE t (x)")  # a rollback-journal database
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sqlite3, sys, time\n"
+        "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+        "c.execute('BEGIN IMMEDIATE'); c.execute('INSERT INTO t VALUES (1)')\n"
+        "print('held', flush=True); time.sleep(1.0); c.execute('COMMIT')\n"), str(path)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        start = time.monotonic()
+        with engine(f"sqlite:///{path}").connect() as con:
+            mode = con.exec_driver_sql("PRAGMA journal_mode").scalar()
+        assert mode == "wal" and time.monotonic() - start >= 0.3  # it waited for the writer
+    finally:
+        holder.wait(timeout=30)
+    assert holder.returncode == 0
+
 # ---- schema versions --------------------------------------------------------------
 # The schema as the store created it before it was versioned (revision 0001 adopts it).
 _UNVERSIONED_SCHEMA = """

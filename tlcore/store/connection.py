@@ -19,6 +19,7 @@ import os
 import re
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, create_engine, event
@@ -30,6 +31,8 @@ from tlcore.errors import ConfigError
 from tlcore.workspace import Workspace
 
 DB_URL_ENV = "TLCORE_DB_URL"
+# As long as SQLite's busy timeout below: how long a new database may stay locked.
+WAL_SWITCH_TIMEOUT_S = 30.0
 
 # The execution option that marks a write connection (SQLite: BEGIN IMMEDIATE).
 WRITE_OPTION = "tlcore_write"
@@ -41,6 +44,25 @@ _ENGINES_LOCK = threading.Lock()
 def _masked(text: str) -> str:
     """A URL that did not parse, with anything between `user:` and `@` hidden."""
     return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", text)
+
+
+def _use_wal(con: sqlite3.Connection) -> None:
+    """Put the database in WAL mode, once: the mode is kept in the file.
+
+    Switching needs the database to itself, and SQLite answers "database is locked"
+    at once, without waiting, while another process opens or upgrades a new store;
+    so a new database is switched with retries for as long as the busy timeout.
+    """
+    deadline = time.monotonic() + WAL_SWITCH_TIMEOUT_S
+    while True:
+        try:
+            if con.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                con.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def database_url(ws: Workspace) -> str:
@@ -89,7 +111,7 @@ def _sqlite_engine(url: URL, immutable: bool) -> Engine:
                                   check_same_thread=False)
         try:
             if not immutable:
-                con.execute("PRAGMA journal_mode=WAL")
+                _use_wal(con)
             con.execute("PRAGMA synchronous=NORMAL")
             con.execute("PRAGMA busy_timeout=30000")
         except BaseException:
