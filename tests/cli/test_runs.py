@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -14,6 +15,7 @@ from tests.support.evalutil import write_keras_zip
 from tlcore import data
 from tlcore.config import RunConfig
 from tlcore.data.demo import write_class_folders
+from tlcore.runs import launch
 from tlcore.store import COMPLETED, LOST, QUEUED, RUNNING, RunStore
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -145,9 +147,11 @@ def test_leftover_run_folders_are_removed_by_runs_delete_and_cache_clear(ws):
     ws.run(kept).dir.mkdir(parents=True)
     # Folders whose rows are gone, as after restoring an older copy of the database.
     orphans = [store.create_run(RunConfig(dataset="d", image_size=32)) for _ in range(3)]
+    long_ago = time.time() - 2 * launch.ORPHAN_GRACE_S  # older than a launch in the making
     for run_id in orphans:
         write_keras_zip(ws.run(run_id).model)
         store.delete_run(run_id)
+        os.utime(ws.run(run_id).dir, (long_ago, long_ago))
 
     result = tlcore("runs", "delete", orphans[0])
     assert result.returncode == 0, result.stderr

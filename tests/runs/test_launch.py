@@ -331,6 +331,11 @@ def test_delete_and_cache_clear_remove_orphaned_run_folders(ws):
         write_keras_zip(ws.run(run_id).model)
         store.delete_run(run_id)
     (ws.runs_dir / "Not-A-Run").mkdir()
+    # A folder written this moment is a launch whose row is on its way, not a leftover.
+    assert launch.orphaned_runs(ws) == []
+    long_ago = time.time() - 2 * launch.ORPHAN_GRACE_S
+    for run_id in orphans:
+        os.utime(ws.run(run_id).dir, (long_ago, long_ago))
     assert launch.orphaned_runs(ws) == sorted(orphans)
 
     assert launch.delete(orphans[0], ws) is False

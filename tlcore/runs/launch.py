@@ -30,6 +30,9 @@ from tlcore.workspace import (
 
 RESUMABLE = (FAILED, CANCELLED, LOST)
 
+# A run's folder younger than this is a launch in the making, never a leftover.
+ORPHAN_GRACE_S = 60.0
+
 
 def _check_base_weights(config: RunConfig, store: RunStore, ws: Workspace) -> None:
     """Refuse unusable weights at launch; the worker checks again before training."""
@@ -234,12 +237,15 @@ def orphaned_runs(ws: Workspace | None = None) -> list[str]:
     """Ids of folders under `runs/` that no run row names (sorted).
 
     Only folders named like a run id count; anything else there is left alone.
-    A launch writes the row before the folder and a delete removes the row first,
-    so a folder without a row is never a run in the making.
+    A launch writes a run's folder (its `config.json`) a moment before its row, so
+    a folder changed in the last `ORPHAN_GRACE_S` seconds is left alone too; a
+    delete removes the row first.
     """
     ws = ws or Workspace.from_env()
+    settled = time.time() - ORPHAN_GRACE_S
     folders = {p.name for p in ws.runs_dir.iterdir()
-               if p.is_dir() and not p.is_symlink() and RUN_ID_RE.fullmatch(p.name)}
+               if p.is_dir() and not p.is_symlink() and RUN_ID_RE.fullmatch(p.name)
+               and p.stat().st_mtime < settled}
     if not folders:
         return []
     known = {r["id"] for r in RunStore(ws).list_runs()}
