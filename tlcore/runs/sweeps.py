@@ -28,7 +28,7 @@ import math
 import os
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -447,6 +447,22 @@ def sweep_workers(sweep_id: str, ws: Workspace | None = None) -> list[int | str]
     attrs = attributes(ws, sweep_id) if ws is not None else {}
     return [worker for executor in executors.EXECUTORS.values()
             for worker in executor.sweep_workers(sweep_id, attrs)]
+
+
+def idle_workers(ws: Workspace, training: Collection[int | None]) -> int:
+    """This workspace's local sweep workers training no run: starting up, or between trials.
+
+    Every sweep started here has a log (`log_file`), which names the sweeps whose
+    workers to look for. Zero under Ray, whose jobs the cluster's own figures count.
+
+    Args:
+        ws: The workspace.
+        training: The pids of the running runs (a trial runs in its worker's process).
+    """
+    if executors.name() != "local":
+        return 0
+    ids = [path.stem for path in log_file(ws, "*").parent.glob("*.log")]
+    return sum(pid not in training for pid in executors.EXECUTORS["local"].sweep_workers(ids, {}))
 
 
 def worker_tag(pid: int | None = None) -> str:

@@ -10,23 +10,17 @@ processes.
 
 from __future__ import annotations
 
-import glob
-from pathlib import Path
-
 import streamlit as st
 
 from tlcore import backend
 from tlcore.auth import Actor
 from tlcore.errors import TLCoreError
 from tlcore.runs import executors, liveness, slots, sweeps
-from tlcore.runs.executors import local, ray_cluster
 from tlcore.runs.executors import ray as rayjobs
+from tlcore.runs.executors import ray_cluster
 from tlcore.store import ACTIVE_STATUSES, RUNNING, RunStore
 from tlcore.ui import identity, notices, signin
-from tlcore.ui.deeplinks import (
-    remember_destination,
-    take_destination,
-)
+from tlcore.ui.deeplinks import remember_destination, take_destination
 from tlcore.ui.device import device_summary
 from tlcore.ui.network import exposure_warning
 from tlcore.ui.present import URL_PATH as PRESENT_PATH
@@ -107,21 +101,6 @@ def workers_panel(running: list[dict]) -> None:
         st.caption(f"GPU {plain(slot)} · {holder}")
 
 
-def starting_sweep_workers(ws: Workspace, running: list[dict]) -> int:
-    """This workspace's local sweep workers training no run yet: starting up, or between trials.
-
-    A sweep worker's trial is a running run like any other, with the worker's pid;
-    before its first trial, and between trials, the worker is busy without one.
-    Every sweep started here has a log (`sweeps.log_file`), which names the sweeps
-    whose workers to look for.
-    """
-    if rayjobs.enabled():
-        return 0  # the Ray panel counts the studio's jobs, sweep workers included
-    ids = [Path(p).stem for p in glob.glob(str(sweeps.log_file(ws, "*")))]
-    training = {run["pid"] for run in running}
-    return sum(pid not in training for pid in local.sweep_workers(ids, {}))
-
-
 @st.fragment(run_every=QUEUE_REFRESH_S)
 def queue_panel(ws: Workspace, actor: Actor | None) -> None:
     """The device, worker slots, then running and queued runs, each linking to its live panel.
@@ -142,7 +121,7 @@ def queue_panel(ws: Workspace, actor: Actor | None) -> None:
     except TLCoreError as exc:
         st.error(plain(exc))
         return
-    sweeping = starting_sweep_workers(ws, running)
+    sweeping = sweeps.idle_workers(ws, {run["pid"] for run in running})
     st.markdown("**Queue**")
     if sweeping:
         st.caption(f":material/tune: {sweeping} sweep worker{'s' if sweeping != 1 else ''} "
