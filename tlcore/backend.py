@@ -163,9 +163,12 @@ def activate(name: str) -> None:
 
 # What TensorFlow and Keras import when it is installed although a worker on `name`
 # never uses it: TFLite's JAX helpers, Keras's pandas adapters (about 0.6 s of each
-# worker start on this kind of CPU), and the other backends' frameworks.
-UNUSED_IN_WORKER = {"tensorflow": ("jax", "torch", "pandas"), "jax": ("torch", "pandas"),
-                    "torch": ("jax", "pandas")}
+# worker start on this kind of CPU), Keras's scikit-learn wrappers (which would also
+# import scipy.stats, whose array-API checks fail on a blocked torch), and the other
+# backends' frameworks.
+UNUSED_IN_WORKER = {"tensorflow": ("jax", "torch", "pandas", "sklearn"),
+                    "jax": ("torch", "pandas", "sklearn"),
+                    "torch": ("jax", "pandas", "sklearn")}
 
 
 def skip_unused_imports(name: str) -> None:
