@@ -24,8 +24,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(autouse=True)
 def no_warm_workers(monkeypatch) -> None:
-    """No warm worker pool unless a test asks for one (and stops it): runs start cold."""
+    """No warm worker pool and no inference service unless a test asks for one (and stops
+    it): runs start cold, pages predict through the CLI."""
     monkeypatch.setenv("TLCORE_WARM_WORKERS", "0")
+    monkeypatch.setenv("TLCORE_INFER_SERVICE", "0")
 
 
 @pytest.fixture(autouse=True)

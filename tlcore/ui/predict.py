@@ -1,9 +1,12 @@
-"""Classify pictures with a finished run from a page, and show what the model saw.
+"""Use a finished run's model from a page: classify pictures, show what it saw, export it.
 
-The Evaluate page's Predict tab and the Train page's "Try it" panel share this:
-the pictures are staged in the workspace (`tlcore.data.staging`) and classified
-by `python -m tlcore predict RUN --json` (`tlcore.ui.cli.run_cli`), as the UI
-process never imports TensorFlow.
+The Evaluate page's Predict and Export tabs and the Train page's "Try it" panel
+share this.
+The UI process never imports TensorFlow: the pictures go to the dashboard's
+inference service (`tlcore.runs.inference`), which has Keras imported and the
+model loaded. Where the service is turned off or does not start, they are staged
+in the workspace (`tlcore.data.staging`) and classified by
+`python -m tlcore predict RUN --json` (`tlcore.ui.cli.run_cli`).
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import streamlit as st
 
 from tlcore.charts import evaluation as evalcharts
 from tlcore.data.staging import make_staging
+from tlcore.errors import TLCoreError
+from tlcore.runs import inference
 from tlcore.ui.cli import run_cli
 from tlcore.ui.text import percent, plain
 from tlcore.workspace import Workspace
@@ -43,6 +48,29 @@ def classify(ws: Workspace, run_id: str, images: Sequence[tuple[str, bytes]],
         `index`, `probability`, best first) and, with `gradcam`,
         `overlay_png_base64`; or None after the page showed why it failed.
     """
+    what = f"Classifying {len(images)} image{'s' if len(images) != 1 else ''}…"
+    try:
+        with st.spinner(what, show_time=True):
+            results = inference.request(ws, "predict", run_id=run_id,
+                                        images=[data for _, data in images], k=top_k,
+                                        gradcam=gradcam)
+    except inference.ServiceUnavailable:
+        return _classify_in_cli(ws, run_id, images, top_k, gradcam, what)
+    except TLCoreError as exc:
+        st.error(plain(exc))
+        return None
+    out = []
+    for (name, data), result in zip(images, results, strict=True):
+        overlay = result.pop("overlay_png", None)
+        if overlay is not None:
+            result["overlay_png_base64"] = base64.b64encode(overlay).decode()
+        out.append({"name": name, "image": data, **result})
+    return out
+
+
+def _classify_in_cli(ws: Workspace, run_id: str, images: Sequence[tuple[str, bytes]],
+                     top_k: int, gradcam: bool, what: str) -> list[dict[str, Any]] | None:
+    """`classify` through `python -m tlcore predict` (a new process)."""
     folder = make_staging(ws, "predict-")
     try:
         paths = []
@@ -52,14 +80,35 @@ def classify(ws: Workspace, run_id: str, images: Sequence[tuple[str, bytes]],
             path.write_bytes(data)
             paths.append(str(path))
         args = ["predict", run_id, *paths, "--json", "--top-k", str(top_k)]
-        out = run_cli(ws, args + (["--gradcam"] if gradcam else []),
-                      f"Classifying {len(paths)} image{'s' if len(paths) != 1 else ''}…")
+        out = run_cli(ws, args + (["--gradcam"] if gradcam else []), what)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     if out is None:
         return None
     return [{"name": name, "image": data, **result}
             for (name, data), result in zip(images, json.loads(out), strict=True)]
+
+
+def export(ws: Workspace, run_id: str, fmt: str, path: Path, what: str) -> bool:
+    """Write the export zip of a completed run at `path`, under a spinner; whether it worked.
+
+    Args:
+        ws: The workspace.
+        run_id: A completed run.
+        fmt: One of `tlcore.results.export.FORMATS` (as the CLI's `--format`).
+        path: The zip to write.
+        what: The spinner's text (Markdown: pass names through `text.plain`).
+    """
+    try:
+        with st.spinner(what, show_time=True):
+            inference.request(ws, "export", run_id=run_id, fmt=fmt, out=str(path))
+    except inference.ServiceUnavailable:
+        return run_cli(ws, ["export", run_id, "--format", fmt, "--out", str(path)],
+                       what) is not None
+    except TLCoreError as exc:
+        st.error(plain(exc))
+        return False
+    return True
 
 
 def show_prediction(item: dict[str, Any], key: str,

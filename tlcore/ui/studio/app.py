@@ -15,7 +15,7 @@ import streamlit as st
 from tlcore import backend
 from tlcore.auth import Actor
 from tlcore.errors import TLCoreError
-from tlcore.runs import executors, liveness, slots, sweeps
+from tlcore.runs import executors, inference, liveness, slots, sweeps
 from tlcore.runs.executors import ray as rayjobs
 from tlcore.runs.executors import ray_cluster
 from tlcore.store import ACTIVE_STATUSES, RUNNING, RunStore
@@ -113,6 +113,7 @@ def queue_panel(ws: Workspace, actor: Actor | None) -> None:
     try:
         liveness.refresh(ws=ws)
         executors.current().warm_up(ws)  # the next launch starts in a worker that has Keras loaded
+        inference.ensure_service(ws)  # predictions and exports answer without a new process
         store = RunStore(ws)
         active = store.list_runs(statuses=ACTIVE_STATUSES)
         notices.announce(store, active, actor)

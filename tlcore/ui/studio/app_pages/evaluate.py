@@ -31,7 +31,7 @@ from tlcore.ui.access import denied, page_actor, permitted
 from tlcore.ui.cli import run_cli
 from tlcore.ui.evaluation import image_grid, metric_cards, stored_evaluation
 from tlcore.ui.flash import flash, show_flash
-from tlcore.ui.predict import TOP_K, UPLOAD_TYPES, classify, show_prediction
+from tlcore.ui.predict import TOP_K, UPLOAD_TYPES, classify, export, show_prediction
 from tlcore.ui.selection import confusion_cell
 from tlcore.ui.text import percent, plain
 from tlcore.workspace import Workspace
@@ -470,8 +470,7 @@ def export_tab(ws: Workspace, run_id: str) -> None:
     path = ws.run(run_id).export_zip(fmt)
     if not path.is_file():
         if st.button("Prepare download", key="eval_export", icon=":material/package_2:"):
-            if run_cli(ws, ["export", run_id, "--format", fmt, "--out", str(path)],
-                   f"Exporting as {EXPORT_FORMATS[fmt]}…") is not None:
+            if export(ws, run_id, fmt, path, f"Exporting as {EXPORT_FORMATS[fmt]}…"):
                 st.rerun()
         return
     size_mb = path.stat().st_size / 2**20
