@@ -60,7 +60,7 @@ def measure_warm_start(ws: Any, config: Any) -> dict[str, float]:
         os.environ[warm.ENV_WARM_WORKERS] = "1"
         pid = warm.ensure_warm(ws)
         _wait(lambda: warm.warm_workers(ws).get(pid), "the warm worker")
-        warm = _timed_launch(ws, config)
+        hot = _timed_launch(ws, config)
         warm.stop_warm(ws)
         os.environ[warm.ENV_WARM_WORKERS] = "0"
         cold = _timed_launch(ws, config)
@@ -70,7 +70,7 @@ def measure_warm_start(ws: Any, config: Any) -> dict[str, float]:
             os.environ.pop(warm.ENV_WARM_WORKERS, None)
         else:
             os.environ[warm.ENV_WARM_WORKERS] = saved
-    return {"warm_first_epoch_s": warm[0], "warm_done_s": warm[1],
+    return {"warm_first_epoch_s": hot[0], "warm_done_s": hot[1],
             "cold_first_epoch_s": cold[0], "cold_done_s": cold[1]}
 
 
