@@ -100,9 +100,9 @@ def streamlit_server(tmp_path: Path, env: dict[str, str], port: int | None = Non
 def server(tmp_path):
     """The app on a free port with its own workspace; yields (url, workspace path)."""
     home = tmp_path / "workspace"
-    # The dashboard keeps a warm worker, as it does for a user.
+    # The dashboard keeps a warm worker and its inference service, as it does for a user.
     env = {**os.environ, "TLCORE_HOME": str(home), "TLCORE_MAX_WORKERS": "1",
-           "TLCORE_WARM_WORKERS": "1"}
+           "TLCORE_WARM_WORKERS": "1", "TLCORE_INFER_SERVICE": "1"}
     try:
         with streamlit_server(tmp_path, env) as url:
             yield url, home
@@ -112,7 +112,7 @@ def server(tmp_path):
 
 def _stop_workers(home: Path) -> None:
     """Workers are detached; end any the test left running."""
-    from tlcore.runs import launch, sweeps, warm
+    from tlcore.runs import inference, launch, sweeps, warm
     from tlcore.store import ACTIVE_STATUSES, RunStore
     from tlcore.workspace import Workspace
 
@@ -125,6 +125,7 @@ def _stop_workers(home: Path) -> None:
         launch.delete(run["id"], ws=ws)
     warm.stop_warm(ws)
     assert warm.warm_workers(ws) == {}
+    inference.stop_service(ws)
 
 
 def _run_ids(home: Path) -> dict[str, str]:
@@ -332,6 +333,19 @@ def test_upload_train_watch_cancel_compare(server, tmp_path):
             expect(page.get_by_text(re.compile(r" of (\S+) predicted as \1$"))).to_be_visible()
             expect(page.locator('[data-testid="stException"]')).to_have_count(0)
             shots("evaluate-cell")
+
+            # Predict: an upload is classified by the dashboard's inference service.
+            page.get_by_role("tab", name="Predict").click()
+            picture = next(p for p in (home / "datasets" / "shapes" / "images").rglob("*")
+                           if p.is_file())
+            page.locator('.st-key-eval_upload input[type="file"]').set_input_files(str(picture))
+            page.locator(".st-key-eval_predict button").click()
+            expect(page.get_by_text("Grad-CAM", exact=True)).to_be_visible(
+                timeout=EVAL_TIMEOUT_MS)
+            expect(page.locator(".st-key-eval_predict_chart_0 .js-plotly-plot")).to_be_visible()
+            expect(page.locator('[data-testid="stException"]')).to_have_count(0)
+            assert (home / "workers" / "infer.json").exists()  # answered by the service
+            shots("evaluate-predict")
 
             # Sweeps: three trials around the first run; the leaderboard and charts fill in.
             page.get_by_role("link", name="Sweeps").click()
