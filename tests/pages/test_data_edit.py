@@ -35,6 +35,10 @@ def _said(at) -> str:
     return " | ".join(shown(box.value) for box in at.success)
 
 
+def _captions(at) -> str:
+    return " | ".join(shown(c.value) for c in at.caption)
+
+
 def _metrics(at) -> list[str]:
     return [m.value for m in at.metric][:2]
 
@@ -45,7 +49,8 @@ def test_create_an_empty_dataset_and_add_images_by_upload(app, ws):
     assert "Created **toys** with 2 classes" in " ".join(box.value for box in at.success)
     assert at.selectbox(key="data_selected").value == "toys"
     assert _metrics(at) == ["0", "2"]
-    assert at.selectbox(key="data_edit_class").options == ["cat (0 images)", "dog (0 images)"]
+    assert at.selectbox(key="data_edit_class").options == ["cat", "dog"]
+    assert "cat: 0 images (train 0, validation 0, test 0)" in _captions(at)
 
     uploads = [(f"cat{i}.png", _image(i), "image/png") for i in range(3)]
     at.file_uploader(key="data_edit_upload_0").set_value(
@@ -58,6 +63,7 @@ def test_create_an_empty_dataset_and_add_images_by_upload(app, ws):
     assert "Added 3 images to cat" in shown(note.value)
     assert "1 file skipped: notes.png (not an image" in shown(note.value)
     assert _metrics(at) == ["3", "2"]
+    assert "cat: 3 images (train" in _captions(at)
     # The uploader is new and empty: the files are in.
     assert not at.file_uploader(key="data_edit_upload_1").value
     assert [im["class"] for im in data.list_images("toys", ws=ws)] == ["cat"] * 3
@@ -73,8 +79,7 @@ def test_camera_captures_are_added_at_once_and_counted(app, ws):
         at.run()
         assert not at.exception and not at.error
         assert f"Capture {n} added to dog" in _said(at)
-        assert f"{n} capture{'s' if n > 1 else ''} added to dog this session" in " ".join(
-            shown(c.value) for c in at.caption)
+        assert f"{n} capture{'s' if n > 1 else ''} added to dog this session" in _captions(at)
         assert at.camera_input[0].key != camera.key  # the camera is ready for the next one
     assert [im["class"] for im in data.list_images("toys", ws=ws)] == ["dog", "dog"]
     assert _metrics(at) == ["2", "2"]
@@ -105,9 +110,11 @@ def test_gallery_moves_and_removes_images_in_one_version_each(app, ws):
                                                      "removed 1 from 'cat'"]
 
     at = _open_tab(at, "Versions")
-    (table,) = [d.value for d in at.dataframe if "changes" in d.value.columns]
-    assert list(table["changes"])[:2] == ["removed 1 from 'cat'", "relabelled 2 'cat'->'dog'"]
-    assert table["version"][0] == history[-1]["id"][:12] + " (now)"
+    (table,) = [t.value for t in at.table if "Changes" in t.value.columns]
+    assert list(table["Changes"].map(shown))[:2] == ["removed 1 from 'cat'",
+                                                     "relabelled 2 'cat'->'dog'"]
+    assert table["Version"][0] == history[-1]["id"][:12] + " (now)"
+    assert len(table) == len(history)
 
 
 def test_class_edits_and_their_errors(app, ws):
@@ -130,7 +137,7 @@ def test_class_edits_and_their_errors(app, ws):
     assert len(data.list_versions("toys", ws)) == 4
 
 
-def test_train_on_this_dataset_opens_the_train_form_on_it(app, ws, tmp_path):
+def test_train_on_this_dataset_opens_the_train_form_on_it(app, ws):
     at = _create(app)
     at.button(key="data_edit_train").click().run()
     assert not at.exception

@@ -37,7 +37,6 @@ from tlcore.workspace import Workspace, atomic_write_text
 
 HISTORY_NAME = "history.jsonl"
 LOCK_NAME = ".lock"
-RUN_VERSION_NAME = "dataset.json"  # in a run's folder: {"dataset": name, "version": id}
 
 
 def count_changes(parent: dict[str, Any] | None, child: dict[str, Any],
@@ -210,14 +209,14 @@ def record_run_version(ws: Workspace, run_id: str, dataset: str) -> str:
     with edit_lock(ws, dataset):
         head = ensure_history(ws.dataset_dir(dataset), load_manifest(dataset, ws))
     version = head["fingerprint"]
-    atomic_write_text(ws.run(run_id).dir / RUN_VERSION_NAME,
+    atomic_write_text(ws.run(run_id).dataset_version,
                       json.dumps({"dataset": dataset, "version": version}))
     return version
 
 
 def run_version(ws: Workspace, run_id: str) -> str | None:
     """The dataset version run `run_id` trained on; None for runs from before versions."""
-    path = ws.run(run_id).dir / RUN_VERSION_NAME
+    path = ws.run(run_id).dataset_version
     try:
         return json.loads(path.read_text(encoding="utf-8"))["version"]
     except (FileNotFoundError, json.JSONDecodeError, KeyError, TypeError):

@@ -29,6 +29,7 @@ IMAGE_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "webp", "tif", "tiff"]
 TABS = ("Upload", "Camera", "Gallery", "Classes", "Versions")
 GALLERY_PAGE = 24
 GALLERY_COLUMNS = 6
+VERSIONS_SHOWN = 10  # versions listed in full; more scroll inside the table
 EDIT_WHAT = "edit this dataset"
 # Uploader and camera keys change after each addition, which empties the uploader and
 # brings the camera back to its live view, ready for the next capture.
@@ -79,11 +80,15 @@ def edit_section(ws: Workspace, actor: auth.Actor, row: dict[str, Any],
     show_flash(PAGE)
     left, right = st.columns([3, 1], vertical_alignment="bottom")
     chosen = left.selectbox("Class", classes, key="data_edit_class",
-                            format_func=lambda c: f"{c} ({info['counts'][c]['total']} images)",
                             placeholder="no classes yet: add one under Classes")
     if right.button("Train on this dataset", key="data_edit_train",
                     icon=":material/model_training:", width="stretch"):
         open_train(name)
+    if chosen is not None:
+        counts = info["counts"][chosen]
+        st.caption(f"{plain(chosen)}: {counts['total']} image{'s' if counts['total'] != 1 else ''}"
+                   f" (train {counts['train']}, validation {counts['val']}, test "
+                   f"{counts['test']})")
     if refused:
         st.caption(f":material/lock: {refused}")
     tabs = st.tabs(TABS, key="data_edit_tab", on_change="rerun")
@@ -272,11 +277,13 @@ def versions_table(ws: Workspace, name: str) -> None:
         st.error(plain(exc))
         return
     rows = rows[::-1]
-    st.dataframe(pd.DataFrame({
-        "version": [r["id"][:12] + (" (now)" if r["head"] else "") for r in rows],
-        "created": pd.to_datetime([r["created"] for r in rows], unit="s").round("s"),
-        "images": [r["n_images"] for r in rows],
-        "changes": [r["summary"] for r in rows],
-    }), key="data_edit_versions", hide_index=True, height=min(400, 38 + 35 * len(rows)))
+    # A table wraps each change in full; its cells are Markdown, so names go through plain.
+    st.table(pd.DataFrame({
+        "Version": [r["id"][:12] + (" (now)" if r["head"] else "") for r in rows],
+        "Created": [time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["created"]))
+                    for r in rows],
+        "Images": [r["n_images"] for r in rows],
+        "Changes": [plain(r["summary"]) for r in rows],
+    }), hide_index=True, height="content" if len(rows) <= VERSIONS_SHOWN else 420)
     st.caption("Each edit makes a new version; a run keeps the version it trained on "
                "(`python -m tlcore runs show RUN --json` names it).")
