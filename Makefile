@@ -67,6 +67,7 @@ bench: $(STAMP)
 	$(PY) -m bench.worker_start
 	$(PY) -m bench.runs_page
 	$(PY) -m bench.inference
+	$(PY) -m bench.versions
 
 gpu-wheels: $(STAMP)
 	$(PY) -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \

@@ -22,6 +22,7 @@ This module imports no framework at import time, so the dashboard can use it.
 
 from __future__ import annotations
 
+import importlib.abc
 import importlib.util
 import os
 import random
@@ -106,7 +107,10 @@ def cpu_devices() -> int:
 
 def installed(name: str) -> bool:
     """Whether the framework of backend `name` can be imported here (without importing it)."""
-    return importlib.util.find_spec(name) is not None
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ImportError:  # made unimportable in this worker (`skip_unused_imports`)
+        return False
 
 
 def available() -> list[str]:
@@ -163,12 +167,23 @@ def activate(name: str) -> None:
 
 # What TensorFlow and Keras import when it is installed although a worker on `name`
 # never uses it: TFLite's JAX helpers, Keras's pandas adapters (about 0.6 s of each
-# worker start on this kind of CPU), Keras's scikit-learn wrappers (which would also
-# import scipy.stats, whose array-API checks fail on a blocked torch), and the other
-# backends' frameworks.
+# worker start on this kind of CPU), Keras's scikit-learn wrappers (scikit-learn and
+# the SciPy modules it loads), and the other backends' frameworks. A worker that
+# fits scikit-learn models itself must not call `skip_unused_imports`.
 UNUSED_IN_WORKER = {"tensorflow": ("jax", "torch", "pandas", "sklearn"),
                     "jax": ("torch", "pandas", "sklearn"),
                     "torch": ("jax", "pandas", "sklearn")}
+
+
+class _Unimportable(importlib.abc.MetaPathFinder):
+    """Refuses to find some top-level packages, as if they were not installed."""
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        self.names = frozenset(names)
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> None:
+        if fullname.partition(".")[0] in self.names:
+            raise ModuleNotFoundError(f"No module named {fullname!r}", name=fullname)
 
 
 def skip_unused_imports(name: str) -> None:
@@ -176,10 +191,13 @@ def skip_unused_imports(name: str) -> None:
 
     Their importers treat them as optional (`try: import jax`), so they carry on
     without them. Only for worker processes, before Keras is imported; a module
-    already imported stays.
+    already imported stays. They are refused by a finder rather than left as
+    None in `sys.modules`, where SciPy's array checks would take them for
+    imported modules.
     """
-    for module in UNUSED_IN_WORKER.get(name, ()):
-        sys.modules.setdefault(module, None)
+    names = tuple(m for m in UNUSED_IN_WORKER.get(name, ()) if m not in sys.modules)
+    if names:
+        sys.meta_path.insert(0, _Unimportable(names))
 
 
 def current() -> str:

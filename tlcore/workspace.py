@@ -335,6 +335,11 @@ class RunFiles:
         return self.dir / "class_names.json"
 
     @property
+    def dataset_version(self) -> Path:
+        """`dataset.json`: the dataset and the version of it the run trains on."""
+        return self.dir / "dataset.json"
+
+    @property
     def eval_dir(self) -> Path:
         """`eval/`: stored evaluations and their Grad-CAM overlays."""
         return self.dir / "eval"

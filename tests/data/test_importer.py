@@ -166,7 +166,7 @@ def test_stored_layout_and_manifest_format(ws, mixed_folder):
     data.import_dataset(root, "mixed", ws=ws)
     manifest = data.load_manifest("mixed", ws)
     assert list(manifest) == ["name", "classes", "created", "source", "split", "fingerprint",
-                              "images", "skipped", "health"]
+                              "images", "skipped", "health", "notes", "version"]
     assert manifest["split"] == {"val": 0.2, "test": 0.1, "seed": 0}
     assert manifest["source"] == "mixed"
     folder = ws.dataset_dir("mixed")
@@ -184,7 +184,9 @@ def test_stored_layout_and_manifest_format(ws, mixed_folder):
     assert by_source[f"{UNICODE_CLASS}/cmyk.jpg"]["file"].endswith(".png")
     assert (by_source[f"{CJK_CLASS}/rotated.jpg"]["width"],
             by_source[f"{CJK_CLASS}/rotated.jpg"]["height"]) == (16, 24)
-    assert manifest["fingerprint"] == data.fingerprint(manifest["images"])
+    assert manifest["fingerprint"] == data.fingerprint(manifest["images"], manifest["classes"])
+    assert manifest["version"]["id"] == manifest["fingerprint"]
+    assert manifest["version"]["parent"] is None
 
 
 def test_zip_with_top_folder_and_junk(ws, mixed_folder, tmp_path):

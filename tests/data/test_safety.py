@@ -83,7 +83,7 @@ def test_traversal_absolute_and_symlink_entries_are_skipped(ws, tmp_path):
     assert not Path("/tmp/evil-abs.png").exists()
     folder = ws.dataset_dir("slip")
     stored = {p.relative_to(folder).parts[0] for p in folder.rglob("*") if p.is_file()}
-    assert stored == {"images", "manifest.json"}
+    assert stored == {"images", "manifest.json", "versions"}
 
 
 def test_folder_symlinks_are_not_followed(ws, tmp_path):

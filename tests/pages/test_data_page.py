@@ -216,7 +216,7 @@ def test_an_import_empties_the_uploader_and_a_taken_name_is_refused_on_the_page(
     at.button(key="data_upload_import").click().run()
     assert not at.exception and not at.error
     # The zip is in: a new, empty uploader and name, and nothing to import again.
-    (uploader,) = at.get("file_uploader")
+    (uploader,) = [u for u in at.get("file_uploader") if u.key.startswith("data_upload")]
     assert uploader.key != "data_upload" and not uploader.value
     assert at.text_input(key="data_upload_name").value == ""
     assert at.button(key="data_upload_import").disabled

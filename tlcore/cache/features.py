@@ -9,12 +9,20 @@ head settings pays for VGG16's forward pass once.
 
 The weights fingerprint hashes the prefix's actual weight values, so ImageNet,
 a local file, `run:<id>` and seeded random init all key correctly.
+
+A new dataset version keys a new entry, but most of its images are in an
+earlier one: each split's entry lists the sha256 of its rows
+(`<split>-sha256.json`), and a split that misses copies the rows of the images
+that an entry with the same size, weights and cut holds already, and runs the
+prefix on the others only. The entry's `meta.json` counts both (`rows`), and the
+pass logs them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -25,7 +33,7 @@ import numpy as np
 
 from tlcore.cache import images as imagecache
 from tlcore.cache import lru as cache
-from tlcore.workspace import Workspace, allocate, space_for
+from tlcore.workspace import Workspace, allocate, atomic_write_text, space_for
 
 FEATURES_SUBDIR = "features"  # one of cache.KINDS
 CHUNK = 256  # images per forward call at CHUNK_PX px or less: keeps the device busy
@@ -36,6 +44,9 @@ MIN_CHUNK = 8
 # slow CPU reports every few seconds.
 CHUNK_SECONDS = 2.0
 PROBE_PIXELS = 8 * CHUNK_PX ** 2  # the first chunks, before any time is measured: 8 at 150 px
+SHA_SUFFIX = "-sha256.json"  # `<split>-sha256.json`: the sha256 of each row of `<split>.npy`
+
+log = logging.getLogger(__name__)
 
 
 def chunk_images(size: int) -> int:
@@ -103,17 +114,26 @@ def split_features(ws: Workspace, manifest: dict[str, Any], split: str, size: in
 
     Returns:
         `(features, labels, hit)`: float32 read-only memmap, int32 labels, and
-        whether the cache already held them.
+        whether the cache already held them. On a miss, the rows of images that
+        another entry with the same size, weights and cut holds are copied from
+        it, and only the others go through `prefix`.
     """
     folder = entry_dir(ws, manifest["fingerprint"], size, weights_fp, cut)
     f_path = folder / f"{split}.npy"
     hit = f_path.exists()
     if not hit:
         images, _ = imagecache.split_arrays(ws, manifest, split, size)
-        _build(images, prefix, f_path, progress)
+        shas = [im["sha256"] for im in manifest["images"] if im["split"] == split]
+        known = _known_rows(ws, folder, size, weights_fp, cut, shas)
+        _build(images, prefix, f_path, progress, known, shas)
+        counts = {"reused": len(known), "computed": len(shas) - len(known)}
+        meta = _read_meta(folder)
         (folder / cache.META_FILE).write_text(json.dumps({
             "dataset": manifest["name"], "fingerprint": manifest["fingerprint"], "size": size,
-            "cut": cut, "weights": weights_fp[:16]}))
+            "cut": cut, "weights": weights_fp[:16], "weights_fp": weights_fp,
+            "rows": {**meta.get("rows", {}), split: counts}}))
+        log.info("%s features at %s: %d computed, %d reused from earlier cache entries",
+                 split, cut, counts["computed"], counts["reused"])
         cache.evict(ws, keep=(folder, imagecache.entry_dir(ws, manifest["fingerprint"], size)))
     cache.touch(folder)
     _, labels = imagecache.split_arrays(ws, manifest, split, size)
@@ -141,38 +161,97 @@ def cached_features(ws: Workspace, manifest: dict[str, Any], split: str, size: i
     return np.load(f_path, mmap_mode="r")
 
 
+def _read_meta(folder: Path) -> dict[str, Any]:
+    try:
+        return json.loads((folder / cache.META_FILE).read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def _known_rows(ws: Workspace, folder: Path, size: int, weights_fp: str, cut: str,
+                shas: list[str]) -> dict[int, np.ndarray]:
+    """Features of the split's images that other entries of the same size, weights and cut hold.
+
+    Returns:
+        Row of the split -> that image's features (a read-only view of the other entry).
+    """
+    wanted: dict[str, list[int]] = {}
+    for row, sha in enumerate(shas):
+        wanted.setdefault(sha, []).append(row)
+    known: dict[int, np.ndarray] = {}
+    root = folder.parent
+    others = sorted(root.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True) \
+        if root.is_dir() else []
+    for other in others:
+        if not wanted:
+            break
+        meta = _read_meta(other)
+        if (other == folder or meta.get("weights_fp") != weights_fp or meta.get("size") != size
+                or meta.get("cut") != cut):
+            continue
+        for sha_file in other.glob(f"*{SHA_SUFFIX}"):
+            try:
+                rows = json.loads(sha_file.read_text())
+                feats = np.load(other / sha_file.name.replace(SHA_SUFFIX, ".npy"), mmap_mode="r")
+            except (OSError, ValueError):  # removed by the cache's LRU pass meanwhile
+                continue
+            if len(rows) != len(feats):
+                continue
+            for source_row, sha in enumerate(rows):
+                for row in wanted.pop(sha, ()):
+                    known[row] = feats[source_row]
+    return known
+
+
 def _build(images: np.ndarray, prefix: Callable[[np.ndarray], Any], f_path: Path,
-           progress: Callable[[int, int], None] | None) -> None:
+           progress: Callable[[int, int], None] | None, known: dict[int, np.ndarray],
+           shas: list[str]) -> None:
+    """Write a split's features: `known` rows copied, the others computed by `prefix`.
+
+    The row list (`<split>-sha256.json`) is written before the features, whose
+    presence marks the split complete.
+    """
     f_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = f_path.with_suffix(f".tmp{os.getpid()}.npy")
     n, size = len(images), images.shape[1]
+    missing = np.asarray([row for row in range(n) if row not in known], dtype=np.int64)
     chunk = probe_chunk(size)
     if progress:
-        progress(0, n)
+        progress(n - len(missing), n)
     try:
-        out, start, warm = None, 0, False
-        while True:
+        out = None
+        if known:
+            out = _open_out(tmp, f_path, (n, *next(iter(known.values())).shape))
+            for row, feats in known.items():
+                out[row] = feats
+        start, warm = 0, False
+        while start < len(missing):
             began = monotonic()
-            batch = np.asarray(images[start:start + chunk])
+            rows = missing[start:start + chunk]
+            batch = np.asarray(images[rows])
             feats = np.asarray(prefix(batch), dtype=np.float32)
             seconds = monotonic() - began
             if out is None:
-                shape = (n, *feats.shape[1:])
-                with space_for(f_path.parent, 4 * int(np.prod(shape))):
-                    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
-                                                    shape=shape)
-                    allocate(tmp, tmp.stat().st_size)
-            out[start:start + len(feats)] = feats
-            start = min(start + chunk, n)
+                out = _open_out(tmp, f_path, (n, *feats.shape[1:]))
+            out[rows] = feats
+            start += len(rows)
             if progress:
-                progress(start, n)
-            if start >= n:
-                break
+                progress(n - len(missing) + start, n)
             if warm:  # the first chunk's time includes tracing and compiling
                 chunk = next_chunk(size, seconds / max(len(batch), 1))
             warm = True
+        if out is None:  # an empty split: its features still have the prefix's shape
+            out = _open_out(tmp, f_path, (0, *np.shape(prefix(np.asarray(images[:0])))[1:]))
         out.flush()
         del out
+        atomic_write_text(f_path.with_name(f_path.stem + SHA_SUFFIX), json.dumps(shas))
         os.replace(tmp, f_path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _open_out(tmp: Path, f_path: Path, shape: tuple[int, ...]) -> np.ndarray:
+    with space_for(f_path.parent, 4 * int(np.prod(shape))):
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
+        allocate(tmp, tmp.stat().st_size)
+    return out

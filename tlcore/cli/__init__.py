@@ -12,6 +12,7 @@ import argparse
 import importlib
 import json
 import sys
+from collections.abc import Container
 from typing import Any
 
 from tlcore.errors import TLCoreError
@@ -44,6 +45,19 @@ def build_parser() -> argparse.ArgumentParser:
 def print_json(data: Any) -> None:
     """Print `data` as indented JSON (the `--json` output of every command)."""
     print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def format_table(header: list[str], rows: list[list[str]],
+                 right: Container[int] = frozenset()) -> str:
+    """A plain-text table; columns in `right` are right-aligned (numbers)."""
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+
+    def fmt(row: list[str]) -> str:
+        cells = [str(c).rjust(w) if i in right else str(c).ljust(w)
+                 for i, (c, w) in enumerate(zip(row, widths, strict=True))]
+        return "  ".join(cells).rstrip()
+
+    return "\n".join(fmt(r) for r in [header, *rows])
 
 
 def main(argv: list[str] | None = None) -> int:

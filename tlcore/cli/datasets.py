@@ -2,9 +2,12 @@
 
     datasets import PATH --name NAME [--val F --test F --seed N --csv-zip ZIP]
     datasets list [--json]
-    datasets show NAME [--json]
+    datasets show NAME [--json] [--images]
     datasets delete NAME
     demo [--name NAME]
+
+and the edit commands of `tlcore.cli.dataset_edits` (create, add, remove,
+relabel, versions, ...).
 
 `import` and `demo` print the dataset name on stdout, so scripts can capture it;
 progress goes to stderr.
@@ -15,11 +18,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Container
 from typing import Any, TextIO
 
 from tlcore import data
-from tlcore.cli import print_json
+from tlcore.cli import dataset_edits, format_table, print_json
 
 # Imports with at least this many files show progress even when stderr is not a terminal.
 LARGE_IMPORT_FILES = 2000
@@ -29,8 +31,9 @@ _MAX_SKIPPED_SHOWN = 20
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `datasets` command group and the `demo` command."""
-    group = subparsers.add_parser("datasets", help="import, list, show and delete datasets",
-                                  description="Import, list, show and delete datasets.")
+    group = subparsers.add_parser("datasets", help="import, build, edit, list and show datasets",
+                                  description="Import, build, edit, version, list, show and "
+                                              "delete datasets.")
     sub = group.add_subparsers(dest="datasets_command", metavar="ACTION", required=True)
 
     p = sub.add_parser("import", help="import a zip, folder or CSV of labelled images",
@@ -54,11 +57,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = sub.add_parser("show", help="counts, split, health report and skipped files")
     p.add_argument("name", metavar="NAME")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--images", action="store_true",
+                   help="also list every image: its id, class, split and source file")
     p.set_defaults(func=_cmd_show)
 
     p = sub.add_parser("delete", help="delete a dataset (its folder and record)")
     p.add_argument("name", metavar="NAME")
     p.set_defaults(func=_cmd_delete)
+    dataset_edits.register(sub)
 
     p = subparsers.add_parser("demo", help="create the offline demo dataset",
                               description="Generate a small dataset of 4 shape classes (no "
@@ -151,10 +157,15 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 def _cmd_show(args: argparse.Namespace) -> int:
     info = data.show_dataset(args.name)
+    images = data.list_images(args.name) if args.images else None
     if args.json:
-        print_json(info)
+        print_json(info if images is None else {**info, "images": images})
         return 0
     print(render_show(info))
+    if images is not None:
+        print("\n" + (format_table(["ID", "CLASS", "SPLIT", "SOURCE"],
+                                   [[im["id"], im["class"], im["split"], im["source"]]
+                                    for im in images]) if images else "No images yet."))
     return 0
 
 
@@ -172,6 +183,8 @@ def render_show(info: dict[str, Any]) -> str:
         f"Dataset  {info['name']}",
         f"Source   {info['source']}",
         f"Created  {_when(info['created'])}",
+        f"Version  {info['fingerprint'][:12]} (`python -m tlcore datasets versions "
+        f"{info['name']}` lists them)",
         f"Images   {info['n_images']} in {len(info['classes'])} classes "
         f"(train {splits['train']}, val {splits['val']}, test {splits['test']}; "
         f"split val={split['val']:g} test={split['test']:g} seed={split['seed']})",
@@ -185,10 +198,12 @@ def render_show(info: dict[str, Any]) -> str:
     ]
     sizes = health["sizes"]
     w, h = sizes["width"], sizes["height"]
+    ratio = health["imbalance_ratio"]
     lines += [
-        f"  imbalance (largest/smallest class): {health['imbalance_ratio']:g}",
-        f"  image sizes: {w['min']}x{h['min']} to {w['max']}x{h['max']} "
-        f"(median {w['median']:g}x{h['median']:g}), {sizes['n_distinct']} distinct",
+        f"  imbalance (largest/smallest class): {'-' if ratio is None else f'{ratio:g}'}",
+        (f"  image sizes: {w['min']}x{h['min']} to {w['max']}x{h['max']} "
+         f"(median {w['median']:g}x{h['median']:g}), {sizes['n_distinct']} distinct"
+         if w["median"] is not None else "  image sizes: no images yet"),
         f"  identical files: {len(health['duplicates'])} groups; "
         f"across splits (leakage): {len(health['leakage'])}; "
         f"with different labels: {len(health['label_conflicts'])}",
@@ -203,19 +218,6 @@ def render_show(info: dict[str, Any]) -> str:
             lines.append(f"  ... and {len(info['skipped']) - len(shown)} more "
                          "(--json lists all)")
     return "\n".join(lines)
-
-
-def format_table(header: list[str], rows: list[list[str]],
-                 right: Container[int] = frozenset()) -> str:
-    """A plain-text table; columns in `right` are right-aligned (numbers)."""
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-
-    def fmt(row: list[str]) -> str:
-        cells = [str(c).rjust(w) if i in right else str(c).ljust(w)
-                 for i, (c, w) in enumerate(zip(row, widths, strict=True))]
-        return "  ".join(cells).rstrip()
-
-    return "\n".join(fmt(r) for r in [header, *rows])
 
 
 def _clip(text: str, n: int) -> str:

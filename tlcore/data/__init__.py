@@ -10,13 +10,31 @@ pipeline itself (`importer`) stages everything and leaves nothing behind when it
 refuses or fails; staging folders of killed imports are removed later
 (`staging`). Imports started from the browser run in their own process
 (`background`, and `tlcore.workers.data_import`), and paths typed there must lie
-inside an allowed root (`check_server_path`).
+inside an allowed root (`check_server_path`). A dataset can also be created
+empty and grown, and its classes and images edited (`edits`); each edit makes a
+new immutable version, and runs read the version they trained on (`versions`).
 
 The names below are the package's public API; the modules behind them are not.
 This package never imports TensorFlow: the dashboard imports it.
 """
 
 from tlcore.data.background import ImportStatus, forget_import, import_status, start_import
+from tlcore.data.edits import (
+    Added,
+    add_class,
+    add_images,
+    apply_fixes,
+    check_trainable,
+    create_dataset,
+    describe_skipped,
+    hash_split,
+    image_id,
+    list_images,
+    relabel_image,
+    remove_class,
+    remove_images,
+    rename_class,
+)
 from tlcore.data.health import health_report
 from tlcore.data.importer import ProgressFn, create_demo, import_dataset
 from tlcore.data.limits import ImportLimits
@@ -32,6 +50,13 @@ from tlcore.data.manifest import (
 )
 from tlcore.data.splits import DEFAULT_SEED, DEFAULT_TEST, DEFAULT_VAL, split_counts
 from tlcore.data.staging import remove_stale as remove_stale_staging
+from tlcore.data.versions import (
+    list_versions,
+    pin_run,
+    record_run_version,
+    run_manifest,
+    run_version,
+)
 from tlcore.entities import SPLITS
 from tlcore.workspace import allowed_roots, check_server_path
 
@@ -42,21 +67,40 @@ __all__ = [
     "IMAGES_DIR",
     "MANIFEST_NAME",
     "SPLITS",
+    "Added",
     "ImportLimits",
     "ImportStatus",
     "ProgressFn",
+    "add_class",
+    "add_images",
     "allowed_roots",
+    "apply_fixes",
     "check_server_path",
+    "check_trainable",
+    "create_dataset",
     "create_demo",
     "delete_dataset",
+    "describe_skipped",
     "fingerprint",
     "forget_import",
+    "hash_split",
     "health_report",
+    "image_id",
     "import_dataset",
     "import_status",
     "list_datasets",
+    "list_images",
+    "list_versions",
     "load_manifest",
+    "pin_run",
+    "record_run_version",
+    "relabel_image",
+    "remove_class",
+    "remove_images",
     "remove_stale_staging",
+    "rename_class",
+    "run_manifest",
+    "run_version",
     "sample_files",
     "show_dataset",
     "split_counts",

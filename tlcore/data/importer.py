@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from tlcore.data import staging as staging_dirs
+from tlcore.data import versions
 from tlcore.data.decode import Opened, Stored, finish_image, open_image
 from tlcore.data.demo import DEMO_CLASSES, write_class_folders
 from tlcore.data.health import health_report, skipped_note
@@ -109,7 +110,7 @@ def create_demo(name: str = "demo", ws: Workspace | None = None, per_class: int 
     """
     ws = ws or Workspace.from_env()
     check_dataset_name(name)
-    _check_name_free(RunStore(ws), ws, name)
+    check_name_free(RunStore(ws), ws, name)
     tmp = staging_dirs.make_staging(ws, "demo-")
     try:
         root = write_class_folders(tmp / name, DEMO_CLASSES, per_class, size, seed)
@@ -133,7 +134,7 @@ def _import(src: Path, name: str, *, val: float, test: float, seed: int,
     check_split_args(val, test, seed)
     limits = limits or ImportLimits.from_env()
     store = RunStore(ws)
-    _check_name_free(store, ws, name)
+    check_name_free(store, ws, name)
     if not src.exists():
         raise DatasetError(f"Refused: {src} does not exist; give a .zip of class folders, a "
                            f"folder of class folders or a .csv of filepath,label. "
@@ -171,7 +172,12 @@ def _import(src: Path, name: str, *, val: float, test: float, seed: int,
     return show_dataset(name, ws)
 
 
-def _check_name_free(store: RunStore, ws: Workspace, name: str) -> None:
+def check_name_free(store: RunStore, ws: Workspace, name: str) -> None:
+    """Refuse a name that a dataset, or the folder of an interrupted import, holds.
+
+    Raises:
+        DatasetError: The name is taken.
+    """
     if store.has_dataset(name):
         raise DatasetError(
             f"A dataset named {name!r} already exists; choose another name or delete it first "
@@ -217,18 +223,22 @@ def _build(plan: Plan, staging: Path, *, name: str, val: float, test: float, see
     _decode_all(entries, limits, max(1, min(4, os.cpu_count() or 1)), keep)
     _check_classes(Counter(im["class"] for im in images), limits, kind, skipped, before=False)
     assign_splits(images, val, test, seed)
+    notes = plan.notes + _reduced_notes(reduced)
     manifest = {
         "name": name,
         "classes": classes,
         "created": time.time(),
         "source": source_label,
         "split": {"val": val, "test": test, "seed": seed},
-        "fingerprint": fingerprint(images),
+        "fingerprint": fingerprint(images, classes),
         "images": images,
         "skipped": skipped,
-        "health": health_report(images, classes, skipped, plan.notes + _reduced_notes(reduced)),
+        "health": health_report(images, classes, skipped, notes),
+        "notes": notes,
     }
+    manifest["version"] = versions.first_record(manifest, f"imported from {source_label}")
     write_manifest(staging, manifest)
+    versions.store_version(staging, manifest)
     reporter.done()
     return manifest
 

@@ -2,7 +2,9 @@
 
 The manifest format is described in docs/architecture.md. Stored images live
 under `images/<label index>/` next to it; the run store keeps one row per
-dataset with a compact summary for fast listing.
+dataset with a compact summary for fast listing. `manifest.json` is the
+dataset's current version (its head); every version, the head included, is
+also kept as `versions/<fingerprint>.json` (`tlcore.data.versions`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import uuid
 from pathlib import Path
@@ -23,6 +26,8 @@ from tlcore.workspace import Workspace
 
 MANIFEST_NAME = "manifest.json"
 IMAGES_DIR = "images"
+VERSIONS_DIR = "versions"
+_VERSION_RE = re.compile(r"[0-9a-f]{64}")
 
 
 def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
@@ -32,15 +37,24 @@ def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
     os.replace(tmp, folder / MANIFEST_NAME)
 
 
-def load_manifest(name: str, ws: Workspace | None = None) -> dict[str, Any]:
+def load_manifest(name: str, ws: Workspace | None = None,
+                  version: str | None = None) -> dict[str, Any]:
     """The manifest of dataset `name` (format in docs/architecture.md).
 
+    Args:
+        name: The dataset.
+        ws: The workspace; default `Workspace.from_env()`.
+        version: A version id (the manifest's `fingerprint`); None: the head, the
+            dataset as it is now.
+
     Raises:
-        NotFoundError: The dataset (or its folder) does not exist.
+        NotFoundError: The dataset (or its folder), or that version of it, does not exist.
     """
     ws = ws or Workspace.from_env()
     path = ws.dataset_dir(name) / MANIFEST_NAME
     try:
+        if version is not None:
+            return _load_version(path.parent, name, version)
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         if RunStore(ws).has_dataset(name):
@@ -50,6 +64,29 @@ def load_manifest(name: str, ws: Workspace | None = None) -> dict[str, Any]:
             ) from None
         raise NotFoundError(f"No dataset named {name!r}; import one first "
                             "(`python -m tlcore datasets list` shows what exists).") from None
+
+
+def version_path(folder: Path, version: str) -> Path:
+    """`versions/<version>.json` of the dataset in `folder`.
+
+    Raises:
+        NotFoundError: `version` is not a version id (64 hex digits).
+    """
+    if not isinstance(version, str) or not _VERSION_RE.fullmatch(version):
+        raise NotFoundError(f"{version!r} is not a dataset version id (64 hex digits; "
+                            "`python -m tlcore datasets versions NAME` lists them).")
+    return folder / VERSIONS_DIR / f"{version}.json"
+
+
+def _load_version(folder: Path, name: str, version: str) -> dict[str, Any]:
+    path = version_path(folder, version)
+    if path.is_file():
+        return json.loads(path.read_text(encoding="utf-8"))
+    head = json.loads((folder / MANIFEST_NAME).read_text(encoding="utf-8"))
+    if head["fingerprint"] == version:  # a dataset imported before versions were kept
+        return head
+    raise NotFoundError(f"Dataset {name!r} has no version {version[:12]}; "
+                        f"`python -m tlcore datasets versions {name}` lists its versions.")
 
 
 def list_datasets(ws: Workspace | None = None) -> list[dict[str, Any]]:
@@ -149,11 +186,18 @@ def sample_files(name: str, per_class: int = 6,
     return out
 
 
-def fingerprint(images: list[dict[str, Any]]) -> str:
-    """sha256 hex over (sha256, label, split) of every image, in manifest order."""
+def fingerprint(images: list[dict[str, Any]], classes: list[str] | None = None) -> str:
+    """sha256 hex over (sha256, label, split) of every image, in manifest order, and the classes.
+
+    It identifies a dataset version: the class names count, so that renaming or
+    adding a class makes a new version. Manifests written before versions were
+    kept hashed the images alone (`classes` None).
+    """
     h = hashlib.sha256()
     for im in images:
         h.update(f"{im['sha256']}\t{im['label']}\t{im['split']}\n".encode())
+    if classes is not None:
+        h.update(("classes\t" + json.dumps(classes, ensure_ascii=False)).encode())
     return h.hexdigest()
 
 

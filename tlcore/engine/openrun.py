@@ -12,11 +12,12 @@ from __future__ import annotations
 import functools
 import json
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from tlcore.config import RunConfig
-from tlcore.data import load_manifest
+from tlcore.data import run_manifest
 from tlcore.errors import DatasetError, NotFoundError, RunStateError
 from tlcore.store import COMPLETED, RunRecord, RunStore
 from tlcore.workspace import RunFiles, Workspace
@@ -54,11 +55,24 @@ class OpenedRun:
         if path.is_file():
             return list(json.loads(path.read_text(encoding="utf-8")))
         try:
-            return list(load_manifest(self.config.dataset, self.ws)["classes"])
+            return list(self.manifest()["classes"])
         except NotFoundError:
             raise DatasetError(
                 f"Run {self.id} has no {path.name} and its dataset {self.config.dataset!r} is "
                 "gone, so its class names are unknown.") from None
+
+
+    def manifest(self, dataset: str | None = None) -> dict[str, Any]:
+        """The manifest of `dataset` (default the run's own) as the run reads it.
+
+        The run's own dataset is read at the version the run trained on, so that
+        editing the dataset never changes what the run is evaluated on; another
+        dataset is read as it is now.
+
+        Raises:
+            NotFoundError: if the dataset, or the run's version of it, does not exist.
+        """
+        return run_manifest(self.ws, self.id, dataset or self.config.dataset, self.config.dataset)
 
 
 def open_run(run_id: str, ws: Workspace | None = None, *,

@@ -275,7 +275,7 @@ def evaluate_run(run_id: str, ws: Workspace | None = None, dataset: str | None =
     config = run.config
     name = check_dataset_name(dataset or config.dataset)
     classes = run.classes
-    manifest = load_manifest(name, ws)
+    manifest = run.manifest(name)
     mapping = class_mapping(classes, list(manifest["classes"]), name)
     started = time.time()
     loaded = _ModelLoader(run, model)
@@ -305,6 +305,7 @@ def evaluate_run(run_id: str, ws: Workspace | None = None, dataset: str | None =
     evaluation = {
         "run_id": run_id,
         "dataset": name,
+        "dataset_version": manifest["fingerprint"],
         "trained_on": config.dataset,
         "domain_shift": name != config.dataset,
         "classes": classes,
@@ -404,7 +405,8 @@ def add_gradcam(run_id: str, ws: Workspace | None = None, dataset: str | None = 
                             f"{dataset or 'its own dataset'}; run `python -m tlcore evaluate "
                             f"{run_id}` first.")
     started = time.time()
-    manifest = load_manifest(evaluation["dataset"], ws)
+    manifest = (load_manifest(evaluation["dataset"], ws, evaluation["dataset_version"])
+                if "dataset_version" in evaluation else run.manifest(evaluation["dataset"]))
     stamp = _overlay_mistakes(evaluation, ws, manifest, _ModelLoader(run, model), per_split,
                               None)
     evaluation["eval_seconds"] = round(evaluation["eval_seconds"] + time.time() - started, 3)

@@ -152,14 +152,14 @@ def tflite_probs(path: Path, x: np.ndarray, batch_size: int = TFLITE_BATCH) -> n
     return np.concatenate(probs) if probs else np.zeros((0, int(out["shape"][-1])))
 
 
-def _test_split(config: Any, classes: list[str], ws: Workspace
+def _test_split(run: Any, classes: list[str], ws: Workspace
                 ) -> tuple[np.ndarray, np.ndarray] | str:
     """The run's test images and labels in its class order, or why there are none."""
     from tlcore.cache.images import split_arrays
-    from tlcore.data import load_manifest
 
+    config = run.config
     try:
-        manifest = load_manifest(config.dataset, ws)
+        manifest = run.manifest()
     except NotFoundError:
         return f"dataset {config.dataset!r} is gone, so the test accuracy is not measured"
     x, y = split_arrays(ws, manifest, "test", config.image_size)
@@ -299,7 +299,7 @@ def export_run(run_id: str, fmt: str, out_path: str | os.PathLike,
             float32 = Path(tmp) / "float32.tflite"
             save_tflite(model, float32)
             report = quantization_report(fmt, model, stage / TFLITE_FILE, float32,
-                                         _test_split(config, classes, ws))
+                                         _test_split(run, classes, ws))
             (stage / REPORT_FILE).write_text(json.dumps(report, indent=2), encoding="utf-8")
         (stage / "class_names.json").write_text(
             json.dumps(classes, ensure_ascii=False, indent=2), encoding="utf-8")

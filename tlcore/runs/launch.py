@@ -54,6 +54,8 @@ def launch(config: RunConfig, name: str | None = None, ws: Workspace | None = No
 
     Raises:
         NotFoundError: if the dataset does not exist.
+        DatasetError: if the dataset cannot train a classifier yet (too few classes or
+            images per class; `tlcore.data.check_trainable`).
         ConfigError: if the model would exceed `backbones.max_params()`.
         WeightsError, RunStateError: if `base.weights` names an unusable file or run.
         ConfigError: if `name` is not a valid run name (`workspace.check_run_name`), or
@@ -83,7 +85,7 @@ def launch_many(runs: list[tuple[RunConfig, str | None]], ws: Workspace | None =
     Raises:
         As `launch`; nothing is queued when any run is refused.
     """
-    from tlcore.data import load_manifest
+    from tlcore.data import check_trainable, load_manifest, record_run_version
 
     ws = ws or Workspace.from_env()
     store = RunStore(ws)
@@ -92,6 +94,7 @@ def launch_many(runs: list[tuple[RunConfig, str | None]], ws: Workspace | None =
         if not isinstance(config, RunConfig):
             raise ConfigError(f"launch needs a RunConfig. Received: {type(config).__name__}")
         manifest = load_manifest(config.dataset, ws)
+        check_trainable(manifest)
         backend.require(backend.resolve(config.train.backend))
         backend.check_distribute(config.train.distribute, config.train.backend)
         backbones.check_model_size(config, max(2, len(manifest["classes"])))
@@ -110,6 +113,7 @@ def launch_many(runs: list[tuple[RunConfig, str | None]], ws: Workspace | None =
         files = ws.run(run_id)
         files.dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(files.config, config.to_json())
+        record_run_version(ws, run_id, config.dataset)  # the run trains on this version
     created = None
     try:
         created = store.create_runs(checked, owner=owner, max_active=limit, ids=ids)

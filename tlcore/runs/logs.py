@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from tlcore.data import run_version
 from tlcore.errors import NotFoundError
 from tlcore.runs import executors, liveness
 from tlcore.store import RunStore
@@ -45,8 +46,10 @@ def _executor_log_tail(run_id: str, lines: int, ws: Workspace) -> str:
 def get_run_details(run_id: str, ws: Workspace | None = None) -> dict[str, Any]:
     """A run's row plus its per-epoch metrics and progress (after `refresh`).
 
-    Also `heartbeat_age_s` (seconds since a running worker last showed life, else
-    None) and `heartbeat_timeout_s` (the silence after which it is declared lost).
+    Also `dataset_version` (the dataset version the run trains on; None for runs
+    from before versions were kept, which read the dataset's head),
+    `heartbeat_age_s` (seconds since a running worker last showed life, else None)
+    and `heartbeat_timeout_s` (the silence after which it is declared lost).
 
     Raises:
         NotFoundError: if the run does not exist.
@@ -57,6 +60,7 @@ def get_run_details(run_id: str, ws: Workspace | None = None) -> dict[str, Any]:
     run = store.get_run(run_id)
     run["metrics"] = store.metrics(run_id)
     run["progress"] = store.progress(run_id)
+    run["dataset_version"] = run_version(ws, run_id)
     age = liveness.heartbeat_age(run)
     run["heartbeat_age_s"] = None if age is None else round(age, 1)
     run["heartbeat_timeout_s"] = liveness.heartbeat_timeout((run["progress"] or {}).get("stage"))

@@ -330,7 +330,7 @@ def create(ws: Workspace, base: RunConfig, space: Any, trials: int, *, sampler: 
     """
     import optuna
 
-    from tlcore.data import load_manifest
+    from tlcore.data import check_trainable, load_manifest
 
     if sampler not in SAMPLERS:
         raise ConfigError(f"sampler must be one of {', '.join(SAMPLERS)}. Received: {sampler!r}")
@@ -343,7 +343,7 @@ def create(ws: Workspace, base: RunConfig, space: Any, trials: int, *, sampler: 
     dims = parse_space(space, base)
     if sampler == "grid":
         check_grid(dims, trials)
-    load_manifest(base.dataset, ws)
+    check_trainable(load_manifest(base.dataset, ws))
     slots.worker_limit()
     executors.current().check_sweep_workers(workers, RunStore(ws))
     auth.check_run_quota(RunStore(ws), owner)

@@ -6,7 +6,7 @@ import json
 import time
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert, select, update
 
 from tlcore.entities import DatasetRecord
 from tlcore.errors import NotFoundError
@@ -35,6 +35,20 @@ class DatasetsMixin(StoreBase):
             con.execute(insert(datasets_table).values(
                 name=name, created=time.time(), n_images=n_images,
                 classes=json.dumps(classes), summary=json.dumps(summary), owner=owner))
+
+    def update_dataset(self, name: str, n_images: int, classes: list[str],
+                       summary: dict[str, Any]) -> None:
+        """Record a dataset's new head version (an edit); its name, owner and creation stay.
+
+        Raises:
+            NotFoundError: when the store has no such dataset.
+        """
+        with self._tx() as con:
+            done = con.execute(update(datasets_table).where(datasets_table.c.name == name).values(
+                n_images=n_images, classes=json.dumps(classes), summary=json.dumps(summary)))
+            if done.rowcount == 0:
+                raise NotFoundError(f"No dataset named {name!r}; `python -m tlcore datasets "
+                                    "list` shows existing datasets.")
 
     def list_datasets(self) -> list[DatasetRecord]:
         """All datasets, newest first: name, created, n_images, classes, summary, owner."""

@@ -57,19 +57,21 @@ class RunData:
 
 
 def load_data(config: RunConfig, ws: Workspace,
-              progress: Callable[[int, int], None] | None = None) -> RunData:
+              progress: Callable[[int, int], None] | None = None,
+              version: str | None = None) -> RunData:
     """Decoded images of every split of the run's dataset (cached, memory-mapped).
 
     Args:
         config: The run config.
         ws: The workspace.
         progress: Optional callback `(done, total)` while images are decoded.
+        version: The dataset version to read (`tlcore.data.pin_run`); None: its head.
 
     Raises:
-        NotFoundError: if the dataset no longer exists.
+        NotFoundError: if the dataset, or that version of it, no longer exists.
         DatasetError: if it has fewer than 2 classes or no training images.
     """
-    manifest = load_manifest(config.dataset, ws)
+    manifest = load_manifest(config.dataset, ws, version=version)
     classes = list(manifest["classes"])
     splits = {split: imagecache.split_arrays(ws, manifest, split, config.image_size, progress)
               for split in SPLITS}

@@ -52,7 +52,7 @@ import numpy as np
 
 from tlcore import backend
 from tlcore.config import RunConfig
-from tlcore.data import SPLITS
+from tlcore.data import SPLITS, pin_run
 from tlcore.engine import fastfit, runmodel
 from tlcore.engine.kerasfile import load_keras_file
 from tlcore.engine.model import build_model, compile_for_phase, set_phase, use_mixed_precision
@@ -304,9 +304,11 @@ def _read_data(run: TrainingRun) -> RunData:
     """Load the run's dataset, record its class names, and check the batches fit the replicas."""
     config = run.config
     backend.set_random_seed(config.train.seed)
-    data = load_data(config, run.ws, run.heartbeat.beat)
+    version = pin_run(run.ws, run.run_id, config.dataset)
+    data = load_data(config, run.ws, run.heartbeat.beat, version=version)
     atomic_write_text(run.files.class_names, json.dumps(data.classes, ensure_ascii=False))
-    log.info("data: %s", ", ".join(f"{s} {data.size(s)}" for s in SPLITS))
+    log.info("data: %s (version %s)", ", ".join(f"{s} {data.size(s)}" for s in SPLITS),
+             version[:12])
     if data.train_rows is not None:
         log.info("train.subset %g: training on %d of %d training images", config.train.subset,
                  len(data.train_rows), data.size("train"))

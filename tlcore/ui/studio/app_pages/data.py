@@ -16,6 +16,7 @@ import streamlit as st
 from tlcore import auth, data
 from tlcore.charts import runs as charts
 from tlcore.errors import TLCoreError
+from tlcore.ui import data_edit
 from tlcore.ui.access import denied, page_actor, permitted
 from tlcore.ui.flash import flash, show_flash
 from tlcore.ui.text import plain
@@ -41,13 +42,14 @@ def upload_key() -> str:
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def dataset_details(root: str, name: str, created: float) -> dict:
-    """The dataset's full record; keyed by creation time so a re-import is never stale."""
+def dataset_details(root: str, name: str, created: float, version: str | None) -> dict:
+    """The dataset's full record; keyed by creation time and version, so it is never stale."""
     return data.show_dataset(name, ws=Workspace.from_env(root))
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def dataset_samples(root: str, name: str, created: float) -> dict[str, list[str]]:
+def dataset_samples(root: str, name: str, created: float,
+                    version: str | None) -> dict[str, list[str]]:
     files = data.sample_files(name, per_class=SAMPLES_PER_CLASS, ws=Workspace.from_env(root))
     return {label: [str(p) for p in paths] for label, paths in files.items()}
 
@@ -174,7 +176,8 @@ def add_dataset_form(ws: Workspace, actor: auth.Actor, existing: list[str], busy
                          format="%.2f", help="Share of each class kept for the final test.")
     cols[2].number_input("Split seed", key="data_seed", value=0, step=1,
                          help="Same seed, same split. Every run on the dataset shares it.")
-    names = ["Upload a zip", "Server folder or CSV"] + (["Demo dataset"] if existing else [])
+    names = ["Upload a zip", "Server folder or CSV", "New empty dataset"] + (
+        ["Demo dataset"] if existing else [])
     tabs = st.tabs(names)
     with tabs[0]:
         st.caption("A zip with one folder per class (`cat/…`, `dog/…`). Non-images, "
@@ -211,8 +214,10 @@ def add_dataset_form(ws: Workspace, actor: auth.Actor, existing: list[str], busy
             else:
                 start_import(ws, actor, typed.name, name.strip() or suggest_name(typed.name),
                              existing, source=source)
+    with tabs[2]:
+        data_edit.new_dataset_form(ws, actor, busy, split_settings())
     if existing:
-        with tabs[2]:
+        with tabs[3]:
             demo_button(ws, actor, existing, busy)
 
 
@@ -318,7 +323,8 @@ def delete_section(ws: Workspace, actor: auth.Actor, name: str, n_images: int,
 
 def dataset_section(ws: Workspace, actor: auth.Actor, row: dict) -> None:
     try:
-        info = dataset_details(str(ws.root), row["name"], row["created"])
+        version = row["summary"].get("fingerprint")
+        info = dataset_details(str(ws.root), row["name"], row["created"], version)
     except TLCoreError as exc:
         st.error(plain(exc))
         st.divider()
@@ -343,7 +349,7 @@ def dataset_section(ws: Workspace, actor: auth.Actor, row: dict) -> None:
         health_section(info)
 
     st.markdown("**Samples**")
-    samples = dataset_samples(str(ws.root), row["name"], row["created"])
+    samples = dataset_samples(str(ws.root), row["name"], row["created"], version)
     if any(not Path(f).is_file() for files in samples.values() for f in files):
         st.warning("Some images of this dataset are missing on disk; delete it and import it "
                    "again.", icon=":material/broken_image:")
@@ -357,6 +363,8 @@ def dataset_section(ws: Workspace, actor: auth.Actor, row: dict) -> None:
     if len(samples) > MAX_SAMPLE_CLASSES:
         st.caption(f"Showing {MAX_SAMPLE_CLASSES} of {len(samples)} classes.")
     st.divider()
+    data_edit.edit_section(ws, actor, row, info)
+    st.divider()
     delete_section(ws, actor, info["name"], info["n_images"], row["owner"])
 
 
@@ -364,7 +372,8 @@ def render() -> None:
     ws = Workspace.from_env()
     actor = page_actor(ws)
     st.title("Data")
-    st.caption("Bring in images sorted into one folder per class. Each dataset is split into "
+    st.caption("Bring in images sorted into one folder per class, or build a dataset class by "
+               "class from uploads and the camera. Each dataset is split into "
                "train / validation / test once, and every run on it shares that split.")
     show_flash("data")
     job = st.session_state.get("data_import")
