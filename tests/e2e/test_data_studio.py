@@ -1,4 +1,4 @@
-"""The data studio in a real headless Chromium: create a dataset, add images by upload, versions.
+"""The data studio in a real headless Chromium: a dataset grown by upload and by camera, versions.
 
 Starts `streamlit run app.py` as `test_browser.py` does (its `streamlit_server`)
 with a temporary workspace, and drives it with Playwright (Debian's `chromium`).
@@ -7,6 +7,7 @@ with a temporary workspace, and drives it with Playwright (Debian's `chromium`).
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -62,7 +63,7 @@ def test_create_a_dataset_and_grow_a_class_by_upload(tmp_path):
             classes.press("Enter")
             page.get_by_role("button", name="Create dataset").click()
             expect(page.get_by_text("Created studio with 2 classes")).to_be_visible()
-            expect(page.get_by_role("combobox", name="Class")).to_have_value("cat")
+            expect(page.get_by_role("radio", name="cat", exact=True)).to_be_checked()
             expect(page.get_by_text("cat: 0 images")).to_be_visible()
             shots("studio-created")
 
@@ -86,3 +87,58 @@ def test_create_a_dataset_and_grow_a_class_by_upload(tmp_path):
             browser.close()
     history = data.list_versions("studio", Workspace.from_env(home))
     assert [v["summary"] for v in history] == ["created empty", "added 3 to 'cat'"]
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium installed (Debian: apt-get install "
+                                              "chromium); the browser test needs one")
+def test_hold_to_record_adds_a_burst_of_camera_frames(tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    from tlcore import data
+    from tlcore.workspace import Workspace
+
+    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
+    home = tmp_path / "workspace"
+    env = {**os.environ, "TLCORE_HOME": str(home), "TLCORE_MAX_WORKERS": "1",
+           "TLCORE_WARM_WORKERS": "0"}
+    data.create_dataset("webcam", ["cat", "dog"], ws=Workspace.from_env(home))
+    # Chromium's own test camera (a moving pattern), its permission granted without asking.
+    camera = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
+    with streamlit_server(tmp_path, env) as url, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + camera)
+        page = browser.new_page(viewport={"width": 1400, "height": 1600})
+        page.set_default_timeout(30_000)
+        shots = Shots(page, tmp_path / "screenshots")
+        try:
+            page.goto(url)
+            expect(page.get_by_text("cat: 0 images")).to_be_visible(timeout=60_000)
+            page.get_by_role("tab", name="Camera").click()
+            record = page.get_by_role("button", name="Hold to record")
+            expect(record).to_be_enabled()  # the camera is on
+            expect(page.get_by_text("Hold the button to record 8 frames a second")).to_be_visible()
+            page.get_by_role("radio", name="dog", exact=True).click()  # the class: one click
+            expect(page.get_by_role("radio", name="dog", exact=True)).to_be_checked()
+            expect(page.get_by_text("dog: 0 images")).to_be_visible()
+            shots("camera-live")
+            record.scroll_into_view_if_needed()
+            box = record.bounding_box()
+            page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+            page.mouse.down()
+            page.wait_for_timeout(1500)
+            page.mouse.up()
+            added = page.locator('[data-testid="stAlert"]', has_text="captures to dog")
+            expect(added).to_be_visible()
+            n = int(re.search(r"Added (\d+) captures to dog", added.inner_text())[1])
+            assert n >= 5
+            expect(page.get_by_text(f"dog: {n} images")).to_be_visible()
+            expect(page.get_by_text(f"{n} captures added to dog this session")).to_be_visible()
+            shots("camera-added")
+        except BaseException:
+            shots("failure")
+            raise
+        finally:
+            browser.close()
+    ws = Workspace.from_env(home)
+    assert len(data.list_images("webcam", ws=ws, class_name="dog")) == n
+    assert [v["summary"] for v in data.list_versions("webcam", ws)] == [
+        "created empty", f"added {n} to 'dog'"]

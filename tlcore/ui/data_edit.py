@@ -1,15 +1,18 @@
 """The Data page's studio: create a dataset empty, grow it by upload or camera, edit it.
 
-Per class: add images by upload (many at once) or by camera (each capture is
-added at once, and the camera is ready for the next one), a gallery where images
+Per class: add images by upload (many at once) or by camera (hold to record a
+burst of frames, added in one version: `camera_burst`), a gallery where images
 are removed or moved to another class, and the class's own add / rename /
 remove. Every edit makes a new dataset version (`tlcore.data.versions`); the
-Versions tab lists them with what each changed. Creating needs the import role,
+Versions tab lists them with what each changed. "Train again" queues a run on
+the dataset as it is now with its latest run's settings (`retrain`); "Train on
+this dataset" opens the Train form on it. Creating needs the import role,
 editing the dataset's owner or an admin (`tlcore.auth`), as deleting does.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 
@@ -18,7 +21,7 @@ import streamlit as st
 
 from tlcore import auth, config, data
 from tlcore.errors import TLCoreError
-from tlcore.ui import train_form
+from tlcore.ui import camera_burst, retrain, train_form
 from tlcore.ui.access import denied, permitted
 from tlcore.ui.flash import flash, show_flash
 from tlcore.ui.text import plain
@@ -31,10 +34,10 @@ GALLERY_PAGE = 24
 GALLERY_COLUMNS = 6
 VERSIONS_SHOWN = 10  # versions listed in full; more scroll inside the table
 EDIT_WHAT = "edit this dataset"
-# Uploader and camera keys change after each addition, which empties the uploader and
-# brings the camera back to its live view, ready for the next capture.
+# The uploader's key changes after each addition, which empties it for the next files.
 UPLOAD_ROUND = "data_edit_upload_round"
-CAMERA_ROUND = "data_edit_camera_round"
+CLASS_KEY = "data_edit_class"
+BURST_KEY = "data_edit_burst"  # the hold-to-record camera (`camera_burst`)
 CAPTURES = "data_edit_captures"  # {"<dataset>/<class>": captures added this session}
 
 
@@ -73,17 +76,19 @@ def new_dataset_form(ws: Workspace, actor: auth.Actor, busy: bool, split: dict[s
 
 def edit_section(ws: Workspace, actor: auth.Actor, row: dict[str, Any],
                  info: dict[str, Any]) -> None:
-    """Grow and edit the selected dataset, one class at a time, and list its versions."""
+    """Grow and edit the selected dataset, one class at a time, list its versions, train again."""
     name, classes = info["name"], info["classes"]
     refused = denied(actor, auth.MANAGE_OWN, row["owner"], EDIT_WHAT)
     st.markdown("**Build and edit**")
     show_flash(PAGE)
-    left, right = st.columns([3, 1], vertical_alignment="bottom")
-    chosen = left.selectbox("Class", classes, key="data_edit_class",
-                            placeholder="no classes yet: add one under Classes")
+    left, middle, right = st.columns([2, 1, 1], vertical_alignment="bottom")
+    chosen = _class_picker(left, classes)
+    retrain.train_again_button(ws, actor, name, PAGE, where=middle)
     if right.button("Train on this dataset", key="data_edit_train",
-                    icon=":material/model_training:", width="stretch"):
+                    icon=":material/model_training:", width="stretch",
+                    help="Open the Train form on this dataset, to change settings first."):
         open_train(name)
+    retrain.follow_link(name)
     if chosen is not None:
         counts = info["counts"][chosen]
         st.caption(f"{plain(chosen)}: {counts['total']} image{'s' if counts['total'] != 1 else ''}"
@@ -105,6 +110,17 @@ def edit_section(ws: Workspace, actor: auth.Actor, row: dict[str, Any],
     if tabs[4].open:
         with tabs[4]:
             versions_table(ws, name)
+
+
+def _class_picker(where: Any, classes: list[str]) -> str | None:
+    """The class the tabs act on: one click each (pills), the first one to begin with."""
+    if st.session_state.get(CLASS_KEY) not in classes:  # renamed, removed, another dataset
+        st.session_state.pop(CLASS_KEY, None)
+    if not classes:
+        where.caption("No classes yet: add one under Classes.")
+        return None
+    return where.pills("Class", classes, key=CLASS_KEY, default=classes[0], required=True,
+                       format_func=plain)
 
 
 def open_train(name: str) -> None:
@@ -159,39 +175,57 @@ def _upload_tab(ws: Workspace, actor: auth.Actor, row: dict[str, Any], name: str
 
 def _camera_tab(ws: Workspace, actor: auth.Actor, row: dict[str, Any], name: str,
                 class_name: str, classes: list[str], refused: str | None) -> None:
-    count_key = f"{name}/{class_name}"
-    st.camera_input(f"Capture for {class_name}", key=_round_key("data_edit_camera", CAMERA_ROUND),
-                    on_change=_capture, args=(ws, actor, row["owner"], name, class_name),
-                    disabled=refused is not None,
-                    help="Each capture is added to the class at once; the camera is then "
-                         "ready for the next one.")
-    done = st.session_state.get(CAPTURES, {}).get(count_key, 0)
+    st.caption(f"Hold the button to record {plain(class_name)}: every frame of a hold is "
+               "added to the class at once, in one version. A tap takes one photo.")
+    # The element shows text as typed: the reason itself is in the lock line above.
+    off = "Recording is off: you may not edit this dataset." if refused else None
+    camera_burst.recorder(BURST_KEY, disabled=off, on_frames=functools.partial(
+        _take_burst, ws, actor, row["owner"], name, class_name))
+    done = st.session_state.get(CAPTURES, {}).get(f"{name}/{class_name}", 0)
     st.caption(f"{done} capture{'s' if done != 1 else ''} added to {plain(class_name)} "
                "this session.")
 
 
-def _capture(ws: Workspace, actor: auth.Actor, owner: str | None, name: str,
-             class_name: str) -> None:
-    """Add the photo just taken (a callback: it runs before the page does)."""
-    shot = st.session_state.get(_round_key("data_edit_camera", CAMERA_ROUND))
-    st.session_state[CAMERA_ROUND] = st.session_state.get(CAMERA_ROUND, 0) + 1
-    if shot is None:
-        return
+def _take_burst(ws: Workspace, actor: auth.Actor, owner: str | None, name: str,
+                class_name: str) -> None:
+    """Add the frames of the hold just ended (a callback: it runs before the page does)."""
+    add_captures(ws, actor, owner, name, class_name, camera_burst.frames(BURST_KEY))
+
+
+def add_captures(ws: Workspace, actor: auth.Actor, owner: str | None, name: str,
+                 class_name: str, payload: Any) -> None:
+    """Add one hold's frames to a class in one version, and say how it went on the next run.
+
+    Args:
+        ws: The workspace.
+        actor: Who records: they must be allowed to edit the dataset.
+        owner: The dataset's owner.
+        name: The dataset.
+        class_name: The class the frames go to.
+        payload: What the recorder sent (`camera_burst.decode_frames`); an empty
+            hold adds nothing.
+    """
     why = denied(actor, auth.MANAGE_OWN, owner, EDIT_WHAT)
     if why:
         flash(PAGE, "error", why)
         return
     try:
-        added = data.add_images(name, class_name,
-                                [(f"camera-{time.strftime('%Y%m%d-%H%M%S')}.jpg",
-                                  shot.getvalue())], ws=ws)
+        shots = camera_burst.decode_frames(payload)
+        if not shots:
+            return
+        added = data.add_images(name, class_name, shots, ws=ws)
     except TLCoreError as exc:
         flash(PAGE, "error", plain(exc))
         return
+    n = len(added.ids)
     counts = st.session_state.setdefault(CAPTURES, {})
-    counts[f"{name}/{class_name}"] = counts.get(f"{name}/{class_name}", 0) + 1
-    flash(PAGE, "success", f"Capture {counts[f'{name}/{class_name}']} added to "
-                           f"{plain(class_name)} (id {added.ids[0]}).")
+    counts[f"{name}/{class_name}"] = counts.get(f"{name}/{class_name}", 0) + n
+    text = (f"Added {n} capture{'s' if n != 1 else ''} to {plain(class_name)} "
+            f"(version {added.version[:12]}).")
+    if added.skipped:
+        flash(PAGE, "info", f"{text} {plain(data.describe_skipped(added.skipped))}")
+    else:
+        flash(PAGE, "success", text)
 
 
 def _gallery_tab(ws: Workspace, actor: auth.Actor, row: dict[str, Any], name: str,
