@@ -19,7 +19,7 @@ from collections.abc import Container
 from typing import Any, TextIO
 
 from tlcore import data
-from tlcore.cli import print_json
+from tlcore.cli import label_issues, print_json
 
 # Imports with at least this many files show progress even when stderr is not a terminal.
 LARGE_IMPORT_FILES = 2000
@@ -32,6 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     group = subparsers.add_parser("datasets", help="import, list, show and delete datasets",
                                   description="Import, list, show and delete datasets.")
     sub = group.add_subparsers(dest="datasets_command", metavar="ACTION", required=True)
+    label_issues.register(sub)
 
     p = sub.add_parser("import", help="import a zip, folder or CSV of labelled images",
                        description="Import a zip or folder of class folders, or a CSV of "

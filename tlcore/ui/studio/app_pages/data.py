@@ -18,6 +18,7 @@ from tlcore.charts import runs as charts
 from tlcore.errors import TLCoreError
 from tlcore.ui.access import denied, page_actor, permitted
 from tlcore.ui.flash import flash, show_flash
+from tlcore.ui.label_review import review_section
 from tlcore.ui.text import plain
 from tlcore.workspace import Workspace
 
@@ -356,6 +357,8 @@ def dataset_section(ws: Workspace, actor: auth.Actor, row: dict) -> None:
             images_col.image(samples[label], width=80)
     if len(samples) > MAX_SAMPLE_CLASSES:
         st.caption(f"Showing {MAX_SAMPLE_CLASSES} of {len(samples)} classes.")
+    st.divider()
+    review_section(ws, actor, info, row["owner"])
     st.divider()
     delete_section(ws, actor, info["name"], info["n_images"], row["owner"])
 
