@@ -10,9 +10,9 @@ frozen VGG16 base's output pooled over space, `pool`) and needs no TensorFlow:
   `find_label_issues` marks the ones it counts as issues. The suggested label is
   the most probable class out of fold.
 * `near_duplicates`: groups of images whose standardised features have a cosine
-  similarity of at least `DUPLICATE_COSINE`.
+  similarity far above that of an image and its nearest distinct neighbour.
 * `outliers`: images far from their nearest neighbours (cleanlab's
-  `OutOfDistribution` scores, below Tukey's far-out fence).
+  `OutOfDistribution` scores, beyond Tukey's far-out fence).
 * `fixes`: what a reviewer decided per image, as the arguments of one edit
   (`relabel`, `remove`).
 
@@ -22,7 +22,7 @@ module stays cheap.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,8 +34,10 @@ from tlcore.errors import DatasetError
 DEFAULT_C = 0.01
 DEFAULT_FOLDS = 5
 MIN_PER_CLASS = 2  # images a class needs to be cross-validated at all
-DUPLICATE_COSINE = 0.95
-OUTLIER_FENCE = 3.0  # interquartile ranges below the first quartile of the outlier scores
+# Near-duplicates: at most this share of the median nearest-neighbour distance apart.
+DUPLICATE_RATIO = 0.1
+EXACT_DISTANCE = 1e-9  # cosine distance of exact copies, up to rounding
+OUTLIER_FENCE = 3.0  # interquartile ranges above the third quartile of the kNN distances
 OUTLIER_NEIGHBOURS = 10
 MAX_ITER = 2000
 
@@ -158,18 +160,40 @@ def _standardised_unit(features: np.ndarray) -> np.ndarray:
     return x / np.where(norms > 0, norms, 1.0)
 
 
-def near_duplicates(features: np.ndarray, threshold: float = DUPLICATE_COSINE,
-                    block: int = 1024) -> list[list[int]]:
-    """Groups of images whose features are nearly the same (cosine >= `threshold`).
+def _cosine_blocks(unit: np.ndarray, block: int) -> Iterator[tuple[int, np.ndarray]]:
+    """`(start, similarities of rows start.. to every row)`, an image with itself at -inf."""
+    for start in range(0, len(unit), block):
+        sims = unit[start:start + block] @ unit.T
+        rows = np.arange(len(sims))
+        sims[rows, rows + start] = -np.inf
+        yield start, sims
 
-    Pairs above the threshold are joined transitively (union-find); the similarity
-    matrix is computed in blocks of rows, so memory stays `block x n`.
+
+def near_duplicates(features: np.ndarray, ratio: float = DUPLICATE_RATIO,
+                    block: int = 1024) -> list[list[int]]:
+    """Groups of images whose features are nearly the same.
+
+    Two images are near-duplicates when the cosine distance (1 - cosine similarity)
+    of their standardised features is at most `ratio` times the median distance of
+    an image to its nearest neighbour: a threshold relative to the dataset, since
+    how close distinct images come depends on the data (a folder of plain colour
+    swatches has every image close to the next), while a copy is far closer than
+    any two distinct images. Exact copies always count. Pairs are joined
+    transitively (union-find); similarities are computed `block` rows at a time,
+    so memory stays `block x n`.
 
     Returns:
         Groups of image indices (each sorted, at least 2), in order of their first image.
     """
     unit = _standardised_unit(features)
-    parent = list(range(len(unit)))
+    n = len(unit)
+    if n < 2:
+        return []
+    nearest = np.empty(n)
+    for start, sims in _cosine_blocks(unit, block):
+        nearest[start:start + len(sims)] = 1.0 - sims.max(axis=1)
+    limit = max(ratio * float(np.median(nearest)), EXACT_DISTANCE)
+    parent = list(range(n))
 
     def root(i: int) -> int:
         while parent[i] != i:
@@ -177,14 +201,13 @@ def near_duplicates(features: np.ndarray, threshold: float = DUPLICATE_COSINE,
             i = parent[i]
         return i
 
-    for start in range(0, len(unit), block):
-        sims = unit[start:start + block] @ unit.T
-        rows, cols = np.nonzero(sims >= threshold)
+    for start, sims in _cosine_blocks(unit, block):
+        rows, cols = np.nonzero(1.0 - sims <= limit)
         for i, j in zip(rows + start, cols, strict=True):
             if i < j:
                 parent[root(int(j))] = root(int(i))
     groups: dict[int, list[int]] = {}
-    for i in range(len(unit)):
+    for i in range(n):
         groups.setdefault(root(i), []).append(i)
     return sorted((g for g in groups.values() if len(g) > 1), key=lambda g: g[0])
 
@@ -193,10 +216,11 @@ def outliers(features: np.ndarray, fence: float = OUTLIER_FENCE
              ) -> tuple[list[int], np.ndarray]:
     """Images unlike the rest: far from their nearest neighbours in feature space.
 
-    cleanlab's `OutOfDistribution` scores each image by its mean distance to its
-    `OUTLIER_NEIGHBOURS` nearest neighbours (lower is more unusual); an image is an
-    outlier below the first quartile minus `fence` interquartile ranges, so a
-    dataset without unusual images has none.
+    cleanlab's `OutOfDistribution` scores each image from its mean distance to its
+    `OUTLIER_NEIGHBOURS` nearest neighbours (`exp(-distance / scale)`: lower is
+    more unusual). An image is an outlier when that distance, `-log(score)`, lies
+    above Tukey's far-out fence (the third quartile plus `fence` interquartile
+    ranges), so a dataset without unusual images has none.
 
     Returns:
         `(indices, scores)`: the outliers, most unusual first, and every image's score.
@@ -209,9 +233,10 @@ def outliers(features: np.ndarray, fence: float = OUTLIER_FENCE
     unit = _standardised_unit(features)
     ood = OutOfDistribution(params={"k": min(OUTLIER_NEIGHBOURS, n - 1)})
     scores = np.asarray(ood.fit_score(features=unit, verbose=False), dtype=np.float64)
-    q1, q3 = np.percentile(scores, [25, 75])
-    low = np.flatnonzero(scores < q1 - fence * (q3 - q1))
-    return [int(i) for i in low[np.argsort(scores[low], kind="stable")]], scores
+    distance = -np.log(np.maximum(scores, np.finfo(np.float64).tiny))
+    q1, q3 = np.percentile(distance, [25, 75])
+    far = np.flatnonzero(distance > q3 + fence * (q3 - q1))
+    return [int(i) for i in far[np.argsort(scores[far], kind="stable")]], scores
 
 
 def fixes(decisions: Mapping[str, str], suggested: Mapping[str, str]
