@@ -51,11 +51,11 @@ def test_issues_json_lists_the_swapped_images_first_then_reads_the_cache(ws, tmp
                   "--json")
     assert done.returncode == 0, done.stderr
     rows = json.loads(done.stdout)
-    assert {r["image_id"] for r in rows} == swapped  # the images counted as label issues
+    assert {r["image_id"] for r in rows} == swapped  # the suspects
     for row in rows:
         assert set(row) == {"image_id", "file", "source", "split", "given", "suggested",
-                            "score", "confidence", "issue"}
-        assert row["file"].endswith(f"/{row['image_id']}.png") and row["issue"] is True
+                            "score", "confidence", "issue", "suspect"}
+        assert row["file"].endswith(f"/{row['image_id']}.png") and row["suspect"] is True
         assert {row["given"], row["suggested"]} == {"red", "blue"}
         assert 0 <= row["score"] < 0.5
     assert [r["score"] for r in rows] == sorted(r["score"] for r in rows)

@@ -21,6 +21,7 @@ def test_swapped_labels_rank_first_and_the_review_is_cached(ws):
     assert len(rows) == len(manifest["images"]) == 32
     assert {r["image_id"] for r in rows[:len(swapped)]} == swapped
     assert all(r["issue"] for r in rows[:len(swapped)]) and review["issues"] == len(swapped)
+    assert [r["suspect"] for r in rows] == [True] * len(swapped) + [False] * (32 - len(swapped))
     for row in rows[:len(swapped)]:
         assert row["suggested"] != row["given"]
         assert row["source"].startswith(f"{row['given']}/{row['suggested']}")

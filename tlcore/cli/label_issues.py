@@ -6,8 +6,9 @@
 Ranks every image of the dataset by how likely its given label is wrong
 (`tlcore.results.label_review`: frozen-base features, a cross-validated logistic
 regression, cleanlab), most suspicious first. Without `--top` it lists the
-images cleanlab counts as label issues; `--top N` lists the N most suspicious,
-issues or not. The review is cached per dataset version, base and size.
+suspects: the images cleanlab counts as label issues (`issue`) and those the
+classifier, which never saw them, puts in another class; `--top N` lists the N
+most suspicious, suspects or not. The review is cached per dataset version, base and size.
 Progress goes to stderr on a terminal.
 """
 
@@ -23,7 +24,7 @@ from tlcore.results.label_review import DEFAULT_SIZE, review_dataset
 from tlcore.workspace import Workspace
 
 JSON_KEYS = ("image_id", "file", "source", "split", "given", "suggested", "score",
-             "confidence", "issue")
+             "confidence", "issue", "suspect")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -39,8 +40,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--weights", default="imagenet",
                    help="imagenet (default), none (random init) or a VGG16 notop weights file")
     p.add_argument("--top", type=int, metavar="N",
-                   help="list the N most suspicious images, issues or not (default: the "
-                        "images counted as label issues)")
+                   help="list the N most suspicious images (default: the suspects, images "
+                        "counted as label issues or put in another class out of fold)")
     p.add_argument("--refresh", action="store_true", help="compute again even when cached")
     p.add_argument("--json", action="store_true",
                    help="print JSON: a list of images, most suspicious first")
@@ -70,10 +71,10 @@ def check_top(top: int | None) -> None:
 
 
 def listed(review: dict[str, Any], top: int | None) -> list[dict[str, Any]]:
-    """The rows to list: the `top` most suspicious, or those counted as label issues."""
+    """The rows to list: the `top` most suspicious, or the suspects."""
     check_top(top)
     rows = review["rows"]
-    chosen = rows[:top] if top is not None else [r for r in rows if r["issue"]]
+    chosen = rows[:top] if top is not None else [r for r in rows if r["suspect"]]
     return [{key: r.get(key) for key in JSON_KEYS} for r in chosen]
 
 
@@ -91,7 +92,8 @@ def _cmd_issues(args: argparse.Namespace) -> int:
         print_json(rows)
         return 0
     what = (f"the {len(rows)} most suspicious" if args.top is not None
-            else f"{len(rows)} likely label issue{'s' if len(rows) != 1 else ''}")
+            else f"{len(rows)} suspect label{'s' if len(rows) != 1 else ''} "
+                 f"({review['issues']} counted as issues by cleanlab)")
     print(f"dataset {review['dataset']}: {what} of {len(review['rows'])} images "
           f"({review['size']} px, weights {review['weights']})")
     for rank, row in enumerate(rows, start=1):

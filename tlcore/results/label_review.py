@@ -79,7 +79,8 @@ def review_dataset(name: str, *, image_size: int = DEFAULT_SIZE, weights: str = 
     Returns:
         The review: `rows` (every reviewed image, most suspicious first: `image_id`,
         `file`, `source`, `split`, `given`, `suggested`, `score`, `confidence`,
-        `issue`), `issues` (how many cleanlab counts as label issues),
+        `issue`: cleanlab's `find_label_issues` counts it, `suspect`: an issue or
+        the classifier suggests another class), `issues` and `suspects` (how many),
         `near_duplicates`, `outliers`, `skipped_classes`, `timings` and `features`
         (images computed and read from the cache), with the dataset, its
         `fingerprint`, `size`, `base` and `weights`.
@@ -207,7 +208,8 @@ def build_review(manifest: dict[str, Any], features: np.ndarray) -> dict[str, An
                      "suggested": classes[ranking.suggested[i]],
                      "score": round(float(ranking.scores[i]), SCORE_DIGITS),
                      "confidence": round(float(ranking.confidence[i]), SCORE_DIGITS),
-                     "issue": bool(ranking.issue[i])})
+                     "issue": bool(ranking.issue[i]),
+                     "suspect": bool(ranking.issue[i] or ranking.suggested[i] != im["label"])})
     groups = [{"images": [image_id(images[i]) for i in g],
                "files": [images[i]["file"] for i in g],
                "classes": [classes[images[i]["label"]] for i in g],
@@ -217,6 +219,7 @@ def build_review(manifest: dict[str, Any], features: np.ndarray) -> dict[str, An
     return {"dataset": manifest["name"], "fingerprint": manifest["fingerprint"],
             "classes": list(classes), "n_images": len(images), "rows": rows,
             "issues": sum(r["issue"] for r in rows),
+            "suspects": sum(r["suspect"] for r in rows),
             "skipped_classes": [classes[k] for k in ranking.skipped_classes],
             "near_duplicates": groups,
             "outliers": [{"image_id": image_id(images[i]), "file": images[i]["file"],

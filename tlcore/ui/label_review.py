@@ -188,10 +188,12 @@ def review_grid(ws: Workspace, actor: auth.Actor, review: dict[str, Any],
                 owner: str | None) -> None:
     """The suspicious images with their decisions and "Apply", then duplicates and outliers."""
     name, scope = review["dataset"], review["fingerprint"][:12]
-    flagged = [r for r in review["rows"] if r["issue"]]
-    st.caption(f"{len(flagged)} likely label issue{'s' if len(flagged) != 1 else ''} among "
-               f"{len(review['rows'])} images ({review['size']} px, "
-               f"{WEIGHTS.get(review['weights'], plain(review['weights']))} weights).")
+    flagged = [r for r in review["rows"] if r["suspect"]]
+    st.caption(f"{len(flagged)} suspect label{'s' if len(flagged) != 1 else ''} among "
+               f"{len(review['rows'])} images, most suspicious first ({review['issues']} counted "
+               "as label issues by cleanlab, the rest put in another class by the classifier; "
+               f"{review['size']} px, {WEIGHTS.get(review['weights'], plain(review['weights']))}"
+               " weights).")
     if review["skipped_classes"]:
         st.caption("Not reviewed, fewer than 2 images: "
                    f"{', '.join(plain(c) for c in review['skipped_classes'])}.")
@@ -213,7 +215,7 @@ def review_grid(ws: Workspace, actor: auth.Actor, review: dict[str, Any],
                    {r["image_id"]: r["suggested"] for r in shown}, "data", "review_apply",
                    [decision_key("review", scope, i) for i in ids])
     else:
-        st.success("No likely label issues.", icon=":material/verified:")
+        st.success("No suspect labels.", icon=":material/verified:")
     health_additions(review)
 
 
