@@ -42,9 +42,7 @@ from tlcore.workspace import Workspace, check_dataset_name, is_no_space
 
 # Block 4's pooled output: on Fashion-MNIST at 64 px it separates wrong labels
 # better than block 5's (docs/benchmarks.md, "Label issues").
-CUT_BLOCK = backbones.BLOCKS[3]
-CUT = CUT_BLOCK.pool
-FEATURE_KEY = f"{CUT}@float32"  # the feature cache's key of a float32 prefix (engine.train.plan)
+CUT = backbones.BLOCKS[3].pool
 DEFAULT_SIZE = 64
 JOB_PREFIX = "job-review-"
 REQUEST_FILE = "request.json"
@@ -119,34 +117,43 @@ def review_dataset(name: str, *, image_size: int = DEFAULT_SIZE, weights: str = 
 
 
 def frozen_features(config: RunConfig, manifest: dict[str, Any], ws: Workspace,
-                    progress: ReviewProgress | None = None) -> tuple[np.ndarray, str, int]:
-    """The base's pooled output at `CUT` for every manifest image, in manifest order.
+                    progress: ReviewProgress | None = None, cut: str = CUT
+                    ) -> tuple[np.ndarray, str, int]:
+    """The base's pooled output at a pool layer for every manifest image, in manifest order.
 
     Features come from the frozen-feature cache; the base is built (and Keras
     imported) only when some split is not cached for a base known by its source.
 
+    Args:
+        config: The review's config (`reviews.review_config`).
+        manifest: The dataset's manifest.
+        ws: The workspace.
+        progress: Optional callback `(done, total, message)`.
+        cut: The `blockN_pool` layer whose output to pool (`CUT` for a review).
+
     Returns:
-        `(features (n, 512) float64, base fingerprint, images computed)`.
+        `(features (n, filters) float64, base fingerprint, images computed)`.
     """
     size, images = config.image_size, manifest["images"]
+    block = next(b for b in backbones.BLOCKS if b.pool == cut)
+    key = f"{cut}@float32"  # the feature cache's key of a float32 prefix (engine.train.plan)
     rows = {s: [i for i, im in enumerate(images) if im["split"] == s] for s in SPLITS}
     splits = [s for s in SPLITS if rows[s]]
     base_fp = bases.lookup(ws, bases.source_key(config, ws))
     run_prefix = None
-    if base_fp is None or not all(featcache.is_cached(ws, manifest, s, size, FEATURE_KEY,
-                                                      base_fp) for s in splits):
-        run_prefix, base_fp = _prefix(config, ws, progress)
-    todo = [s for s in splits
-            if not featcache.is_cached(ws, manifest, s, size, FEATURE_KEY, base_fp)]
+    if base_fp is None or not all(featcache.is_cached(ws, manifest, s, size, key, base_fp)
+                                  for s in splits):
+        run_prefix, base_fp = _prefix(config, ws, progress, cut)
+    todo = [s for s in splits if not featcache.is_cached(ws, manifest, s, size, key, base_fp)]
     total, done = sum(len(rows[s]) for s in todo), 0
-    out = np.zeros((len(images), CUT_BLOCK.filters))
+    out = np.zeros((len(images), block.filters))
     for split in splits:
         report = _offset(progress, done, total) if progress and split in todo else None
         if run_prefix is None:
-            feats = featcache.cached_features(ws, manifest, split, size, FEATURE_KEY, base_fp)
+            feats = featcache.cached_features(ws, manifest, split, size, key, base_fp)
         else:
-            feats, _, _ = featcache.split_features(ws, manifest, split, size, run_prefix,
-                                                   FEATURE_KEY, base_fp, report)
+            feats, _, _ = featcache.split_features(ws, manifest, split, size, run_prefix, key,
+                                                   base_fp, report)
         out[rows[split]] = issues.pool(feats)
         done += len(rows[split]) if split in todo else 0
     return out, base_fp, total
@@ -157,9 +164,9 @@ def _offset(progress: ReviewProgress, before: int, total: int) -> Callable[[int,
     return lambda done, _n: progress(before + done, total, "features")
 
 
-def _prefix(config: RunConfig, ws: Workspace, progress: ReviewProgress | None
+def _prefix(config: RunConfig, ws: Workspace, progress: ReviewProgress | None, cut: str
             ) -> tuple[Callable[[np.ndarray], Any], str]:
-    """Raw images -> the frozen base's output at `CUT` (float32, compiled), and its fingerprint."""
+    """Raw images -> the frozen base's output at `cut` (float32, compiled), and its fingerprint."""
     from tlcore import backend
 
     backend.activate(backend.resolve(config.train.backend))
@@ -181,7 +188,7 @@ def _prefix(config: RunConfig, ws: Workspace, progress: ReviewProgress | None
     with dtype_policy(False):
         inputs = keras.Input(shape=(size, size, 3), dtype="float32")
         base = build_base(config, ws, weights=weights)
-        inner = keras.Model(base.input, base.get_layer(CUT).output)
+        inner = keras.Model(base.input, base.get_layer(cut).output)
         model = keras.Model(inputs, inner(build_preprocess(size)(inputs)))
     conv = weights or {n: base.get_layer(n).get_weights() for n in backbones.CONV_LAYERS}
     return feed.forward(model), bases.fingerprint(conv)
