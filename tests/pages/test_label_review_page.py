@@ -44,14 +44,19 @@ def _captions(at) -> list[str]:
     return [shown(c.value) for c in at.caption]
 
 
-def test_the_review_grid_shows_the_suspicious_images_and_builds_one_edit(app, ws):
+def test_the_review_grid_shows_the_suspicious_images_and_builds_one_edit(app, ws, monkeypatch,
+                                                                        tmp_path):
+    monkeypatch.delenv("TLCORE_VGG16_WEIGHTS", raising=False)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
     manifest, swapped = colour_dataset(ws)
     review = stored_review(ws, manifest)
     assert {r["image_id"] for r in review["rows"] if r["suspect"]} == swapped
     at = app(DATA)
     assert not at.exception
-    # ImageNet weights are not here: nothing is stored for them, so the review is offered.
+    # ImageNet weights are not here: nothing is stored for them, so the review is offered,
+    # with what to do without a download.
     assert at.button(key="review_start").label == "Review labels"
+    assert any("No local ImageNet weights" in c for c in _captions(at))
     at.selectbox(key="review_weights").set_value("none").run()
     assert not at.exception and not [b for b in at.button if b.key == "review_start"]
     keys = {b.key for b in at.button_group if b.key.startswith("review_")}

@@ -26,6 +26,7 @@ from tlcore.store import RunStore
 from tlcore.ui.access import denied, permitted
 from tlcore.ui.flash import flash
 from tlcore.ui.text import percent, plain
+from tlcore.vgg16.backbones import weights_status
 from tlcore.workspace import Workspace
 
 JOB_KEY = "review_job"
@@ -151,6 +152,10 @@ def review_section(ws: Workspace, actor: auth.Actor, info: dict[str, Any],
     except TLCoreError as exc:
         st.error(plain(exc))
         return
+    if review is None and weights == "imagenet":
+        status = weights_status(ws)
+        if not status["available"]:
+            st.caption(f":material/cloud_off: {plain(status['message'])}")
     if review is None:
         busy = (f"A review of {plain(job['dataset'])} is running." if job else None)
         if c3.button("Review labels", key="review_start", icon=":material/fact_check:",
