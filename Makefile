@@ -68,6 +68,7 @@ bench: $(STAMP)
 	$(PY) -m bench.runs_page
 	$(PY) -m bench.inference
 	$(PY) -m bench.versions
+	$(PY) -m bench.label_issues
 
 gpu-wheels: $(STAMP)
 	$(PY) -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \

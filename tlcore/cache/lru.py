@@ -1,9 +1,10 @@
 """The workspace cache as a whole: list entries, bound its size, clear it.
 
-Three kinds of entries live under `<workspace>/cache/`, one folder each:
+Four kinds of entries live under `<workspace>/cache/`, one folder each:
 `images/<key>/` (decoded uint8 arrays, `tlcore.cache.images`), `features/<key>/`
-(frozen-base outputs, `tlcore.cache.features`) and `models/<run>-<version>/` (a
-run's full model assembled for download, `tlcore.engine.runmodel`). An entry's folder
+(frozen-base outputs, `tlcore.cache.features`), `models/<run>-<version>/` (a
+run's full model assembled for download, `tlcore.engine.runmodel`) and
+`reviews/<key>/` (label reviews, `tlcore.cache.reviews`). An entry's folder
 mtime is its last use; when the cache grows past its bound the least recently
 used entries go first. Entries in use by a run are protected by passing them in
 `keep`. Frozen bases (`tlcore.vgg16.bases`) are not cache entries, since runs need
@@ -26,7 +27,7 @@ from tlcore.vgg16 import bases
 from tlcore.workspace import Workspace
 
 MODELS_KIND = "models"  # full models assembled for download (tlcore.engine.runmodel)
-KINDS = ("images", "features", MODELS_KIND)
+KINDS = ("images", "features", MODELS_KIND, "reviews")
 ENV_MAX_GB = "TLCORE_CACHE_MAX_GB"
 DEFAULT_MAX_GB = 20.0
 META_FILE = "meta.json"

@@ -21,7 +21,7 @@ import time
 from typing import Any, TextIO
 
 from tlcore import data
-from tlcore.cli import dataset_edits, format_table, print_json
+from tlcore.cli import dataset_edits, format_table, label_issues, print_json
 
 # Imports with at least this many files show progress even when stderr is not a terminal.
 LARGE_IMPORT_FILES = 2000
@@ -35,6 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                   description="Import, build, edit, version, list, show and "
                                               "delete datasets.")
     sub = group.add_subparsers(dest="datasets_command", metavar="ACTION", required=True)
+    label_issues.register(sub)
 
     p = sub.add_parser("import", help="import a zip, folder or CSV of labelled images",
                        description="Import a zip or folder of class folders, or a CSV of "

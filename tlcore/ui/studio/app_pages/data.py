@@ -19,6 +19,7 @@ from tlcore.errors import TLCoreError
 from tlcore.ui import data_edit
 from tlcore.ui.access import denied, page_actor, permitted
 from tlcore.ui.flash import flash, show_flash
+from tlcore.ui.label_review import review_section
 from tlcore.ui.text import plain
 from tlcore.workspace import Workspace
 
@@ -364,6 +365,8 @@ def dataset_section(ws: Workspace, actor: auth.Actor, row: dict) -> None:
         st.caption(f"Showing {MAX_SAMPLE_CLASSES} of {len(samples)} classes.")
     st.divider()
     data_edit.edit_section(ws, actor, row, info)
+    st.divider()
+    review_section(ws, actor, info, row["owner"])
     st.divider()
     delete_section(ws, actor, info["name"], info["n_images"], row["owner"])
 

@@ -31,6 +31,7 @@ from tlcore.ui.access import denied, page_actor, permitted
 from tlcore.ui.cli import run_cli
 from tlcore.ui.evaluation import image_grid, metric_cards, stored_evaluation
 from tlcore.ui.flash import flash, show_flash
+from tlcore.ui.label_review import mistake_fixes
 from tlcore.ui.predict import TOP_K, UPLOAD_TYPES, classify, export, show_prediction
 from tlcore.ui.selection import confusion_cell
 from tlcore.ui.text import percent, plain
@@ -223,7 +224,8 @@ def metrics_tab(ws: Workspace, evaluation: dict | None, split: str | None) -> No
     per_class_section(m)
 
 
-def mistakes_tab(ws: Workspace, run_id: str, evaluation: dict | None, split: str | None) -> None:
+def mistakes_tab(ws: Workspace, actor: auth.Actor, run_id: str, evaluation: dict | None,
+                 split: str | None) -> None:
     if evaluation is None or split is None:
         st.info("Not evaluated on this dataset yet: press **Evaluate** above.")
         return
@@ -243,6 +245,7 @@ def mistakes_tab(ws: Workspace, run_id: str, evaluation: dict | None, split: str
             items.append((image, f"{plain(w['true'])} → {plain(w['predicted'])} "
                                  f"({percent(w['confidence'])})"))
     image_grid(items)
+    mistake_fixes(ws, actor, evaluation, split, wrong[:GALLERY])
     if len(wrong) > GALLERY:
         with st.expander(f"All {len(wrong)} mistakes"):
             st.dataframe(pd.DataFrame(wrong).drop(columns=["gradcam"], errors="ignore"),
@@ -543,7 +546,7 @@ def render() -> None:
     with tabs[0]:
         metrics_tab(ws, evaluation, split)
     with tabs[1]:
-        mistakes_tab(ws, run["id"], evaluation, split)
+        mistakes_tab(ws, actor, run["id"], evaluation, split)
     with tabs[2]:
         transfer_section(ws, run, actor)
     with tabs[3]:
