@@ -25,6 +25,23 @@ from tlcore.data.demo import synth_image
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("browser")]
 
 
+def _pick(page, key: str, option: str) -> None:
+    """Choose `option` in the selectbox with widget key `key`.
+
+    A rerun that redraws the box as it opens closes its list: then open it again.
+    """
+    for _ in range(3):
+        page.locator(f".st-key-{key} [data-testid='stSelectbox']").click()
+        choice = page.get_by_role("option", name=option, exact=True)
+        try:
+            choice.wait_for(timeout=5_000)
+        except Exception:  # noqa: BLE001 (Playwright's timeout: the list closed again)
+            continue
+        choice.click()
+        return
+    raise AssertionError(f"the {key} selectbox did not open its list")
+
+
 def _images(folder: Path, n: int) -> list[Path]:
     folder.mkdir(parents=True)
     paths = []
@@ -142,3 +159,55 @@ def test_hold_to_record_adds_a_burst_of_camera_frames(tmp_path):
     assert len(data.list_images("webcam", ws=ws, class_name="dog")) == n
     assert [v["summary"] for v in data.list_versions("webcam", ws)] == [
         "created empty", f"added {n} to 'dog'"]
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium installed (Debian: apt-get install "
+                                              "chromium); the browser test needs one")
+def test_review_labels_and_relabel_one_from_the_grid(tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.support.labels import colour_dataset
+    from tlcore import data
+    from tlcore.workspace import Workspace
+
+    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
+    home = tmp_path / "workspace"
+    env = {**os.environ, "TLCORE_HOME": str(home), "TLCORE_MAX_WORKERS": "1",
+           "TLCORE_WARM_WORKERS": "0"}
+    ws = Workspace.from_env(home)
+    manifest, swapped = colour_dataset(ws, per_class=8, flipped=1)
+    with streamlit_server(tmp_path, env) as url, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1600})
+        page.set_default_timeout(30_000)
+        shots = Shots(page, tmp_path / "screenshots")
+        try:
+            page.goto(url)
+            expect(page.locator(".st-key-review_start button")).to_be_visible(timeout=60_000)
+            page.wait_for_timeout(800)  # the page's first run has settled
+            _pick(page, "review_size", "32")
+            _pick(page, "review_weights", "Random init (a quick check)")
+            page.locator(".st-key-review_start button").click()
+            # The review runs in a worker (features, then the cross-validated ranking).
+            expect(page.get_by_text(re.compile(r"^\d+ suspect labels? among 16 images"))
+                   ).to_be_visible(timeout=180_000)
+            shots("review-grid")
+            # Both suspects are the two swapped images: relabel the most suspicious one.
+            page.get_by_role("radio", name="Relabel", exact=True).first.click()
+            apply = page.get_by_role("button", name="Apply: relabel 1, remove 0")
+            expect(apply).to_be_enabled()
+            apply.click()
+            expect(page.get_by_text(re.compile(r"1 relabelled, 0 removed"))).to_be_visible()
+            expect(page.locator('[data-testid="stException"]')).to_have_count(0)
+            shots("review-applied")
+        except BaseException:
+            shots("failure")
+            raise
+        finally:
+            browser.close()
+    after = {im["sha256"][:16]: im for im in data.load_manifest("colours", ws)["images"]}
+    before = {im["sha256"][:16]: im for im in manifest["images"]}
+    fixed = [i for i in swapped if after[i]["class"] != before[i]["class"]]
+    assert len(fixed) == 1  # one flipped label, fixed; the other kept
+    assert all(after[i]["class"] == im["class"] for i, im in before.items() if i not in fixed)
+    assert len(data.list_versions("colours", ws)) == 2
