@@ -163,8 +163,10 @@ def activate(name: str) -> None:
 
 # What TensorFlow and Keras import when it is installed although a worker on `name`
 # never uses it: TFLite's JAX helpers, Keras's pandas adapters (about 0.6 s of each
-# worker start on this kind of CPU), and the other backends' frameworks.
-UNUSED_IN_WORKER = {"tensorflow": ("jax", "torch", "pandas"), "jax": ("torch", "pandas"),
+# worker start on this kind of CPU), and JAX on the other backends. PyTorch stays
+# importable: Keras imports scikit-learn when it is installed, whose SciPy reads
+# `sys.modules["torch"]` and fails on a blocked one.
+UNUSED_IN_WORKER = {"tensorflow": ("jax", "pandas"), "jax": ("pandas",),
                     "torch": ("jax", "pandas")}
 
 
