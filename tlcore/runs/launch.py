@@ -16,7 +16,7 @@ import time
 from tlcore import auth, backend
 from tlcore.cache import lru as cache
 from tlcore.config import RunConfig
-from tlcore.errors import ConfigError, NotFoundError, RunStateError
+from tlcore.errors import ConfigError, DatasetError, NotFoundError, RunStateError
 from tlcore.runs import executors, liveness, queue, slots
 from tlcore.store import CANCELLED, FAILED, LOST, QUEUED, RUNNING, RunStore, new_run_id
 from tlcore.vgg16 import backbones, sources
@@ -92,6 +92,11 @@ def launch_many(runs: list[tuple[RunConfig, str | None]], ws: Workspace | None =
         if not isinstance(config, RunConfig):
             raise ConfigError(f"launch needs a RunConfig. Received: {type(config).__name__}")
         manifest = load_manifest(config.dataset, ws)
+        if manifest.get("labeled") is False:
+            raise DatasetError(
+                f"Dataset {config.dataset!r} has no labels (imported as unlabeled images), so no "
+                f"run can train on it; train on a labeled dataset, then adapt that run to it: "
+                f"python -m tlcore adapt RUN_ID {config.dataset}")
         backend.require(backend.resolve(config.train.backend))
         backend.check_distribute(config.train.distribute, config.train.backend)
         backbones.check_model_size(config, max(2, len(manifest["classes"])))

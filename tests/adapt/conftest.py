@@ -1,0 +1,61 @@
+"""Fixtures of the adaptation tests: tiny colour domains and one real, short source run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.support.runs import config_for, wait_for
+from tlcore import data as datasets_api
+from tlcore.runs import launch
+from tlcore.store import COMPLETED, FAILED, RunStore
+from tlcore.workspace import Workspace
+
+COLOURS = {"red": (200, 50, 50), "green": (50, 190, 60), "blue": (60, 70, 210)}
+SIZE = 32
+
+
+def write_domain(root: Path, per_class: int, seed: int, *, invert: bool = False,
+                 labeled: bool = True) -> Path:
+    """Noisy squares of one colour per class; `invert` makes the shifted domain."""
+    rng = np.random.default_rng(seed)
+    for name, colour in COLOURS.items():
+        folder = root / name if labeled else root
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            pixels = np.clip(rng.normal(colour, 30, (SIZE, SIZE, 3)), 0, 255)
+            if invert:
+                pixels = 255 - pixels
+            Image.fromarray(pixels.astype(np.uint8)).save(folder / f"{name}-{seed}-{i}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """A workspace with a completed source run, a same-domain target, a shifted one
+    (labels hidden) and an unlabeled one; yields `(ws, run_id)`."""
+    root = tmp_path_factory.mktemp("adapt")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TLCORE_HOME", str(root / "workspace"))
+        mp.setenv("TLCORE_MAX_WORKERS", "1")
+        mp.setenv("TLCORE_WARM_WORKERS", "0")
+        mp.delenv("KERAS_BACKEND", raising=False)
+        mp.delenv("TLCORE_DB_URL", raising=False)
+        mp.delenv("TLCORE_EXECUTOR", raising=False)
+        ws = Workspace.from_env(root / "workspace")
+        for name, seed, invert, labeled in (("colours", 0, False, True),
+                                            ("same", 1, False, True),
+                                            ("inverted", 2, True, True),
+                                            ("unlabeled", 3, True, False)):
+            folder = write_domain(root / f"src-{name}", 16, seed, invert=invert,
+                                  labeled=labeled)
+            datasets_api.import_dataset(folder, name, ws=ws, unlabeled=not labeled)
+        run_id = launch.launch(config_for("colours", epochs=2), ws=ws)
+        store = RunStore(ws)
+        status = wait_for(lambda: store.get_run(run_id)["status"] in (COMPLETED, FAILED)
+                          and store.get_run(run_id)["status"], "the source run")
+        assert status == COMPLETED, store.get_run(run_id)["error"]
+        yield ws, run_id
