@@ -33,19 +33,27 @@ def write_domain(root: Path, per_class: int, seed: int, *, invert: bool = False,
     return root
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    """A workspace with a completed source run, a same-domain target, a shifted one
-    (labels hidden) and an unlabeled one; yields `(ws, run_id)`."""
+LAB_ENV = {"TLCORE_MAX_WORKERS": "1", "TLCORE_WARM_WORKERS": "0"}
+UNSET = ("KERAS_BACKEND", "TLCORE_DB_URL", "TLCORE_EXECUTOR", "TLCORE_GPUS")
+
+
+def _lab_env(mp: pytest.MonkeyPatch, home: Path) -> None:
+    mp.setenv("TLCORE_HOME", str(home))
+    for key, value in LAB_ENV.items():
+        mp.setenv(key, value)
+    for key in UNSET:
+        mp.delenv(key, raising=False)
+
+
+@pytest.fixture(scope="session")
+def lab_home(tmp_path_factory) -> tuple[Path, str]:
+    """Built once: a workspace with a completed source run on "colours", a same-domain
+    target, a shifted one ("inverted", labels hidden) and an unlabeled one."""
     root = tmp_path_factory.mktemp("adapt")
+    home = root / "workspace"
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("TLCORE_HOME", str(root / "workspace"))
-        mp.setenv("TLCORE_MAX_WORKERS", "1")
-        mp.setenv("TLCORE_WARM_WORKERS", "0")
-        mp.delenv("KERAS_BACKEND", raising=False)
-        mp.delenv("TLCORE_DB_URL", raising=False)
-        mp.delenv("TLCORE_EXECUTOR", raising=False)
-        ws = Workspace.from_env(root / "workspace")
+        _lab_env(mp, home)
+        ws = Workspace.from_env(home)
         for name, seed, invert, labeled in (("colours", 0, False, True),
                                             ("same", 1, False, True),
                                             ("inverted", 2, True, True),
@@ -58,4 +66,23 @@ def lab(tmp_path_factory):
         status = wait_for(lambda: store.get_run(run_id)["status"] in (COMPLETED, FAILED)
                           and store.get_run(run_id)["status"], "the source run")
         assert status == COMPLETED, store.get_run(run_id)["error"]
-        yield ws, run_id
+    return home, run_id
+
+
+@pytest.fixture
+def lab(lab_home, monkeypatch) -> tuple[Workspace, str]:
+    """`(ws, source run id)` of the shared lab workspace, exported as TLCORE_HOME."""
+    home, run_id = lab_home
+    _lab_env(monkeypatch, home)
+    return Workspace.from_env(home), run_id
+
+
+@pytest.fixture(scope="session")
+def shifted(lab_home) -> dict:
+    """The report of adapting the source run to "inverted" with every method."""
+    from tlcore.adapt import adapt
+
+    home, run_id = lab_home
+    with pytest.MonkeyPatch.context() as mp:
+        _lab_env(mp, home)
+        return adapt(run_id, "inverted", ws=Workspace.from_env(home))

@@ -5,16 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tlcore.adapt import adapt, adapted, methods
+from tlcore.adapt import adapted, methods
 from tlcore.adapt.lab import adapt_run
 from tlcore.errors import ConfigError, NotFoundError, RunStateError
 from tlcore.store import COMPLETED, RunStore
-
-
-@pytest.fixture(scope="module")
-def shifted(lab):
-    ws, run_id = lab
-    return adapt(run_id, "inverted", ws=ws)
 
 
 def test_every_method_runs_and_is_scored_on_the_hidden_labels(lab, shifted):

@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "tlcore.cli.study",
     "tlcore.cli.cache",
     "tlcore.cli.evaluate",
+    "tlcore.cli.adapt",
     "tlcore.cli.studio",
 )
 
