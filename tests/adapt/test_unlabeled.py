@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.adapt.conftest import write_domain
+from tests.support.adaptlab import write_domain
 from tests.support.runs import config_for
 from tlcore import data as datasets_api
 from tlcore.data.sources import UNLABELED_CLASS
