@@ -68,7 +68,7 @@ def test_the_keras_model_predicts_what_the_pipeline_predicts(lab, shifted):
     images = np.concatenate([np.asarray(split_arrays(ws, manifest, s, 32)[0]) for s in SPLITS])
     keras_probs = predict_probs(run_model(open_run(shifted["run_id"], ws)), images)
     assert keras_probs.shape == (48, 3)
-    np.testing.assert_allclose(keras_probs, fitted.pipeline.predict_proba(tgt.pooled), atol=1e-4)
+    np.testing.assert_allclose(keras_probs, fitted.predict_proba(tgt.pooled), atol=1e-4)
     assert np.mean(keras_probs.argmax(axis=1) == tgt.labels) == pytest.approx(
         next(m for m in shifted["methods"] if m["name"] == shifted["chosen"])["target_accuracy"])
 
