@@ -66,6 +66,7 @@ bench: $(STAMP)
 	$(PY) -m bench.sweep
 	$(PY) -m bench.worker_start
 	$(PY) -m bench.runs_page
+	$(PY) -m bench.adapt
 
 gpu-wheels: $(STAMP)
 	$(PY) -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \

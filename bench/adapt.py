@@ -175,9 +175,11 @@ def section(args: argparse.Namespace, reports: dict[str, list[dict]], label: str
     labels = {m["name"]: m["label"] for m in next(iter(reports.values()))[0]["methods"]}
     head = (["target", "source model"] + [labels[m] for m in methods]
             + ["unsupervised choice", "chosen (per seed)", "choice − none (points)", "goal"])
-    lines = ["| " + " | ".join(head) + " |", "| --- |" + " ---: |" * (len(head) - 3)
+    lines = ["| " + " | ".join(head) + " |", "| --- |" + " ---: |" * (len(head) - 4)
              + " --- | ---: | --- |"]
     beats, never_worse, readings = 0, 0, []
+    negative: dict[str, list[str]] = {}
+    over_source = []
     for kind, runs in reports.items():
         acc = {m: [next(x["target_accuracy"] for x in r["methods"] if x["name"] == m)
                    for r in runs] for m in methods}
@@ -195,6 +197,12 @@ def section(args: argparse.Namespace, reports: dict[str, list[dict]], label: str
             + [_pct(acc[m]) for m in methods]
             + [_pct(chosen), ", ".join(r["chosen"] for r in runs),
                f"{gain * 100:+.1f} ± {spread * 100:.1f}", verdict]) + " |")
+        for m in methods[1:]:
+            mean, sd = _mean_sd([a - n for a, n in zip(acc[m], acc["none"], strict=True)])
+            if mean < -sd:
+                negative.setdefault(labels[m], []).append(kind)
+        source = statistics.fmean(r["source_model"]["target_accuracy"] for r in runs)
+        over_source.append(f"{kind} {(statistics.fmean(chosen) - source) * 100:+.1f}")
         best = max(methods, key=lambda m: statistics.fmean(acc[m]))
         pad = statistics.fmean(r["shift"]["overall"]["proxy_a_distance"] for r in runs)
         readings.append(f"{kind}: {verdict} (best method on the hidden labels: {labels[best]}, "
@@ -223,6 +231,11 @@ def section(args: argparse.Namespace, reports: dict[str, list[dict]], label: str
         f"targets ({beats} of {n}): {'met' if goal_met else 'not met'}.",
         "",
         *[f"* {r}" for r in readings],
+        "",
+        "Negative transfer (a method below no adaptation by more than the spread of its "
+        "difference): " + ("; ".join(f"{m} on {', '.join(k)}" for m, k in negative.items())
+                           or "none") + ". The choice against the source model (the run's own "
+        "head on the unpooled features), in points: " + ", ".join(over_source) + ".",
     ])
 
 
