@@ -38,5 +38,6 @@ def test_adapt_benchmark_writes_its_section(tmp_path, monkeypatch):
                              "--targets", "inverted,tinted", "--out", str(out)]) == 0
     text = out.read_text()
     assert "kept" in text and "## Domain adaptation · " in text and "· 32 px · " in text
-    for row in ("| inverted | ", "| tinted | ", "Goal: the choice never worse", "Negative transfer"):
+    for row in ("| inverted | ", "| tinted | ", "Goal: the choice never worse",
+                "Negative transfer"):
         assert row in text

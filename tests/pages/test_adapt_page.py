@@ -53,3 +53,10 @@ def test_adapting_shows_the_shift_the_methods_and_the_chosen_run(app, lab):
     assert table["target accuracy"].between(0, 1).all()
     assert any(report["run_id"] in box.value for box in at.success)
     assert at.get("plotly_chart")
+
+
+def test_an_unreadable_store_shows_one_line(app, ws):
+    ws.db_path.write_bytes(b"this is not a database " * 512)
+    at = app("app_pages/adapt.py")
+    assert not at.exception
+    assert [e.value for e in at.main.error][0].startswith("The run store at ")
