@@ -69,6 +69,7 @@ bench: $(STAMP)
 	$(PY) -m bench.inference
 	$(PY) -m bench.versions
 	$(PY) -m bench.label_issues
+	$(PY) -m bench.adapt
 
 gpu-wheels: $(STAMP)
 	$(PY) -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \

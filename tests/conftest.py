@@ -8,6 +8,7 @@ from collections import namedtuple
 import pytest
 from streamlit import config as streamlit_config
 
+from tests.support.adaptlab import lab_home  # noqa: F401  (one lab workspace per session)
 from tests.support.pg import pg_cluster, pg_url  # noqa: F401  (fixtures for the PostgreSQL tests)
 from tlcore.workspace import Workspace
 

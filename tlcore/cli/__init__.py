@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "tlcore.cli.study",
     "tlcore.cli.cache",
     "tlcore.cli.evaluate",
+    "tlcore.cli.adapt",
     "tlcore.cli.studio",
 )
 

@@ -49,6 +49,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=data.DEFAULT_SEED,
                    help="seed of the split (default %(default)s)")
     p.add_argument("--csv-zip", metavar="ZIP", help="zip holding the files a CSV names")
+    p.add_argument("--unlabeled", action="store_true",
+                   help="images without labels (any folders): a target domain for `adapt`")
     p.set_defaults(func=_cmd_import)
 
     p = sub.add_parser("list", help="list datasets")
@@ -116,7 +118,8 @@ def _cmd_import(args: argparse.Namespace) -> int:
     bar = ProgressPrinter()
     try:
         info = data.import_dataset(args.path, args.name, val=args.val, test=args.test,
-                                   seed=args.seed, progress=bar, csv_zip=args.csv_zip)
+                                   seed=args.seed, progress=bar, csv_zip=args.csv_zip,
+                                   unlabeled=args.unlabeled)
     finally:
         bar.close()
     print(info["name"])

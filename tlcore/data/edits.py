@@ -385,11 +385,17 @@ def check_trainable(manifest: dict[str, Any], limits: ImportLimits | None = None
     """Refuse a dataset that cannot train a classifier yet, as an import refuses one.
 
     Raises:
-        DatasetError: Fewer than `min_classes` classes, a class with fewer than
-            `min_per_class` images, or no training images.
+        DatasetError: Images without labels (an unlabeled import), fewer than
+            `min_classes` classes, a class with fewer than `min_per_class` images,
+            or no training images.
     """
     limits = limits or ImportLimits.from_env()
     name, classes = manifest["name"], manifest["classes"]
+    if manifest.get("labeled") is False:
+        raise DatasetError(
+            f"Dataset {name!r} has no labels (imported as unlabeled images), so no run can "
+            f"train on it; train on a labeled dataset, then adapt that run to it: "
+            f"python -m tlcore adapt RUN_ID {name}")
     counts = Counter(im["class"] for im in manifest["images"])
     where = (f"add images on the Data page or with `python -m tlcore datasets add {name} "
              "--class CLASS FILE...`")

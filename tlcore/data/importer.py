@@ -58,7 +58,7 @@ def import_dataset(source: str | os.PathLike, name: str, *, val: float = DEFAULT
                    limits: ImportLimits | None = None, progress: ProgressFn | None = None,
                    ws: Workspace | None = None,
                    csv_zip: str | os.PathLike | None = None,
-                   owner: str | None = None) -> dict[str, Any]:
+                   owner: str | None = None, unlabeled: bool = False) -> dict[str, Any]:
     """Import a zip, folder or CSV of labelled images as dataset `name`.
 
     Args:
@@ -74,6 +74,9 @@ def import_dataset(source: str | os.PathLike, name: str, *, val: float = DEFAULT
         ws: The workspace; default `Workspace.from_env()`.
         csv_zip: For a CSV source, a zip holding the files the CSV names.
         owner: The signed-in user who imports it; None: the local operator.
+        unlabeled: Import a zip or folder of images without labels (a target domain
+            for `tlcore.adapt`): one placeholder class and `"labeled": false` in the
+            manifest; no run can train on it.
 
     Returns:
         `show_dataset(name)` of the new dataset.
@@ -85,7 +88,8 @@ def import_dataset(source: str | os.PathLike, name: str, *, val: float = DEFAULT
     """
     src = Path(source).expanduser()
     return _import(src, name, val=val, test=test, seed=seed, limits=limits, progress=progress,
-                   ws=ws, csv_zip=csv_zip, source_label=src.name, owner=owner)
+                   ws=ws, csv_zip=csv_zip, source_label=src.name, owner=owner,
+                   unlabeled=unlabeled)
 
 
 def create_demo(name: str = "demo", ws: Workspace | None = None, per_class: int = 80,
@@ -128,7 +132,7 @@ def create_demo(name: str = "demo", ws: Workspace | None = None, per_class: int 
 def _import(src: Path, name: str, *, val: float, test: float, seed: int,
             limits: ImportLimits | None, progress: ProgressFn | None, ws: Workspace | None,
             csv_zip: str | os.PathLike | None, source_label: str,
-            owner: str | None) -> dict[str, Any]:
+            owner: str | None, unlabeled: bool = False) -> dict[str, Any]:
     ws = ws or Workspace.from_env()
     check_dataset_name(name)
     check_split_args(val, test, seed)
@@ -144,7 +148,8 @@ def _import(src: Path, name: str, *, val: float, test: float, seed: int,
     try:
         staging = staging_dirs.make_staging(ws, f"import-{name}-")
         with contextlib.ExitStack() as stack:
-            manifest = _build(plan_source(src, csv_zip, limits, stack), staging, name=name, val=val,
+            manifest = _build(plan_source(src, csv_zip, limits, stack, unlabeled), staging,
+                              name=name, val=val,
                               test=test, seed=seed, limits=limits, progress=progress,
                               source_label=source_label)
         staging_dirs.release(staging)
@@ -236,6 +241,8 @@ def _build(plan: Plan, staging: Path, *, name: str, val: float, test: float, see
         "health": health_report(images, classes, skipped, notes),
         "notes": notes,
     }
+    if kind == "unlabeled":
+        manifest["labeled"] = False
     manifest["version"] = versions.first_record(manifest, f"imported from {source_label}")
     write_manifest(staging, manifest)
     versions.store_version(staging, manifest)
@@ -304,10 +311,16 @@ def _reduced_notes(reduced: Counter) -> list[str]:
 def _check_classes(counts: Counter, limits: ImportLimits, kind: str,
                    skipped: list[dict[str, str]], *, before: bool) -> None:
     """Refuse too few classes or images; `before` = counted before decoding."""
+    note = f" ({skipped_note(skipped)})" if skipped else ""
+    if kind == "unlabeled":
+        n = sum(counts.values())
+        if n < limits.min_per_class:
+            raise DatasetError(f"Refused: an unlabeled import needs at least "
+                               f"{limits.min_per_class} images{note}. Received: {n} image(s)")
+        return
     what = "label" if kind == "csv" else "class folder"
     hint = ("one label per class in the CSV" if kind == "csv"
             else "one folder per class (e.g. cats/1.jpg, dogs/2.jpg)")
-    note = f" ({skipped_note(skipped)})" if skipped else ""
     if len(counts) < limits.min_classes:
         n = len(counts)
         found = (f"no {what} with images found" if n == 0 else

@@ -53,6 +53,8 @@ _SPLIT_FOLDERS = ("train", "training", "val", "valid", "validation", "test", "te
 _RATIO_MIN_BYTES = 1 << 20  # tiny entries may compress well (flat BMPs) and harm nobody
 _DRIVE_RE = re.compile(r"^[A-Za-z]:")
 MAX_DEPTH = 64  # folders below the import root; deeper entries are skipped unread
+# The one class of an unlabeled import (`plan_source(..., unlabeled=True)`).
+UNLABELED_CLASS = "unlabeled"
 _DEPTH_REASON = f"nested deeper than {MAX_DEPTH} folders (not read)"
 _LINK_REASON = "symbolic link (not followed)"
 
@@ -73,17 +75,19 @@ class Plan:
 
     entries: list[Entry]
     skipped: list[dict[str, str]]
-    kind: str  # "folder" (class folders) or "csv" (labels from a CSV)
+    kind: str  # "folder" (class folders), "csv" (labels from a CSV) or "unlabeled"
     notes: list[str] = dataclasses.field(default_factory=list)
 
 
 def plan_source(src: Path, csv_zip: str | os.PathLike | None, limits: ImportLimits,
-                stack: contextlib.ExitStack) -> Plan:
+                stack: contextlib.ExitStack, unlabeled: bool = False) -> Plan:
     """What to read from `src`; zips stay open until `stack` closes.
 
-    Names in the plan's skip list are printable (see `printable`).
+    Names in the plan's skip list are printable (see `printable`). With
+    `unlabeled`, every image of a zip or folder goes into the one class
+    `UNLABELED_CLASS`, whatever folder it is in.
     """
-    plan = _plan_source(src, csv_zip, limits, stack)
+    plan = _plan_source(src, csv_zip, limits, stack, unlabeled)
     plan.skipped = [{**record, "file": printable(record["file"])} for record in plan.skipped]
     return plan
 
@@ -102,20 +106,23 @@ def printable(name: str) -> str:
 
 
 def _plan_source(src: Path, csv_zip: str | os.PathLike | None, limits: ImportLimits,
-                 stack: contextlib.ExitStack) -> Plan:
+                 stack: contextlib.ExitStack, unlabeled: bool) -> Plan:
+    if unlabeled and (csv_zip is not None or src.suffix.lower() == ".csv"):
+        raise DatasetError(f"Refused: an unlabeled import reads a zip or folder of images, not "
+                           f"a CSV of labels. Received: source={src.name!r}")
     if csv_zip is not None and src.suffix.lower() != ".csv":
         raise DatasetError(f"Refused: csv_zip only goes with a .csv source. "
                            f"Received: source={src.name!r}")
     src = src.resolve()
     if src.is_dir():
-        return _plan_folder(src, limits)
+        return _plan_folder(src, limits, unlabeled)
     suffix = src.suffix.lower()
     if suffix == ".csv":
         zf = _open_zip(Path(csv_zip).expanduser(), limits, stack) if csv_zip else None
         text = _read_text_limited(src.open("rb"), limits, src.name)
         return _plan_csv(text, src.name, src.parent, zf, "", limits)
     if suffix == ".zip" or zipfile.is_zipfile(src):
-        return _plan_zip(_open_zip(src, limits, stack), limits)
+        return _plan_zip(_open_zip(src, limits, stack), limits, unlabeled)
     raise DatasetError(f"Refused: {src.name} is neither a folder, a .zip nor a .csv; give a zip "
                        f"or folder of class folders, or a CSV of filepath,label. "
                        f"Received: source={src.name!r}")
@@ -150,7 +157,7 @@ def _open_zip(path: Path, limits: ImportLimits, stack: contextlib.ExitStack) -> 
     return zf
 
 
-def _plan_zip(zf: zipfile.ZipFile, limits: ImportLimits) -> Plan:
+def _plan_zip(zf: zipfile.ZipFile, limits: ImportLimits, unlabeled: bool) -> Plan:
     skipped: list[dict[str, str]] = []
     files: list[tuple[tuple[str, ...], zipfile.ZipInfo]] = []
     for info in zf.infolist():
@@ -163,7 +170,7 @@ def _plan_zip(zf: zipfile.ZipFile, limits: ImportLimits) -> Plan:
             skipped.append({"file": info.filename, "reason": reason})
         else:
             files.append((parts, info))
-    csv_entry = _find_top_csv(zf, files, limits)
+    csv_entry = None if unlabeled else _find_top_csv(zf, files, limits)
     if csv_entry is not None:
         parts, info, text = csv_entry
         plan = _plan_csv(text, "/".join(parts), None, zf, "/".join(parts[:-1]), limits)
@@ -171,7 +178,7 @@ def _plan_zip(zf: zipfile.ZipFile, limits: ImportLimits) -> Plan:
         return plan
     return _assign_classes(
         [(parts, info.file_size, functools.partial(zf.open, info)) for parts, info in files],
-        skipped)
+        skipped, unlabeled)
 
 
 def _zip_entry_reason(info: zipfile.ZipInfo) -> str | None:
@@ -200,7 +207,7 @@ def _find_top_csv(zf: zipfile.ZipFile, files: list[tuple[tuple[str, ...], zipfil
     return found[0] if found else None
 
 
-def _plan_folder(root: Path, limits: ImportLimits) -> Plan:
+def _plan_folder(root: Path, limits: ImportLimits, unlabeled: bool) -> Plan:
     """Files below `root` (resolved), walked without recursion and without following links."""
     skipped: list[dict[str, str]] = []
     files: list[tuple[tuple[str, ...], int, Callable[[], IO[bytes]]]] = []
@@ -249,7 +256,7 @@ def _plan_folder(root: Path, limits: ImportLimits) -> Plan:
                               functools.partial(_open_listed, Path(item.path), st)))
         pending.extend(reversed(folders))
     _check_total_size(sum(size for _, size, _ in files), limits, root.name)
-    return _assign_classes(files, skipped)
+    return _assign_classes(files, skipped, unlabeled)
 
 
 def _open_listed(path: Path, listed: os.stat_result) -> IO[bytes]:
@@ -416,12 +423,16 @@ def _junk_reason(parts: tuple[str, ...]) -> str | None:
 
 
 def _assign_classes(files: list[tuple[tuple[str, ...], int, Callable[[], IO[bytes]]]],
-                    skipped: list[dict[str, str]]) -> Plan:
+                    skipped: list[dict[str, str]], unlabeled: bool) -> Plan:
     """Class = first folder below the import root, after any single top folder levels.
 
     A root holding only split folders (train/, val/, test/ ...) with class folders
-    inside is read as one pool of class folders, to be split again.
+    inside is read as one pool of class folders, to be split again. Unlabeled:
+    every file is in `UNLABELED_CLASS`.
     """
+    if unlabeled:
+        return Plan([Entry("/".join(p), UNLABELED_CLASS, size, opener)
+                     for p, size, opener in files], skipped, "unlabeled")
     level = 0
     while True:
         deep = [p for p, _, _ in files if len(p) > level + 1]

@@ -50,6 +50,8 @@ PAGES = {
                         url_path="evaluate"),
     "sweeps": st.Page("app_pages/sweeps.py", title="Sweeps", icon=":material/tune:",
                       url_path="sweeps"),
+    "adapt": st.Page("app_pages/adapt.py", title="Adapt", icon=":material/swap_horiz:",
+                     url_path="adapt"),
     # Reached by its link only (tlcore.ui.present.presenter_link), not from the menu.
     "present": st.Page("app_pages/present.py", title="Presenter view", icon=":material/slideshow:",
                        url_path=PRESENT_PATH, visibility="hidden"),
