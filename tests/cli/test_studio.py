@@ -76,6 +76,6 @@ def test_the_wheel_carries_the_dashboard_and_the_command(tmp_path):
                             if n.endswith(".dist-info/entry_points.txt"))
     pages = {f"tlcore/ui/studio/app_pages/{p.name}" for p in studio.PAGES_DIR.glob("*.py")}
     assert {"tlcore/ui/studio/app.py", "tlcore/ui/studio/.streamlit/config.toml",
-            *pages} <= names and len(pages) == 6
+            "tlcore/adapt/__init__.py", *pages} <= names and len(pages) == 7
     assert any(n.startswith("tlcore/store/migrations/versions/0001") for n in names)
     assert "tlcore = tlcore.cli:main" in entry_points
