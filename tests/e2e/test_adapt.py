@@ -38,6 +38,7 @@ def test_adapt_a_run_to_a_shifted_domain_and_read_its_chart(lab_home, tmp_path):
     source_home, run_id = lab_home
     home = tmp_path / "workspace"
     shutil.copytree(source_home, home)  # this test's own copy: adapting adds a run
+    before = {r["run_id"] for r in adapted.adapted_runs(Workspace.from_env(home))}
     env = {**os.environ, "TLCORE_HOME": str(home), "TLCORE_MAX_WORKERS": "1",
            "TLCORE_WARM_WORKERS": "0"}
     with streamlit_server(tmp_path, env) as url, sync_playwright() as pw:
@@ -75,5 +76,6 @@ def test_adapt_a_run_to_a_shifted_domain_and_read_its_chart(lab_home, tmp_path):
             raise
         finally:
             browser.close()
-    runs = adapted.adapted_runs(Workspace.from_env(home))
-    assert len(runs) == 1 and runs[0]["run_id"] != run_id
+    new = [r for r in adapted.adapted_runs(Workspace.from_env(home))
+           if r["run_id"] not in before]
+    assert len(new) == 1 and new[0]["source_run"] == run_id and new[0]["target"] == "inverted"
