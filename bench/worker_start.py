@@ -53,14 +53,15 @@ def main(argv: list[str] | None = None) -> int:
     rows = "\n".join(f"| {name} | {seconds:.2f} s | {seconds / bare:.2f}x |"
                      for name, seconds in best.items())
     text = (f"Fresh `python -c` processes, spawn to exit, best of {args.repeats}; Keras "
-            f"backend TensorFlow, with JAX and pandas installed (`requirements.txt`); "
+            f"backend TensorFlow, with JAX, pandas and scikit-learn installed "
+            f"(`requirements.txt`); "
             f"{os.cpu_count()} CPU cores. Measured {date.today().isoformat()} with "
             f"`python -m bench.worker_start`.\n\n"
             f"| process | seconds | against a bare `import keras` |\n| --- | ---: | ---: |\n"
-            f"{rows}\n\nTensorFlow imports JAX for TFLite's helpers and Keras imports pandas "
-            f"for its data adapters, both only when installed; a worker never uses them, so "
-            f"it makes them unimportable before Keras loads. The remaining floor is "
-            f"TensorFlow's own import.")
+            f"{rows}\n\nTensorFlow imports JAX for TFLite's helpers, and Keras imports pandas "
+            f"for its data adapters and scikit-learn for its wrappers, each only when "
+            f"installed; a worker never uses them, so it makes them unimportable before Keras "
+            f"loads. The remaining floor is TensorFlow's own import.")
     publish("Worker start · imports · CPU", text, args.out)
     return 0
 
