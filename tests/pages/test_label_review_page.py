@@ -16,6 +16,7 @@ from tests.support.labels import colour_dataset
 from tests.support.markup import shown
 from tlcore import data
 from tlcore.cache import reviews
+from tlcore.data import jobs
 from tlcore.results import label_review
 
 DATA = "app_pages/data.py"
@@ -120,7 +121,7 @@ def test_a_failed_review_says_why_in_one_line(app, ws):
     colour_dataset(ws, per_class=6, flipped=0)
     job = ws.tmp_dir / "job-review-gone"
     job.mkdir(parents=True)
-    (job / label_review.RESULT_FILE).write_text(
+    (job / jobs.RESULT_FILE).write_text(
         '{"error": "ImageNet weights for VGG16 are not available locally."}')
     at = app()
     at.session_state["review_job"] = {"job": str(job), "dataset": "colours"}

@@ -16,11 +16,7 @@ Keras is imported inside `frozen_features` only.
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,22 +28,16 @@ import numpy as np
 from tlcore.cache import features as featcache
 from tlcore.cache import reviews
 from tlcore.config import RunConfig
-from tlcore.data import SPLITS, load_manifest, staging
+from tlcore.data import SPLITS, jobs, load_manifest
 from tlcore.data import label_issues as issues
-from tlcore.data.background import read_json
-from tlcore.errors import DatasetError
-from tlcore.runs.children import worker_env
 from tlcore.vgg16 import backbones, bases
-from tlcore.workspace import Workspace, check_dataset_name, is_no_space
+from tlcore.workspace import Workspace, check_dataset_name
 
 # Block 4's pooled output: on Fashion-MNIST at 64 px it separates wrong labels
 # better than block 5's (docs/benchmarks.md, "Label issues").
 CUT = backbones.BLOCKS[3].pool
 DEFAULT_SIZE = 64
 JOB_PREFIX = "job-review-"
-REQUEST_FILE = "request.json"
-PROGRESS_FILE = "progress.json"
-RESULT_FILE = "result.json"
 SCORE_DIGITS = 4
 
 # `(done, total, message)`: images through the base, then the ranking.
@@ -284,54 +274,22 @@ def start_review(name: str, *, image_size: int = DEFAULT_SIZE, weights: str = "i
     check_dataset_name(name)
     reviews.review_config(name, image_size, weights)
     load_manifest(name, ws)
-    job = staging.make_staging(ws, JOB_PREFIX)
-    try:
-        (job / REQUEST_FILE).write_text(json.dumps(
-            {"name": name, "image_size": image_size, "weights": weights}), encoding="utf-8")
-        _children[job] = subprocess.Popen(
-            [sys.executable, "-m", "tlcore.workers.label_review", str(job)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True,
-            env=worker_env(ws), close_fds=True)
-    except OSError as exc:
-        shutil.rmtree(job, ignore_errors=True)
-        if is_no_space(exc):
-            raise staging.disk_full_error(ws.tmp_dir, exc) from None
-        raise DatasetError(f"Could not start the label review: {exc.strerror or exc}. "
-                           f"Received: dataset {name!r}") from None
-    return job
-
-
-# Workers this process started: polling them reaps them (no zombie looks alive).
-_children: dict[Path, subprocess.Popen] = {}
+    return jobs.start_job(ws, JOB_PREFIX, "tlcore.workers.label_review",
+                          {"name": name, "image_size": image_size, "weights": weights},
+                          what="the label review", received=f"dataset {name!r}")
 
 
 def review_status(job: str | os.PathLike) -> ReviewStatus:
     """Where the review in job folder `job` stands (see `ReviewStatus`)."""
-    job = Path(job)
-    result = read_json(job / RESULT_FILE)
-    if result is None and not _worker_alive(job):
-        result = read_json(job / RESULT_FILE) or {
-            "error": "The label review stopped without a result (its process ended; out of "
-                     "memory?). Start it again, or at a smaller image size."}
+    result, state = jobs.job_state(job, lambda _: {
+        "error": "The label review stopped without a result (its process ended; out of "
+                 "memory?). Start it again, or at a smaller image size."})
     if result is not None:
         return ReviewStatus(False, error=result.get("error"))
-    state = read_json(job / PROGRESS_FILE) or {}
     return ReviewStatus(True, int(state.get("done", 0)), int(state.get("total", 0)),
                         str(state.get("message", "")))
 
 
 def forget_review(job: str | os.PathLike) -> None:
     """Remove job folder `job` once its outcome has been shown."""
-    job = Path(job)
-    child = _children.pop(job, None)
-    if child is not None:
-        child.poll()
-    shutil.rmtree(job, ignore_errors=True)
-
-
-def _worker_alive(job: Path) -> bool:
-    child = _children.get(job)
-    if child is not None:
-        return child.poll() is None
-    return staging.owner_alive(job) is not False
-
+    jobs.forget_job(job)

@@ -9,17 +9,12 @@ runs `tlcore.adapt.lab.adapt_run`, writes its progress to `progress.json`
 
 from __future__ import annotations
 
-import json
 import sys
 import time
-import traceback
 from pathlib import Path
 from typing import Any
 
-from tlcore.adapt.jobs import PROGRESS_FILE, REQUEST_FILE, RESULT_FILE
-from tlcore.data import staging
-from tlcore.data.background import write_json
-from tlcore.errors import TLCoreError
+from tlcore.data import jobs
 from tlcore.workspace import Workspace
 
 PROGRESS_EVERY_S = 0.25
@@ -29,8 +24,7 @@ def run_job(job: Path) -> dict[str, Any]:
     """Run the adaptation job folder `job` asks for; returns what `result.json` gets."""
     from tlcore.adapt.lab import adapt_run
 
-    staging.claim(job)
-    request = json.loads((job / REQUEST_FILE).read_text(encoding="utf-8"))
+    request = jobs.take_job(job)
     last = {"step": None, "at": 0.0}
 
     def progress(step: str, done: int, total: int) -> None:
@@ -38,40 +32,20 @@ def run_job(job: Path) -> dict[str, Any]:
         if step == last["step"] and now - last["at"] < PROGRESS_EVERY_S and done < total:
             return
         last.update(step=step, at=now)
-        try:
-            write_json(job / PROGRESS_FILE, {"step": step, "done": done, "total": total})
-        except OSError:
-            pass  # progress is a courtesy; a full disk fails the adaptation itself
+        jobs.write_progress(job, {"step": step, "done": done, "total": total})
 
-    try:
-        report = adapt_run(request["run_id"], request["target"],
-                           method_names=request["methods"], scorer=request["scorer"],
-                           owner=request.get("owner"), ws=Workspace.from_env(),
-                           progress=progress)
-        return {"report": report}
-    except TLCoreError as exc:
-        return {"error": str(exc)}
-    except Exception as exc:  # noqa: BLE001 - a bug, but the page still needs one line
-        traceback.print_exc()
-        detail = " ".join(str(exc).split())
-        return {"error": f"The adaptation failed unexpectedly ({type(exc).__name__}: "
-                         f"{detail}); nothing was saved. The server's log has the details."}
+    def work() -> dict[str, Any]:
+        return {"report": adapt_run(request["run_id"], request["target"],
+                                    method_names=request["methods"], scorer=request["scorer"],
+                                    owner=request.get("owner"), ws=Workspace.from_env(),
+                                    progress=progress)}
+
+    return jobs.outcome(work, "The adaptation failed unexpectedly; nothing was saved")
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the job folder given as the only argument; exit status 0 when adapted."""
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m tlcore.workers.adapt JOB_FOLDER", file=sys.stderr)
-        return 2
-    job = Path(args[0])
-    result = run_job(job)
-    try:
-        write_json(job / RESULT_FILE, result)
-    except OSError as exc:
-        print(f"error: cannot write {job / RESULT_FILE}: {exc}", file=sys.stderr)
-        return 1
-    return 0 if "report" in result else 2
+    return jobs.run_worker(argv, "tlcore.workers.adapt", run_job)
 
 
 if __name__ == "__main__":
