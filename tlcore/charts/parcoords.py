@@ -16,7 +16,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from tlcore.charts.runs import CHAR_PX, METRIC_LABELS, value_text
-from tlcore.charts.theme import chart_text, empty_figure, styled
+from tlcore.charts.theme import chart_text, empty_figure, style_layout
 
 # Hyperparameters worth a glance in the runs table and the parallel-coordinates plot.
 KEY_PARAMS = (
@@ -105,22 +105,20 @@ def parallel_coordinates(runs_df: pd.DataFrame, params: Sequence[str],
     tilted = any(3.5 * (len(a["label"]) + len(b["label"])) > spacing
                  for a, b in itertools.pairwise(dimensions))
     low, high = color_range(target_values)
-    fig = go.Figure(go.Parcoords(
-        dimensions=dimensions, labelangle=-20 if tilted else 0,
-        line={"color": target_values, "colorscale": "Viridis", "showscale": True,
-              **({"cmin": low, "cmax": high} if low < high else {}),
-              "colorbar": {"thickness": 12, "tickformat": ".2f"}},
-        labelfont={"size": 12}, tickfont={"size": 11},
-    ))
-    fig = styled(fig, title, height=400 + (40 if tilted else 0))
     # Room for the outer axes' half labels and the first axis's ticks (drawn at its left),
     # the tilted labels' rise and the colour bar: ~7 px a character at these font sizes.
     first_ticks = max((len(t) for t in dimensions[0].get("ticktext", [])), default=6)
-    fig.update_layout(margin={
+    layout = style_layout(title, height=400 + (40 if tilted else 0))
+    layout["margin"] = {
         "l": max(48, CHAR_PX * first_ticks + 16, 4 * len(dimensions[0]["label"])),
         "r": 72 + 4 * len(target_label),
-        "t": 96 + (3 * longest if tilted else 0), "b": 32})
-    return fig
+        "t": 96 + (3 * longest if tilted else 0), "b": 32}
+    return go.Figure(data=[{
+        "type": "parcoords", "dimensions": dimensions, "labelangle": -20 if tilted else 0,
+        "line": {"color": target_values, "colorscale": "Viridis", "showscale": True,
+                 **({"cmin": low, "cmax": high} if low < high else {}),
+                 "colorbar": {"thickness": 12, "tickformat": ".2f"}},
+        "labelfont": {"size": 12}, "tickfont": {"size": 11}}], layout=layout)
 
 
 def log_axis(numbers: pd.Series, ticks_max: int = LOG_TICKS_MAX) -> dict[str, Any]:
@@ -185,8 +183,6 @@ def short_labels(keys: Sequence[str]) -> dict[str, str]:
     return {k: s if last.count(s) == 1 else k for k, s in zip(keys, last, strict=True)}
 
 
-
-
 def differing_params(runs_df: pd.DataFrame, candidates: Sequence[str] = KEY_PARAMS,
                      limit: int | None = 8) -> list[str]:
     """The hyperparameter columns whose values differ between the rows.
@@ -206,7 +202,7 @@ def differing_params(runs_df: pd.DataFrame, candidates: Sequence[str] = KEY_PARA
     config_columns = [c for c in runs_df.columns if "." in c or c == "image_size"]
     ordered = list(dict.fromkeys([*candidates, *config_columns]))
     differ = [c for c in ordered
-              if c in runs_df and runs_df[c].map(value_text).nunique(dropna=False) > 1]
+              if c in runs_df and len({value_text(v) for v in runs_df[c].to_list()}) > 1]
     if differ:
         return differ[:limit]
     return [c for c in candidates if c in runs_df][:3]

@@ -27,6 +27,7 @@ from tlcore.charts.theme import (
     MARGIN,
     chart_text,
     empty_figure,
+    style_layout,
     styled,
 )
 from tlcore.config import flatten
@@ -155,69 +156,97 @@ def learning_curves(metrics_df: pd.DataFrame, metric: str = "loss",
     # Many runs: one legend entry per run (it toggles both curves), the dash in its title.
     per_run = len(order) * len(splits) > LEGEND_BELOW_MAX and len(splits) > 1
     at = "%{x:.0f} s" if x == "time" else "epoch %{x}"
-    fig = go.Figure()
-    marked: set[float] = set()
+    by_run = run_parts(metrics_df)
+    # Traces as plain dicts, validated once by the figure: a trace object each costs more.
+    curves: list[dict[str, Any]] = []
+    stars: list[dict[str, Any]] = []
+    boundaries: list[tuple[float, str]] = []
     for run in order:
-        part = with_elapsed(metrics_df[metrics_df["run"] == run].sort_values("epoch"))
-        if part.empty:
+        part = by_run.get(run)
+        if part is None:
             continue
-        xs = part["elapsed_s"] if x == "time" else part["epoch"]
+        xs = (part["elapsed_s"] if x == "time" else part["epoch"]).to_list()
+        name_run = chart_text(run)
         listed = False
         for split in splits:
             column = metric if split == "train" else f"val_{metric}"
             if column not in part or part[column].isna().all():
                 continue
-            if single:
-                name = split
-            else:
-                name = chart_text(run if per_run else f"{run} · {split}")
             # One run: colour by split for contrast; several: colour by run, dash by split.
             line = {"color": SPLIT_COLORS[split] if single else colors[run],
                     "dash": "solid" if split == "train" else "dash",
                     "width": LINE_WIDTHS[split]}
             hover = f"%{{meta[0]}}<br>{at}<br>{split} {metric}: %{{y:.4f}}<extra></extra>"
+            common = {"type": "scatter", "x": xs, "legendgroup": name_run, "meta": [name_run],
+                      "line": line}
             if smoothing:
-                fig.add_trace(go.Scatter(
-                    x=xs, y=part[column], mode="lines", opacity=RAW_OPACITY, showlegend=False,
-                    legendgroup=chart_text(run), meta=[chart_text(run)], line=line,
-                    hovertemplate=hover.replace(f"{split} {metric}", f"raw {split} {metric}")))
-            fig.add_trace(go.Scatter(
-                x=xs, y=ema(part[column], smoothing), mode="lines+markers",
-                name=name, showlegend=False if per_run and listed else None,
-                legendgroup=chart_text(run), meta=[chart_text(run)], line=line,
-                marker={"size": 5}, hovertemplate=hover,
-            ))
+                curves.append({**common, "y": part[column].to_list(), "mode": "lines",
+                               "opacity": RAW_OPACITY, "showlegend": False,
+                               "hovertemplate": hover.replace(f"{split} {metric}",
+                                                              f"raw {split} {metric}")})
+            curves.append({**common, "y": ema(part[column], smoothing).to_list(),
+                           "mode": "lines+markers",
+                           "name": split if single else chart_text(run if per_run
+                                                                   else f"{run} · {split}"),
+                           "marker": {"size": 5}, "hovertemplate": hover,
+                           **({"showlegend": False} if per_run and listed else {})})
             listed = True
-        if phase_boundaries and "phase" in part and (part["phase"] > 1).any():
-            tuned = part["phase"] > 1
-            if x == "time":
-                before = part.loc[~tuned & (part["epoch"] < part.loc[tuned, "epoch"].min()),
-                                  "elapsed_s"]
-                boundary = float(before.max()) if not before.empty else 0.0
-            else:
-                boundary = part.loc[tuned, "epoch"].min() - 0.5
-            # Runs that start fine-tuning at the same epoch share one label.
-            label_here = {"annotation_text": "fine-tuning", "annotation_position": "top left",
-                          "annotation_font": {"size": 11, "color": "#555555"}}
-            fig.add_vline(x=boundary, line={"dash": "dot", "width": 1.5,
-                                            "color": "#555555" if single else colors[run]},
-                          **({} if boundary in marked else label_here))
-            marked.add(boundary)
-    for run in order:
-        best_marker(fig, metrics_df, run, (best_epochs or {}).get(run), metric, splits, x,
-                    smoothing, SPLIT_COLORS["val" if "val" in splits else "train"]
-                    if single else colors[run])
-    if x == "epoch":
-        fig.update_xaxes(dtick=1 if metrics_df["epoch"].max() <= 15 else None)
-    if log_y:
-        fig.update_yaxes(type="log")
-    elif metric == "accuracy":
-        fig.update_yaxes(rangemode="tozero")
-    fig = styled(fig, title, X_TITLES[x], f"{label} (log)" if log_y else label)
+        boundary = phase_boundary(part, x) if phase_boundaries else None
+        if boundary is not None:
+            boundaries.append((boundary, "#555555" if single else colors[run]))
+        star = best_star(part, run, (best_epochs or {}).get(run), metric, splits, x, smoothing,
+                         SPLIT_COLORS["val" if "val" in splits else "train"]
+                         if single else colors[run])
+        if star:
+            stars.append(star)
+    names = [t["name"] for t in curves if t.get("showlegend") is not False]
+    layout = style_layout(title, entries=len(names))
+    layout["xaxis"] = {"title": {"text": chart_text(X_TITLES[x])}}
+    if x == "epoch" and metrics_df["epoch"].max() <= 15:
+        layout["xaxis"]["dtick"] = 1
+    layout["yaxis"] = {"title": {"text": chart_text(f"{label} (log)" if log_y else label)},
+                       **({"type": "log"} if log_y else
+                          {"rangemode": "tozero"} if metric == "accuracy" else {})}
     if per_run:
-        legend_in_columns(fig, [t.name for t in fig.data if t.showlegend is not False],
-                          DASH_LEGEND)
+        layout.update(columns_legend(names, DASH_LEGEND, layout["height"]))
+    fig = go.Figure(data=curves + stars, layout=layout)
+    marked: set[float] = set()
+    for boundary, color in boundaries:
+        # Runs that start fine-tuning at the same epoch share one label.
+        label_here = {"annotation_text": "fine-tuning", "annotation_position": "top left",
+                      "annotation_font": {"size": 11, "color": "#555555"}}
+        fig.add_vline(x=boundary, line={"dash": "dot", "width": 1.5, "color": color},
+                      **({} if boundary in marked else label_here))
+        marked.add(boundary)
     return fig
+
+
+def run_parts(metrics_df: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Each run's epochs in order with `elapsed_s`, by run label.
+
+    `elapsed_s` is the seconds from the run's start to each epoch's end. An epoch
+    without a time counts as none, so the epochs after it keep a time.
+    """
+    ordered = metrics_df.sort_values("epoch", kind="stable")
+    times = (pd.to_numeric(ordered["epoch_time"], errors="coerce").fillna(0.0)
+             if "epoch_time" in ordered else pd.Series(0.0, index=ordered.index))
+    ordered = ordered.assign(elapsed_s=times.groupby(ordered["run"], sort=False).cumsum())
+    return {run: part for run, part in ordered.groupby("run", sort=False)}
+
+
+def phase_boundary(part: pd.DataFrame, x: str) -> float | None:
+    """Where one run's fine-tuning (phase 2) starts on the x axis, or None without one.
+
+    On the epoch axis, half an epoch before its first fine-tuning epoch; on the time
+    axis, the end of the last epoch before it.
+    """
+    if "phase" not in part or not (part["phase"] > 1).any():
+        return None
+    tuned = part["phase"] > 1
+    if x == "time":
+        before = part.loc[~tuned & (part["epoch"] < part.loc[tuned, "epoch"].min()), "elapsed_s"]
+        return float(before.max()) if not before.empty else 0.0
+    return float(part.loc[tuned, "epoch"].min() - 0.5)
 
 
 def check_curve_options(x: str, smoothing: float) -> None:
@@ -229,28 +258,34 @@ def check_curve_options(x: str, smoothing: float) -> None:
                          f"Received: smoothing={smoothing!r}")
 
 
-def best_marker(fig: go.Figure, metrics_df: pd.DataFrame, run: str, best: int | None,
-                metric: str, splits: Sequence[str], x: str, smoothing: float,
-                color: str) -> None:
-    """A star where run `run`'s curve (val when drawn) passes its best epoch, if it has one."""
+def best_star(part: pd.DataFrame, run: str, best: int | None, metric: str,
+              splits: Sequence[str], x: str, smoothing: float,
+              color: str) -> dict[str, Any] | None:
+    """The star trace where a run's curve (val when drawn) passes its best epoch, or None.
+
+    Args:
+        part: The run's epochs in order, with `elapsed_s` (`run_parts`).
+        run: The run's label.
+        best: The epoch whose model the run kept; None when unknown.
+        metric, splits, x, smoothing: As `learning_curves` draws the run.
+        color: The star's colour.
+    """
     if best is None or pd.isna(best):
-        return
-    part = with_elapsed(metrics_df[metrics_df["run"] == run].sort_values("epoch"))
+        return None
     column = f"val_{metric}" if "val" in splits else metric
     if column not in part:
-        return
+        return None
     values = ema(part[column], smoothing)
     hit = part["epoch"] == best
     if not hit.any() or pd.isna(values[hit].iloc[0]):
-        return
+        return None
     where = part.loc[hit, "elapsed_s" if x == "time" else "epoch"].iloc[0]
-    fig.add_trace(go.Scatter(
-        x=[where], y=[values[hit].iloc[0]], mode="markers", showlegend=False,
-        legendgroup=chart_text(run), meta=[chart_text(run), best],
-        marker={"symbol": "star", "size": 14, "color": color,
-                "line": {"width": 1, "color": "#ffffff"}},
-        hovertemplate="%{meta[0]}<br>model kept: epoch %{meta[1]}<br>"
-                      f"{column}: %{{y:.4f}}<extra></extra>"))
+    return {"type": "scatter", "x": [where], "y": [values[hit].iloc[0]], "mode": "markers",
+            "showlegend": False, "legendgroup": chart_text(run), "meta": [chart_text(run), best],
+            "marker": {"symbol": "star", "size": 14, "color": color,
+                       "line": {"width": 1, "color": "#ffffff"}},
+            "hovertemplate": "%{meta[0]}<br>model kept: epoch %{meta[1]}<br>"
+                             f"{column}: %{{y:.4f}}<extra></extra>"}
 
 
 def ema(values: pd.Series, weight: float) -> pd.Series:
@@ -276,16 +311,7 @@ def ema(values: pd.Series, weight: float) -> pd.Series:
     return pd.Series(out, index=values.index, dtype=float)
 
 
-def with_elapsed(part: pd.DataFrame) -> pd.DataFrame:
-    """One run's epochs (in order) with `elapsed_s`: seconds from its start to each epoch's end.
-
-    An epoch without a time counts as none, so the epochs after it keep a time.
-    """
-    times = part["epoch_time"] if "epoch_time" in part else pd.Series(0.0, index=part.index)
-    return part.assign(elapsed_s=pd.to_numeric(times, errors="coerce").fillna(0.0).cumsum())
-
-
-def legend_in_columns(fig: go.Figure, names: Sequence[str], title: str) -> None:
+def columns_legend(names: Sequence[str], title: str, height: int) -> dict[str, Any]:
     """A long legend in aligned columns below the plot, its title on a row of its own.
 
     Entries are as wide as the longest name, as many to a row as fit
@@ -293,18 +319,20 @@ def legend_in_columns(fig: go.Figure, names: Sequence[str], title: str) -> None:
     its height and nothing scrolls.
 
     Args:
-        fig: The figure, changed in place.
         names: The legend's entries (as shown).
         title: The legend's title.
+        height: The figure's height without the legend.
+
+    Returns:
+        The layout's `legend`, `margin` and `height`.
     """
     entry_px = LEGEND_SAMPLE_PX + CHAR_PX * max((len(n) for n in names), default=1)
     per_row = max(1, CURVES_WIDTH_PX // entry_px)
     rows = 1 + -(-len(names) // per_row)  # the title's row, then the entries
     grow = 8 + LEGEND_ROW_PX * rows
-    fig.update_layout(
-        legend={**LEGEND_BELOW, "entrywidth": entry_px, "entrywidthmode": "pixels",
-                "title": {"text": chart_text(title), "side": "top"}},
-        margin={"b": MARGIN["b"] + grow}, height=(fig.layout.height or HEIGHT) + grow)
+    return {"legend": {**LEGEND_BELOW, "entrywidth": entry_px, "entrywidthmode": "pixels",
+                       "title": {"text": chart_text(title), "side": "top"}},
+            "margin": {"b": MARGIN["b"] + grow}, "height": height + grow}
 
 
 def final_metrics_bar(runs_df: pd.DataFrame,
@@ -328,33 +356,36 @@ def final_metrics_bar(runs_df: pd.DataFrame,
     if runs_df.empty:
         return empty_figure(title, "No runs selected")
     many = len(runs_df) > BARS_VERTICAL_MAX
-    names = runs_df["run"].map(chart_text)
-    fig = go.Figure()
+    names = [chart_text(n) for n in runs_df["run"]]
+    bars = []
     for i, column in enumerate(m for m in metrics if m in runs_df):
-        values = runs_df[column]
+        values = runs_df[column].to_list()
         bar = {"x": values, "y": names, "orientation": "h", "textposition": "none",
                "hovertemplate": "%{y}<br>%{x:.4f}<extra></extra>"} if many else {
             "x": names, "y": values, "textposition": "outside", "cliponaxis": False,
             "text": [f"{v:.3f}" if pd.notna(v) else "" for v in values],
             "hovertemplate": "%{x}<br>%{y:.4f}<extra></extra>"}
-        fig.add_trace(go.Bar(name=METRIC_LABELS.get(column, column),
-                             marker_color=COLORWAY[i % len(COLORWAY)], **bar))
+        bars.append({"type": "bar", "name": METRIC_LABELS.get(column, column),
+                     "marker": {"color": COLORWAY[i % len(COLORWAY)]}, **bar})
     accuracies = all("accuracy" in m for m in metrics)
-    value_title = "Accuracy" if accuracies else "Value"
+    value_axis: dict[str, Any] = {"title": {"text": "Accuracy" if accuracies else "Value"}}
     if many:
-        fig.update_layout(barmode="group")
-        # The first run on top, each name on its own row, as long as it is.
-        fig.update_yaxes(type="category", autorange="reversed", automargin=True)
         if accuracies:
-            fig.update_xaxes(range=[0, 1])
-        return styled(fig, title, value_title, "Run",
-                      height=max(HEIGHT, 140 + BAR_ROW_PX * len(runs_df)))
-    # Labels too small to read beside their neighbours are left out, not overlapped.
-    fig.update_layout(barmode="group", uniformtext={"minsize": 10, "mode": "hide"})
-    fig.update_xaxes(type="category", automargin=True)
-    if accuracies:
-        fig.update_yaxes(range=[0, 1.08])
-    return styled(fig, title, "Run", value_title)
+            value_axis["range"] = [0, 1]
+        # The first run on top, each name on its own row, as long as it is.
+        layout = style_layout(title, max(HEIGHT, 140 + BAR_ROW_PX * len(runs_df)), len(bars))
+        layout.update(barmode="group", xaxis=value_axis,
+                      yaxis={"title": {"text": "Run"}, "type": "category",
+                             "autorange": "reversed", "automargin": True})
+    else:
+        if accuracies:
+            value_axis["range"] = [0, 1.08]
+        # Labels too small to read beside their neighbours are left out, not overlapped.
+        layout = style_layout(title, entries=len(bars))
+        layout.update(barmode="group", uniformtext={"minsize": 10, "mode": "hide"},
+                      xaxis={"title": {"text": "Run"}, "type": "category", "automargin": True},
+                      yaxis=value_axis)
+    return go.Figure(data=bars, layout=layout)
 
 
 def config_diff(configs: Mapping[str, Mapping[str, Any]],
@@ -473,7 +504,7 @@ def runs_frame(runs: Sequence[Mapping[str, Any]], now: float | None = None) -> p
         row = {
             "id": run["id"], "run": labels[run["id"]], "name": run["name"],
             "dataset": run["dataset"], "status": run["status"],
-            "created": pd.to_datetime(run["created"], unit="s"),
+            "created": run["created"],
             "duration_s": duration, "duration": format_duration(duration),
             "device": run.get("device") or "",
             "sweep": (run.get("extra") or {}).get("sweep") or "",
@@ -491,6 +522,7 @@ def runs_frame(runs: Sequence[Mapping[str, Any]], now: float | None = None) -> p
                                       "best_val_accuracy",
                                       "best_val_loss", "best_epoch", "test_accuracy",
                                       "test_loss"])
+    frame["created"] = pd.to_datetime(frame["created"], unit="s")
     for column in ("best_val_accuracy", "best_val_loss", "test_accuracy", "test_loss"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce")
     return frame

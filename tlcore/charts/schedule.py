@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import pandas as pd
 import plotly.graph_objects as go
 
-from tlcore.charts.runs import X_TITLES, check_curve_options, run_colors, with_elapsed
+from tlcore.charts.runs import X_TITLES, check_curve_options, run_colors, run_parts
 from tlcore.charts.theme import chart_text, empty_figure, styled
 
 
@@ -24,9 +24,10 @@ def _per_epoch_lines(metrics_df: pd.DataFrame, column: str, runs: Sequence[str] 
     colors = run_colors(order)
     at = "%{x:.0f} s" if x == "time" else "epoch %{x}"
     fig = go.Figure()
+    by_run = run_parts(metrics_df)
     for run in order:
-        part = with_elapsed(metrics_df[metrics_df["run"] == run].sort_values("epoch"))
-        if part.empty or part[column].isna().all():
+        part = by_run.get(run)
+        if part is None or part[column].isna().all():
             continue
         fig.add_trace(go.Scatter(
             x=part["elapsed_s"] if x == "time" else part["epoch"], y=part[column],
