@@ -192,15 +192,30 @@ class Shots:
             shutil.copy(path, Path(self.extra) / path.name)
 
 
+def _settled(page) -> None:
+    """Wait until the rerun an input started has finished (Streamlit's running icon gone).
+
+    The next input then meets the page that rerun drew, as a person's would: inputs
+    sent while the server still runs the page race its reruns and the sidebar's
+    refresh, and an input can be lost.
+    """
+    from playwright.sync_api import expect
+
+    page.wait_for_timeout(250)  # the rerun has started
+    expect(page.get_by_test_id("stStatusWidgetRunningIcon")).to_have_count(0, timeout=60_000)
+
+
 def _commit(locator, value: str) -> None:
-    """Type into a Streamlit input and commit it (Streamlit applies on Enter)."""
+    """Type into a Streamlit input, commit it (Streamlit applies on Enter), wait for the rerun."""
     locator.fill(value)
     locator.press("Enter")
+    _settled(locator.page)
 
 
 def _choose(page, label: str, option: str) -> None:
     page.locator('[data-testid="stSelectbox"]', has_text=label).click()
     page.get_by_role("option", name=option, exact=True).click()
+    _settled(page)
 
 
 def _launch(page, name: str, epochs: int, learning_rate: str | None = None) -> None:
@@ -209,7 +224,6 @@ def _launch(page, name: str, epochs: int, learning_rate: str | None = None) -> N
     if learning_rate:
         _commit(page.get_by_role("spinbutton", name="Learning rate", exact=True), learning_rate)
     _commit(page.get_by_role("textbox", name="Run name (optional)"), name)
-    page.wait_for_timeout(500)
     page.get_by_role("button", name="Launch run").click()
     page.get_by_role("heading", name=name).wait_for(timeout=30_000)
 
@@ -243,6 +257,8 @@ def test_upload_train_watch_cancel_compare(server, tmp_path):
 
             # Train: tiny config, launch, watch the live panel until it completes.
             page.get_by_role("link", name="Train").click()
+            page.get_by_role("spinbutton", name="Image size (px)").wait_for()
+            _settled(page)  # the page's first run has drawn the whole form
             _commit(page.get_by_role("spinbutton", name="Image size (px)"), "32")
             # Frozen random features: a head-only run, the quickest to train on a CPU.
             _choose(page, "Pretrained weights",

@@ -6,8 +6,10 @@ with a temporary workspace, and drives it with Playwright (Debian's `chromium`).
 
 from __future__ import annotations
 
+import functools
 import os
 import re
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,8 +26,20 @@ from tests.e2e.test_browser import (
     streamlit_server,
 )
 from tlcore.data.demo import synth_image
+from tlcore.runs import device
+from tlcore.workspace import Workspace
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("browser")]
+
+
+@functools.cache
+def probed_device() -> str:
+    """The device probe's answer on this machine, from one real probe per test process."""
+    with tempfile.TemporaryDirectory(prefix="tlcore-probe-") as tmp:
+        ws = Workspace.from_env(Path(tmp))
+        info = device.device_info(ws)
+        assert "error" not in info, info["error"]
+        return (ws.cache_dir / device.DEVICE_CACHE_FILE).read_text()
 
 
 @contextmanager
@@ -38,6 +52,11 @@ def studio_page(tmp_path: Path, home: Path, url_path: str = "",
     from playwright.sync_api import expect, sync_playwright
 
     expect.set_options(timeout=EXPECT_TIMEOUT_MS)
+    # The server finds the device probed, as a server does after its first probe: the
+    # probe has tests of its own, and each probe imports TensorFlow in a process of its own.
+    cache = Workspace.from_env(home).cache_dir
+    cache.mkdir(parents=True, exist_ok=True)
+    (cache / device.DEVICE_CACHE_FILE).write_text(probed_device())
     env = {**os.environ, "TLCORE_HOME": str(home), "TLCORE_MAX_WORKERS": "1",
            "TLCORE_WARM_WORKERS": "0"}
     with streamlit_server(tmp_path, env) as url, sync_playwright() as pw:

@@ -186,7 +186,7 @@ def on_ray(ray_head, monkeypatch):
     active = [job.submission_id for job in rayjobs.client(ray_head).list_jobs()
               if job.status.value in rayjobs.ACTIVE_STATES]
     for job in active:
-        rayjobs.stop(job)
+        rayjobs.stop_job(job)
     for job in active:
         assert rayjobs.wait_ended(job, DEADLINE_S), f"Ray job {job} did not stop"
 
@@ -311,8 +311,11 @@ def test_runs_as_ray_jobs_gpus_queue_cancel_kill_and_logs(ws, dataset, on_ray):
     assert all(store.get_run(r)["extra"]["ray_job"].startswith("tlcore-run-") for r in runs)
 
     def running() -> list[str]:
+        """The runs a worker has taken and said where it runs: it marks a run running,
+        then records its GPUs (`claim_extra`) in a second write."""
         liveness.refresh(ws)
-        return [r for r in runs if store.get_run(r)["status"] == RUNNING]
+        return [r for r in runs if (run := store.get_run(r))["status"] == RUNNING
+                and "cuda_visible_devices" in (run["extra"] or {})]
 
     # Two GPUs: two runs train at once, each on its own; the third waits in Ray's queue.
     first_two = wait_for(lambda: len(running()) == 2 and running(), "two running runs",
