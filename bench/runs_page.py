@@ -117,6 +117,17 @@ def tick_script() -> None:
     runs_section(*st.session_state["bench_args"])
 
 
+def timed_tick(app: Any, tick: int) -> float:
+    """Seconds of `app`'s rerun after ticking the first `tick` rows of the runs table."""
+    app.session_state["runs_table"] = {"selection": {"rows": list(range(tick)), "columns": []}}
+    start = time.perf_counter()
+    app.run()
+    seconds = time.perf_counter() - start
+    if app.exception or (tick >= 2 and not app.subheader):
+        raise RuntimeError(f"Ticking {tick} runs did not compare them: {app.exception}")
+    return seconds
+
+
 def measure(home: Path, tick: int, repeats: int) -> dict[str, float]:
     """Open and tick timings (seconds) of the Runs page over the workspace at `home`."""
     from streamlit import config as streamlit_config
@@ -142,22 +153,10 @@ def measure(home: Path, tick: int, repeats: int) -> dict[str, float]:
             raise RuntimeError(f"The Runs page did not draw its table: {at.exception}")
         opens.append(end - start)
         pages.append(end - page_start)
-        at.session_state["runs_table"] = {"selection": {"rows": list(range(tick)),
-                                                        "columns": []}}
-        start = time.perf_counter()
-        at.run()
-        ticks.append(time.perf_counter() - start)
-        if at.exception or (tick >= 2 and not at.subheader):
-            raise RuntimeError(f"Ticking {tick} runs did not compare them: {at.exception}")
+        ticks.append(timed_tick(at, tick))
         frag = AppTest.from_function(tick_script, default_timeout=120)
         frag.run()
-        frag.session_state["runs_table"] = {"selection": {"rows": list(range(tick)),
-                                                          "columns": []}}
-        start = time.perf_counter()
-        frag.run()
-        fragments.append(time.perf_counter() - start)
-        if frag.exception or (tick >= 2 and not frag.subheader):
-            raise RuntimeError(f"The fragment did not compare {tick} runs: {frag.exception}")
+        fragments.append(timed_tick(frag, tick))
     return {"open_first": opens[0], "open": min(opens), "page": min(pages),
             "page_tick": min(ticks), "tick": min(fragments)}
 

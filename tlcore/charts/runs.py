@@ -200,13 +200,14 @@ def learning_curves(metrics_df: pd.DataFrame, metric: str = "loss",
         if star:
             stars.append(star)
     names = [t["name"] for t in curves if t.get("showlegend") is not False]
-    layout = style_layout(title, entries=len(names))
-    layout["xaxis"] = {"title": {"text": chart_text(X_TITLES[x])}}
+    layout = style_layout(title, entries=len(names), x_title=X_TITLES[x],
+                          y_title=f"{label} (log)" if log_y else label)
     if x == "epoch" and metrics_df["epoch"].max() <= 15:
         layout["xaxis"]["dtick"] = 1
-    layout["yaxis"] = {"title": {"text": chart_text(f"{label} (log)" if log_y else label)},
-                       **({"type": "log"} if log_y else
-                          {"rangemode": "tozero"} if metric == "accuracy" else {})}
+    if log_y:
+        layout["yaxis"]["type"] = "log"
+    elif metric == "accuracy":
+        layout["yaxis"]["rangemode"] = "tozero"
     if per_run:
         layout.update(columns_legend(names, DASH_LEGEND, layout["height"]))
     fig = go.Figure(data=curves + stars, layout=layout)
@@ -367,24 +368,22 @@ def final_metrics_bar(runs_df: pd.DataFrame,
             "hovertemplate": "%{x}<br>%{y:.4f}<extra></extra>"}
         bars.append({"type": "bar", "name": METRIC_LABELS.get(column, column),
                      "marker": {"color": COLORWAY[i % len(COLORWAY)]}, **bar})
-    accuracies = all("accuracy" in m for m in metrics)
-    value_axis: dict[str, Any] = {"title": {"text": "Accuracy" if accuracies else "Value"}}
+    value_title = "Accuracy" if all("accuracy" in m for m in metrics) else "Value"
     if many:
-        if accuracies:
-            value_axis["range"] = [0, 1]
         # The first run on top, each name on its own row, as long as it is.
-        layout = style_layout(title, max(HEIGHT, 140 + BAR_ROW_PX * len(runs_df)), len(bars))
-        layout.update(barmode="group", xaxis=value_axis,
-                      yaxis={"title": {"text": "Run"}, "type": "category",
-                             "autorange": "reversed", "automargin": True})
+        layout = style_layout(title, max(HEIGHT, 140 + BAR_ROW_PX * len(runs_df)), len(bars),
+                              x_title=value_title, y_title="Run")
+        layout["yaxis"].update(type="category", autorange="reversed", automargin=True)
+        value_axis, top = layout["xaxis"], 1
     else:
-        if accuracies:
-            value_axis["range"] = [0, 1.08]
+        layout = style_layout(title, entries=len(bars), x_title="Run", y_title=value_title)
+        layout["xaxis"].update(type="category", automargin=True)
         # Labels too small to read beside their neighbours are left out, not overlapped.
-        layout = style_layout(title, entries=len(bars))
-        layout.update(barmode="group", uniformtext={"minsize": 10, "mode": "hide"},
-                      xaxis={"title": {"text": "Run"}, "type": "category", "automargin": True},
-                      yaxis=value_axis)
+        layout["uniformtext"] = {"minsize": 10, "mode": "hide"}
+        value_axis, top = layout["yaxis"], 1.08  # room for the values above the bars
+    layout["barmode"] = "group"
+    if value_title == "Accuracy":
+        value_axis["range"] = [0, top]
     return go.Figure(data=bars, layout=layout)
 
 

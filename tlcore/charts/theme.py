@@ -89,6 +89,7 @@ def styled(fig: go.Figure, title: str | None, x_title: str | None = None,
         `fig`.
     """
     fig.update_layout(style_layout(title, height, legend_entries(fig)))
+    # Axis titles on every axis of a figure (subplots have several).
     if x_title is not None:
         fig.update_xaxes(title_text=chart_text(x_title))
     if y_title is not None:
@@ -96,19 +97,26 @@ def styled(fig: go.Figure, title: str | None, x_title: str | None = None,
     return fig
 
 
-def style_layout(title: str | None, height: int = HEIGHT, entries: int = 0) -> dict:
-    """What `styled` sets in a layout: title, height and the legend's place.
+def style_layout(title: str | None, height: int = HEIGHT, entries: int = 0,
+                 x_title: str | None = None, y_title: str | None = None) -> dict:
+    """What `styled` sets, as a layout: title, height, the legend's place, axis titles.
 
-    A builder that makes its figure in one call passes this as its layout (with
-    its axis titles), which costs less than changing a figure already built.
+    A builder that makes its figure in one call passes this as its layout (adding
+    to its `xaxis` and `yaxis`), which costs less than changing a figure already built.
 
     Args:
         title: Figure title; None for none.
         height: Height in pixels.
         entries: How many entries the figure's legend lists (`legend_entries`).
+        x_title: X-axis title, as `xaxis`; None leaves `xaxis` out.
+        y_title: Y-axis title, as `yaxis`; None leaves `yaxis` out.
     """
-    return {"height": height, "title": {"text": None if title is None else chart_text(title)},
-            **legend_layout(entries)}
+    layout = {"height": height, "title": {"text": None if title is None else chart_text(title)},
+              **legend_layout(entries)}
+    for axis, text in (("xaxis", x_title), ("yaxis", y_title)):
+        if text is not None:
+            layout[axis] = {"title": {"text": chart_text(text)}}
+    return layout
 
 
 def legend_entries(fig: go.Figure) -> int:
